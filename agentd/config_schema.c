@@ -1,0 +1,53 @@
+/* agentd's configuration schema: the agent's own keys; the shared tables
+ * (log, nats, jetstream, postgres) are composed in agentd_schema. */
+#include "agentd.h"
+
+#define SEC  INT64_C(1000)
+#define MIN  (60 * SEC)
+#define HOUR (60 * MIN)
+#define NOBOUND 1, 0
+
+/* One element of `queues`. */
+static const jet_cfg_key queue_keys[] = {
+    {"name", JET_CFG_STRING, NULL, NOBOUND, NULL, JET_CFG_REQUIRED, NULL, NULL, "queue name ([a-z0-9_-], 1-64)"},
+    {"concurrency", JET_CFG_INT, "4", 1, 4096, NULL, 0, NULL, NULL, "worker threads running this queue's tasks"},
+    {"max_attempts", JET_CFG_INT, "5", 1, 1000, NULL, JET_CFG_RELOADABLE, NULL, NULL,
+     "attempts when a task has no Jetsched-Max-Attempts header"},
+    {"backoff", JET_CFG_STRING, "exp:1s:10m", NOBOUND, NULL, JET_CFG_RELOADABLE, NULL, NULL,
+     "retry backoff when a task has no Jetsched-Backoff header: exp|fixed|linear:base:cap"},
+    {"timeout", JET_CFG_DURATION, "5m", SEC, 7 * 24 * HOUR, NULL, JET_CFG_RELOADABLE, NULL, NULL,
+     "run-time limit when a task has no Jetsched-Timeout header"},
+    {NULL},
+};
+
+static const jet_cfg_key agentd_keys[] = {
+    {"agent.id", JET_CFG_STRING, NULL, NOBOUND, NULL, 0, NULL, NULL,
+     "agent id in the registry and in history (default: the host name)"},
+    {"agent.heartbeat", JET_CFG_DURATION, "5s", SEC, 5 * MIN, NULL, 0, NULL, NULL,
+     "registry heartbeat interval (keep jetstream.agent_ttl about three times this)"},
+    {"agent.plugin_dir", JET_CFG_STRING, "/usr/lib/jetsched/plugins", NOBOUND, NULL, 0, NULL, NULL,
+     "directory of native plugins (*.so)"},
+    {"agent.lua_dir", JET_CFG_STRING, "/usr/share/jetsched/lua", NOBOUND, NULL, JET_CFG_RELOADABLE, NULL, NULL,
+     "directory of Lua handlers (<handler>.lua)"},
+    {"queues", JET_CFG_GROUPLIST, NULL, NOBOUND, NULL, 0, NULL, queue_keys,
+     "queues served: ( { name = \"default\"; concurrency = 4; }, ... ); default: one queue \"default\""},
+    {"priority.mode", JET_CFG_ENUM, "weighted", NOBOUND, "weighted|strict", JET_CFG_RELOADABLE, NULL, NULL,
+     "weighted round robin over high/normal/low, or strict (low only when high and normal are empty)"},
+    {"priority.weight_high", JET_CFG_INT, "6", 1, 1000, NULL, JET_CFG_RELOADABLE, NULL, NULL, "weight of the high lane"},
+    {"priority.weight_normal", JET_CFG_INT, "3", 1, 1000, NULL, JET_CFG_RELOADABLE, NULL, NULL, "weight of the normal lane"},
+    {"priority.weight_low", JET_CFG_INT, "1", 1, 1000, NULL, JET_CFG_RELOADABLE, NULL, NULL, "weight of the low lane"},
+    {"history.batch_size", JET_CFG_INT, "256", 1, 10000, NULL, 0, NULL, NULL, "attempt records per PostgreSQL transaction"},
+    {"history.flush_interval", JET_CFG_DURATION, "20ms", 1, 10 * SEC, NULL, 0, NULL, NULL,
+     "longest wait before a partial batch is written"},
+    {"history.max_pending", JET_CFG_INT, "10000", 1, 10000000, NULL, 0, NULL, NULL,
+     "finished tasks held un-acked while PostgreSQL is slow or down; fetching pauses when full"},
+    {"http.listen", JET_CFG_STRING, "127.0.0.1:9464", NOBOUND, NULL, 0, NULL, NULL,
+     "address of /healthz, /readyz and /metrics (empty disables)"},
+    {"shutdown.grace", JET_CFG_DURATION, "30s", 0, HOUR, NULL, JET_CFG_RELOADABLE, NULL, NULL,
+     "on SIGTERM, how long running tasks may finish before the rest are handed back"},
+    {NULL},
+};
+
+const jet_cfg_key *const agentd_schema[] = {
+    jet_cfg_keys_log, jet_cfg_keys_nats, jet_cfg_keys_jetstream, jet_cfg_keys_postgres, agentd_keys, NULL,
+};

@@ -1,0 +1,88 @@
+/* Configuration: one schema table per daemon (type, default, bounds,
+ * reloadable, description) over libconfig files, JETSCHED_* environment
+ * overrides, precise `file:line: key: reason` errors, and printing of the
+ * effective configuration for --check-config.
+ *
+ * A schema is a NULL-terminated list of key tables, each table terminated by
+ * an entry whose path is NULL, so daemons compose shared tables (nats,
+ * postgres, log, jetstream) with their own. */
+#ifndef JETSCHED_CONFIG_H
+#define JETSCHED_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <jetsched/status.h>
+
+typedef enum jet_cfg_type {
+    JET_CFG_BOOL,
+    JET_CFG_INT,        /* 64-bit integer */
+    JET_CFG_DURATION,   /* string like "30s", stored as ms */
+    JET_CFG_SIZE,       /* integer bytes or string "64MB"/"1GiB", stored as bytes */
+    JET_CFG_STRING,
+    JET_CFG_ENUM,       /* string, one of `choices` ("a|b|c") */
+    JET_CFG_STRLIST,    /* array of strings: [ "a", "b" ] */
+    JET_CFG_GROUPLIST,  /* list of groups: ( { ... }, { ... } ), each checked against `sub` */
+} jet_cfg_type;
+
+enum {
+    JET_CFG_RELOADABLE = 1u << 0, /* takes effect on SIGHUP */
+    JET_CFG_SECRET     = 1u << 1, /* never printed or logged */
+    JET_CFG_REQUIRED   = 1u << 2, /* must be set (file or env) */
+};
+
+typedef struct jet_cfg_key {
+    const char *path;          /* dotted: "nats.url"; NULL ends a table */
+    jet_cfg_type type;
+    const char *def;           /* default in file syntax ("30s", "4", "true", "a,b"); NULL: unset */
+    int64_t min, max;          /* bounds for INT/DURATION(ms)/SIZE(bytes); checked when min <= max */
+    const char *choices;       /* ENUM: "text|json"; STRLIST: optional pattern name, see config.c */
+    unsigned flags;
+    const char *env;           /* extra environment name, e.g. "JETSCHED_PG_DSN" */
+    const struct jet_cfg_key *sub; /* GROUPLIST: the element schema (one table) */
+    const char *desc;
+} jet_cfg_key;
+
+typedef const jet_cfg_key *const jet_cfg_schema[];
+
+typedef struct jet_config jet_config;
+
+/* Loads `file` (NULL: defaults and environment only) against `schema`.
+ * On error returns JET_ERR_INVALID (or JET_ERR_IO) with every problem found,
+ * one per line, as "file:line: key: reason" (or "env NAME: key: reason"). */
+jet_status jet_config_load(const jet_cfg_key *const *schema, const char *file,
+                           jet_config **out, jet_err *err);
+void jet_config_free(jet_config *cfg);
+
+/* Accessors. An unknown path is a programming error and aborts. */
+bool        jet_cfg_bool(const jet_config *cfg, const char *path);
+int64_t     jet_cfg_int(const jet_config *cfg, const char *path);   /* INT, DURATION (ms), SIZE (bytes) */
+const char *jet_cfg_str(const jet_config *cfg, const char *path);   /* STRING/ENUM; NULL when unset */
+size_t      jet_cfg_list_len(const jet_config *cfg, const char *path);
+const char *jet_cfg_list_at(const jet_config *cfg, const char *path, size_t i);
+size_t      jet_cfg_groups(const jet_config *cfg, const char *path);
+const jet_config *jet_cfg_group_at(const jet_config *cfg, const char *path, size_t i);
+bool        jet_cfg_is_set(const jet_config *cfg, const char *path); /* set by file or env */
+const char *jet_config_file(const jet_config *cfg);                  /* NULL when none */
+
+/* Prints the effective configuration in libconfig syntax, each key with a
+ * comment saying where its value came from; secrets are shown as "<redacted>". */
+void jet_config_print(const jet_config *cfg, FILE *out);
+
+/* Prints the schema as annotated documentation (used to check conf/ files). */
+void jet_config_print_schema(const jet_cfg_key *const *schema, FILE *out);
+
+/* After a reload: reports (as warnings in *err, one per line) the
+ * non-reloadable keys whose value changed; returns the number of them. */
+int jet_config_nonreloadable_changes(const jet_config *old_cfg, const jet_config *new_cfg, jet_err *err);
+
+/* Reads a secret from a file: trims one trailing newline. NULL on error (err set). */
+char *jet_read_secret_file(const char *path, jet_err *err);
+
+/* Shared schema tables. */
+extern const jet_cfg_key jet_cfg_keys_log[];
+extern const jet_cfg_key jet_cfg_keys_nats[];
+extern const jet_cfg_key jet_cfg_keys_jetstream[];
+extern const jet_cfg_key jet_cfg_keys_postgres[];
+
+#endif

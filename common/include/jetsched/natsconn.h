@@ -1,0 +1,28 @@
+/* NATS connection set-up for daemons: auth (user/password, token, nkey seed
+ * file, creds file), TLS, unlimited reconnects, a short ping interval,
+ * logged disconnects/reconnects and a reconnect counter for /metrics. */
+#ifndef JETSCHED_NATSCONN_H
+#define JETSCHED_NATSCONN_H
+
+#include <stdint.h>
+#include <nats/nats.h>
+#include <jetsched/config.h>
+#include <jetsched/status.h>
+
+/* Connects with the `nats.*` keys of cfg. client_name is shown by the server
+ * (e.g. "agentd@host"). With retry_on_failed_connect the call succeeds even
+ * when no server is up yet and the library keeps trying in the background. */
+jet_status jet_nats_connect(const jet_config *cfg, const char *client_name,
+                            bool retry_on_failed_connect, natsConnection **out, jet_err *err);
+
+/* JetStream context whose publishes wait at most `nats.publish_timeout`. */
+jet_status jet_nats_jetstream(natsConnection *nc, const jet_config *cfg, jsCtx **out, jet_err *err);
+
+/* Number of reconnects and disconnects seen since start (all connections). */
+uint64_t jet_nats_reconnects(void);
+uint64_t jet_nats_disconnects(void);
+
+/* Formats a libnats status and the library's last error text into *err. */
+jet_status jet_nats_err(jet_err *err, natsStatus s, const char *what);
+
+#endif

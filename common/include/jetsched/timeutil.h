@@ -1,0 +1,36 @@
+/* Time: durations ("30s", "5m", "1h30m", "250ms"), RFC 3339 timestamps,
+ * wall-clock and monotonic clocks. All durations and instants are int64 ms. */
+#ifndef JETSCHED_TIMEUTIL_H
+#define JETSCHED_TIMEUTIL_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <jetsched/status.h>
+
+#define JET_MS_PER_SEC  INT64_C(1000)
+#define JET_MS_PER_MIN  INT64_C(60000)
+#define JET_MS_PER_HOUR INT64_C(3600000)
+#define JET_MS_PER_DAY  INT64_C(86400000)
+
+/* Parses a duration: one or more <number><unit> groups, units ms s m h d,
+ * e.g. "30s", "1h30m", "1.5s", "0s". Rejects empty input, missing units,
+ * negative values and overflow. */
+jet_status jet_duration_parse(const char *s, int64_t *out_ms, jet_err *err);
+/* Formats as the shortest exact form ("1h30m", "250ms", "0s"). Returns buf. */
+char *jet_duration_format(int64_t ms, char *buf, size_t len);
+
+/* Parses RFC 3339 ("2026-11-22T05:00:00Z", "...T05:00:00.123+01:00").
+ * 'T' may also be 't' or ' '. Fractions beyond ms are truncated. */
+jet_status jet_rfc3339_parse(const char *s, int64_t *out_unix_ms, jet_err *err);
+/* Formats in UTC with milliseconds: "2026-11-22T05:00:00.000Z". Returns buf (>= 25 bytes). */
+char *jet_rfc3339_format(int64_t unix_ms, char *buf, size_t len);
+
+/* Days since 1970-01-01 for a proleptic Gregorian date, and back. */
+int64_t jet_days_from_civil(int64_t y, unsigned m, unsigned d);
+void jet_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
+
+int64_t jet_now_ms(void);       /* CLOCK_REALTIME */
+int64_t jet_mono_ms(void);      /* CLOCK_MONOTONIC */
+void jet_sleep_ms(int64_t ms);
+
+#endif

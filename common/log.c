@@ -1,0 +1,98 @@
+/* Logging: one line per record on stderr, text or JSON, written with a
+ * single write(2) so lines from different threads never interleave. */
+#include <jetsched/log.h>
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static char log_component[32] = "jetsched";
+static _Atomic int log_min_level = JET_LOG_INFO;
+static bool log_json;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void jet_log_init(const char *component, jet_log_level level, bool json)
+{
+    snprintf(log_component, sizeof log_component, "%s", component ? component : "jetsched");
+    atomic_store(&log_min_level, (int)level);
+    log_json = json;
+}
+
+void jet_log_set_level(jet_log_level level) { atomic_store(&log_min_level, (int)level); }
+
+bool jet_log_enabled(jet_log_level level) { return (int)level >= atomic_load(&log_min_level); }
+
+const char *jet_log_level_name(jet_log_level level)
+{
+    return (unsigned)level <= JET_LOG_ERROR ? level_names[level] : "info";
+}
+
+bool jet_log_level_parse(const char *s, jet_log_level *out)
+{
+    for (int i = 0; i <= JET_LOG_ERROR; i++)
+        if (s && strcmp(s, level_names[i]) == 0) {
+            *out = (jet_log_level)i;
+            return true;
+        }
+    return false;
+}
+
+/* Appends s to buf as JSON string content (without quotes). */
+static size_t json_escape(char *buf, size_t pos, size_t cap, const char *s)
+{
+    for (; *s && pos + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            buf[pos++] = '\\';
+            buf[pos++] = (char)c;
+        } else if (c == '\n') {
+            buf[pos++] = '\\'; buf[pos++] = 'n';
+        } else if (c < 0x20) {
+            pos += (size_t)snprintf(buf + pos, cap - pos, "\\u%04x", c);
+        } else {
+            buf[pos++] = (char)c;
+        }
+    }
+    return pos;
+}
+
+void jet_log(jet_log_level level, const char *fmt, ...)
+{
+    if (!jet_log_enabled(level))
+        return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[40];
+    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+
+    char line[4600];
+    size_t n;
+    if (log_json) {
+        n = (size_t)snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"%s\",\"msg\":\"",
+                             when, jet_log_level_name(level), log_component);
+        n = json_escape(line, n, sizeof line - 3, msg);
+        n += (size_t)snprintf(line + n, sizeof line - n, "\"}\n");
+    } else {
+        n = (size_t)snprintf(line, sizeof line, "%s %-5s %s: %s\n", when, jet_log_level_name(level),
+                             log_component, msg);
+    }
+    if (n >= sizeof line) {
+        n = sizeof line - 1;
+        line[n - 1] = '\n';
+    }
+    ssize_t w = write(STDERR_FILENO, line, n);
+    (void)w;
+}

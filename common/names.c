@@ -1,0 +1,39 @@
+/* Validation of the names that appear in subjects and KV keys. */
+#include <jetsched/names.h>
+
+#include <string.h>
+
+static bool all_chars(const char *s, size_t max, bool upper_ok)
+{
+    if (!s)
+        return false;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+                  (upper_ok && c >= 'A' && c <= 'Z');
+        if (!ok || n >= max)
+            return false;
+    }
+    return n > 0;
+}
+
+bool jet_name_valid(const char *s) { return all_chars(s, JET_NAME_MAX, false); }
+bool jet_task_id_valid(const char *s) { return all_chars(s, JET_TASK_ID_MAX, true); }
+
+static const char *const prio_names[JET_PRIO_COUNT] = {"high", "normal", "low"};
+
+const char *jet_priority_name(jet_priority p)
+{
+    return (unsigned)p < JET_PRIO_COUNT ? prio_names[p] : "normal";
+}
+
+bool jet_priority_parse(const char *s, jet_priority *out)
+{
+    for (int i = 0; i < JET_PRIO_COUNT; i++)
+        if (s && strcmp(s, prio_names[i]) == 0) {
+            *out = (jet_priority)i;
+            return true;
+        }
+    return false;
+}
