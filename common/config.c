@@ -627,7 +627,9 @@ static void print_value(FILE *out, const cfg_val *v, int indent)
     switch (v->key->type) {
     case JET_CFG_BOOL: fputs(v->b ? "true" : "false", out); break;
     case JET_CFG_INT:
-    case JET_CFG_SIZE: fprintf(out, "%lld", (long long)v->i); break;
+    case JET_CFG_SIZE: /* libconfig 1.5 needs the L suffix beyond 32 bits (it reads 0 otherwise) */
+        fprintf(out, "%lld%s", (long long)v->i, v->i > INT32_MAX || v->i < INT32_MIN ? "L" : "");
+        break;
     case JET_CFG_DURATION: fprintf(out, "\"%s\"", jet_duration_format(v->i, buf, sizeof buf)); break;
     case JET_CFG_STRING:
     case JET_CFG_ENUM: print_string(out, v->s ? v->s : ""); break;
@@ -669,36 +671,52 @@ static void print_source(FILE *out, const jet_config *cfg, const cfg_val *v)
     }
 }
 
+/* Length of the section part of a path ("nats" in "nats.url"; 0 for top level). */
+static size_t section_len(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    return dot ? (size_t)(dot - path) : 0;
+}
+
+static bool same_section(const char *a, const char *b)
+{
+    size_t la = section_len(a);
+    return la == section_len(b) && strncmp(a, b, la) == 0;
+}
+
+/* Prints sections in order of first appearance, each once, so that tables of
+ * different schemas adding to one section (postgres.migrate) stay valid syntax. */
 void jet_config_print(const jet_config *cfg, FILE *out)
 {
-    char section[128] = "";
     for (size_t i = 0; i < cfg->n; i++) {
-        const cfg_val *v = &cfg->vals[i];
-        const char *dot = strrchr(v->key->path, '.');
-        char sec[128] = "";
-        if (dot)
-            snprintf(sec, sizeof sec, "%.*s", (int)(dot - v->key->path), v->key->path);
-        const char *leaf = dot ? dot + 1 : v->key->path;
-        if (strcmp(sec, section) != 0) {
-            if (section[0])
-                fputs("};\n", out);
-            if (sec[0])
-                fprintf(out, "%s = {\n", sec);
-            snprintf(section, sizeof section, "%s", sec);
-        }
-        int indent = sec[0] ? 2 : 0;
-        if (v->src == SRC_UNSET) {
-            fprintf(out, "%*s# %s is not set\n", indent, "", leaf);
+        const char *first = cfg->vals[i].key->path;
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = same_section(cfg->vals[j].key->path, first);
+        if (seen)
             continue;
+        size_t sl = section_len(first);
+        int indent = sl ? 2 : 0;
+        if (sl)
+            fprintf(out, "%.*s = {\n", (int)sl, first);
+        for (size_t j = i; j < cfg->n; j++) {
+            const cfg_val *v = &cfg->vals[j];
+            if (!same_section(v->key->path, first))
+                continue;
+            const char *leaf = v->key->path + (sl ? sl + 1 : 0);
+            if (v->src == SRC_UNSET) {
+                fprintf(out, "%*s# %s is not set\n", indent, "", leaf);
+                continue;
+            }
+            fprintf(out, "%*s%s = ", indent, "", leaf);
+            print_value(out, v, indent);
+            fputc(';', out);
+            print_source(out, cfg, v);
+            fputc('\n', out);
         }
-        fprintf(out, "%*s%s = ", indent, "", leaf);
-        print_value(out, v, indent);
-        fputc(';', out);
-        print_source(out, cfg, v);
-        fputc('\n', out);
+        if (sl)
+            fputs("};\n", out);
     }
-    if (section[0])
-        fputs("};\n", out);
 }
 
 static void print_schema_table(const jet_cfg_key *k, FILE *out, const char *prefix)

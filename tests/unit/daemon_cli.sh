@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The daemons' and the CLI's shared command line: --version, --help,
+# --check-config on the shipped conf/ files (which must mention every key of
+# the schema), round trip of the printed configuration, and rejection of a
+# bad file with file:line and exit code 2.
+set -uo pipefail
+BUILD=${JETSCHED_BUILD_DIR:?}
+SRC=${JETSCHED_SOURCE_DIR:?}
+pass=0
+fail=0
+check() { # name, command...
+  local name=$1
+  shift
+  if "$@"; then pass=$((pass + 1)); else echo "FAIL: $name" >&2; fail=$((fail + 1)); fi
+}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+declare -A BIN=([agentd]=$BUILD/agentd/agentd [schedulerd]=$BUILD/scheduler/schedulerd)
+for d in agentd schedulerd; do
+  b=${BIN[$d]}
+  check "$d --version" bash -c "'$b' --version | grep -Eq '^$d [0-9]+\.[0-9]+\.[0-9]+$'"
+  check "$d --help" bash -c "'$b' --help | grep -q -- '--check-config'"
+  check "$d conf/$d.conf is valid" bash -c "'$b' --check-config -c '$SRC/conf/$d.conf' >'$tmp/$d.eff' 2>/dev/null"
+  # every schema key is documented in the shipped file
+  while read -r key; do
+    leaf=${key##*.}
+    leaf=${leaf#*[]].}
+    check "$d.conf documents $key" grep -Eq "^[[:space:]]*#?[[:space:]]*${leaf}[[:space:]]*=|${leaf} \(" "$SRC/conf/$d.conf"
+  done < <("$b" --print-schema | sed -E 's/^ *([^ ]+) .*/\1/')
+  check "$d printed config loads back" bash -c "'$b' --check-config -c '$tmp/$d.eff' >/dev/null 2>&1"
+  printf 'nats = {\n  url = "nats://127.0.0.1:4222";\n  ping_interval = "forever";\n};\nbogus = 1;\n' >"$tmp/bad.conf"
+  "$b" --check-config -c "$tmp/bad.conf" >"$tmp/out" 2>&1
+  rc=$?
+  check "$d bad config exits 2" test "$rc" -eq 2
+  check "$d bad config names file:line and key" grep -q "$tmp/bad.conf:3: nats.ping_interval: invalid duration" "$tmp/out"
+  check "$d bad config reports the unknown key" grep -q "$tmp/bad.conf:5: bogus: unknown key" "$tmp/out"
+  JETSCHED_NATS_URL=nats://10.9.9.9:4222 "$b" --check-config -c "$SRC/conf/$d.conf" >"$tmp/env.out" 2>/dev/null
+  check "$d env override shown" grep -q 'url = "nats://10.9.9.9:4222";  # env JETSCHED_NATS_URL' "$tmp/env.out"
+  "$b" --no-such-flag >/dev/null 2>&1
+  check "$d unknown flag exits 2" test $? -eq 2
+done
+check "jetsched --version" bash -c "'$BUILD/cli/jetsched' --version | grep -q '^jetsched '"
+"$BUILD/cli/jetsched" frobnicate >/dev/null 2>&1
+check "jetsched unknown verb exits 2" test $? -eq 2
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
