@@ -20,6 +20,30 @@ static const jet_cfg_key queue_keys[] = {
     {NULL},
 };
 
+/* One element of `exec.commands`: an allow-listed command, served as a handler. */
+static const jet_cfg_key exec_keys[] = {
+    {"name", JET_CFG_STRING, NULL, NOBOUND, NULL, JET_CFG_REQUIRED, NULL, NULL, "handler name of the command"},
+    {"argv", JET_CFG_STRLIST, NULL, NOBOUND, NULL, JET_CFG_REQUIRED, NULL, NULL,
+     "program and arguments (no shell); the payload is its stdin, its stdout the result"},
+    {"timeout", JET_CFG_DURATION, "5m", SEC, 7 * 24 * HOUR, NULL, 0, NULL, NULL,
+     "run-time limit; the whole process group is killed after it"},
+    {"cwd", JET_CFG_STRING, NULL, NOBOUND, NULL, 0, NULL, NULL, "working directory"},
+    {"env", JET_CFG_STRLIST, NULL, NOBOUND, NULL, 0, NULL, NULL, "environment, as [\"K=V\", ...]"},
+    {"rlimit_cpu", JET_CFG_DURATION, NULL, SEC, 7 * 24 * HOUR, NULL, 0, NULL, NULL, "RLIMIT_CPU"},
+    {"rlimit_as", JET_CFG_SIZE, NULL, 1048576, INT64_C(1) << 40, NULL, 0, NULL, NULL, "RLIMIT_AS (address space)"},
+    {"rlimit_nofile", JET_CFG_INT, NULL, 3, 1048576, NULL, 0, NULL, NULL, "RLIMIT_NOFILE"},
+    {NULL},
+};
+
+/* One element of `webhooks`: an endpoint of the http plugin, served as a handler. */
+static const jet_cfg_key webhook_keys[] = {
+    {"name", JET_CFG_STRING, NULL, NOBOUND, NULL, JET_CFG_REQUIRED, NULL, NULL, "handler name of the endpoint"},
+    {"url", JET_CFG_STRING, NULL, NOBOUND, NULL, JET_CFG_REQUIRED, NULL, NULL, "URL the payload is POSTed to"},
+    {"timeout", JET_CFG_DURATION, "30s", 100, HOUR, NULL, 0, NULL, NULL, "request timeout (a timeout is retried)"},
+    {"headers", JET_CFG_STRLIST, NULL, NOBOUND, NULL, 0, NULL, NULL, "extra request headers: [\"Name: value\"]"},
+    {NULL},
+};
+
 static const jet_cfg_key agentd_keys[] = {
     {"agent.id", JET_CFG_STRING, NULL, NOBOUND, NULL, 0, NULL, NULL,
      "agent id in the registry and in history (default: the host name)"},
@@ -29,6 +53,14 @@ static const jet_cfg_key agentd_keys[] = {
      "directory of native plugins (*.so)"},
     {"agent.lua_dir", JET_CFG_STRING, "/usr/share/jetsched/lua", NOBOUND, NULL, JET_CFG_RELOADABLE, NULL, NULL,
      "directory of Lua handlers (<handler>.lua)"},
+    {"plugins.load", JET_CFG_STRLIST, NULL, NOBOUND, NULL, 0, NULL, NULL,
+     "extra plugin files to load besides agent.plugin_dir/*.so"},
+    {"plugins.config_file", JET_CFG_STRING, NULL, NOBOUND, NULL, 0, NULL, NULL,
+     "JSON file {\"<plugin>\": {...}} with settings of third-party plugins"},
+    {"exec.commands", JET_CFG_GROUPLIST, NULL, NOBOUND, NULL, 0, NULL, exec_keys,
+     "allow-listed commands of the exec plugin: ( { name = \"backup\"; argv = [\"/usr/bin/backup\"]; } )"},
+    {"webhooks", JET_CFG_GROUPLIST, NULL, NOBOUND, NULL, 0, NULL, webhook_keys,
+     "endpoints of the http plugin: ( { name = \"notify\"; url = \"https://example.com/hook\"; } )"},
     {"queues", JET_CFG_GROUPLIST, NULL, NOBOUND, NULL, 0, NULL, queue_keys,
      "queues served: ( { name = \"default\"; concurrency = 4; }, ... ); default: one queue \"default\""},
     {"priority.mode", JET_CFG_ENUM, "weighted", NOBOUND, "weighted|strict", JET_CFG_RELOADABLE, NULL, NULL,
@@ -41,6 +73,8 @@ static const jet_cfg_key agentd_keys[] = {
      "longest wait before a partial batch is written"},
     {"history.max_pending", JET_CFG_INT, "10000", 1, 10000000, NULL, 0, NULL, NULL,
      "finished tasks held un-acked while PostgreSQL is slow or down; fetching pauses when full"},
+    {"idempotency.check", JET_CFG_ENUM, "redelivered", NOBOUND, "redelivered|always", JET_CFG_RELOADABLE, NULL, NULL,
+     "check PostgreSQL for an already-succeeded task id on redeliveries and redispatches only, or on every delivery"},
     {"http.listen", JET_CFG_STRING, "127.0.0.1:9464", NOBOUND, NULL, 0, NULL, NULL,
      "address of /healthz, /readyz and /metrics (empty disables)"},
     {"shutdown.grace", JET_CFG_DURATION, "30s", 0, HOUR, NULL, JET_CFG_RELOADABLE, NULL, NULL,

@@ -1,8 +1,197 @@
-/* agentd: the worker daemon. Entry point: command line, configuration. */
+/* agentd: the worker daemon. Start-up order, signals (SIGTERM drain, SIGHUP
+ * reload), readiness, the systemd watchdog, and shutdown. */
 #include "agentd.h"
+#include "agent.h"
+#include "handlers.h"
+#include "outcome.h"
+#include "puller.h"
+#include "recorder.h"
+#include "registry.h"
+#include "worker.h"
 
 #include <jetsched/daemon_cli.h>
+#include <jetsched/httpd.h>
 #include <jetsched/log.h>
+#include <jetsched/metrics.h>
+#include <jetsched/natsconn.h>
+#include <jetsched/sdnotify.h>
+#include <jetsched/timeutil.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+bool agent_paused(agent *a)
+{
+    if (atomic_load(&a->draining) || atomic_load(&a->stopped))
+        return true;
+    if (atomic_load(&a->recording) >= a->max_recording)
+        return true;
+    return !recorder_healthy(a, NULL, 0);
+}
+
+static bool ready(void *arg, char *why, size_t len)
+{
+    agent *a = arg;
+    if (atomic_load(&a->draining)) {
+        snprintf(why, len, "draining");
+        return false;
+    }
+    if (natsConnection_Status(a->nc) != NATS_CONN_STATUS_CONNECTED) {
+        snprintf(why, len, "not connected to NATS");
+        return false;
+    }
+    if (!recorder_healthy(a, why, len))
+        return false;
+    if (atomic_load(&a->recording) >= a->max_recording) {
+        snprintf(why, len, "history buffer full (%d finished tasks waiting for PostgreSQL)",
+                 atomic_load(&a->recording));
+        return false;
+    }
+    return true;
+}
+
+static double gauge_inflight(void *arg) { return atomic_load(&((agent *)arg)->inflight_count); }
+static double gauge_recording(void *arg) { return atomic_load(&((agent *)arg)->recording); }
+static double gauge_reconnects(void *arg) { (void)arg; return (double)jet_nats_reconnects(); }
+static double gauge_abandoned(void *arg) { (void)arg; return (double)atomic_load(&abandoned_threads); }
+static double gauge_ready(void *arg) { return ready(arg, (char[64]){0}, 64) ? 1 : 0; }
+
+static void apply_reloadable(agent *a, const jet_config *cfg)
+{
+    jet_log_init_from_config("agentd", cfg);
+    a->idempotency_always = strcmp(jet_cfg_str(cfg, "idempotency.check"), "always") == 0;
+    bool strict = strcmp(jet_cfg_str(cfg, "priority.mode"), "strict") == 0;
+    const char *w[] = {"priority.weight_high", "priority.weight_normal", "priority.weight_low"};
+    for (size_t i = 0; i < a->nqueues; i++) {
+        queue_rt *q = &a->queues[i];
+        pthread_mutex_lock(&q->mu);
+        q->strict = strict;
+        for (int p = 0; p < JET_PRIO_COUNT; p++)
+            q->lanes[p].weight = jet_cfg_int(cfg, w[p]);
+        for (size_t g = 0; g < jet_cfg_groups(cfg, "queues"); g++) {
+            const jet_config *qc = jet_cfg_group_at(cfg, "queues", g);
+            if (strcmp(jet_cfg_str(qc, "name"), q->name) != 0)
+                continue;
+            q->defaults.max_attempts = (int)jet_cfg_int(qc, "max_attempts");
+            q->defaults.timeout_ms = jet_cfg_int(qc, "timeout");
+            backoff_parse(jet_cfg_str(qc, "backoff"), &q->defaults.backoff, NULL);
+        }
+        pthread_mutex_unlock(&q->mu);
+    }
+}
+
+/* Builds the queue runtimes from `queues` (default: one queue "default"). */
+static jet_status setup_queues(agent *a, jet_err *err)
+{
+    size_t n = jet_cfg_groups(a->cfg, "queues");
+    a->nqueues = n ? n : 1;
+    a->queues = calloc(a->nqueues, sizeof *a->queues);
+    for (size_t i = 0; i < a->nqueues; i++) {
+        queue_rt *q = &a->queues[i];
+        const jet_config *qc = n ? jet_cfg_group_at(a->cfg, "queues", i) : NULL;
+        q->a = a;
+        snprintf(q->name, sizeof q->name, "%s", qc ? jet_cfg_str(qc, "name") : "default");
+        if (!jet_name_valid(q->name))
+            return jet_err_set(err, JET_ERR_INVALID, "queues[%zu].name: \"%s\" is not a valid queue name", i, q->name);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(a->queues[j].name, q->name))
+                return jet_err_set(err, JET_ERR_INVALID, "queues[%zu].name: queue \"%s\" is listed twice", i, q->name);
+        q->concurrency = qc ? (int)jet_cfg_int(qc, "concurrency") : 4;
+        q->defaults.max_attempts = qc ? (int)jet_cfg_int(qc, "max_attempts") : 5;
+        q->defaults.timeout_ms = qc ? jet_cfg_int(qc, "timeout") : 300000;
+        jet_status st = backoff_parse(qc ? jet_cfg_str(qc, "backoff") : "exp:1s:10m", &q->defaults.backoff, err);
+        if (st)
+            return jet_err_set(err, st, "queues[%zu].backoff: %s", i, err->msg);
+        pthread_mutex_init(&q->mu, NULL);
+        pthread_cond_init(&q->cv, NULL);
+        pthread_cond_init(&q->work_cv, NULL);
+    }
+    apply_reloadable(a, a->cfg);
+    return JET_OK;
+}
+
+static jet_status connect_nats(agent *a, jet_err *err)
+{
+    char name[200];
+    snprintf(name, sizeof name, "agentd@%s", a->id);
+    for (int attempt = 1;; attempt++) {
+        jet_status st = jet_nats_connect(a->cfg, name, false, &a->nc, err);
+        if (st == JET_OK)
+            break;
+        if (st != JET_ERR_UNAVAILABLE && st != JET_ERR_TIMEOUT)
+            return st;
+        if (attempt == 1 || attempt % 10 == 0)
+            jet_warn("waiting for NATS at %s: %s", jet_cfg_str(a->cfg, "nats.url"), err->msg);
+        sigset_t pending;
+        sigpending(&pending);
+        if (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT))
+            return jet_err_set(err, JET_ERR_UNAVAILABLE, "stopped while waiting for NATS");
+        jet_sleep_ms(1000);
+    }
+    jet_status st = jet_nats_jetstream(a->nc, a->cfg, &a->js, err);
+    if (st)
+        return st;
+    st = jet_js_ensure_base(a->js, a->cfg, NULL, NULL, err);
+    for (size_t i = 0; st == JET_OK && i < a->nqueues; i++)
+        st = jet_js_ensure_queue(a->js, a->cfg, a->queues[i].name, NULL, NULL, err);
+    return st;
+}
+
+static void reload(agent *a)
+{
+    const char *file = jet_config_file(a->cfg);
+    jet_config *fresh = NULL;
+    jet_err err;
+    if (jet_config_load(agentd_schema, file, &fresh, &err) != JET_OK) {
+        jet_error("SIGHUP: configuration not reloaded (the running one stays):\n%s", err.msg);
+        return;
+    }
+    if (jet_config_nonreloadable_changes(a->cfg, fresh, &err) > 0)
+        jet_warn("SIGHUP: %s", err.msg);
+    apply_reloadable(a, fresh);
+    /* The running config keeps ownership of everything the threads hold; the
+     * reloadable values were copied out above. */
+    jet_config_free(fresh);
+    jet_info("SIGHUP: configuration reloaded from %s", file ? file : "(defaults)");
+    for (size_t i = 0; i < a->nqueues; i++)
+        puller_wake(&a->queues[i]);
+}
+
+static void drain(agent *a, int64_t grace_ms)
+{
+    jet_info("draining: no new tasks; running tasks may finish for %lld ms", (long long)grace_ms);
+    jet_sd_stopping("draining");
+    atomic_store(&a->draining, true);
+    for (size_t i = 0; i < a->nqueues; i++)
+        puller_join(&a->queues[i]);
+    int64_t until = jet_mono_ms() + grace_ms;
+    for (size_t i = 0; i < a->nqueues; i++) {
+        int64_t left = until - jet_mono_ms();
+        workers_drain(&a->queues[i], left > 0 ? left : 0);
+    }
+    /* Tasks still running after the grace were cancelled by workers_drain;
+     * give them a moment to notice, then hand back whatever still runs. */
+    int64_t cancel_until = jet_mono_ms() + 2000;
+    for (;;) {
+        int busy = 0;
+        for (size_t i = 0; i < a->nqueues; i++) {
+            pthread_mutex_lock(&a->queues[i].mu);
+            busy += a->queues[i].busy;
+            pthread_mutex_unlock(&a->queues[i].mu);
+        }
+        if (busy == 0 || jet_mono_ms() >= cancel_until)
+            break;
+        jet_sleep_ms(20);
+    }
+    pthread_mutex_lock(&a->inflight_mu);
+    for (inflight *f = a->inflight_head; f; f = f->next)
+        if (atomic_load(&f->state) == RUN_RUNNING || atomic_load(&f->state) == RUN_WAITING)
+            ack_send(a, f->task, "-NAK");
+    pthread_mutex_unlock(&a->inflight_mu);
+}
 
 int main(int argc, char **argv)
 {
@@ -12,11 +201,99 @@ int main(int argc, char **argv)
         .default_config = "/etc/jetsched/agentd.conf",
         .schema = agentd_schema,
     };
-    jet_config *cfg = NULL;
-    int rc = jet_daemon_start(&info, argc, argv, &cfg);
+    agent ag = {0}, *a = &ag;
+    int rc = jet_daemon_start(&info, argc, argv, &a->cfg);
     if (rc >= 0)
         return rc;
-    jet_error("the worker loop is not built yet; only --help, --version and --check-config work");
-    jet_config_free(cfg);
-    return JET_EXIT_FAILURE;
+
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* every thread inherits this; main waits for them */
+
+    jet_err err = {0};
+    jet_status st = JET_OK;
+    jet_httpd *httpd = NULL;
+    pthread_mutex_init(&a->inflight_mu, NULL);
+    pthread_mutex_init(&a->query_mu, NULL);
+    if (jet_cfg_str(a->cfg, "agent.id"))
+        snprintf(a->id, sizeof a->id, "%s", jet_cfg_str(a->cfg, "agent.id"));
+    else
+        gethostname(a->id, sizeof a->id - 1);
+    jet_js_names_init(&a->names, jet_cfg_str(a->cfg, "nats.prefix"));
+    a->ack_wait_ms = jet_cfg_int(a->cfg, "jetstream.ack_wait");
+    a->max_recording = jet_cfg_int(a->cfg, "history.max_pending");
+
+    if ((st = setup_queues(a, &err)) || (st = connect_nats(a, &err)) || (st = recorder_start(a, &err)) ||
+        (st = handlers_init(a, &err)) || (st = outcome_start(a, &err)) || (st = supervisor_start(a, &err)))
+        goto fail;
+    for (size_t i = 0; i < a->nqueues; i++)
+        if ((st = puller_init(&a->queues[i], &err)) || (st = workers_start(&a->queues[i], &err)) ||
+            (st = puller_start(&a->queues[i], &err)))
+            goto fail;
+    if ((st = registry_start(a, &err)))
+        goto fail;
+    jet_metric_gauge_fn("jetsched_agent_in_flight", "Tasks held by this agent (waiting, running, recording).",
+                        gauge_inflight, a);
+    jet_metric_gauge_fn("jetsched_agent_history_pending", "Finished tasks waiting for their PostgreSQL commit.",
+                        gauge_recording, a);
+    jet_metric_gauge_fn("jetsched_agent_nats_reconnects", "NATS reconnects since start.", gauge_reconnects, a);
+    jet_metric_gauge_fn("jetsched_agent_abandoned_threads", "Handler threads abandoned after ignoring a timeout.",
+                        gauge_abandoned, a);
+    jet_metric_gauge_fn("jetsched_agent_ready", "1 when /readyz is OK.", gauge_ready, a);
+    if (jet_cfg_str(a->cfg, "http.listen") &&
+        (st = jet_httpd_start(jet_cfg_str(a->cfg, "http.listen"), ready, a, &httpd, &err)))
+        goto fail;
+
+    jet_info("agent %s ready: %zu queue(s), NATS %s", a->id, a->nqueues, jet_cfg_str(a->cfg, "nats.url"));
+    if (httpd)
+        jet_info("http endpoints on %s (port %d)", jet_cfg_str(a->cfg, "http.listen"), jet_httpd_port(httpd));
+    jet_sd_ready("running");
+
+    int64_t watchdog = jet_sd_watchdog_interval_ms();
+    for (;;) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 500 * 1000000L};
+        if (watchdog > 0 && watchdog / 2 < 500)
+            ts.tv_nsec = (long)(watchdog / 2) * 1000000L;
+        int sig = sigtimedwait(&sigs, NULL, &ts);
+        if (watchdog > 0)
+            jet_sd_watchdog();
+        if (sig == SIGHUP)
+            reload(a);
+        else if (sig == SIGTERM || sig == SIGINT)
+            break;
+    }
+    drain(a, jet_cfg_int(a->cfg, "shutdown.grace"));
+    outcome_stop(a, 10000);
+    registry_stop(a);
+    rc = JET_EXIT_OK;
+    jet_info("drained; exiting");
+    goto out;
+
+fail:
+    jet_error("%s", err.msg);
+    rc = JET_EXIT_FAILURE;
+    atomic_store(&a->draining, true);
+    if (a->history)
+        recorder_flush(a, 0);
+out:
+    atomic_store(&a->stopped, true);
+    supervisor_stop(a);
+    jet_httpd_stop(httpd);
+    handlers_shutdown(a);
+    if (a->nc) {
+        natsConnection_FlushTimeout(a->nc, 2000);
+        jsCtx_Destroy(a->js);
+        natsConnection_Destroy(a->nc);
+    }
+    for (size_t i = 0; i < a->nqueues; i++)
+        free(a->queues[i].ready);
+    free(a->queues);
+    jet_config_free(a->cfg);
+    jet_metrics_reset();
+    nats_Close();
+    return rc;
 }

@@ -1,0 +1,120 @@
+/* The running agent: its configuration, connections, queues and the state
+ * every module of agentd shares. One `agent` per process. */
+#ifndef AGENTD_AGENT_H
+#define AGENTD_AGENT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <nats/nats.h>
+#include <libpq-fe.h>
+#include <jetsched/config.h>
+#include <jetsched/jsobjects.h>
+
+#include "task.h"
+
+typedef struct agent agent;
+typedef struct queue_rt queue_rt;
+
+/* A task on its way through the agent. Reference counted: the worker
+ * running its handler and the outcome path each hold a reference, because a
+ * handler that overran its timeout may still be running when the outcome is
+ * recorded (the thread is abandoned; see worker.c). */
+typedef enum run_state {
+    RUN_WAITING,     /* pulled, not started */
+    RUN_RUNNING,     /* handler running */
+    RUN_RECORDING,   /* outcome submitted to history, waiting for the commit */
+    RUN_DONE,
+} run_state;
+
+typedef struct inflight {
+    agent_task *task;
+    queue_rt *queue;
+    _Atomic int refs;
+    _Atomic int state;            /* run_state */
+    _Atomic bool cancel;          /* cancelled() seen by handlers */
+    _Atomic bool timed_out;
+    _Atomic bool abandoned;       /* the worker gave up on the handler thread */
+    int64_t started_mono;         /* when the handler started */
+    int64_t deadline_mono;        /* started + timeout */
+    int64_t last_progress_mono;   /* last +WPI sent */
+    /* Outcome details set by the handler through the host API. */
+    pthread_mutex_t mu;
+    char *result;
+    char *error;
+    int64_t retry_in_ms;          /* -1: use the backoff policy */
+    struct inflight *prev, *next; /* the agent's in-flight list */
+} inflight;
+
+/* One served queue: its lanes, puller thread and worker pool. */
+struct queue_rt {
+    agent *a;
+    char name[JET_NAME_MAX + 1];
+    int concurrency;
+    task_defaults defaults;
+    char pull_subject[JET_PRIO_COUNT][256];
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;             /* puller: slots freed, messages arrived, stop */
+    pthread_cond_t work_cv;        /* workers: a task is ready, or stop */
+    inflight **ready;              /* FIFO of pulled tasks waiting for a worker */
+    size_t ready_head, ready_len, ready_cap;
+    int busy;                      /* workers running a handler */
+    int outstanding;               /* pull requests that may still deliver */
+    int workers_alive;
+    bool stop_workers;
+
+    struct lane {
+        int64_t weight, current;   /* smooth weighted round robin */
+        int64_t empty_until_mono;  /* a no_wait pull found nothing: skip until then */
+        uint64_t pulled;           /* messages received (metrics, tests) */
+    } lanes[JET_PRIO_COUNT];
+    bool strict;
+
+    char inbox[128];
+    natsSubscription *sub;
+    struct pending_req {
+        uint64_t id;
+        int lane;
+        bool longpoll;
+        int64_t expires_mono;
+    } *reqs;
+    size_t nreqs, reqs_cap;
+    uint64_t next_req;
+    int longpoll_rotate;           /* which lane an idle wait starts with when slots are few */
+    natsMsg **arrived;             /* messages/status replies handed over by the subscription callback */
+    size_t arrived_len, arrived_cap;
+    pthread_t puller;
+};
+
+struct agent {
+    jet_config *cfg;
+    char id[128];
+    jet_js_names names;
+    natsConnection *nc;
+    jsCtx *js;
+    queue_rt *queues;
+    size_t nqueues;
+    _Atomic bool draining;         /* SIGTERM: stop pulling */
+    _Atomic bool stopped;          /* everything must exit now */
+    int64_t ack_wait_ms;
+    bool idempotency_always;       /* idempotency.check = always */
+
+    pthread_mutex_t inflight_mu;
+    inflight *inflight_head;
+    _Atomic int inflight_count;
+    _Atomic int recording;         /* outcomes waiting for their PostgreSQL commit */
+    int64_t max_recording;         /* history.max_pending */
+
+    PGconn *query_pg;              /* idempotency checks (guarded by query_mu) */
+    pthread_mutex_t query_mu;
+
+    struct jet_history *history;   /* the history writer */
+    struct handlers *handlers;     /* plugins + Lua */
+    struct cancel_watch *cancels;
+};
+
+/* True when the agent must not take new work (draining, or history full). */
+bool agent_paused(agent *a);
+
+#endif

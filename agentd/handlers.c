@@ -1,0 +1,413 @@
+/* Handler dispatch (native plugins; Lua joins later), the host API given to
+ * handlers, and the cancellation watch on the jetsched_cancel bucket. */
+#include "handlers.h"
+#include "outcome.h"
+#include "plugin_host.h"
+#include "worker.h"
+
+#include <jansson.h>
+#include <jetsched/ids.h>
+#include <jetsched/log.h>
+#include <jetsched/natsconn.h>
+#include <jetsched/timeutil.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct handlers {
+    jet_plugin_registry *plugins;
+    kvStore *checkpoints;
+    kvStore *cancel_kv;
+    kvWatcher *cancel_watcher;
+    pthread_t cancel_thread;
+    bool cancel_running;
+    pthread_mutex_t cancel_mu;
+    struct cancelled_id {
+        char *id;
+        int64_t until_mono;
+        struct cancelled_id *next;
+    } *cancel_buckets[1024];
+};
+
+static agent *the_agent; /* the host API reaches the agent through it */
+
+static inflight *ctx_inflight(jet_task_ctx *ctx) { return (inflight *)ctx; }
+
+/* ---- host API ---- */
+
+static void host_progress(jet_task_ctx *ctx, int percent, const char *note)
+{
+    inflight *f = ctx_inflight(ctx);
+    json_t *extra = json_pack("{s:i}", "progress", percent < 0 ? 0 : percent > 100 ? 100 : percent);
+    if (note)
+        json_object_set_new(extra, "note", json_string(note));
+    char *text = json_dumps(extra, JSON_COMPACT);
+    event_publish(the_agent, f->task, "running", (int)f->task->delivered, NULL, text);
+    free(text);
+    json_decref(extra);
+}
+
+static int host_checkpoint_save(jet_task_ctx *ctx, const void *data, size_t len)
+{
+    inflight *f = ctx_inflight(ctx);
+    uint64_t rev = 0;
+    natsStatus s = kvStore_Put(&rev, the_agent->handlers->checkpoints, f->task->id, data, (int)len);
+    if (s != NATS_OK)
+        jet_warn("task %s: checkpoint not saved: %s", f->task->id, natsStatus_GetText(s));
+    return s == NATS_OK ? 0 : -1;
+}
+
+static int host_checkpoint_load(jet_task_ctx *ctx, void **data, size_t *len)
+{
+    inflight *f = ctx_inflight(ctx);
+    *data = NULL;
+    *len = 0;
+    kvEntry *e = NULL;
+    natsStatus s = kvStore_Get(&e, the_agent->handlers->checkpoints, f->task->id);
+    if (s == NATS_NOT_FOUND)
+        return 0;
+    if (s != NATS_OK)
+        return -1;
+    int n = kvEntry_ValueLen(e);
+    if (kvEntry_Operation(e) == kvOp_Put && n > 0) {
+        *data = malloc((size_t)n);
+        memcpy(*data, kvEntry_Value(e), (size_t)n);
+        *len = (size_t)n;
+    }
+    kvEntry_Destroy(e);
+    return 0;
+}
+
+static void host_log(jet_task_ctx *ctx, jet_log_severity sev, const char *msg)
+{
+    inflight *f = ctx_inflight(ctx);
+    jet_log_level l = sev == JET_PLOG_DEBUG ? JET_LOG_DEBUG : sev == JET_PLOG_WARN ? JET_LOG_WARN
+                    : sev == JET_PLOG_ERROR ? JET_LOG_ERROR : JET_LOG_INFO;
+    jet_log(l, "task %s [%s]: %s", f->task->id, f->task->handler, msg ? msg : "");
+}
+
+static int host_cancelled(jet_task_ctx *ctx) { return atomic_load(&ctx_inflight(ctx)->cancel) ? 1 : 0; }
+
+static int host_submit(jet_task_ctx *ctx, const char *queue, const char *priority, const char *handler,
+                       const void *payload, size_t payload_len, const jet_header *headers, size_t n_headers,
+                       const char *id)
+{
+    inflight *f = ctx_inflight(ctx);
+    jet_priority p = JET_PRIO_NORMAL;
+    if (!queue)
+        queue = f->task->queue;
+    if (!jet_name_valid(queue) || !jet_name_valid(handler) || (priority && !jet_priority_parse(priority, &p)) ||
+        (id && !jet_task_id_valid(id))) {
+        jet_warn("task %s: submit refused: invalid queue, handler, priority or id", f->task->id);
+        return -1;
+    }
+    char subject[256], gen[JET_ULID_LEN + 1];
+    jet_js_task_subject(&the_agent->names, queue, p, subject, sizeof subject);
+    natsMsg *m = NULL;
+    if (natsMsg_Create(&m, subject, NULL, payload, (int)payload_len) != NATS_OK)
+        return -1;
+    for (size_t i = 0; i < n_headers; i++)
+        if (headers[i].name && headers[i].value)
+            natsMsgHeader_Add(m, headers[i].name, headers[i].value);
+    if (!id) {
+        jet_ulid_new(gen);
+        id = gen;
+    }
+    natsMsgHeader_Set(m, "Jetsched-Handler", handler);
+    natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+    const char *tp = NULL;
+    if (f->task->traceparent && natsMsgHeader_Get(m, "traceparent", &tp) != NATS_OK)
+        natsMsgHeader_Set(m, "traceparent", f->task->traceparent); /* follow-ups join the trace */
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_PublishMsg(&pa, the_agent->js, m, NULL, &jerr);
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+    if (s != NATS_OK)
+        jet_warn("task %s: submit to %s failed: %s", f->task->id, subject, natsStatus_GetText(s));
+    return s == NATS_OK ? 0 : -1;
+}
+
+static void set_text(inflight *f, char **slot, const char *text, size_t len)
+{
+    pthread_mutex_lock(&f->mu);
+    free(*slot);
+    *slot = NULL;
+    if (text) {
+        *slot = malloc(len + 1);
+        memcpy(*slot, text, len);
+        (*slot)[len] = '\0';
+    }
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void host_set_result(jet_task_ctx *ctx, const char *result, size_t len)
+{
+    set_text(ctx_inflight(ctx), &ctx_inflight(ctx)->result, result, len);
+}
+
+static void host_set_error(jet_task_ctx *ctx, const char *message)
+{
+    set_text(ctx_inflight(ctx), &ctx_inflight(ctx)->error, message, message ? strlen(message) : 0);
+}
+
+static void host_retry_in(jet_task_ctx *ctx, int64_t delay_ms)
+{
+    inflight *f = ctx_inflight(ctx);
+    pthread_mutex_lock(&f->mu);
+    f->retry_in_ms = delay_ms < 0 ? 0 : delay_ms;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static const jet_host_api host_api = {
+    .struct_size = sizeof(jet_host_api),
+    .abi_major = JET_PLUGIN_ABI_MAJOR,
+    .abi_minor = JET_PLUGIN_ABI_MINOR,
+    .progress = host_progress,
+    .checkpoint_save = host_checkpoint_save,
+    .checkpoint_load = host_checkpoint_load,
+    .log = host_log,
+    .cancelled = host_cancelled,
+    .submit = host_submit,
+    .set_result = host_set_result,
+    .set_error = host_set_error,
+    .retry_in = host_retry_in,
+};
+
+/* ---- cancellation watch ---- */
+
+static unsigned bucket_of(const char *id)
+{
+    unsigned h = 2166136261u;
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h % 1024;
+}
+
+bool handlers_cancelled(agent *a, const char *task_id)
+{
+    struct handlers *h = a->handlers;
+    if (!h)
+        return false;
+    bool found = false;
+    int64_t now = jet_mono_ms();
+    pthread_mutex_lock(&h->cancel_mu);
+    for (struct cancelled_id *c = h->cancel_buckets[bucket_of(task_id)]; c && !found; c = c->next)
+        found = c->until_mono > now && strcmp(c->id, task_id) == 0;
+    pthread_mutex_unlock(&h->cancel_mu);
+    return found;
+}
+
+static void remember_cancel(agent *a, const char *id)
+{
+    struct handlers *h = a->handlers;
+    struct cancelled_id *c = calloc(1, sizeof *c);
+    c->id = strdup(id);
+    c->until_mono = jet_mono_ms() + jet_cfg_int(a->cfg, "jetstream.cancel_ttl");
+    unsigned b = bucket_of(id);
+    pthread_mutex_lock(&h->cancel_mu);
+    /* Drop expired entries of this bucket while here. */
+    for (struct cancelled_id **pp = &h->cancel_buckets[b]; *pp;) {
+        if ((*pp)->until_mono <= jet_mono_ms()) {
+            struct cancelled_id *dead = *pp;
+            *pp = dead->next;
+            free(dead->id);
+            free(dead);
+        } else {
+            pp = &(*pp)->next;
+        }
+    }
+    c->next = h->cancel_buckets[b];
+    h->cancel_buckets[b] = c;
+    pthread_mutex_unlock(&h->cancel_mu);
+    /* A running task with that id is signalled like a timeout. */
+    pthread_mutex_lock(&a->inflight_mu);
+    for (inflight *f = a->inflight_head; f; f = f->next)
+        if (strcmp(f->task->id, id) == 0) {
+            atomic_store(&f->cancel, true);
+            jet_info("task %s: cancellation requested", id);
+        }
+    pthread_mutex_unlock(&a->inflight_mu);
+}
+
+static void *cancel_main(void *arg)
+{
+    agent *a = arg;
+    struct handlers *h = a->handlers;
+    while (!atomic_load(&a->stopped)) {
+        kvEntry *e = NULL;
+        natsStatus s = kvWatcher_Next(&e, h->cancel_watcher, 500);
+        if (s == NATS_TIMEOUT)
+            continue;
+        if (s != NATS_OK)
+            break; /* stopped */
+        if (e && kvEntry_Operation(e) == kvOp_Put)
+            remember_cancel(a, kvEntry_Key(e));
+        kvEntry_Destroy(e);
+    }
+    return NULL;
+}
+
+/* ---- plugin configuration from agentd.conf ---- */
+
+static json_t *plugin_configs(agent *a, jet_err *err)
+{
+    json_t *all = json_object();
+    const char *file = jet_cfg_str(a->cfg, "plugins.config_file");
+    if (file) {
+        json_error_t je;
+        json_t *f = json_load_file(file, JSON_REJECT_DUPLICATES, &je);
+        if (!f || !json_is_object(f)) {
+            jet_err_set(err, JET_ERR_INVALID, "plugins.config_file %s:%d: %s", file, je.line,
+                        f ? "must hold a JSON object {\"<plugin>\": {...}}" : je.text);
+            json_decref(f);
+            json_decref(all);
+            return NULL;
+        }
+        json_object_update(all, f);
+        json_decref(f);
+    }
+    json_t *cmds = json_array();
+    for (size_t i = 0; i < jet_cfg_groups(a->cfg, "exec.commands"); i++) {
+        const jet_config *c = jet_cfg_group_at(a->cfg, "exec.commands", i);
+        json_t *argv = json_array(), *env = json_array();
+        for (size_t j = 0; j < jet_cfg_list_len(c, "argv"); j++)
+            json_array_append_new(argv, json_string(jet_cfg_list_at(c, "argv", j)));
+        for (size_t j = 0; j < jet_cfg_list_len(c, "env"); j++)
+            json_array_append_new(env, json_string(jet_cfg_list_at(c, "env", j)));
+        json_t *o = json_pack("{s:s,s:o,s:o,s:I}", "name", jet_cfg_str(c, "name"), "argv", argv, "env", env,
+                              "timeout_ms", (json_int_t)jet_cfg_int(c, "timeout"));
+        if (jet_cfg_str(c, "cwd"))
+            json_object_set_new(o, "cwd", json_string(jet_cfg_str(c, "cwd")));
+        if (jet_cfg_is_set(c, "rlimit_cpu"))
+            json_object_set_new(o, "rlimit_cpu_s", json_integer(jet_cfg_int(c, "rlimit_cpu") / 1000));
+        if (jet_cfg_is_set(c, "rlimit_as"))
+            json_object_set_new(o, "rlimit_as_bytes", json_integer(jet_cfg_int(c, "rlimit_as")));
+        if (jet_cfg_is_set(c, "rlimit_nofile"))
+            json_object_set_new(o, "rlimit_nofile", json_integer(jet_cfg_int(c, "rlimit_nofile")));
+        json_array_append_new(cmds, o);
+    }
+    if (json_array_size(cmds) && !json_object_get(all, "exec"))
+        json_object_set_new(all, "exec", json_pack("{s:o}", "commands", cmds));
+    else
+        json_decref(cmds);
+    json_t *eps = json_array();
+    for (size_t i = 0; i < jet_cfg_groups(a->cfg, "webhooks"); i++) {
+        const jet_config *c = jet_cfg_group_at(a->cfg, "webhooks", i);
+        json_t *hdrs = json_array();
+        for (size_t j = 0; j < jet_cfg_list_len(c, "headers"); j++)
+            json_array_append_new(hdrs, json_string(jet_cfg_list_at(c, "headers", j)));
+        json_array_append_new(eps, json_pack("{s:s,s:s,s:I,s:o}", "name", jet_cfg_str(c, "name"), "url",
+                                             jet_cfg_str(c, "url"), "timeout_ms",
+                                             (json_int_t)jet_cfg_int(c, "timeout"), "headers", hdrs));
+    }
+    if (json_array_size(eps) && !json_object_get(all, "http"))
+        json_object_set_new(all, "http", json_pack("{s:o}", "endpoints", eps));
+    else
+        json_decref(eps);
+    return all;
+}
+
+/* ---- dispatch ---- */
+
+jet_status handlers_init(agent *a, jet_err *err)
+{
+    the_agent = a;
+    struct handlers *h = calloc(1, sizeof *h);
+    a->handlers = h;
+    pthread_mutex_init(&h->cancel_mu, NULL);
+    natsStatus s;
+    if ((s = js_KeyValue(&h->checkpoints, a->js, a->names.kv_checkpoints)) != NATS_OK)
+        return jet_nats_err(err, s, a->names.kv_checkpoints);
+    if ((s = js_KeyValue(&h->cancel_kv, a->js, a->names.kv_cancel)) != NATS_OK)
+        return jet_nats_err(err, s, a->names.kv_cancel);
+    if ((s = kvStore_WatchAll(&h->cancel_watcher, h->cancel_kv, NULL)) != NATS_OK)
+        return jet_nats_err(err, s, "watch the cancellation bucket");
+    if (pthread_create(&h->cancel_thread, NULL, cancel_main, a) != 0)
+        return jet_err_set(err, JET_ERR_INTERNAL, "cannot start the cancellation watch");
+    h->cancel_running = true;
+
+    json_t *configs = plugin_configs(a, err);
+    if (!configs)
+        return JET_ERR_INVALID;
+    h->plugins = jet_plugins_new(&host_api);
+    jet_status st = jet_plugins_load_dir(h->plugins, jet_cfg_str(a->cfg, "agent.plugin_dir"), configs, err);
+    if (st == JET_ERR_NOT_FOUND) {
+        jet_warn("%s; no native plugins loaded", err->msg);
+        st = JET_OK;
+    }
+    for (size_t i = 0; st == JET_OK && i < jet_cfg_list_len(a->cfg, "plugins.load"); i++)
+        st = jet_plugins_load(h->plugins, jet_cfg_list_at(a->cfg, "plugins.load", i), configs, err);
+    if (st == JET_OK)
+        st = jet_plugins_check_configs(h->plugins, configs, err);
+    json_decref(configs);
+    if (st)
+        return st;
+    for (size_t i = 0; i < jet_plugins_count(h->plugins); i++) {
+        const jet_plugin_handler *ph = jet_plugins_at(h->plugins, i);
+        jet_info("handler %s: plugin %s %s (%s)", ph->name, ph->plugin, ph->version, ph->path);
+    }
+    return JET_OK;
+}
+
+void handlers_shutdown(agent *a)
+{
+    struct handlers *h = a->handlers;
+    if (!h)
+        return;
+    if (h->cancel_running) {
+        kvWatcher_Stop(h->cancel_watcher);
+        pthread_join(h->cancel_thread, NULL);
+    }
+    kvWatcher_Destroy(h->cancel_watcher);
+    kvStore_Destroy(h->cancel_kv);
+    kvStore_Destroy(h->checkpoints);
+    jet_plugins_free(h->plugins);
+    for (int b = 0; b < 1024; b++)
+        while (h->cancel_buckets[b]) {
+            struct cancelled_id *c = h->cancel_buckets[b];
+            h->cancel_buckets[b] = c->next;
+            free(c->id);
+            free(c);
+        }
+    pthread_mutex_destroy(&h->cancel_mu);
+    free(h);
+    a->handlers = NULL;
+}
+
+bool handlers_exists(agent *a, const char *handler)
+{
+    return a->handlers && a->handlers->plugins && jet_plugins_find(a->handlers->plugins, handler) != NULL;
+}
+
+bool handlers_unavailable_reason(agent *a, const char *handler, inflight *f)
+{
+    (void)a;
+    (void)handler;
+    (void)f;
+    return false;
+}
+
+bool handlers_is_native(agent *a, const char *handler) { return handlers_exists(a, handler); }
+
+jet_outcome handlers_run(agent *a, inflight *f)
+{
+    const jet_plugin_handler *ph = jet_plugins_find(a->handlers->plugins, f->task->handler);
+    if (!ph) {
+        host_set_error((jet_task_ctx *)f, "handler disappeared");
+        return JET_RETRY;
+    }
+    return jet_plugin_run(ph, &f->task->pub, (jet_task_ctx *)f);
+}
+
+char *handlers_list_json(agent *a)
+{
+    json_t *arr = json_array();
+    if (a->handlers && a->handlers->plugins)
+        for (size_t i = 0; i < jet_plugins_count(a->handlers->plugins); i++)
+            json_array_append_new(arr, json_string(jet_plugins_at(a->handlers->plugins, i)->name));
+    char *s = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    return s;
+}

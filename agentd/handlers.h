@@ -1,0 +1,28 @@
+/* Handler dispatch: a task's handler name resolves to a native plugin
+ * (plugin_host.c) or a Lua script; this module also owns the host API given
+ * to handlers (progress, checkpoints, log, cancelled, submit, result) and the
+ * cancellation watch on the jetsched_cancel bucket. */
+#ifndef AGENTD_HANDLERS_H
+#define AGENTD_HANDLERS_H
+
+#include <stdbool.h>
+#include "agent.h"
+
+jet_status handlers_init(agent *a, jet_err *err);
+void handlers_shutdown(agent *a);
+
+bool handlers_exists(agent *a, const char *handler);
+/* A handler that exists but cannot run now (e.g. a Lua script with a syntax
+ * error): fills f->error and returns true. */
+bool handlers_unavailable_reason(agent *a, const char *handler, inflight *f);
+bool handlers_is_native(agent *a, const char *handler);
+/* Runs the handler in the calling thread. */
+jet_outcome handlers_run(agent *a, inflight *f);
+
+/* Cancellation requests seen on the KV watch (task ids). */
+bool handlers_cancelled(agent *a, const char *task_id);
+
+/* Names of every handler served (registry heartbeat), as a JSON array text (caller frees). */
+char *handlers_list_json(agent *a);
+
+#endif

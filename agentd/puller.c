@@ -1,0 +1,319 @@
+/* The per-queue puller thread. See puller.h for the design. */
+#include "puller.h"
+#include "worker.h"
+
+#include <jetsched/log.h>
+#include <jetsched/natsconn.h>
+#include <jetsched/timeutil.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EMPTY_BACKOFF_MS 100     /* a lane found empty is skipped this long */
+#define LONGPOLL_MS 1000         /* server-side expiry of an idle wait */
+#define NOWAIT_GRACE_MS 5000     /* a no_wait request with no answer is given up after this */
+
+void ack_send(agent *a, const agent_task *t, const char *body)
+{
+    if (!t->reply[0])
+        return;
+    natsStatus s = natsConnection_PublishString(a->nc, t->reply, body);
+    if (s != NATS_OK)
+        jet_warn("task %s: sending %s failed: %s", t->id, body, natsStatus_GetText(s));
+}
+
+void ack_nak_delay(agent *a, const agent_task *t, int64_t delay_ms)
+{
+    char body[64];
+    snprintf(body, sizeof body, "-NAK {\"delay\":%lld}", (long long)(delay_ms < 0 ? 0 : delay_ms) * 1000000LL);
+    ack_send(a, t, body);
+}
+
+void puller_wake(queue_rt *q)
+{
+    pthread_mutex_lock(&q->mu);
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+static void on_inbox(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    queue_rt *q = closure;
+    pthread_mutex_lock(&q->mu);
+    if (q->arrived_len == q->arrived_cap) {
+        q->arrived_cap = q->arrived_cap ? q->arrived_cap * 2 : 16;
+        q->arrived = realloc(q->arrived, q->arrived_cap * sizeof *q->arrived);
+    }
+    q->arrived[q->arrived_len++] = msg;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+jet_status puller_init(queue_rt *q, jet_err *err)
+{
+    agent *a = q->a;
+    natsInbox *inbox = NULL;
+    if (natsInbox_Create(&inbox) != NATS_OK)
+        return jet_err_set(err, JET_ERR_NOMEM, "cannot create an inbox");
+    snprintf(q->inbox, sizeof q->inbox, "%s", (const char *)inbox);
+    natsInbox_Destroy(inbox);
+    for (int p = 0; p < JET_PRIO_COUNT; p++) {
+        char consumer[96];
+        jet_js_consumer_name(q->name, (jet_priority)p, consumer, sizeof consumer);
+        snprintf(q->pull_subject[p], sizeof q->pull_subject[p], "$JS.API.CONSUMER.MSG.NEXT.%s.%s",
+                 a->names.task_stream, consumer);
+    }
+    char wildcard[160];
+    snprintf(wildcard, sizeof wildcard, "%s.>", q->inbox);
+    natsStatus s = natsConnection_Subscribe(&q->sub, a->nc, wildcard, on_inbox, q);
+    if (s != NATS_OK)
+        return jet_nats_err(err, s, "subscribe to the pull inbox");
+    natsSubscription_SetPendingLimits(q->sub, -1, -1);
+    return JET_OK;
+}
+
+/* Smooth weighted round robin over eligible lanes; strict: first eligible. */
+static int pick_lane(queue_rt *q, const bool eligible[JET_PRIO_COUNT])
+{
+    if (q->strict) {
+        for (int p = 0; p < JET_PRIO_COUNT; p++)
+            if (eligible[p])
+                return p;
+        return -1;
+    }
+    int best = -1;
+    int64_t total = 0;
+    for (int p = 0; p < JET_PRIO_COUNT; p++) {
+        if (!eligible[p])
+            continue;
+        q->lanes[p].current += q->lanes[p].weight;
+        total += q->lanes[p].weight;
+        if (best < 0 || q->lanes[p].current > q->lanes[best].current)
+            best = p;
+    }
+    if (best >= 0)
+        q->lanes[best].current -= total;
+    return best;
+}
+
+static bool lane_has_longpoll(const queue_rt *q, int lane)
+{
+    for (size_t i = 0; i < q->nreqs; i++)
+        if (q->reqs[i].lane == lane && q->reqs[i].longpoll)
+            return true;
+    return false;
+}
+
+static bool nowait_in_flight(const queue_rt *q)
+{
+    for (size_t i = 0; i < q->nreqs; i++)
+        if (!q->reqs[i].longpoll)
+            return true;
+    return false;
+}
+
+/* Publishes one pull request; called with q->mu held. */
+static void send_pull(queue_rt *q, int lane, bool longpoll)
+{
+    char reply[192], body[96];
+    uint64_t id = ++q->next_req;
+    snprintf(reply, sizeof reply, "%s.%d.%llu", q->inbox, lane, (unsigned long long)id);
+    if (longpoll)
+        snprintf(body, sizeof body, "{\"batch\":1,\"expires\":%lld}", (long long)LONGPOLL_MS * 1000000LL);
+    else
+        snprintf(body, sizeof body, "{\"batch\":1,\"no_wait\":true}");
+    natsStatus s = natsConnection_PublishRequestString(q->a->nc, q->pull_subject[lane], reply, body);
+    if (s != NATS_OK) {
+        q->lanes[lane].empty_until_mono = jet_mono_ms() + EMPTY_BACKOFF_MS * 10;
+        return;
+    }
+    if (q->nreqs == q->reqs_cap) {
+        q->reqs_cap = q->reqs_cap ? q->reqs_cap * 2 : 8;
+        q->reqs = realloc(q->reqs, q->reqs_cap * sizeof *q->reqs);
+    }
+    q->reqs[q->nreqs++] = (struct pending_req){
+        id, lane, longpoll, jet_mono_ms() + (longpoll ? LONGPOLL_MS + NOWAIT_GRACE_MS : NOWAIT_GRACE_MS)};
+    q->outstanding++;
+}
+
+/* Removes request `id`; returns false when it is unknown (a late delivery). */
+static bool finish_request(queue_rt *q, uint64_t id)
+{
+    for (size_t i = 0; i < q->nreqs; i++)
+        if (q->reqs[i].id == id) {
+            q->reqs[i] = q->reqs[--q->nreqs];
+            q->outstanding--;
+            return true;
+        }
+    return false;
+}
+
+static void expire_requests(queue_rt *q, int64_t now)
+{
+    for (size_t i = 0; i < q->nreqs;) {
+        if (q->reqs[i].expires_mono <= now) {
+            jet_debug("queue %s: pull request %llu got no answer; giving it up", q->name,
+                      (unsigned long long)q->reqs[i].id);
+            q->reqs[i] = q->reqs[--q->nreqs];
+            q->outstanding--;
+        } else {
+            i++;
+        }
+    }
+}
+
+/* Handles one message from the inbox; called with q->mu held. */
+static void handle_arrival(queue_rt *q, natsMsg *m)
+{
+    const char *subj = natsMsg_GetSubject(m);
+    int lane = -1;
+    unsigned long long id = 0;
+    size_t il = strlen(q->inbox);
+    if (strncmp(subj, q->inbox, il) != 0 || sscanf(subj + il, ".%d.%llu", &lane, &id) != 2 || lane < 0 ||
+        lane >= JET_PRIO_COUNT) {
+        natsMsg_Destroy(m);
+        return;
+    }
+    const char *status = NULL;
+    if (natsMsgHeader_Get(m, "Status", &status) == NATS_OK && status && natsMsg_GetDataLength(m) == 0) {
+        finish_request(q, id);
+        int code = atoi(status);
+        if (code == 404 || code == 408) {
+            q->lanes[lane].empty_until_mono = jet_mono_ms() + EMPTY_BACKOFF_MS;
+        } else if (code != 100) {
+            const char *desc = NULL;
+            natsMsgHeader_Get(m, "Description", &desc);
+            jet_warn("queue %s lane %s: pull request answered %s %s", q->name, jet_priority_name((jet_priority)lane),
+                     status, desc ? desc : "");
+            q->lanes[lane].empty_until_mono = jet_mono_ms() + 1000;
+        }
+        natsMsg_Destroy(m);
+        return;
+    }
+    if (!finish_request(q, id))
+        jet_debug("queue %s: late delivery for pull request %llu", q->name, id);
+    q->lanes[lane].empty_until_mono = 0;
+    q->lanes[lane].pulled++;
+    worker_enqueue_locked(q, m, (jet_priority)lane);
+}
+
+static int free_slots(const queue_rt *q)
+{
+    return q->concurrency - q->busy - (int)q->ready_len - q->outstanding;
+}
+
+static void issue_requests(queue_rt *q, int64_t now)
+{
+    int free = free_slots(q);
+    bool eligible[JET_PRIO_COUNT];
+    for (int p = 0; p < JET_PRIO_COUNT; p++)
+        eligible[p] = !lane_has_longpoll(q, p) && q->lanes[p].empty_until_mono <= now;
+    bool sent = false;
+    while (free > 0) {
+        int lane = pick_lane(q, eligible);
+        if (lane < 0)
+            break;
+        send_pull(q, lane, false);
+        sent = true;
+        free--;
+    }
+    /* Every lane is empty (or being waited on): wait on the server instead of
+     * polling, in priority order, never more requests than free slots. */
+    if (!sent && free > 0 && !nowait_in_flight(q)) {
+        for (int i = 0; i < JET_PRIO_COUNT && free > 0; i++) {
+            int p = free >= JET_PRIO_COUNT ? i : (q->longpoll_rotate + i) % JET_PRIO_COUNT;
+            if (lane_has_longpoll(q, p))
+                continue;
+            send_pull(q, p, true);
+            free--;
+        }
+        q->longpoll_rotate++;
+    }
+}
+
+static void *puller_main(void *arg)
+{
+    queue_rt *q = arg;
+    agent *a = q->a;
+    pthread_mutex_lock(&q->mu);
+    while (!atomic_load(&a->draining) && !atomic_load(&a->stopped)) {
+        while (q->arrived_len > 0) {
+            natsMsg *m = q->arrived[0];
+            memmove(q->arrived, q->arrived + 1, --q->arrived_len * sizeof *q->arrived);
+            handle_arrival(q, m);
+        }
+        int64_t now = jet_mono_ms();
+        expire_requests(q, now);
+        if (!agent_paused(a))
+            issue_requests(q, now);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (q->arrived_len == 0)
+            pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+jet_status puller_start(queue_rt *q, jet_err *err)
+{
+    if (pthread_create(&q->puller, NULL, puller_main, q) != 0)
+        return jet_err_set(err, JET_ERR_INTERNAL, "queue %s: cannot start the puller thread", q->name);
+    return JET_OK;
+}
+
+void puller_join(queue_rt *q)
+{
+    puller_wake(q);
+    pthread_join(q->puller, NULL);
+    /* Outstanding requests may still deliver until they expire: hand those
+     * messages back at once (no delay) so another agent can take them. */
+    int64_t until = jet_mono_ms() + LONGPOLL_MS + 500;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (q->arrived_len > 0) {
+            natsMsg *m = q->arrived[--q->arrived_len];
+            const char *reply = natsMsg_GetReply(m);
+            if (reply && natsMsg_GetDataLength(m) >= 0 && strncmp(reply, "$JS.ACK.", 8) == 0)
+                natsConnection_PublishString(q->a->nc, reply, "-NAK");
+            natsMsg_Destroy(m);
+        }
+        int64_t now = jet_mono_ms();
+        expire_requests(q, now);
+        if (q->nreqs == 0 || now >= until || atomic_load(&q->a->stopped))
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+    }
+    pthread_mutex_unlock(&q->mu);
+    natsSubscription_Unsubscribe(q->sub);
+    natsSubscription_Destroy(q->sub);
+    q->sub = NULL;
+    pthread_mutex_lock(&q->mu);
+    for (size_t i = 0; i < q->arrived_len; i++) {
+        const char *reply = natsMsg_GetReply(q->arrived[i]);
+        if (reply && strncmp(reply, "$JS.ACK.", 8) == 0)
+            natsConnection_PublishString(q->a->nc, reply, "-NAK");
+        natsMsg_Destroy(q->arrived[i]);
+    }
+    q->arrived_len = 0;
+    free(q->arrived);
+    q->arrived = NULL;
+    free(q->reqs);
+    q->reqs = NULL;
+    pthread_mutex_unlock(&q->mu);
+}

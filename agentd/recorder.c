@@ -1,0 +1,163 @@
+/* agentd on the history writer (common/history.c) and the idempotency lookup. */
+#include "recorder.h"
+
+#include <jetsched/history.h>
+#include <jetsched/log.h>
+#include <jetsched/pgconn.h>
+#include <jetsched/timeutil.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct record_ctx {
+    void (*done)(void *, bool);
+    void *ctx;
+} record_ctx;
+
+static void on_done(void *ctx, jet_status st, const char *reason)
+{
+    record_ctx *rc = ctx;
+    if (st != JET_OK)
+        jet_error("history record not stored: %s", reason ? reason : jet_status_text(st));
+    rc->done(rc->ctx, st == JET_OK);
+    free(rc);
+}
+
+jet_status recorder_start(agent *a, jet_err *err)
+{
+    jet_history_options o;
+    jet_history_options_default(&o);
+    o.batch_size = (int)jet_cfg_int(a->cfg, "history.batch_size");
+    o.flush_interval_ms = jet_cfg_int(a->cfg, "history.flush_interval");
+    /* The writer holds at most what the agent may hold un-acked, plus room for
+     * the few records submitted while the pause takes effect. */
+    o.max_pending = (size_t)jet_cfg_int(a->cfg, "history.max_pending") + 1024;
+    o.application_name = "agentd";
+    jet_status st = jet_history_open(a->cfg, &o, (jet_history **)&a->history, err);
+    if (st)
+        return st;
+    /* READY only after PostgreSQL answered once (DESIGN §6). */
+    st = jet_pg_connect_retry(a->cfg, "agentd", (volatile const bool *)&a->stopped, 60000, &a->query_pg, err);
+    if (st)
+        return jet_err_set(err, st, "postgres: %s", err->msg);
+    return JET_OK;
+}
+
+void recorder_submit(agent *a, inflight *f, const outcome *o, int64_t started_ms, void (*done)(void *, bool),
+                     void *ctx)
+{
+    agent_task *t = f->task;
+    jet_history_record r = {
+        .task_id = t->id,
+        .queue = t->queue,
+        .handler = t->handler[0] ? t->handler : NULL,
+        .priority = jet_priority_name(t->prio),
+        .status = o->status,
+        .attempt = (int)(t->delivered > 0 ? t->delivered : 1),
+        .max_attempts = t->max_attempts,
+        .agent = a->id,
+        .error = o->reason && o->reason[0] ? NULL : o->error,
+        .result = o->result,
+        .created_ms = t->published_ms,
+        .started_ms = started_ms,
+        .schedule_id = t->schedule_id[0] ? t->schedule_id : NULL,
+        .trace_id = t->traceparent,
+    };
+    char with_reason[1200];
+    if (o->reason && o->reason[0]) {
+        snprintf(with_reason, sizeof with_reason, "%s: %s", o->reason, o->error ? o->error : "");
+        r.error = with_reason;
+    }
+    record_ctx *rc = malloc(sizeof *rc);
+    rc->done = done;
+    rc->ctx = ctx;
+    jet_err err;
+    jet_status st = jet_history_submit(a->history, &r, on_done, rc, -1, &err);
+    if (st != JET_OK) {
+        /* Malformed (cannot happen for what agentd builds) or closing: not recorded, so never acked. */
+        jet_error("task %s: history submit failed: %s", t->id, err.msg);
+        free(rc);
+        done(ctx, false);
+    }
+}
+
+static void on_running_done(void *ctx, jet_status st, const char *reason)
+{
+    (void)ctx;
+    if (st != JET_OK)
+        jet_debug("running record not stored: %s", reason ? reason : jet_status_text(st));
+}
+
+void recorder_running(agent *a, inflight *f, int64_t started_ms)
+{
+    agent_task *t = f->task;
+    jet_history_record r = {
+        .task_id = t->id,
+        .queue = t->queue,
+        .handler = t->handler,
+        .priority = jet_priority_name(t->prio),
+        .status = "running",
+        .attempt = (int)(t->delivered > 0 ? t->delivered : 1),
+        .max_attempts = t->max_attempts,
+        .agent = a->id,
+        .created_ms = t->published_ms,
+        .started_ms = started_ms,
+        .schedule_id = t->schedule_id[0] ? t->schedule_id : NULL,
+        .trace_id = t->traceparent,
+    };
+    /* Best effort and never waits: the final record is what acks depend on. */
+    jet_history_submit(a->history, &r, on_running_done, NULL, 0, NULL);
+}
+
+bool recorder_succeeded(agent *a, const char *id)
+{
+    bool yes = false;
+    pthread_mutex_lock(&a->query_mu);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!a->query_pg || PQstatus(a->query_pg) != CONNECTION_OK) {
+            PQfinish(a->query_pg);
+            a->query_pg = NULL;
+            jet_err err;
+            if (jet_pg_connect(a->cfg, "agentd", &a->query_pg, &err) != JET_OK) {
+                jet_warn("idempotency check for %s skipped: %s", id, err.msg);
+                break;
+            }
+        }
+        const char *params[] = {id};
+        PGresult *res = PQexecParams(a->query_pg, "SELECT 1 FROM tasks WHERE id = $1 AND status = 'succeeded'", 1,
+                                     NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+            yes = PQntuples(res) > 0;
+            PQclear(res);
+            break;
+        }
+        PQclear(res);
+        PQreset(a->query_pg);
+    }
+    pthread_mutex_unlock(&a->query_mu);
+    return yes;
+}
+
+long recorder_pending(agent *a) { return a->history ? (long)jet_history_pending(a->history) : 0; }
+
+bool recorder_healthy(agent *a, char *why, size_t len)
+{
+    if (!a->history)
+        return false;
+    jet_history_stats s;
+    jet_history_stats_get(a->history, &s);
+    if (!s.connected && why)
+        snprintf(why, len, "PostgreSQL unavailable (%zu records waiting)", s.pending);
+    return s.connected;
+}
+
+void recorder_flush(agent *a, int64_t wait_ms)
+{
+    if (jet_history_close(a->history, wait_ms) != JET_OK)
+        jet_error("history: some records could not be written before shutdown; their tasks were not acked and "
+                  "will be redelivered");
+    a->history = NULL;
+    PQfinish(a->query_pg);
+    a->query_pg = NULL;
+}

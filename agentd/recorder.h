@@ -1,0 +1,28 @@
+/* agentd's use of the PostgreSQL history writer: attempt records with a
+ * completion after COMMIT, the idempotency lookup, flush on shutdown, and
+ * the health the readiness probe reports. */
+#ifndef AGENTD_RECORDER_H
+#define AGENTD_RECORDER_H
+
+#include <stdbool.h>
+#include "agent.h"
+#include "outcome.h"
+
+jet_status recorder_start(agent *a, jet_err *err);
+/* done(ctx, committed) runs once, after the record's transaction committed
+ * (committed = true) or after PostgreSQL rejected it for good (false). */
+void recorder_submit(agent *a, inflight *f, const outcome *o, int64_t started_ms, void (*done)(void *, bool),
+                     void *ctx);
+/* Records that an attempt started (visible as "running" in history, so an
+ * attempt whose agent died still shows). Best effort: skipped when full. */
+void recorder_running(agent *a, inflight *f, int64_t started_ms);
+/* True when PostgreSQL says task `id` already succeeded. */
+bool recorder_succeeded(agent *a, const char *id);
+/* Records submitted but not committed yet. */
+long recorder_pending(agent *a);
+/* Whether the writer can reach PostgreSQL; why receives the reason when not. */
+bool recorder_healthy(agent *a, char *why, size_t len);
+/* Waits until everything submitted is committed, at most wait_ms; then stops. */
+void recorder_flush(agent *a, int64_t wait_ms);
+
+#endif

@@ -1,0 +1,202 @@
+/* Parsing and validation of delivered task messages. */
+#include "task.h"
+
+#include <jetsched/timeutil.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool task_parse_ack_subject(const char *reply, uint64_t *delivered, uint64_t *stream_seq, int64_t *published_ms)
+{
+    if (!reply || strncmp(reply, "$JS.ACK.", 8) != 0)
+        return false;
+    const char *tok[16];
+    size_t len[16];
+    int n = 0;
+    for (const char *p = reply; n < 16;) {
+        const char *dot = strchr(p, '.');
+        tok[n] = p;
+        len[n++] = dot ? (size_t)(dot - p) : strlen(p);
+        if (!dot)
+            break;
+        p = dot + 1;
+    }
+    int base; /* index of <delivered> */
+    if (n == 9)
+        base = 4;
+    else if (n >= 11)
+        base = 6;
+    else
+        return false;
+    uint64_t v[3];
+    for (int i = 0; i < 3; i++) {
+        char num[32];
+        int k = base + (i == 0 ? 0 : i == 1 ? 1 : 3);
+        if (len[k] == 0 || len[k] >= sizeof num)
+            return false;
+        memcpy(num, tok[k], len[k]);
+        num[len[k]] = '\0';
+        char *end;
+        errno = 0;
+        v[i] = strtoull(num, &end, 10);
+        if (*end || errno)
+            return false;
+    }
+    *delivered = v[0];
+    *stream_seq = v[1];
+    *published_ms = (int64_t)(v[2] / 1000000);
+    return true;
+}
+
+const char *task_header(const agent_task *t, const char *name)
+{
+    for (size_t i = 0; i < t->n_headers; i++)
+        if (strcmp(t->headers[i].name, name) == 0)
+            return t->headers[i].value;
+    return NULL;
+}
+
+static void mark_dead(agent_task *t, const char *reason, const char *fmt, const char *a, const char *b)
+{
+    if (t->dead_reason)
+        return; /* the first problem wins */
+    t->dead_reason = reason;
+    snprintf(t->dead_detail, sizeof t->dead_detail, fmt, a, b);
+}
+
+static void copy_headers(agent_task *t)
+{
+    const char **keys = NULL;
+    int nkeys = 0;
+    if (natsMsgHeader_Keys(t->msg, &keys, &nkeys) != NATS_OK || nkeys <= 0)
+        return;
+    size_t total = 0;
+    for (int i = 0; i < nkeys; i++) {
+        const char **vals = NULL;
+        int nv = 0;
+        if (natsMsgHeader_Values(t->msg, keys[i], &vals, &nv) == NATS_OK)
+            total += (size_t)nv;
+        free((void *)vals);
+    }
+    t->headers = calloc(total ? total : 1, sizeof *t->headers);
+    for (int i = 0; i < nkeys; i++) {
+        const char **vals = NULL;
+        int nv = 0;
+        if (natsMsgHeader_Values(t->msg, keys[i], &vals, &nv) != NATS_OK)
+            continue;
+        for (int j = 0; j < nv && t->n_headers < total; j++) {
+            t->headers[t->n_headers].name = strdup(keys[i]);
+            t->headers[t->n_headers].value = strdup(vals[j] ? vals[j] : "");
+            t->n_headers++;
+        }
+        free((void *)vals);
+    }
+    free((void *)keys);
+}
+
+static void parse_headers(agent_task *t, const task_defaults *def)
+{
+    const char *v;
+    jet_err err;
+    if ((v = task_header(t, HDR_MSG_ID)) != NULL) {
+        if (!jet_task_id_valid(v))
+            mark_dead(t, "invalid_id", "Nats-Msg-Id \"%.120s\" is not 1-128 characters of [A-Za-z0-9_-]%s", v, "");
+        snprintf(t->id, sizeof t->id, "%s", jet_task_id_valid(v) ? v : "");
+    }
+    if (!t->id[0])
+        snprintf(t->id, sizeof t->id, "seq-%llu", (unsigned long long)t->stream_seq);
+
+    size_t header_bytes = 0;
+    for (size_t i = 0; i < t->n_headers; i++)
+        header_bytes += strlen(t->headers[i].name) + strlen(t->headers[i].value) + 4;
+    if (header_bytes > TASK_MAX_HEADER_BYTES) {
+        char n[32];
+        snprintf(n, sizeof n, "%zu", header_bytes);
+        mark_dead(t, "invalid_header", "headers take %s bytes, more than the %s allowed", n,
+                  JET_STRINGIFY(TASK_MAX_HEADER_BYTES));
+    }
+
+    v = task_header(t, HDR_HANDLER);
+    if (!v || !*v)
+        mark_dead(t, "missing_handler", "the %s header is missing%s", HDR_HANDLER, "");
+    else if (!jet_name_valid(v))
+        mark_dead(t, "unknown_handler", "handler \"%.64s\" is not a valid name%s", v, "");
+    else
+        snprintf(t->handler, sizeof t->handler, "%s", v);
+
+    t->max_attempts = def->max_attempts;
+    if ((v = task_header(t, HDR_MAX_ATTEMPTS)) != NULL) {
+        char *end;
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        if (end == v || *end || errno || n < 1 || n > 1000)
+            mark_dead(t, "invalid_header", "%s: \"%.64s\" is not an integer from 1 to 1000", HDR_MAX_ATTEMPTS, v);
+        else
+            t->max_attempts = (int)n;
+    }
+    t->timeout_ms = def->timeout_ms;
+    if ((v = task_header(t, HDR_TIMEOUT)) != NULL && jet_duration_parse(v, &t->timeout_ms, &err) != JET_OK)
+        mark_dead(t, "invalid_header", HDR_TIMEOUT ": %.200s%s", err.msg, "");
+    else if (t->timeout_ms <= 0)
+        t->timeout_ms = def->timeout_ms;
+    if ((v = task_header(t, HDR_DEADLINE)) != NULL && jet_rfc3339_parse(v, &t->deadline_ms, &err) != JET_OK)
+        mark_dead(t, "invalid_header", HDR_DEADLINE ": %.200s%s", err.msg, "");
+    t->backoff = def->backoff;
+    if ((v = task_header(t, HDR_BACKOFF)) != NULL && backoff_parse(v, &t->backoff, &err) != JET_OK)
+        mark_dead(t, "invalid_header", HDR_BACKOFF ": %.200s%s", err.msg, "");
+    t->redispatch = task_header(t, HDR_REDISPATCH) != NULL;
+    if ((v = task_header(t, HDR_SCHEDULE_ID)) != NULL)
+        snprintf(t->schedule_id, sizeof t->schedule_id, "%s", v);
+    if ((v = task_header(t, HDR_FIRE_TIME)) != NULL)
+        jet_rfc3339_parse(v, &t->fire_time_ms, NULL);
+    if ((v = task_header(t, HDR_TRACEPARENT)) != NULL && strlen(v) < 128)
+        t->traceparent = strdup(v);
+}
+
+agent_task *task_from_msg(natsMsg *msg, const char *queue, jet_priority prio, const task_defaults *def)
+{
+    agent_task *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->msg = msg;
+    t->prio = prio;
+    snprintf(t->queue, sizeof t->queue, "%s", queue);
+    snprintf(t->reply, sizeof t->reply, "%s", natsMsg_GetReply(msg) ? natsMsg_GetReply(msg) : "");
+    if (!task_parse_ack_subject(t->reply, &t->delivered, &t->stream_seq, &t->published_ms))
+        t->delivered = 1;
+    copy_headers(t);
+    parse_headers(t, def);
+
+    jet_task *p = &t->pub;
+    p->struct_size = sizeof *p;
+    p->id = t->id;
+    p->handler = t->handler;
+    p->queue = t->queue;
+    p->priority = jet_priority_name(prio);
+    p->attempt = (int)(t->delivered > 100000 ? 100000 : t->delivered);
+    p->max_attempts = t->max_attempts;
+    p->payload = natsMsg_GetData(msg);
+    p->payload_len = (size_t)natsMsg_GetDataLength(msg);
+    p->headers = t->headers;
+    p->n_headers = t->n_headers;
+    p->deadline_ms = t->deadline_ms;
+    p->timeout_ms = t->timeout_ms;
+    p->traceparent = t->traceparent;
+    return t;
+}
+
+void task_free(agent_task *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n_headers; i++) {
+        free((void *)t->headers[i].name);
+        free((void *)t->headers[i].value);
+    }
+    free(t->headers);
+    free(t->traceparent);
+    natsMsg_Destroy(t->msg);
+    free(t);
+}

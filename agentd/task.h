@@ -1,0 +1,81 @@
+/* A task as agentd holds it: the delivered NATS message, its parsed
+ * headers and JetStream delivery metadata, and (when the message is
+ * malformed) why it must be dead-lettered instead of run. */
+#ifndef AGENTD_TASK_H
+#define AGENTD_TASK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <nats/nats.h>
+#include <jetsched/names.h>
+#include <jetsched/plugin.h>
+
+#include "backoff.h"
+
+/* Header names of the contract (DESIGN §3). */
+#define HDR_HANDLER      "Jetsched-Handler"
+#define HDR_MSG_ID       "Nats-Msg-Id"
+#define HDR_MAX_ATTEMPTS "Jetsched-Max-Attempts"
+#define HDR_TIMEOUT      "Jetsched-Timeout"
+#define HDR_DEADLINE     "Jetsched-Deadline"
+#define HDR_BACKOFF      "Jetsched-Backoff"
+#define HDR_SCHEDULE_ID  "Jetsched-Schedule-Id"
+#define HDR_FIRE_TIME    "Jetsched-Fire-Time"
+#define HDR_REDISPATCH   "Jetsched-Redispatch"
+#define HDR_TRACEPARENT  "traceparent"
+#define HDR_DEAD_REASON  "Jetsched-Dead-Reason"
+#define HDR_ATTEMPTS     "Jetsched-Attempts"
+#define HDR_LAST_ERROR   "Jetsched-Last-Error"
+
+/* Headers beyond this many bytes (names + values) make a task malformed. */
+#define TASK_MAX_HEADER_BYTES 16384
+#define JET_STRINGIFY_(x) #x
+#define JET_STRINGIFY(x) JET_STRINGIFY_(x)
+
+/* Defaults of the queue the task came from. */
+typedef struct task_defaults {
+    int max_attempts;
+    int64_t timeout_ms;
+    backoff backoff;
+} task_defaults;
+
+typedef struct agent_task {
+    jet_task pub;                 /* what handlers see; points into the fields below */
+    natsMsg *msg;                 /* owned */
+    char reply[256];              /* JetStream ack subject */
+    char id[JET_TASK_ID_MAX + 1];
+    char handler[JET_NAME_MAX + 1];
+    char queue[JET_NAME_MAX + 1];
+    jet_priority prio;
+    uint64_t delivered;           /* delivery count = attempt number */
+    uint64_t stream_seq;
+    int64_t published_ms;         /* when JetStream stored the message (Unix ms) */
+    int max_attempts;
+    int64_t timeout_ms;
+    int64_t deadline_ms;          /* 0 = none */
+    backoff backoff;
+    bool redispatch;
+    char schedule_id[JET_NAME_MAX + 1];
+    int64_t fire_time_ms;
+    jet_header *headers;          /* copies of every header */
+    size_t n_headers;
+    char *traceparent;
+    /* Set when the message cannot run: a DESIGN reason (missing_handler,
+     * invalid_id, invalid_header) and a detail naming the header. */
+    const char *dead_reason;
+    char dead_detail[256];
+} agent_task;
+
+/* Parses a delivered message. Never fails for bad input (sets dead_reason
+ * instead); returns NULL only when out of memory. Takes ownership of msg. */
+agent_task *task_from_msg(natsMsg *msg, const char *queue, jet_priority prio, const task_defaults *def);
+void task_free(agent_task *t);
+
+/* Parses a JetStream ack subject ($JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts_ns>.<pending>,
+ * or the v2 form with domain and account hash). */
+bool task_parse_ack_subject(const char *reply, uint64_t *delivered, uint64_t *stream_seq, int64_t *published_ms);
+
+/* Returns the value of a header of the task (case-sensitive), or NULL. */
+const char *task_header(const agent_task *t, const char *name);
+
+#endif
