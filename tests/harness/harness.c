@@ -1,0 +1,114 @@
+/* tests/harness/harness.c — implementation of harness.h: environment checks,
+ * th_ctl() (runs tests/harness/ctl without a shell) and th_tmpdir(). */
+#include "harness.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TH_MAX_ARGS 32
+
+static const char *th_env_hint(const char *name)
+{
+    if (strncmp(name, "JETSCHED_TEST_NATS_CLUSTER", 26) == 0)
+        return "run the test under tests/harness/with-servers --nats-cluster";
+    if (strncmp(name, "JETSCHED_TEST_NATS", 18) == 0)
+        return "run the test under tests/harness/with-servers --nats";
+    if (strncmp(name, "JETSCHED_TEST_PG", 16) == 0)
+        return "run the test under tests/harness/with-servers --pg";
+    return "run the test under tests/harness/with-servers";
+}
+
+const char *th_require_env(const char *name)
+{
+    const char *v = getenv(name);
+    if (v == NULL || v[0] == '\0') {
+        fprintf(stderr, "FATAL: required environment variable %s is not set (%s); "
+                        "this test fails instead of skipping\n",
+                name, th_env_hint(name));
+        fflush(stderr);
+        exit(1);
+    }
+    return v;
+}
+
+int th_ctl(const char *fmt, ...)
+{
+    const char *dir = th_require_env("JETSCHED_TEST_HARNESS");
+    char args[1024];
+    char path[4096];
+    char *argv[TH_MAX_ARGS + 2];
+    int argc = 0;
+    va_list ap;
+
+    va_start(ap, fmt);
+    int n = vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof args) {
+        fprintf(stderr, "th_ctl: arguments too long\n");
+        return -1;
+    }
+    n = snprintf(path, sizeof path, "%s/ctl", dir);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        fprintf(stderr, "th_ctl: harness path too long\n");
+        return -1;
+    }
+    argv[argc++] = path;
+    for (char *save = NULL, *tok = strtok_r(args, " \t\n", &save); tok != NULL;
+         tok = strtok_r(NULL, " \t\n", &save)) {
+        if (argc > TH_MAX_ARGS) {
+            fprintf(stderr, "th_ctl: too many arguments\n");
+            return -1;
+        }
+        argv[argc++] = tok;
+    }
+    argv[argc] = NULL;
+
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "th_ctl: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        execv(path, argv);
+        fprintf(stderr, "th_ctl: cannot run %s: %s\n", path, strerror(errno));
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            fprintf(stderr, "th_ctl: waitpid: %s\n", strerror(errno));
+            return -1;
+        }
+    }
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return -1;
+}
+
+char *th_tmpdir(void)
+{
+    const char *state = th_require_env("JETSCHED_TEST_STATE");
+    size_t len = strlen(state) + sizeof "/tmp.XXXXXX";
+    char *dir = malloc(len);
+    if (dir == NULL) {
+        fprintf(stderr, "FATAL: th_tmpdir: out of memory\n");
+        exit(1);
+    }
+    snprintf(dir, len, "%s/tmp.XXXXXX", state);
+    if (mkdtemp(dir) == NULL) {
+        fprintf(stderr, "FATAL: th_tmpdir: mkdtemp(%s): %s\n", dir, strerror(errno));
+        free(dir);
+        exit(1);
+    }
+    return dir;
+}
