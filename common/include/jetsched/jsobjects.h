@@ -30,13 +30,26 @@ void jet_js_names_init(jet_js_names *n, const char *prefix);
 void jet_js_task_subject(const jet_js_names *n, const char *queue, jet_priority p, char *buf, size_t len);
 /* "q_<queue>_<priority>" */
 void jet_js_consumer_name(const char *queue, jet_priority p, char *buf, size_t len);
+/* A usable `nats.prefix`: 1-48 characters of [A-Za-z0-9_-]. The ensure
+ * functions refuse other prefixes with JET_ERR_INVALID. */
+bool jet_js_prefix_valid(const char *prefix);
 
 typedef enum jet_js_outcome { JET_JS_UNCHANGED, JET_JS_CREATED } jet_js_outcome;
 
-/* Called once per object checked, for `jetsched init` to print what it did. */
+/* Called once per object checked, for `jetsched init` to print what it did:
+ * kind is "stream", "kv" or "consumer"; name is the stream, bucket or
+ * consumer (durable) name. Not called at all when a conflict is refused. */
 typedef void (*jet_js_report_fn)(void *ctx, const char *kind, const char *name, jet_js_outcome outcome);
 
-/* Streams and KV buckets (not consumers). */
+/* Each ensure call first looks every object up; if any existing object's
+ * settings differ from what jetsched needs it returns JET_ERR_CONFLICT with
+ * one line per object ("stream X: retention is \"limits\", jetsched needs
+ * \"workqueue\"; refusing to change it ...") and changes nothing. Otherwise it
+ * creates what is missing (never updating what exists). NATS unreachable or
+ * JetStream disabled: JET_ERR_UNAVAILABLE / JET_ERR_TIMEOUT; a bad
+ * nats.prefix or queue name: JET_ERR_INVALID.
+ *
+ * Streams and KV buckets (not consumers). */
 jet_status jet_js_ensure_base(jsCtx *js, const jet_config *cfg, jet_js_report_fn report, void *ctx, jet_err *err);
 /* The three priority consumers of one queue. */
 jet_status jet_js_ensure_queue(jsCtx *js, const jet_config *cfg, const char *queue, jet_js_report_fn report,
