@@ -43,7 +43,7 @@ static void host_progress(jet_task_ctx *ctx, int percent, const char *note)
     if (note)
         json_object_set_new(extra, "note", json_string(note));
     char *text = json_dumps(extra, JSON_COMPACT);
-    event_publish(the_agent, f->task, "running", (int)f->task->delivered, NULL, text);
+    event_publish(the_agent, f->task, "running", task_attempt(f->task), NULL, text);
     free(text);
     json_decref(extra);
 }
@@ -81,9 +81,13 @@ static int host_checkpoint_load(jet_task_ctx *ctx, void **data, size_t *len)
 
 static void host_log(jet_task_ctx *ctx, jet_log_severity sev, const char *msg)
 {
-    inflight *f = ctx_inflight(ctx);
     jet_log_level l = sev == JET_PLOG_DEBUG ? JET_LOG_DEBUG : sev == JET_PLOG_WARN ? JET_LOG_WARN
                     : sev == JET_PLOG_ERROR ? JET_LOG_ERROR : JET_LOG_INFO;
+    if (!ctx) { /* from a plugin's init() or shutdown() */
+        jet_log(l, "plugin: %s", msg ? msg : "");
+        return;
+    }
+    inflight *f = ctx_inflight(ctx);
     jet_log(l, "task %s [%s]: %s", f->task->id, f->task->handler, msg ? msg : "");
 }
 

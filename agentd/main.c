@@ -18,6 +18,7 @@
 #include <jetsched/timeutil.h>
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +208,10 @@ int main(int argc, char **argv)
         return rc;
 
     signal(SIGPIPE, SIG_IGN);
+    /* Orphans of exec'd commands (grandchildren whose process group was
+     * killed) are re-parented to us and reaped by the exec plugin, even in
+     * containers whose PID 1 does not reap. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);

@@ -64,7 +64,7 @@ void outcome_started(agent *a, inflight *f)
         jet_metric_observe(m_latency, l, (double)(jet_now_ms() - t->published_ms));
     }
     recorder_running(a, f, jet_now_ms());
-    event_publish(a, t, "running", (int)t->delivered, NULL, NULL);
+    event_publish(a, t, "running", task_attempt(t), NULL, NULL);
 }
 
 /* ---- the acker: NATS actions after the commit ---- */
@@ -113,7 +113,7 @@ static bool dead_letter(agent *a, const agent_task *t, const char *reason, const
     natsMsgHeader_Set(m, "Jetsched-Queue", t->queue);
     natsMsgHeader_Set(m, "Jetsched-Priority", jet_priority_name(t->prio));
     natsMsgHeader_Set(m, HDR_DEAD_REASON, reason);
-    snprintf(buf, sizeof buf, "%llu", (unsigned long long)t->delivered);
+    snprintf(buf, sizeof buf, "%d", task_attempt(t));
     natsMsgHeader_Set(m, HDR_ATTEMPTS, buf);
     header_safe(buf, sizeof buf, error ? error : "");
     natsMsgHeader_Set(m, HDR_LAST_ERROR, buf);
@@ -154,7 +154,7 @@ static void act(agent *a, ack_job *j)
     } else { /* expired, cancelled */
         ack_send(a, t, "+TERM");
     }
-    event_publish(a, t, st, (int)t->delivered, j->error, NULL);
+    event_publish(a, t, st, task_attempt(t), j->error, NULL);
 }
 
 static void *acker_main(void *arg)
@@ -249,17 +249,21 @@ void outcome_from_handler(agent *a, inflight *f, jet_outcome r)
     } else if (atomic_load(&f->cancel) && handlers_cancelled(a, t->id)) {
         o.status = "cancelled";
         o.error = "cancelled while running";
+    } else if (atomic_load(&f->cancel) && atomic_load(&a->draining)) {
+        /* Stopped by the drain after the grace: hand it back at once; the
+         * interrupted attempt still counts (it may have had side effects). */
+        o = (outcome){.status = "retrying", .error = "interrupted: the agent shut down", .delay_ms = 0};
     }
     if (!o.status) {
         if (r == JET_SUCCESS) {
             o.status = "succeeded";
         } else if (r == JET_FAIL) {
             o = (outcome){.status = "dead", .reason = "permanent_failure", .error = o.error ? o.error : "failed"};
-        } else if ((int64_t)t->delivered >= t->max_attempts) {
+        } else if (task_attempt(t) >= t->max_attempts) {
             o = (outcome){.status = "dead", .reason = "attempts_exhausted", .error = o.error ? o.error : "failed"};
         } else {
             o.status = "retrying";
-            o.delay_ms = retry_in >= 0 ? retry_in : backoff_delay(&t->backoff, (int)t->delivered, random64());
+            o.delay_ms = retry_in >= 0 ? retry_in : backoff_delay(&t->backoff, task_attempt(t), random64());
             if (!o.error)
                 o.error = "failed";
         }
@@ -269,12 +273,19 @@ void outcome_from_handler(agent *a, inflight *f, jet_outcome r)
     free(result);
 }
 
-bool outcome_already_succeeded(agent *a, const agent_task *t)
+bool outcome_already_succeeded(agent *a, agent_task *t)
 {
     bool check = t->delivered > 1 || t->redispatch || a->idempotency_always;
     if (!check)
         return false;
-    return recorder_succeeded(a, t->id);
+    int attempts = 0;
+    bool done = recorder_succeeded(a, t->id, &attempts);
+    /* A redispatched (republished) task starts a new delivery count: its
+     * attempts continue after the ones already recorded. */
+    if (t->redispatch || a->idempotency_always)
+        t->attempt_base = attempts >= (int)t->delivered ? attempts - (int)t->delivered + 1 : 0;
+    t->pub.attempt = task_attempt(t);
+    return done;
 }
 
 jet_status outcome_start(agent *a, jet_err *err)

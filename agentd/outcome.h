@@ -31,7 +31,7 @@ void outcome_from_handler(agent *a, inflight *f, jet_outcome r);
 void outcome_started(agent *a, inflight *f);
 /* On redelivery, Jetsched-Redispatch, or with idempotency checks always on:
  * true when PostgreSQL says this task id already succeeded. */
-bool outcome_already_succeeded(agent *a, const agent_task *t);
+bool outcome_already_succeeded(agent *a, agent_task *t);
 
 /* Publishes a live event for a task (used here and for progress). */
 void event_publish(agent *a, const agent_task *t, const char *status, int attempt, const char *error,

@@ -165,20 +165,41 @@ static void expire_requests(queue_rt *q, int64_t now)
     }
 }
 
-/* Handles one message from the inbox; called with q->mu held. */
+/* The oldest outstanding request of a lane (the server answers a consumer's
+ * waiting requests in order), or 0 when there is none. */
+static uint64_t oldest_request(const queue_rt *q, int lane)
+{
+    uint64_t best = 0;
+    for (size_t i = 0; i < q->nreqs; i++)
+        if (q->reqs[i].lane == lane && (best == 0 || q->reqs[i].id < best))
+            best = q->reqs[i].id;
+    return best;
+}
+
+/* The lane of a delivered task from its subject <prefix>.task.<queue>.<priority>. */
+static int lane_of_subject(const char *subj)
+{
+    const char *dot = strrchr(subj, '.');
+    jet_priority p;
+    return dot && jet_priority_parse(dot + 1, &p) ? (int)p : -1;
+}
+
+/* Handles one message from the inbox; called with q->mu held. Status
+ * replies (404/408/409) arrive on the request's own reply subject
+ * <inbox>.<lane>.<request id>; tasks arrive with their original subject. */
 static void handle_arrival(queue_rt *q, natsMsg *m)
 {
     const char *subj = natsMsg_GetSubject(m);
-    int lane = -1;
-    unsigned long long id = 0;
-    size_t il = strlen(q->inbox);
-    if (strncmp(subj, q->inbox, il) != 0 || sscanf(subj + il, ".%d.%llu", &lane, &id) != 2 || lane < 0 ||
-        lane >= JET_PRIO_COUNT) {
-        natsMsg_Destroy(m);
-        return;
-    }
     const char *status = NULL;
-    if (natsMsgHeader_Get(m, "Status", &status) == NATS_OK && status && natsMsg_GetDataLength(m) == 0) {
+    size_t il = strlen(q->inbox);
+    if (natsMsg_GetDataLength(m) == 0 && natsMsgHeader_Get(m, "Status", &status) == NATS_OK && status) {
+        int lane = -1;
+        unsigned long long id = 0;
+        if (strncmp(subj, q->inbox, il) != 0 || sscanf(subj + il, ".%d.%llu", &lane, &id) != 2 || lane < 0 ||
+            lane >= JET_PRIO_COUNT) {
+            natsMsg_Destroy(m);
+            return;
+        }
         finish_request(q, id);
         int code = atoi(status);
         if (code == 404 || code == 408) {
@@ -193,8 +214,16 @@ static void handle_arrival(queue_rt *q, natsMsg *m)
         natsMsg_Destroy(m);
         return;
     }
-    if (!finish_request(q, id))
-        jet_debug("queue %s: late delivery for pull request %llu", q->name, id);
+    int lane = lane_of_subject(subj);
+    const char *reply = natsMsg_GetReply(m);
+    if (lane < 0 || !reply || strncmp(reply, "$JS.ACK.", 8) != 0) {
+        jet_warn("queue %s: unexpected message on %s; ignored", q->name, subj);
+        natsMsg_Destroy(m);
+        return;
+    }
+    uint64_t id = oldest_request(q, lane);
+    if (id == 0 || !finish_request(q, id))
+        jet_debug("queue %s: late delivery on lane %s", q->name, jet_priority_name((jet_priority)lane));
     q->lanes[lane].empty_until_mono = 0;
     q->lanes[lane].pulled++;
     worker_enqueue_locked(q, m, (jet_priority)lane);

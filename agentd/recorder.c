@@ -54,7 +54,7 @@ void recorder_submit(agent *a, inflight *f, const outcome *o, int64_t started_ms
         .handler = t->handler[0] ? t->handler : NULL,
         .priority = jet_priority_name(t->prio),
         .status = o->status,
-        .attempt = (int)(t->delivered > 0 ? t->delivered : 1),
+        .attempt = task_attempt(t),
         .max_attempts = t->max_attempts,
         .agent = a->id,
         .error = o->reason && o->reason[0] ? NULL : o->error,
@@ -98,7 +98,7 @@ void recorder_running(agent *a, inflight *f, int64_t started_ms)
         .handler = t->handler,
         .priority = jet_priority_name(t->prio),
         .status = "running",
-        .attempt = (int)(t->delivered > 0 ? t->delivered : 1),
+        .attempt = task_attempt(t),
         .max_attempts = t->max_attempts,
         .agent = a->id,
         .created_ms = t->published_ms,
@@ -110,9 +110,10 @@ void recorder_running(agent *a, inflight *f, int64_t started_ms)
     jet_history_submit(a->history, &r, on_running_done, NULL, 0, NULL);
 }
 
-bool recorder_succeeded(agent *a, const char *id)
+bool recorder_succeeded(agent *a, const char *id, int *attempts)
 {
     bool yes = false;
+    *attempts = 0;
     pthread_mutex_lock(&a->query_mu);
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!a->query_pg || PQstatus(a->query_pg) != CONNECTION_OK) {
@@ -125,10 +126,13 @@ bool recorder_succeeded(agent *a, const char *id)
             }
         }
         const char *params[] = {id};
-        PGresult *res = PQexecParams(a->query_pg, "SELECT 1 FROM tasks WHERE id = $1 AND status = 'succeeded'", 1,
-                                     NULL, params, NULL, NULL, 0);
+        PGresult *res = PQexecParams(a->query_pg,
+                                     "SELECT status = 'succeeded', greatest(attempts, (SELECT coalesce(max(attempt), 0) "
+                                     "FROM task_attempts WHERE task_id = $1)) FROM tasks WHERE id = $1",
+                                     1, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-            yes = PQntuples(res) > 0;
+            yes = PQntuples(res) > 0 && PQgetvalue(res, 0, 0)[0] == 't';
+            *attempts = PQntuples(res) > 0 ? atoi(PQgetvalue(res, 0, 1)) : 0;
             PQclear(res);
             break;
         }
@@ -147,9 +151,12 @@ bool recorder_healthy(agent *a, char *why, size_t len)
         return false;
     jet_history_stats s;
     jet_history_stats_get(a->history, &s);
-    if (!s.connected && why)
+    /* The writer connects when it has something to write: with nothing
+     * pending it is healthy; with records waiting it must be connected. */
+    bool ok = s.connected || s.pending == 0;
+    if (!ok && why)
         snprintf(why, len, "PostgreSQL unavailable (%zu records waiting)", s.pending);
-    return s.connected;
+    return ok;
 }
 
 void recorder_flush(agent *a, int64_t wait_ms)

@@ -16,8 +16,9 @@ void recorder_submit(agent *a, inflight *f, const outcome *o, int64_t started_ms
 /* Records that an attempt started (visible as "running" in history, so an
  * attempt whose agent died still shows). Best effort: skipped when full. */
 void recorder_running(agent *a, inflight *f, int64_t started_ms);
-/* True when PostgreSQL says task `id` already succeeded. */
-bool recorder_succeeded(agent *a, const char *id);
+/* True when PostgreSQL says task `id` already succeeded; *attempts receives
+ * the attempts recorded so far (0 when the task is unknown). */
+bool recorder_succeeded(agent *a, const char *id, int *attempts);
 /* Records submitted but not committed yet. */
 long recorder_pending(agent *a);
 /* Whether the writer can reach PostgreSQL; why receives the reason when not. */

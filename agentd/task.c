@@ -50,6 +50,12 @@ bool task_parse_ack_subject(const char *reply, uint64_t *delivered, uint64_t *st
     return true;
 }
 
+int task_attempt(const agent_task *t)
+{
+    uint64_t n = (uint64_t)t->attempt_base + (t->delivered ? t->delivered : 1);
+    return n > 1000000 ? 1000000 : (int)n;
+}
+
 const char *task_header(const agent_task *t, const char *name)
 {
     for (size_t i = 0; i < t->n_headers; i++)

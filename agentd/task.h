@@ -55,6 +55,7 @@ typedef struct agent_task {
     int64_t deadline_ms;          /* 0 = none */
     backoff backoff;
     bool redispatch;
+    int attempt_base;             /* redispatched: attempts recorded before this message (from PostgreSQL) */
     char schedule_id[JET_NAME_MAX + 1];
     int64_t fire_time_ms;
     jet_header *headers;          /* copies of every header */
@@ -74,6 +75,10 @@ void task_free(agent_task *t);
 /* Parses a JetStream ack subject ($JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts_ns>.<pending>,
  * or the v2 form with domain and account hash). */
 bool task_parse_ack_subject(const char *reply, uint64_t *delivered, uint64_t *stream_seq, int64_t *published_ms);
+
+/* The attempt number of this delivery: earlier recorded attempts (for a
+ * redispatched task) plus the JetStream delivery count. */
+int task_attempt(const agent_task *t);
 
 /* Returns the value of a header of the task (case-sensitive), or NULL. */
 const char *task_header(const agent_task *t, const char *name);

@@ -22,7 +22,8 @@ jet_status jet_nats_err(jet_err *err, natsStatus s, const char *what)
 
 static void on_disconnected(natsConnection *nc, void *closure)
 {
-    (void)nc;
+    if (natsConnection_IsClosed(nc))
+        return; /* our own close, not an outage */
     atomic_fetch_add(&disconnects, 1);
     jet_warn("NATS %s: disconnected; reconnecting", (const char *)closure);
 }

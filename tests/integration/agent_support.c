@@ -85,7 +85,7 @@ void ts_setup(const char *queues)
 int ts_finish(void)
 {
     printf("%d passed, %d failed\n", ts_passes, ts_failures);
-    if (pg)
+    if (pg && PQstatus(pg) == CONNECTION_OK)
         PQfinish(pg);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
@@ -96,6 +96,18 @@ int ts_finish(void)
 natsConnection *ts_nats(void) { return nc; }
 jsCtx *ts_js(void) { return js; }
 PGconn *ts_pg(void) { return pg; }
+
+void ts_reconnect_pg(void)
+{
+    for (int i = 0; i < 100; i++) {
+        pg = PQconnectdb(th_require_env("JETSCHED_TEST_PG_DSN"));
+        if (PQstatus(pg) == CONNECTION_OK)
+            return;
+        PQfinish(pg);
+        ts_sleep_ms(100);
+    }
+    die("cannot reconnect to PostgreSQL");
+}
 
 static int free_port(void)
 {
@@ -173,6 +185,12 @@ void ts_agent_start(ts_agent *ag, const char *name, const char *conf_body)
         if (ts_agent_http(ag, "/readyz", body, sizeof body) == 200)
             return;
     }
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "grep -v '^    #' %s | head -40 >&2; curl -s 127.0.0.1:%d/readyz >&2", ag->log,
+             ag->http_port);
+    if (system(cmd) != 0) {
+    }
+    kill(pid, SIGKILL);
     die("agentd %s not ready after 30 s (log %s)", name, ag->log);
 }
 
@@ -187,7 +205,11 @@ int ts_agent_stop(ts_agent *ag, int sig, int timeout_ms)
         if (r == ag->pid)
             break;
         if (ts_now_ms() > until) {
-            fprintf(stderr, "agent %d did not exit after %d ms; killing it\n", ag->pid, timeout_ms);
+            fprintf(stderr, "agent %d did not exit after %d ms; killing it; its log:\n", ag->pid, timeout_ms);
+            char cmd[700];
+            snprintf(cmd, sizeof cmd, "grep -v '^    #' %s | tail -25 >&2", ag->log);
+            if (system(cmd) != 0) {
+            }
             kill(ag->pid, SIGKILL);
             waitpid(ag->pid, &st, 0);
             break;

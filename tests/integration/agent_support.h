@@ -6,7 +6,9 @@
 #define JETSCHED_TESTS_AGENT_SUPPORT_H
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <nats/nats.h>
 #include <libpq-fe.h>
@@ -34,6 +36,8 @@ int ts_finish(void);
 natsConnection *ts_nats(void);
 jsCtx *ts_js(void);
 PGconn *ts_pg(void);
+/* Reconnects the test's PostgreSQL connection (after a restart). */
+void ts_reconnect_pg(void);
 
 typedef struct ts_agent {
     pid_t pid;

@@ -121,6 +121,10 @@ typedef struct jet_plugin {
 
 typedef const jet_plugin *(*jet_plugin_entry_fn)(void);
 
+/* The entry symbol every plugin exports (declared here so that C++ plugins
+ * get C linkage and C plugins a prototype). */
+const jet_plugin *jetsched_plugin_entry(void);
+
 /* Convenience for plugin authors: declares the entry symbol. */
 #define JET_PLUGIN_DEFINE(descriptor)                                                        \
     __attribute__((visibility("default"))) const jet_plugin *jetsched_plugin_entry(void)    \
