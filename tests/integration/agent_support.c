@@ -216,7 +216,15 @@ int ts_agent_stop(ts_agent *ag, int sig, int timeout_ms)
         }
     }
     ag->pid = 0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (code != 0 && sig != SIGKILL) {
+        fprintf(stderr, "agent exited with %d; the end of its log:\n", code);
+        char cmd[700];
+        snprintf(cmd, sizeof cmd, "grep -v '^    #' %s | tail -15 >&2", ag->log);
+        if (system(cmd) != 0) {
+        }
+    }
+    return code;
 }
 
 bool ts_log_contains(const ts_agent *ag, const char *text)
