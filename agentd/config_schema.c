@@ -68,6 +68,9 @@ static const jet_cfg_key agentd_keys[] = {
     {"priority.weight_high", JET_CFG_INT, "6", 1, 1000, NULL, JET_CFG_RELOADABLE, NULL, NULL, "weight of the high lane"},
     {"priority.weight_normal", JET_CFG_INT, "3", 1, 1000, NULL, JET_CFG_RELOADABLE, NULL, NULL, "weight of the normal lane"},
     {"priority.weight_low", JET_CFG_INT, "1", 1, 1000, NULL, JET_CFG_RELOADABLE, NULL, NULL, "weight of the low lane"},
+    {"history.enabled", JET_CFG_BOOL, "true", NOBOUND, NULL, 0, NULL, NULL,
+     "record attempts in PostgreSQL before acking; false acks without any record (benchmarks only: "
+     "it gives up the history, idempotency checks and the no-loss guarantee)"},
     {"history.batch_size", JET_CFG_INT, "256", 1, 10000, NULL, 0, NULL, NULL, "attempt records per PostgreSQL transaction"},
     {"history.flush_interval", JET_CFG_DURATION, "20ms", 1, 10 * SEC, NULL, 0, NULL, NULL,
      "longest wait before a partial batch is written"},

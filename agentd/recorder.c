@@ -24,8 +24,15 @@ static void on_done(void *ctx, jet_status st, const char *reason)
     free(rc);
 }
 
+static bool history_enabled = true;
+
 jet_status recorder_start(agent *a, jet_err *err)
 {
+    history_enabled = jet_cfg_bool(a->cfg, "history.enabled");
+    if (!history_enabled) {
+        jet_warn("history.enabled = false: tasks are acked without being recorded (benchmark mode)");
+        return JET_OK;
+    }
     jet_history_options o;
     jet_history_options_default(&o);
     o.batch_size = (int)jet_cfg_int(a->cfg, "history.batch_size");
@@ -47,6 +54,10 @@ jet_status recorder_start(agent *a, jet_err *err)
 void recorder_submit(agent *a, inflight *f, const outcome *o, int64_t started_ms, void (*done)(void *, bool),
                      void *ctx)
 {
+    if (!history_enabled) {
+        done(ctx, true);
+        return;
+    }
     agent_task *t = f->task;
     jet_history_record r = {
         .task_id = t->id,
@@ -91,6 +102,8 @@ static void on_running_done(void *ctx, jet_status st, const char *reason)
 
 void recorder_running(agent *a, inflight *f, int64_t started_ms)
 {
+    if (!history_enabled)
+        return;
     agent_task *t = f->task;
     jet_history_record r = {
         .task_id = t->id,
@@ -114,6 +127,8 @@ bool recorder_succeeded(agent *a, const char *id, int *attempts)
 {
     bool yes = false;
     *attempts = 0;
+    if (!history_enabled)
+        return false;
     pthread_mutex_lock(&a->query_mu);
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!a->query_pg || PQstatus(a->query_pg) != CONNECTION_OK) {
@@ -147,6 +162,8 @@ long recorder_pending(agent *a) { return a->history ? (long)jet_history_pending(
 
 bool recorder_healthy(agent *a, char *why, size_t len)
 {
+    if (!history_enabled)
+        return true;
     if (!a->history)
         return false;
     jet_history_stats s;
@@ -161,6 +178,8 @@ bool recorder_healthy(agent *a, char *why, size_t len)
 
 void recorder_flush(agent *a, int64_t wait_ms)
 {
+    if (!history_enabled)
+        return;
     if (jet_history_close(a->history, wait_ms) != JET_OK)
         jet_error("history: some records could not be written before shutdown; their tasks were not acked and "
                   "will be redelivered");
