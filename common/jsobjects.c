@@ -314,8 +314,8 @@ static void cmp_enum(diffs *d, const char *setting, const char *have, const char
 {
     if (strcmp(have, want) != 0) {
         char h[96], w[96];
-        snprintf(h, sizeof h, "\"%s\"", have);
-        snprintf(w, sizeof w, "\"%s\"", want);
+        snprintf(h, sizeof h, "\"%.90s\"", have);
+        snprintf(w, sizeof w, "\"%.90s\"", want);
         diff_add(d, setting, h, w, NULL);
     }
 }
