@@ -41,7 +41,7 @@ static void counters_gauges_histograms_render(void **state)
     const char *q[] = {"default"};
     jet_metric_observe(h, q, 0.7);    /* 0.0007 s -> le=0.001 */
     jet_metric_observe(h, q, 2000);   /* 2 s -> le=2.5 */
-    double v = 42;
+    static double v = 42; /* read again by the /metrics scrape of the next test */
     jet_metric_gauge_fn("jetsched_test_in_flight", "In flight.", answer, &v);
     char *text = render();
     assert_non_null(strstr(text, "# TYPE jetsched_test_tasks_total counter\n"));
