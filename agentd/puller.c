@@ -278,15 +278,8 @@ static void *puller_main(void *arg)
         expire_requests(q, now);
         if (!agent_paused(a))
             issue_requests(q, now);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
         if (q->arrived_len == 0)
-            pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+            jet_cond_wait_ms(&q->cv, &q->mu, 50);
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;
@@ -319,14 +312,7 @@ void puller_join(queue_rt *q)
         expire_requests(q, now);
         if (q->nreqs == 0 || now >= until || atomic_load(&q->a->stopped))
             break;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 20 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+        jet_cond_wait_ms(&q->cv, &q->mu, 20);
     }
     pthread_mutex_unlock(&q->mu);
     natsSubscription_Unsubscribe(q->sub);

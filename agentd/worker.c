@@ -227,14 +227,7 @@ void workers_drain(queue_rt *q, int64_t grace_ms)
     q->stop_workers = true;
     pthread_cond_broadcast(&q->work_cv);
     while (q->busy > 0 && jet_mono_ms() < until) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 20 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+        jet_cond_wait_ms(&q->cv, &q->mu, 20);
     }
     pthread_mutex_unlock(&q->mu);
     /* Still running after the grace: cancel them and hand their tasks back. */

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <jetsched/status.h>
 
 #define JET_MS_PER_SEC  INT64_C(1000)
@@ -32,5 +33,7 @@ void jet_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
 int64_t jet_now_ms(void);       /* CLOCK_REALTIME */
 int64_t jet_mono_ms(void);      /* CLOCK_MONOTONIC */
 void jet_sleep_ms(int64_t ms);
+/* pthread_cond_timedwait for at most ms milliseconds (mu held by the caller). */
+void jet_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);
 
 #endif
