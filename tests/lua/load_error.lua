@@ -1,0 +1,2 @@
+-- Raises while loading (line 2).
+error("cannot start without configuration")

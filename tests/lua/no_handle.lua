@@ -1,0 +1,2 @@
+-- Wrong shape: no handle function.
+return { hello = function() end }
