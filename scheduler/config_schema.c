@@ -17,6 +17,8 @@ static const jet_cfg_key schedulerd_keys[] = {
      "how often the leader looks for due fires and delayed tasks"},
     {"scheduler.catchup_window", JET_CFG_DURATION, "1h", 0, 30 * DAY, NULL, JET_CFG_RELOADABLE, NULL, NULL,
      "default window in which missed fires are caught up (per-schedule override)"},
+    {"scheduler.misfire_threshold", JET_CFG_DURATION, "1m", 0, DAY, NULL, JET_CFG_RELOADABLE, NULL, NULL,
+     "a fire at most this late (e.g. during a leader change) runs normally; later ones are misfires (policy)"},
     {"reconcile.interval", JET_CFG_DURATION, "10s", SEC, HOUR, NULL, JET_CFG_RELOADABLE, NULL, NULL,
      "how often the leader reconciles PostgreSQL with the stream"},
     {"reconcile.redispatch_after", JET_CFG_DURATION, "5m", 10 * SEC, 30 * DAY, NULL, JET_CFG_RELOADABLE, NULL, NULL,

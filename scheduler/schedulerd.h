@@ -1,9 +1,58 @@
-/* schedulerd internals shared between its modules. */
+/* schedulerd internals shared between its modules: the daemon state, the
+ * election (election.c) and the leader's work (firer.c). */
 #ifndef SCHEDULERD_H
 #define SCHEDULERD_H
 
 #include <jetsched/config.h>
+#include <jetsched/jsobjects.h>
+
+#include <libpq-fe.h>
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 extern const jet_cfg_key *const schedulerd_schema[];
+
+/* The KV key of the election in bucket <prefix>_leader. */
+#define SCHED_LEADER_KEY "schedulerd"
+
+typedef struct sched {
+    jet_config *cfg;
+    char id[200];              /* scheduler.id */
+    char value[300];           /* KV value: "<id> pid=<pid> nonce=<ulid>" (this incarnation) */
+    jet_js_names names;
+    natsConnection *nc;
+    jsCtx *js;
+    int64_t ttl_ms;            /* jetstream.leader_ttl */
+
+    /* Election state, written by the election thread. */
+    _Atomic uint64_t won_rev;      /* revision of the winning Create (the epoch); 0: not leader */
+    _Atomic int64_t deadline_mono; /* stop acting at this CLOCK_MONOTONIC ms */
+    _Atomic bool abdicate;         /* set by the worker when fenced out: stop renewing */
+    _Atomic bool stop;             /* shutting down */
+
+    /* Leader state, written by the worker thread. */
+    _Atomic uint64_t epoch;        /* fenced epoch we act under; 0: not acting */
+    _Atomic bool pg_ok;
+
+    /* Reloadable settings (ms). */
+    _Atomic int64_t tick_ms, catchup_ms, misfire_ms, reconcile_ms, redispatch_ms, retention_ms;
+
+    pthread_t election_thread, worker_thread;
+} sched;
+
+/* Election (election.c). */
+jet_status election_start(sched *s, jet_err *err);
+/* Stops campaigning; resigns (conditional delete of the key) if we hold it. */
+void election_stop(sched *s);
+/* True when the election says we hold a valid lease now (monotonic deadline). */
+bool election_holds(sched *s, uint64_t *rev);
+
+/* The leader's work (firer.c). */
+jet_status worker_start(sched *s, jet_err *err);
+void worker_stop(sched *s);
+void firer_metrics_init(sched *s);
 
 #endif
