@@ -1,0 +1,7 @@
+# The end-to-end benchmark (bench/run): jetbench measures the raw JetStream
+# ceiling with libnats and jetsched end to end through agentd, in one run.
+add_executable(jetbench
+  ${CMAKE_CURRENT_SOURCE_DIR}/jetbench.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/jetbench_js.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/jetbench_agent.c)
+target_link_libraries(jetbench PRIVATE PkgConfig::NATS PkgConfig::PQ PkgConfig::JANSSON Threads::Threads m)

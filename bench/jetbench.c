@@ -1,0 +1,1134 @@
+/* jetbench: jetsched's end-to-end benchmark against the raw JetStream
+ * ceiling measured in the same run with the same client library (libnats).
+ * Run through bench/run, which builds, starts throwaway servers
+ * (tests/harness/with-servers), prepares the schema and NATS objects and
+ * calls this program. bench/README.md describes every row and the method.
+ *
+ *   (a) raw JetStream: async publish, pull-and-ack from a backlog, both at
+ *       once (the ceiling), and batch-1 pulls (agentd's pattern) for context
+ *   (b) jetsched end to end: publish -> agentd -> noop -> history -> ack
+ *   (c) submit-to-start latency at 10% and 50% of the ceiling rate
+ *   (d) cron fire lag (schedulerd: not available yet)
+ *   (e) RSS of agentd (idle, under load), nats-server and this client */
+#include "jetbench.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- options ---- */
+
+static struct {
+    const char *build, *src, *out;
+    const char *compare;      /* a second build whose agentd is measured too (A/B in one run) */
+    long n;                   /* messages per throughput measurement */
+    int payload;
+    int window;               /* async publish window */
+    int batch;                /* raw pull batch */
+    int history_batch;        /* agentd history.batch_size; 0: agentd's default */
+    int conc[8], nconc;
+    double lat_seconds;
+    bool quick;
+    json_t *meta;
+} opt = {.n = 100000, .payload = 128, .window = 4096, .batch = 256, .lat_seconds = 8};
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: jetbench --build DIR --src DIR [--out FILE] [--n N] [--payload BYTES] [--window N]\n"
+            "                [--batch N] [--concurrency 8,32] [--lat-seconds S] [--quick] [--meta KEY=VALUE]...\n"
+            "                [--compare-build DIR] [--history-batch N]\n"
+            "Runs inside tests/harness/with-servers --nats --pg (use bench/run).\n");
+    exit(2);
+}
+
+static void parse_conc(const char *s)
+{
+    opt.nconc = 0;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && opt.nconc < 8; t = strtok_r(NULL, ",", &save)) {
+        int c = atoi(t);
+        if (c < 1 || c > 4096)
+            jb_die("bad concurrency %s", t);
+        opt.conc[opt.nconc++] = c;
+    }
+    if (!opt.nconc)
+        usage();
+}
+
+static void parse_args(int argc, char **argv)
+{
+    opt.meta = json_object();
+    bool n_set = false, lat_set = false, conc_set = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define ARG(name) (!strcmp(a, name) && v && (i++, 1))
+        if (ARG("--build"))
+            opt.build = v;
+        else if (ARG("--src"))
+            opt.src = v;
+        else if (ARG("--compare-build"))
+            opt.compare = v;
+        else if (ARG("--out"))
+            opt.out = v;
+        else if (ARG("--n"))
+            opt.n = atol(v), n_set = true;
+        else if (ARG("--payload"))
+            opt.payload = atoi(v);
+        else if (ARG("--window"))
+            opt.window = atoi(v);
+        else if (ARG("--history-batch"))
+            opt.history_batch = atoi(v);
+        else if (ARG("--batch"))
+            opt.batch = atoi(v);
+        else if (ARG("--concurrency"))
+            parse_conc(v), conc_set = true;
+        else if (ARG("--lat-seconds"))
+            opt.lat_seconds = atof(v), lat_set = true;
+        else if (ARG("--meta")) {
+            const char *eq = strchr(v, '=');
+            if (!eq)
+                usage();
+            char key[64];
+            snprintf(key, sizeof key, "%.*s", (int)(eq - v), v);
+            json_object_set_new(opt.meta, key, json_string(eq + 1));
+        } else if (!strcmp(a, "--quick"))
+            opt.quick = true;
+        else
+            usage();
+#undef ARG
+    }
+    if (!opt.build || !opt.src)
+        usage();
+    if (opt.quick) {
+        if (!n_set)
+            opt.n = 5000;
+        if (!lat_set)
+            opt.lat_seconds = 2;
+    }
+    if (!conc_set)
+        parse_conc("8,32");
+    if (opt.n < 100 || opt.payload < 16 || opt.payload > 1 << 20 || opt.window < 1 || opt.batch < 1 ||
+        opt.lat_seconds <= 0)
+        jb_die("option out of range");
+}
+
+/* ---- the report: rows for the table, and the same in JSON ---- */
+
+typedef struct row {
+    char section[4];
+    char label[96];
+    char value[48];
+    char vs[24];              /* ratio to the ceiling */
+    char target[40];
+    char verdict[12];         /* "met", "MISSED", "" */
+    char note[160];
+    json_t *j;
+} row;
+
+static row rows[64];
+static int nrows;
+static double ceiling = NAN;  /* raw end-to-end msgs/s */
+
+static row *add_row(const char *section, const char *id, const char *label)
+{
+    if (nrows == 64)
+        jb_die("too many rows");
+    row *r = &rows[nrows++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->section, sizeof r->section, "%s", section);
+    snprintf(r->label, sizeof r->label, "%s", label);
+    r->j = json_pack("{s:s,s:s,s:s}", "id", id, "section", section, "label", label);
+    return r;
+}
+
+static void row_rate(row *r, double rate)
+{
+    if (isnan(rate)) {
+        snprintf(r->value, sizeof r->value, "n/a");
+        json_object_set_new(r->j, "value", json_null());
+    } else {
+        snprintf(r->value, sizeof r->value, "%.0f msg/s", rate);
+        json_object_set_new(r->j, "value", json_real(round(rate)));
+    }
+    json_object_set_new(r->j, "unit", json_string("msg/s"));
+    if (!isnan(rate) && !isnan(ceiling) && ceiling > 0) {
+        snprintf(r->vs, sizeof r->vs, "%.0f%%", 100.0 * rate / ceiling);
+        json_object_set_new(r->j, "ratio_to_ceiling", json_real(round(rate / ceiling * 1000) / 1000));
+    } else {
+        snprintf(r->vs, sizeof r->vs, "-");
+        json_object_set_new(r->j, "ratio_to_ceiling", json_null());
+    }
+}
+
+static void row_note(row *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void row_note(row *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->note, sizeof r->note, fmt, ap);
+    va_end(ap);
+    json_object_set_new(r->j, "note", json_string(r->note));
+}
+
+static void row_target(row *r, const char *target, int met)
+{
+    snprintf(r->target, sizeof r->target, "%s", target);
+    snprintf(r->verdict, sizeof r->verdict, "%s", met < 0 ? "n/a" : met ? "met" : "MISSED");
+    json_object_set_new(r->j, "target", json_string(target));
+    json_object_set_new(r->j, "target_met", met < 0 ? json_null() : json_boolean(met));
+}
+
+static void row_na(row *r, const char *why)
+{
+    snprintf(r->value, sizeof r->value, "n/a");
+    snprintf(r->vs, sizeof r->vs, "-");
+    json_object_set_new(r->j, "value", json_null());
+    json_object_set_new(r->j, "available", json_false());
+    row_note(r, "%s", why);
+}
+
+static void row_mem(row *r, long kb)
+{
+    if (kb < 0) {
+        row_na(r, "process not found");
+        return;
+    }
+    snprintf(r->value, sizeof r->value, "%.1f MiB", (double)kb / 1024.0);
+    snprintf(r->vs, sizeof r->vs, "-");
+    json_object_set_new(r->j, "value", json_real(round((double)kb / 102.4) / 10));
+    json_object_set_new(r->j, "unit", json_string("MiB"));
+    json_object_set_new(r->j, "kb", json_integer(kb));
+}
+
+/* ---- environment ---- */
+
+static const char *nats_url, *pg_dsn, *state_dir;
+static char workdir[512];
+static natsConnection *pub_nc, *cons_nc;
+static jsCtx *js;
+static PGconn *pg;
+static pid_t nats_pid, pg_pid;
+static char payload[1 << 20];
+static bool have_history_key, have_lua;
+static char lua_dir[600];
+
+static natsConnection *connect_nats(void)
+{
+    natsOptions *o = NULL;
+    natsConnection *nc = NULL;
+    natsOptions_Create(&o);
+    natsOptions_SetURL(o, nats_url);
+    natsOptions_SetMaxReconnect(o, -1);
+    natsOptions_SetReconnectBufSize(o, 8 * 1024 * 1024);
+    if (natsConnection_Connect(&nc, o) != NATS_OK)
+        jb_die("cannot connect to %s", nats_url);
+    natsOptions_Destroy(o);
+    return nc;
+}
+
+static bool schema_has(const char *key)
+{
+    char cmd[800], line[512];
+    snprintf(cmd, sizeof cmd, "'%s/agentd/agentd' --print-schema 2>/dev/null", opt.build);
+    FILE *p = popen(cmd, "r");
+    bool found = false;
+    size_t kl = strlen(key);
+    while (p && fgets(line, sizeof line, p))
+        if (!strncmp(line, key, kl) && line[kl] == ' ')
+            found = true;
+    if (p)
+        pclose(p);
+    return found;
+}
+
+static void setup(void)
+{
+    nats_url = getenv("JETSCHED_TEST_NATS_URL");
+    pg_dsn = getenv("JETSCHED_TEST_PG_DSN");
+    state_dir = getenv("JETSCHED_TEST_STATE");
+    if (!nats_url || !pg_dsn || !state_dir)
+        jb_die("run under tests/harness/with-servers --nats --pg (use bench/run)");
+    setenv("JETSCHED_NATS_URL", nats_url, 1);
+    setenv("JETSCHED_PG_DSN", pg_dsn, 1);
+    snprintf(workdir, sizeof workdir, "%s/jetbench", state_dir);
+    mkdir(workdir, 0755);
+    pub_nc = connect_nats();
+    cons_nc = connect_nats();
+    js = jb_js_context(pub_nc, opt.window);
+    pg = jb_pg_connect(pg_dsn);
+    char path[700];
+    snprintf(path, sizeof path, "%s/nats/nats.pid", state_dir);
+    nats_pid = jb_read_pidfile(path);
+    snprintf(path, sizeof path, "%s/pg/data/postmaster.pid", state_dir);
+    pg_pid = jb_read_pidfile(path);
+    /* A JSON-looking body of exactly opt.payload bytes. */
+    int p = snprintf(payload, sizeof payload, "{\"bench\":\"");
+    while (p < opt.payload - 2)
+        payload[p++] = 'x';
+    payload[p++] = '"';
+    payload[p++] = '}';
+    have_history_key = schema_has("history.enabled");
+    char script[700];
+    snprintf(script, sizeof script, "%s/scripts/lua/noop.lua", opt.src);
+    have_lua = access(script, R_OK) == 0 && schema_has("agent.lua_dir");
+    if (have_lua) {
+        /* Served as handler "lua_noop" so that it cannot be confused with the native noop. */
+        snprintf(lua_dir, sizeof lua_dir, "%s/lua", workdir);
+        mkdir(lua_dir, 0755);
+        char cmd[2000];
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s/lua_noop.lua'", script, lua_dir);
+        if (system(cmd) != 0)
+            jb_die("cannot copy %s", script);
+    }
+}
+
+/* ---- (a) raw JetStream ---- */
+
+#define RAW_SUBJECT "jetsched.task.rawjs.normal"
+#define RAW_CONSUMER "q_rawjs_normal"
+
+static jb_cons_spec raw_spec(long target, int batch, int window)
+{
+    return (jb_cons_spec){.nc = cons_nc, .stream = TASK_STREAM, .consumer = RAW_CONSUMER, .batch = batch,
+                          .window = window, .expires_ms = 5000, .target = target};
+}
+
+static double secs(int64_t a, int64_t b) { return (double)(b - a) / 1e9; }
+
+static void wait_empty_or_die(int64_t base, const char *what)
+{
+    if (!jb_wait_stream(js, TASK_STREAM, base, 10, 60000))
+        jb_die("%s: the task stream did not return to %lld messages", what, (long long)base);
+}
+
+static struct {
+    double publish, consume, e2e;
+    double b1[8];
+    int window_used;
+    double cpu_nats_us, cpu_client_us; /* per message, end to end phase (mean of the 3) */
+    double e2e_runs[3];
+    int n_e2e;
+} raw;
+
+static void run_ceiling(void);
+
+static void run_raw(void)
+{
+    long n = opt.n;
+    int64_t base = jb_stream_msgs(js, TASK_STREAM);
+    int window = opt.batch * 3 > 1000 ? 1000 : opt.batch * 3; /* below the consumers' MaxAckPending (1000) */
+    raw.window_used = window;
+    jb_pub_result pr;
+
+    /* Publish only: N messages into a backlog. */
+    jb_log("(a) raw publish of %ld messages", n);
+    jb_pub_spec ps = {RAW_SUBJECT, "noop", "rawpub-", payload, opt.payload, n, 0, NULL};
+    long ok = jb_publish(js, &ps, &pr);
+    if (ok != n)
+        jb_die("raw publish: %ld of %ld acknowledged", ok, n);
+    raw.publish = (double)n / secs(pr.start_ns, pr.end_ns);
+
+    /* Consume only: pull and ack the backlog. */
+    jb_log("(a) raw pull-and-ack of the backlog");
+    jb_cons_spec cs = raw_spec(n, opt.batch, window);
+    jb_consumer *c = jb_consumer_start(&cs);
+    int64_t first = 0, last = 0;
+    long got = jb_consumer_join(c, 120000, &first, &last, NULL);
+    if (got != n)
+        jb_die("raw consume: %ld of %ld", got, n);
+    int64_t empty = jb_wait_stream(js, TASK_STREAM, base, 2, 60000);
+    if (!empty)
+        jb_die("raw consume: the stream did not empty");
+    raw.consume = (double)n / secs(first, empty);
+
+    raw.window_used = window;
+    /* Batch-1 pull requests, `c` outstanding: the pattern agentd uses. */
+    for (int k = 0; k < opt.nconc; k++) {
+        long m = n / 2;
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "rawb1c%d-", opt.conc[k]);
+        jb_log("(a) raw batch-1 pulls, %d outstanding, %ld messages", opt.conc[k], m);
+        jb_pub_spec p1 = {RAW_SUBJECT, "noop", prefix, payload, opt.payload, m, 0, NULL};
+        if (jb_publish(js, &p1, &pr) != m)
+            jb_die("raw publish for batch-1 failed");
+        jb_cons_spec c1 = raw_spec(m, 1, opt.conc[k]);
+        c = jb_consumer_start(&c1);
+        got = jb_consumer_join(c, 180000, &first, &last, NULL);
+        empty = jb_wait_stream(js, TASK_STREAM, base, 2, 60000);
+        raw.b1[k] = got == m && empty ? (double)m / secs(first, empty) : NAN;
+    }
+
+    run_ceiling();
+    run_ceiling();
+}
+
+/* End to end: publish and pull-and-ack at the same time. Measured three
+ * times (twice here, once after the jetsched throughput runs); the ceiling is
+ * the median, so that one disturbed measurement on a shared machine does not
+ * move every ratio. */
+static void run_ceiling(void)
+{
+    long n = opt.n;
+    int k = raw.n_e2e;
+    int64_t base = jb_stream_msgs(js, TASK_STREAM), first = 0, last = 0;
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "rawe2e%d-", k);
+    jb_log("(a) raw end to end (publish and consume at once), %ld messages, measurement %d of 3", n, k + 1);
+    jb_cons_spec ce = raw_spec(n, opt.batch, raw.window_used);
+    double c_nats = jb_cpu_ms(nats_pid), c_self = jb_cpu_ms(getpid());
+    jb_consumer *c = jb_consumer_start(&ce);
+    jb_pub_spec pe = {RAW_SUBJECT, "noop", prefix, payload, opt.payload, n, 0, NULL};
+    jb_pub_result pr;
+    long ok = jb_publish(js, &pe, &pr);
+    long got = jb_consumer_join(c, 120000, &first, &last, NULL);
+    int64_t empty = jb_wait_stream(js, TASK_STREAM, base, 2, 60000);
+    if (ok != n || got != n || !empty)
+        jb_die("raw end to end: published %ld, consumed %ld of %ld", ok, got, n);
+    raw.e2e_runs[k] = (double)n / secs(pr.start_ns, empty);
+    raw.cpu_nats_us += (jb_cpu_ms(nats_pid) - c_nats) * 1000.0 / (double)n / 3;
+    raw.cpu_client_us += (jb_cpu_ms(getpid()) - c_self) * 1000.0 / (double)n / 3;
+    raw.n_e2e++;
+    double v[3];
+    memcpy(v, raw.e2e_runs, sizeof v);
+    int m = raw.n_e2e;
+    for (int i = 1; i < m; i++) /* insertion sort of at most 3 */
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    raw.e2e = m == 2 ? (v[0] + v[1]) / 2 : v[m / 2];
+    ceiling = raw.e2e;
+    wait_empty_or_die(base, "raw");
+}
+
+/* ---- (b) jetsched end to end ---- */
+
+typedef struct e2e {
+    bool ran, ok, unavailable;
+    char why[200];
+    int conc, history;
+    bool lua;
+    double rate, seconds;
+    long succeeded;
+    long idle_rss_kb, peak_rss_kb, hwm_kb, after_rss_kb;
+    double cpu_agent_ms, cpu_nats_ms, cpu_pg_ms, cpu_client_ms;
+    double agent_cs_per_task;  /* agentd context switches per task */
+} e2e;
+
+static int run_counter;
+
+static void truncate_history(void)
+{
+    jb_pg_exec(pg, "TRUNCATE tasks, task_attempts CASCADE");
+}
+
+static jb_agent_spec agent_spec(const char *name, int conc, int history, bool lua, const char *build)
+{
+    return (jb_agent_spec){.build = build ? build : opt.build, .workdir = workdir, .name = name, .queue = "bench",
+                           .concurrency = conc, .history = have_history_key ? history : -1,
+                           .lua_dir = lua ? lua_dir : NULL, .batch_size = opt.history_batch};
+}
+
+/* Why a run that did not finish failed, from PostgreSQL and the DLQ. */
+static void explain_failure(e2e *r, int64_t dlq0)
+{
+    int64_t dlq = jb_stream_msgs(js, DLQ_STREAM) - dlq0;
+    char *err = jb_pg_text(pg, "SELECT coalesce(error, '') FROM tasks WHERE status NOT IN ('succeeded', 'running') "
+                               "AND error IS NOT NULL LIMIT 1");
+    char *by = jb_pg_text(pg, "SELECT string_agg(status || '=' || n, ', ') FROM (SELECT status, count(*) n FROM "
+                              "tasks GROUP BY 1 ORDER BY 1) s");
+    snprintf(r->why, sizeof r->why, "%s; %lld dead-lettered; %.80s", by[0] ? by : "no history rows",
+             (long long)dlq, err);
+    free(err);
+    free(by);
+}
+
+/* With JETBENCH_PERF_DIR (bench/run --perf DIR): `perf record` on agentd
+ * during a throughput run (JETBENCH_PERF_ARGS, default "-g"); the figures of
+ * such a run include perf's overhead. */
+static pid_t perf_start(pid_t target, const char *name)
+{
+    const char *dir = getenv("JETBENCH_PERF_DIR");
+    if (!dir || !*dir)
+        return 0;
+    const char *args = getenv("JETBENCH_PERF_ARGS");
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "exec perf record %s -p %d -o '%s/%s.perf.data' >/dev/null 2>&1",
+             args && *args ? args : "-g", (int)target, dir, name);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    jb_sleep_ms(700); /* perf attaches */
+    return pid;
+}
+
+static void perf_stop(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGINT);
+    waitpid(pid, NULL, 0);
+}
+
+/* Publishes one task and waits until it left the stream; false (with the
+ * reason) when it was dead-lettered or did not finish in 15 s. */
+static bool probe(const char *handler, const char *prefix, int64_t base, int64_t dlq0, char *why, size_t len)
+{
+    char id[64];
+    snprintf(id, sizeof id, "%sprobe-", prefix);
+    jb_pub_spec ps = {"jetsched.task.bench.normal", handler, id, payload, opt.payload, 1, 0, NULL};
+    jb_pub_result pr;
+    if (jb_publish(js, &ps, &pr) != 1) {
+        snprintf(why, len, "the probe task could not be published");
+        return false;
+    }
+    if (!jb_wait_stream(js, TASK_STREAM, base, 20, 15000)) {
+        snprintf(why, len, "a probe task with handler %s did not finish in 15 s", handler);
+        js_PurgeStream(js, TASK_STREAM, NULL, NULL);
+        return false;
+    }
+    if (jb_stream_msgs(js, DLQ_STREAM) == dlq0)
+        return true;
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    const char *reason = NULL, *error = NULL;
+    if (js_GetLastMsg(&m, js, DLQ_STREAM, "jetsched.dlq.bench", NULL, &jerr) == NATS_OK) {
+        natsMsgHeader_Get(m, "Jetsched-Dead-Reason", &reason);
+        natsMsgHeader_Get(m, "Jetsched-Last-Error", &error);
+    }
+    snprintf(why, len, "agentd dead-lettered a %s task: %s%s%s", handler, reason ? reason : "?", error ? ": " : "",
+             error ? error : "");
+    natsMsg_Destroy(m);
+    return false;
+}
+
+static e2e run_e2e(int conc, int history, bool lua, const char *build)
+{
+    e2e r = {.ran = true, .conc = conc, .history = history, .lua = lua};
+    long n = opt.n;
+    char name[64], prefix[32];
+    int k = ++run_counter;
+    snprintf(name, sizeof name, "bench-%d-%s-%s-c%d%s", k, lua ? "lua" : "native", history ? "hist" : "nohist", conc,
+             build ? "-compare" : "");
+    snprintf(prefix, sizeof prefix, "e%d-", k);
+    jb_log("(b) %s noop, history %s, concurrency %d: %ld tasks", lua ? "Lua" : "native", history ? "on" : "off", conc,
+           n);
+    truncate_history();
+    int64_t base = jb_stream_msgs(js, TASK_STREAM), dlq0 = jb_stream_msgs(js, DLQ_STREAM);
+    jb_agent ag;
+    jb_agent_spec as = agent_spec(name, conc, history, lua, build);
+    jb_agent_start(&ag, &as);
+    jb_sleep_ms(1000);
+    r.idle_rss_kb = jb_proc_mem(ag.pid).rss_kb;
+    /* One probe task first: a handler agentd cannot serve (a Lua noop before
+     * the Lua host exists) is reported as unavailable at once. */
+    if (!probe(lua ? "lua_noop" : "noop", prefix, base, dlq0, r.why, sizeof r.why)) {
+        r.unavailable = true;
+        jb_agent_stop(&ag, 30000);
+        jb_log("    not available: %s", r.why);
+        return r;
+    }
+    truncate_history();
+    dlq0 = jb_stream_msgs(js, DLQ_STREAM);
+    jb_sampler_watch(0, ag.pid);
+    double c_agent = jb_cpu_ms(ag.pid), c_nats = jb_cpu_ms(nats_pid), c_pg = jb_cpu_ms_tree(pg_pid),
+           c_self = jb_cpu_ms(getpid());
+    long cs0 = jb_ctx_switches(ag.pid);
+
+    pid_t perf = perf_start(ag.pid, name);
+    jb_pub_spec ps = {"jetsched.task.bench.normal", lua ? "lua_noop" : "noop", prefix, payload, opt.payload, n, 0,
+                      NULL};
+    jb_pub_result pr;
+    long ok = jb_publish(js, &ps, &pr);
+    if (ok != n) {
+        snprintf(r.why, sizeof r.why, "only %ld of %ld publishes acknowledged", ok, n);
+        perf_stop(perf);
+        jb_agent_stop(&ag, 30000);
+        return r;
+    }
+    /* Done = the task stream is back to its size before the run (every task
+     * acked) and, with history, PostgreSQL has n succeeded rows. A run that
+     * stops making progress for 15 s is abandoned. */
+    int64_t last_change = jb_now_ns(), prev = -1, done_ns = 0;
+    for (;;) {
+        int64_t msgs = jb_stream_msgs(js, TASK_STREAM);
+        int64_t now = jb_now_ns();
+        if (msgs != prev) {
+            prev = msgs;
+            last_change = now;
+        }
+        if (msgs == base) {
+            if (!history || !have_history_key) {
+                done_ns = now;
+                break;
+            }
+            long s = jb_pg_long(pg, "SELECT count(*) FROM tasks WHERE status = 'succeeded'");
+            if (s >= n) {
+                done_ns = jb_now_ns();
+                break;
+            }
+            long bad = jb_pg_long(pg, "SELECT count(*) FROM tasks WHERE status NOT IN ('succeeded', 'running', "
+                                      "'queued', 'retrying')");
+            if (bad > 0 && s + bad >= n) {
+                snprintf(r.why, sizeof r.why, "%ld of %ld tasks did not succeed", bad, n);
+                break;
+            }
+        }
+        if (!jb_agent_alive(&ag)) {
+            snprintf(r.why, sizeof r.why, "agentd died during the run (log %.150s)", ag.log);
+            break;
+        }
+        if (now - last_change > 15000000000LL) {
+            snprintf(r.why, sizeof r.why, "no progress for 15 s");
+            break;
+        }
+        jb_sleep_ms(msgs == base ? 20 : 10);
+    }
+    perf_stop(perf);
+    r.agent_cs_per_task = (double)(jb_ctx_switches(ag.pid) - cs0) / (double)n;
+    r.cpu_agent_ms = jb_cpu_ms(ag.pid) - c_agent;
+    r.cpu_nats_ms = jb_cpu_ms(nats_pid) - c_nats;
+    r.cpu_pg_ms = jb_cpu_ms_tree(pg_pid) - c_pg;
+    r.cpu_client_ms = jb_cpu_ms(getpid()) - c_self;
+    r.peak_rss_kb = jb_sampler_max_kb(0);
+    r.hwm_kb = jb_proc_mem(ag.pid).hwm_kb;
+    if (done_ns) {
+        r.seconds = secs(pr.start_ns, done_ns);
+        r.rate = (double)n / r.seconds;
+        r.ok = true;
+        if (history && have_history_key) {
+            r.succeeded = jb_pg_long(pg, "SELECT count(*) FROM tasks WHERE status = 'succeeded'");
+            long att = jb_pg_long(pg, "SELECT count(*) FROM task_attempts WHERE status = 'succeeded'");
+            if (att != n)
+                jb_log("warning: %ld succeeded attempt rows for %ld tasks", att, n);
+        }
+        int64_t dlq = jb_stream_msgs(js, DLQ_STREAM) - dlq0;
+        if (dlq > 0) {
+            r.ok = false;
+            snprintf(r.why, sizeof r.why, "%lld tasks dead-lettered", (long long)dlq);
+        }
+    } else if (!r.why[0]) {
+        snprintf(r.why, sizeof r.why, "did not finish");
+    }
+    if (!r.ok && history && have_history_key) {
+        char keep[200];
+        snprintf(keep, sizeof keep, "%s", r.why);
+        explain_failure(&r, dlq0);
+        char both[200];
+        snprintf(both, sizeof both, "%.60s: %.130s", keep, r.why);
+        snprintf(r.why, sizeof r.why, "%s", both);
+    }
+    jb_sleep_ms(2000);
+    r.after_rss_kb = jb_proc_mem(ag.pid).rss_kb;
+    jb_sampler_watch(0, 0);
+    jb_agent_stop(&ag, 60000);
+    /* Leave nothing behind for the next run (a failed run may leave tasks). */
+    int64_t left = jb_stream_msgs(js, TASK_STREAM) - base;
+    if (left > 0) {
+        jb_log("purging %lld tasks left in the stream", (long long)left);
+        js_PurgeStream(js, TASK_STREAM, NULL, NULL);
+    }
+    if (r.ok)
+        jb_log("    %.0f tasks/s (%.2f s)", r.rate, r.seconds);
+    else
+        jb_log("    failed: %s", r.why);
+    return r;
+}
+
+/* ---- (c) start latency ---- */
+
+typedef struct latrun {
+    bool ran;
+    double rate, achieved;    /* offered rate, and the rate the paced publisher kept */
+    long n;
+    jb_lat lat;
+    char note[160];
+} latrun;
+
+static struct {
+    const char *prefix;
+    int64_t *recv;
+    long cap;
+    size_t plen;
+    _Atomic long got;
+} ev;
+
+static void on_event(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)nc, (void)sub, (void)closure;
+    int64_t now = jb_now_ns();
+    const char *subj = natsMsg_GetSubject(m);
+    const char *id = strrchr(subj, '.');
+    const char *data = natsMsg_GetData(m);
+    if (id && ev.prefix && !strncmp(id + 1, ev.prefix, ev.plen) && data &&
+        strstr(data, "\"status\":\"running\"") != NULL) {
+        long i = strtol(id + 1 + ev.plen, NULL, 10);
+        if (i >= 0 && i < ev.cap && ev.recv[i] == 0) {
+            ev.recv[i] = now;
+            atomic_fetch_add(&ev.got, 1);
+        }
+    }
+    natsMsg_Destroy(m);
+}
+
+static long lat_count(double rate)
+{
+    long n = (long)(rate * opt.lat_seconds);
+    return n < 50 ? 50 : n;
+}
+
+/* Raw JetStream: publish time -> the raw consumer receiving the message. */
+static latrun run_latency_raw(double rate, const char *prefix)
+{
+    latrun lr = {.ran = true, .rate = rate, .n = lat_count(rate)};
+    int64_t *sent = calloc((size_t)lr.n, sizeof *sent), *recv = calloc((size_t)lr.n, sizeof *recv);
+    int64_t base = jb_stream_msgs(js, TASK_STREAM);
+    jb_log("(c) raw latency at %.0f msg/s for %.0f s", rate, opt.lat_seconds);
+    jb_cons_spec cs = raw_spec(lr.n, opt.batch, raw.window_used);
+    cs.id_prefix = prefix;
+    cs.recv_ns = recv;
+    cs.recv_cap = lr.n;
+    jb_consumer *c = jb_consumer_start(&cs);
+    jb_sleep_ms(200); /* the pull requests are waiting on the server */
+    jb_pub_spec ps = {RAW_SUBJECT, "noop", prefix, payload, opt.payload, lr.n, rate, sent};
+    jb_pub_result pr;
+    jb_publish(js, &ps, &pr);
+    lr.achieved = lr.n > 1 ? (double)(lr.n - 1) / secs(sent[0], sent[lr.n - 1]) : rate;
+    jb_consumer_join(c, 60000, NULL, NULL, NULL);
+    jb_wait_stream(js, TASK_STREAM, base, 10, 30000);
+    lr.lat = jb_latency(sent, recv, lr.n);
+    free(sent);
+    free(recv);
+    return lr;
+}
+
+/* Runs 1000 tasks through a fresh agent before a latency measurement, so
+ * that one-time start-up costs (the history writer connects to PostgreSQL
+ * on its first record) stay out of the steady-state figures. */
+static void warm_up(const char *prefix)
+{
+    int64_t base = jb_stream_msgs(js, TASK_STREAM);
+    jb_pub_spec ps = {"jetsched.task.bench.normal", "noop", prefix, payload, opt.payload, 1000, 0, NULL};
+    jb_pub_result pr;
+    jb_publish(js, &ps, &pr);
+    if (!jb_wait_stream(js, TASK_STREAM, base, 10, 60000))
+        jb_log("warning: the warm-up tasks did not finish");
+    jb_sleep_ms(500);
+}
+
+/* jetsched: publish time -> the "running" live event reaching this client. */
+static latrun run_latency_agent(double rate, double capacity, const char *prefix)
+{
+    latrun lr = {.ran = true, .rate = rate, .n = lat_count(rate)};
+    int64_t *sent = calloc((size_t)lr.n, sizeof *sent), *recv = calloc((size_t)lr.n, sizeof *recv);
+    int64_t base = jb_stream_msgs(js, TASK_STREAM);
+    jb_log("(c) jetsched latency at %.0f msg/s for %.0f s", rate, opt.lat_seconds);
+    ev.prefix = prefix;
+    ev.plen = strlen(prefix);
+    ev.recv = recv;
+    ev.cap = lr.n;
+    atomic_store(&ev.got, 0);
+    jb_pub_spec ps = {"jetsched.task.bench.normal", "noop", prefix, payload, opt.payload, lr.n, rate, sent};
+    jb_pub_result pr;
+    jb_publish(js, &ps, &pr);
+    lr.achieved = lr.n > 1 ? (double)(lr.n - 1) / secs(sent[0], sent[lr.n - 1]) : rate;
+    /* Wait for the stragglers: at most as long as the backlog takes at the measured capacity. */
+    double drain_s = capacity > 0 ? (double)lr.n / capacity : 60;
+    int64_t until = jb_now_ns() + (int64_t)((10 + 2 * drain_s) * 1e9);
+    while (atomic_load(&ev.got) < lr.n && jb_now_ns() < until)
+        jb_sleep_ms(20);
+    jb_wait_stream(js, TASK_STREAM, base, 20, 30000);
+    natsConnection_Flush(cons_nc);
+    ev.prefix = NULL;
+    lr.lat = jb_latency(sent, recv, lr.n);
+    const char *dump = getenv("JETBENCH_LATENCY_DUMP"); /* debugging: "<index> <sent ms> <latency ms>" lines */
+    if (dump && *dump) {
+        char path[700];
+        snprintf(path, sizeof path, "%s.%s", dump, prefix);
+        FILE *f = fopen(path, "w");
+        for (long i = 0; f && i < lr.n; i++)
+            fprintf(f, "%ld %.3f %.3f\n", i, (double)(sent[i] - sent[0]) / 1e6,
+                    recv[i] ? (double)(recv[i] - sent[i]) / 1e6 : -1.0);
+        if (f)
+            fclose(f);
+    }
+    if (capacity > 0 && rate > capacity)
+        snprintf(lr.note, sizeof lr.note, "offered %.0f/s > agentd capacity %.0f/s: a backlog builds up", rate,
+                 capacity);
+    free(sent);
+    free(recv);
+    return lr;
+}
+
+/* ---- the report ---- */
+
+static void print_table(FILE *f)
+{
+    fprintf(f, "\n%-2s %-62s %22s %-10s %-26s %-7s %s\n", "", "figure", "value", "vs ceiling", "target", "", "note");
+    const char *sec = "";
+    for (int i = 0; i < nrows; i++) {
+        row *r = &rows[i];
+        if (strcmp(sec, r->section)) {
+            fputc('\n', f);
+            sec = r->section;
+        }
+        fprintf(f, "%-2s %-62s %22s %-10s %-26s %-7s %s\n", r->section, r->label, r->value, r->vs, r->target,
+                r->verdict, r->note);
+    }
+    fputc('\n', f);
+}
+
+static void lat_rows(const char *id, const char *what, const latrun *lr, const latrun *rawlr, bool target)
+{
+    char label[96], rid[64];
+    snprintf(label, sizeof label, "%s @%.0f/s: p50 / p99 / p99.9", what, lr->rate);
+    snprintf(rid, sizeof rid, "%s", id);
+    row *r = add_row("c", rid, label);
+    if (!lr->ran || lr->lat.n == 0) {
+        row_na(r, lr->ran ? "no task started" : "not run");
+        return;
+    }
+    snprintf(r->value, sizeof r->value, "%.2f/%.2f/%.2f ms", lr->lat.p50, lr->lat.p99, lr->lat.p999);
+    json_object_set_new(r->j, "unit", json_string("ms"));
+    json_object_set_new(r->j, "rate", json_real(round(lr->rate)));
+    json_object_set_new(r->j, "achieved_rate", json_real(round(lr->achieved)));
+    json_object_set_new(r->j, "samples", json_integer(lr->lat.n));
+    json_object_set_new(r->j, "missing", json_integer(lr->lat.missing));
+    json_object_set_new(r->j, "p50_ms", json_real(round(lr->lat.p50 * 1000) / 1000));
+    json_object_set_new(r->j, "p99_ms", json_real(round(lr->lat.p99 * 1000) / 1000));
+    json_object_set_new(r->j, "p999_ms", json_real(round(lr->lat.p999 * 1000) / 1000));
+    json_object_set_new(r->j, "max_ms", json_real(round(lr->lat.max * 1000) / 1000));
+    json_object_set_new(r->j, "mean_ms", json_real(round(lr->lat.mean * 1000) / 1000));
+    if (rawlr && rawlr->lat.n > 0 && rawlr->lat.p99 > 0) {
+        snprintf(r->vs, sizeof r->vs, "x%.1f p99", lr->lat.p99 / rawlr->lat.p99);
+        json_object_set_new(r->j, "p99_ratio_to_raw", json_real(round(lr->lat.p99 / rawlr->lat.p99 * 100) / 100));
+    } else {
+        snprintf(r->vs, sizeof r->vs, "-");
+    }
+    if (target)
+        row_target(r, "p99 <= 10 ms", lr->lat.p99 <= 10.0);
+    char note[160];
+    int k = snprintf(note, sizeof note, "%ld samples, max %.1f ms", lr->lat.n, lr->lat.max);
+    if (lr->achieved < 0.97 * lr->rate)
+        k += snprintf(note + k, sizeof note - (size_t)k, ", publisher kept only %.0f/s", lr->achieved);
+    if (lr->lat.missing)
+        k += snprintf(note + k, sizeof note - (size_t)k, ", %ld MISSING", lr->lat.missing);
+    if (lr->note[0])
+        snprintf(note + k, sizeof note - (size_t)k, "; %s", lr->note);
+    row_note(r, "%s", note);
+}
+
+static void e2e_row(const char *id, const char *label, const e2e *r, bool is_best)
+{
+    row *w = add_row("b", id, label);
+    if (!r->ran) {
+        row_na(w, "not run");
+        return;
+    }
+    json_object_set_new(w->j, "concurrency", json_integer(r->conc));
+    json_object_set_new(w->j, "history", json_boolean(r->history));
+    if (r->unavailable) {
+        row_na(w, "");
+        row_note(w, "not available: %s", r->why);
+        return;
+    }
+    if (!r->ok) {
+        row_rate(w, NAN);
+        json_object_set_new(w->j, "available", json_false());
+        row_note(w, "FAILED: %s", r->why);
+        return;
+    }
+    row_rate(w, r->rate);
+    json_object_set_new(w->j, "seconds", json_real(round(r->seconds * 1000) / 1000));
+    double us = 1000.0 / (double)opt.n; /* CPU ms over the run -> us per task */
+    json_object_set_new(w->j, "cpu_us_per_task",
+                        json_pack("{s:f,s:f,s:f,s:f}", "agentd", round(r->cpu_agent_ms * us * 10) / 10,
+                                  "nats_server", round(r->cpu_nats_ms * us * 10) / 10, "postgres",
+                                  round(r->cpu_pg_ms * us * 10) / 10, "client", round(r->cpu_client_ms * us * 10) / 10));
+    json_object_set_new(w->j, "agentd_context_switches_per_task", json_real(round(r->agent_cs_per_task * 100) / 100));
+    row_note(w, "%sCPU us/task: agentd %.0f, nats %.0f, pg %.0f, client %.0f; agentd %.1f ctx sw/task",
+             is_best ? "best; " : "", r->cpu_agent_ms * us, r->cpu_nats_ms * us, r->cpu_pg_ms * us,
+             r->cpu_client_ms * us, r->agent_cs_per_task);
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    setup();
+    jb_sampler_start();
+    int64_t t_start = jb_now_ns();
+    jb_mem nats_idle = jb_proc_mem(nats_pid);
+
+    /* (a) */
+    run_raw();
+
+    /* (b) native noop with history, at each concurrency; the best is used for the rest. */
+    e2e native[8] = {0};
+    int best = 0;
+    for (int k = 0; k < opt.nconc; k++) {
+        native[k] = run_e2e(opt.conc[k], 1, false, NULL);
+        if (native[k].ok && (!native[best].ok || native[k].rate > native[best].rate))
+            best = k;
+    }
+    int bc = opt.conc[best];
+    e2e nohist = {0}, lua = {0}, lua_nohist = {0};
+    if (have_history_key)
+        nohist = run_e2e(bc, 0, false, NULL);
+    if (have_lua) {
+        lua = run_e2e(bc, 1, true, NULL);
+        if (have_history_key && !lua.unavailable)
+            lua_nohist = run_e2e(bc, 0, true, NULL);
+    }
+    e2e cmp_hist = {0}, cmp_nohist = {0};
+    if (opt.compare) {
+        cmp_hist = run_e2e(bc, 1, false, opt.compare);
+        if (have_history_key)
+            cmp_nohist = run_e2e(bc, 0, false, opt.compare);
+    }
+
+    run_ceiling(); /* the third measurement of the ceiling, between (b) and (c) */
+
+    /* (c) at 10% and 50% of the ceiling: raw JetStream, then agentd (native noop, history on). */
+    double capacity = native[best].ok ? native[best].rate : 0;
+    latrun raw10 = run_latency_raw(ceiling * 0.10, "lraw10-");
+    latrun raw50 = run_latency_raw(ceiling * 0.50, "lraw50-");
+    truncate_history();
+    natsSubscription *evsub = NULL;
+    if (natsConnection_Subscribe(&evsub, cons_nc, "jetsched.event.bench.>", on_event, NULL) != NATS_OK)
+        jb_die("cannot subscribe to live events");
+    natsSubscription_SetPendingLimits(evsub, -1, -1);
+    natsConnection_Flush(cons_nc);
+    char lname[64];
+    snprintf(lname, sizeof lname, "bench-latency-c%d", bc);
+    jb_agent lag;
+    jb_agent_spec las = agent_spec(lname, bc, 1, false, NULL);
+    jb_agent_start(&lag, &las);
+    warm_up("warm1-");
+    latrun js10 = run_latency_agent(ceiling * 0.10, capacity, "lat10-");
+    jb_sleep_ms(1000);
+    latrun js50 = run_latency_agent(ceiling * 0.50, capacity, "lat50-");
+    jb_sleep_ms(2000);
+    long lat_after_kb = jb_proc_mem(lag.pid).rss_kb;
+    jb_agent_stop(&lag, 60000);
+    latrun nohist10 = {0};
+    if (have_history_key) {
+        snprintf(lname, sizeof lname, "bench-latency-c%d-nohist", bc);
+        las = agent_spec(lname, bc, 0, false, NULL);
+        jb_agent_start(&lag, &las);
+        warm_up("warm2-");
+        nohist10 = run_latency_agent(ceiling * 0.10, nohist.ok ? nohist.rate : 0, "lnh10-");
+        jb_agent_stop(&lag, 60000);
+    }
+    latrun cmp10 = {0};
+    if (opt.compare) {
+        truncate_history();
+        snprintf(lname, sizeof lname, "bench-latency-c%d-compare", bc);
+        las = agent_spec(lname, bc, 1, false, opt.compare);
+        jb_agent_start(&lag, &las);
+        warm_up("warm3-");
+        cmp10 = run_latency_agent(ceiling * 0.10, cmp_hist.ok ? cmp_hist.rate : 0, "lcmp10-");
+        jb_agent_stop(&lag, 60000);
+    }
+    natsSubscription_Unsubscribe(evsub);
+    natsSubscription_Destroy(evsub);
+
+    /* (e) */
+    jb_mem nats_end = jb_proc_mem(nats_pid), self = jb_proc_mem(getpid());
+    jb_sampler_stop();
+    double total_s = secs(t_start, jb_now_ns());
+
+    /* ---- rows ---- */
+    char label[96];
+    row *r;
+    r = add_row("a", "raw_publish", "raw JetStream: async publish");
+    row_rate(r, raw.publish);
+    row_note(r, "js_PublishMsgAsync, window %d, %d B + 2 headers", opt.window, opt.payload);
+    r = add_row("a", "raw_consume", "raw JetStream: pull-and-ack of a backlog");
+    row_rate(r, raw.consume);
+    row_note(r, "raw pull requests batch %d, <= %d requested, +ACK each", opt.batch, raw.window_used);
+    for (int k = 0; k < opt.nconc; k++) {
+        char id[48];
+        snprintf(id, sizeof id, "raw_consume_batch1_c%d", opt.conc[k]);
+        snprintf(label, sizeof label, "raw JetStream: pull-and-ack, batch-1 pulls x%d (agentd's way)", opt.conc[k]);
+        r = add_row("a", id, label);
+        row_rate(r, raw.b1[k]);
+        row_note(r, "context: what agentd's pull pattern allows");
+    }
+    r = add_row("a", "raw_e2e", "raw JetStream: publish + pull-and-ack at once = CEILING");
+    row_rate(r, raw.e2e);
+    row_note(r, "median of 3 (%.0f, %.0f, %.0f); N / (first publish .. stream empty); CPU us/msg: nats %.0f, "
+             "client %.0f", raw.e2e_runs[0], raw.e2e_runs[1], raw.e2e_runs[2], raw.cpu_nats_us, raw.cpu_client_us);
+    json_object_set_new(r->j, "measurements", json_pack("[f,f,f]", round(raw.e2e_runs[0]), round(raw.e2e_runs[1]),
+                                                        round(raw.e2e_runs[2])));
+    json_object_set_new(r->j, "cpu_us_per_msg", json_pack("{s:f,s:f}", "nats_server", round(raw.cpu_nats_us * 10) / 10,
+                                                           "client", round(raw.cpu_client_us * 10) / 10));
+
+    for (int k = 0; k < opt.nconc; k++) {
+        char id[48];
+        snprintf(id, sizeof id, "jetsched_native_history_c%d", opt.conc[k]);
+        snprintf(label, sizeof label, "jetsched: native noop, history on, concurrency %d", opt.conc[k]);
+        e2e_row(id, label, &native[k], k == best && opt.nconc > 1);
+        if (k == best) {
+            r = &rows[nrows - 1];
+            json_object_set_new(r->j, "best", json_true());
+            if (native[k].ok)
+                row_target(r, ">= 50% of ceiling", native[k].rate >= 0.5 * ceiling);
+            else
+                row_target(r, ">= 50% of ceiling", 0);
+        }
+    }
+    snprintf(label, sizeof label, "jetsched: native noop, history off, concurrency %d", bc);
+    if (have_history_key)
+        e2e_row("jetsched_native_nohistory", label, &nohist, false);
+    else
+        row_na(add_row("b", "jetsched_native_nohistory", label), "agentd has no history.enabled key");
+    if (opt.compare) {
+        snprintf(label, sizeof label, "COMPARE build: native noop, history on, concurrency %d", bc);
+        e2e_row("compare_native_history", label, &cmp_hist, false);
+        r = &rows[nrows - 1];
+        json_object_set_new(r->j, "build", json_string(opt.compare));
+        if (cmp_hist.ok)
+            row_target(r, ">= 50% of ceiling", cmp_hist.rate >= 0.5 * ceiling);
+        if (have_history_key) {
+            snprintf(label, sizeof label, "COMPARE build: native noop, history off, concurrency %d", bc);
+            e2e_row("compare_native_nohistory", label, &cmp_nohist, false);
+            json_object_set_new(rows[nrows - 1].j, "build", json_string(opt.compare));
+        }
+    }
+    snprintf(label, sizeof label, "jetsched: Lua noop, history on, concurrency %d", bc);
+    if (have_lua) {
+        e2e_row("jetsched_lua_history", label, &lua, false);
+        r = &rows[nrows - 1];
+        if (lua.ok && native[best].ok) {
+            double q = lua.rate / native[best].rate;
+            json_object_set_new(r->j, "ratio_to_native", json_real(round(q * 1000) / 1000));
+            char t[40];
+            snprintf(t, sizeof t, ">= 70%% of native (%.0f%%)", 100 * q);
+            row_target(r, t, q >= 0.7);
+        } else {
+            row_target(r, ">= 70% of native", lua.unavailable ? -1 : 0);
+        }
+    } else {
+        row_na(add_row("b", "jetsched_lua_history", label),
+               "not available: needs scripts/lua/noop.lua and agentd's agent.lua_dir");
+    }
+    snprintf(label, sizeof label, "jetsched: Lua noop, history off, concurrency %d", bc);
+    if (have_lua && have_history_key && lua.unavailable) {
+        r = add_row("b", "jetsched_lua_nohistory", label);
+        row_na(r, "");
+        row_note(r, "not available: %s", lua.why);
+    } else if (have_lua && have_history_key)
+        e2e_row("jetsched_lua_nohistory", label, &lua_nohist, false);
+    else
+        row_na(add_row("b", "jetsched_lua_nohistory", label),
+               have_lua ? "agentd has no history.enabled key" : "not available: no Lua noop");
+
+    lat_rows("latency_raw_10", "start latency, raw JetStream", &raw10, NULL, false);
+    lat_rows("latency_jetsched_10", "start latency, jetsched", &js10, &raw10, true);
+    if (have_history_key)
+        lat_rows("latency_jetsched_nohistory_10", "start latency, jetsched history off", &nohist10, &raw10, false);
+    if (opt.compare)
+        lat_rows("latency_compare_10", "start latency, COMPARE build", &cmp10, &raw10, true);
+    lat_rows("latency_raw_50", "start latency, raw JetStream", &raw50, NULL, false);
+    lat_rows("latency_jetsched_50", "start latency, jetsched", &js50, &raw50, false);
+
+    row_na(add_row("d", "cron_fire_lag", "cron fire lag"), "not available yet: schedulerd is not built (TODO)");
+
+    const e2e *nb = &native[best];
+    snprintf(label, sizeof label, "RSS agentd idle (ready + 1 s), concurrency %d", bc);
+    r = add_row("e", "rss_agentd_idle", label);
+    row_mem(r, nb->idle_rss_kb);
+    row_target(r, "<= 16 MiB", nb->idle_rss_kb >= 0 && nb->idle_rss_kb <= 16 * 1024);
+    for (int k = 0; k < opt.nconc; k++)
+        if (k != best && native[k].ran) {
+            r = &rows[nrows - 1];
+            char extra[160];
+            snprintf(extra, sizeof extra, "concurrency %d: %.1f MiB", opt.conc[k], native[k].idle_rss_kb / 1024.0);
+            row_note(r, "%s", extra);
+        }
+    r = add_row("e", "rss_agentd_load_peak", "RSS agentd under load: peak VmRSS (VmHWM)");
+    row_mem(r, nb->peak_rss_kb);
+    row_note(r, "VmHWM %.1f MiB; native noop, history on, c=%d", nb->hwm_kb / 1024.0, bc);
+    r = add_row("e", "rss_agentd_after_load", "RSS agentd idle again after the load");
+    row_mem(r, nb->after_rss_kb);
+    row_note(r, "2 s after the run; after the latency runs: %.1f MiB", lat_after_kb / 1024.0);
+    r = add_row("e", "rss_nats_idle", "RSS nats-server before the benchmark");
+    row_mem(r, nats_idle.rss_kb);
+    r = add_row("e", "rss_nats_peak", "RSS nats-server peak (VmHWM)");
+    row_mem(r, nats_end.hwm_kb);
+    r = add_row("e", "rss_client_peak", "RSS this benchmark client peak (VmHWM)");
+    row_mem(r, self.hwm_kb);
+    row_na(add_row("e", "rss_schedulerd", "RSS schedulerd"), "not available yet: schedulerd is not built");
+
+    /* ---- output ---- */
+    printf("\njetsched benchmark: N = %ld messages per throughput figure, payload %d B, ceiling %.0f msg/s, "
+           "%.0f s in all\n", opt.n, opt.payload, ceiling, total_s);
+    print_table(stdout);
+
+    json_t *doc = json_object();
+    char when[64];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    json_object_set_new(doc, "schema", json_string("jetsched-bench-e2e/1"));
+    json_object_set_new(doc, "when", json_string(when));
+    struct utsname u;
+    uname(&u);
+    json_object_set_new(opt.meta, "kernel", json_string(u.release));
+    json_object_set_new(opt.meta, "nproc", json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
+    json_object_set_new(opt.meta, "libnats", json_string(nats_GetVersion()));
+    char *pgv = jb_pg_text(pg, "SHOW server_version");
+    json_object_set_new(opt.meta, "postgresql", json_string(pgv));
+    free(pgv);
+    json_object_set_new(doc, "machine", opt.meta);
+    json_object_set_new(doc, "params",
+                        json_pack("{s:I,s:i,s:i,s:i,s:i,s:f,s:b,s:i,s:o}", "n", (json_int_t)opt.n, "payload_bytes",
+                                  opt.payload, "publish_window", opt.window, "pull_batch", opt.batch,
+                                  "pull_window", raw.window_used, "latency_seconds", opt.lat_seconds, "quick",
+                                  opt.quick, "best_concurrency", bc, "history_batch_size",
+                                  opt.history_batch ? json_integer(opt.history_batch) : json_null()));
+    json_object_set_new(doc, "ceiling_msgs_per_s", isnan(ceiling) ? json_null() : json_real(round(ceiling)));
+    json_object_set_new(doc, "seconds", json_real(round(total_s)));
+    json_t *arr = json_array();
+    for (int i = 0; i < nrows; i++)
+        json_array_append_new(arr, rows[i].j);
+    json_object_set_new(doc, "rows", arr);
+    if (opt.out) {
+        if (json_dump_file(doc, opt.out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0)
+            jb_die("cannot write %s", opt.out);
+        printf("JSON: %s\n", opt.out);
+    }
+    json_decref(doc);
+
+    /* A run that could not finish is an error (a missed target is not). */
+    int rc = 0;
+    const e2e *all[] = {&native[0], &native[1], &native[2], &native[3], &native[4], &native[5], &native[6],
+                        &native[7], &nohist, &lua, &lua_nohist, &cmp_hist, &cmp_nohist};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        if (all[i]->ran && !all[i]->ok && !all[i]->unavailable) {
+            jb_log("a jetsched run failed: %s", all[i]->why);
+            rc = 3;
+        }
+
+    jb_js_context_destroy(js);
+    natsConnection_Destroy(pub_nc);
+    natsConnection_Destroy(cons_nc);
+    PQfinish(pg);
+    nats_Close();
+    return rc;
+}
