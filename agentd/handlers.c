@@ -1,6 +1,8 @@
-/* Handler dispatch (native plugins; Lua joins later), the host API given to
- * handlers, and the cancellation watch on the jetsched_cancel bucket. */
+/* Handler dispatch (native plugins and Lua scripts side by side: a native
+ * handler wins a name clash), the host API given to both, SIGHUP reload of
+ * the Lua scripts, and the cancellation watch on the jetsched_cancel bucket. */
 #include "handlers.h"
+#include "lua_host.h"
 #include "outcome.h"
 #include "plugin_host.h"
 #include "worker.h"
@@ -8,6 +10,7 @@
 #include <jansson.h>
 #include <jetsched/ids.h>
 #include <jetsched/log.h>
+#include <jetsched/metrics.h>
 #include <jetsched/natsconn.h>
 #include <jetsched/timeutil.h>
 
@@ -17,6 +20,7 @@
 
 struct handlers {
     jet_plugin_registry *plugins;
+    lua_host *lua;
     kvStore *checkpoints;
     kvStore *cancel_kv;
     kvWatcher *cancel_watcher;
@@ -179,6 +183,17 @@ static const jet_host_api host_api = {
     .retry_in = host_retry_in,
 };
 
+/* Lua scripts get the same API, except that cancelled() leaves the time
+ * limit to the Lua host's own hook, so that a script stopped at its limit
+ * reads "time limit exceeded" rather than "task cancelled". */
+static int host_lua_cancelled(jet_task_ctx *ctx)
+{
+    inflight *f = ctx_inflight(ctx);
+    return atomic_load(&f->cancel) && !atomic_load(&f->timed_out) ? 1 : 0;
+}
+
+static jet_host_api lua_api;
+
 /* ---- cancellation watch ---- */
 
 static unsigned bucket_of(const char *id)
@@ -313,6 +328,92 @@ static json_t *plugin_configs(agent *a, jet_err *err)
     return all;
 }
 
+/* ---- Lua ---- */
+
+static void lua_options(const jet_config *cfg, lua_host_options *opt)
+{
+    lua_host_options_init(opt);
+    opt->dir = jet_cfg_str(cfg, "agent.lua_dir");
+    opt->mem_limit_bytes = (size_t)jet_cfg_int(cfg, "lua.memory_limit");
+    opt->recycle_after_tasks = (int)jet_cfg_int(cfg, "lua.recycle_after_tasks");
+    opt->recycle_after_bytes = (size_t)jet_cfg_int(cfg, "lua.recycle_after_memory");
+    opt->instruction_check_interval = (int)jet_cfg_int(cfg, "lua.instruction_check_interval");
+}
+
+typedef struct lua_report_ctx {
+    agent *a;
+    const char *dir;
+    size_t served;
+} lua_report_ctx;
+
+/* One line per script; a name clash with a native handler is a warning. */
+static void lua_report_one(const char *name, bool available, void *closure)
+{
+    lua_report_ctx *rc = closure;
+    const jet_plugin_handler *ph = jet_plugins_find(rc->a->handlers->plugins, name);
+    if (ph) {
+        jet_warn("handler %s: both the native plugin %s (%s) and %s/%s.lua serve it; the native plugin wins and "
+                 "the Lua script is not used", name, ph->plugin, ph->path, rc->dir, name);
+        return;
+    }
+    if (available) {
+        rc->served++;
+        jet_info("handler %s: Lua script %s/%s.lua", name, rc->dir, name);
+    } /* unavailable ones were logged with their error by the Lua host */
+}
+
+static void lua_report(agent *a, const char *dir)
+{
+    lua_report_ctx rc = {.a = a, .dir = dir};
+    lua_host_foreach(a->handlers->lua, lua_report_one, &rc);
+}
+
+static double lua_stat(void *arg, size_t offset)
+{
+    lua_host_stats st;
+    lua_host_stats_get(((agent *)arg)->handlers->lua, &st);
+    return (double)*(const uint64_t *)((const char *)&st + offset);
+}
+#define LUA_GAUGE(field)                                                              \
+    static double gauge_lua_##field(void *arg) { return lua_stat(arg, offsetof(lua_host_stats, field)); }
+LUA_GAUGE(tasks)
+LUA_GAUGE(timeouts)
+LUA_GAUGE(memory_errors)
+LUA_GAUGE(states_live)
+LUA_GAUGE(states_recycled)
+LUA_GAUGE(reloads)
+LUA_GAUGE(memory_bytes)
+
+static void lua_metrics(agent *a)
+{
+    jet_metric_gauge_fn("jetsched_agent_lua_tasks", "Tasks run by Lua scripts since start.", gauge_lua_tasks, a);
+    jet_metric_gauge_fn("jetsched_agent_lua_timeouts", "Lua tasks stopped at their time limit since start.",
+                        gauge_lua_timeouts, a);
+    jet_metric_gauge_fn("jetsched_agent_lua_memory_errors", "Lua tasks stopped by the memory cap since start.",
+                        gauge_lua_memory_errors, a);
+    jet_metric_gauge_fn("jetsched_agent_lua_states", "Lua states open (at most one per worker thread).",
+                        gauge_lua_states_live, a);
+    jet_metric_gauge_fn("jetsched_agent_lua_states_recycled", "Lua states closed by the recycling rules since start.",
+                        gauge_lua_states_recycled, a);
+    jet_metric_gauge_fn("jetsched_agent_lua_reloads", "Successful reloads of the Lua scripts since start.",
+                        gauge_lua_reloads, a);
+    jet_metric_gauge_fn("jetsched_agent_lua_memory_bytes", "Memory held by the open Lua states after their last task.",
+                        gauge_lua_memory_bytes, a);
+}
+
+void handlers_reload(agent *a, const char *lua_dir)
+{
+    struct handlers *h = a->handlers;
+    if (!h || !h->lua)
+        return;
+    jet_err err;
+    if (lua_host_reload_from(h->lua, lua_dir, &err) != JET_OK) {
+        jet_error("SIGHUP: Lua scripts not reloaded (the loaded ones stay): %s", err.msg);
+        return;
+    }
+    lua_report(a, lua_dir ? lua_dir : jet_cfg_str(a->cfg, "agent.lua_dir"));
+}
+
 /* ---- dispatch ---- */
 
 jet_status handlers_init(agent *a, jet_err *err)
@@ -352,6 +453,14 @@ jet_status handlers_init(agent *a, jet_err *err)
         const jet_plugin_handler *ph = jet_plugins_at(h->plugins, i);
         jet_info("handler %s: plugin %s %s (%s)", ph->name, ph->plugin, ph->version, ph->path);
     }
+    lua_host_options opt;
+    lua_options(a->cfg, &opt);
+    lua_api = host_api;
+    lua_api.cancelled = host_lua_cancelled;
+    if ((st = lua_host_open(&opt, &lua_api, &h->lua, err)) != JET_OK)
+        return st;
+    lua_report(a, opt.dir);
+    lua_metrics(a);
     return JET_OK;
 }
 
@@ -367,6 +476,7 @@ void handlers_shutdown(agent *a)
     kvWatcher_Destroy(h->cancel_watcher);
     kvStore_Destroy(h->cancel_kv);
     kvStore_Destroy(h->checkpoints);
+    lua_host_close(h->lua); /* worker threads still alive free their states at exit */
     jet_plugins_free(h->plugins);
     for (int b = 0; b < 1024; b++)
         while (h->cancel_buckets[b]) {
@@ -380,38 +490,64 @@ void handlers_shutdown(agent *a)
     a->handlers = NULL;
 }
 
-bool handlers_exists(agent *a, const char *handler)
+bool handlers_is_native(agent *a, const char *handler)
 {
     return a->handlers && a->handlers->plugins && jet_plugins_find(a->handlers->plugins, handler) != NULL;
 }
 
-bool handlers_unavailable_reason(agent *a, const char *handler, inflight *f)
+bool handlers_exists(agent *a, const char *handler)
 {
-    (void)a;
-    (void)handler;
-    (void)f;
-    return false;
+    return handlers_is_native(a, handler) || (a->handlers && lua_host_has(a->handlers->lua, handler));
 }
 
-bool handlers_is_native(agent *a, const char *handler) { return handlers_exists(a, handler); }
+bool handlers_unavailable_reason(agent *a, const char *handler, inflight *f)
+{
+    char why[2048];
+    if (!a->handlers || handlers_is_native(a, handler) ||
+        !lua_host_unavailable(a->handlers->lua, handler, why, sizeof why))
+        return false;
+    host_set_error((jet_task_ctx *)f, why);
+    return true;
+}
 
 jet_outcome handlers_run(agent *a, inflight *f)
 {
     const jet_plugin_handler *ph = jet_plugins_find(a->handlers->plugins, f->task->handler);
-    if (!ph) {
-        host_set_error((jet_task_ctx *)f, "handler disappeared");
-        return JET_RETRY;
-    }
-    return jet_plugin_run(ph, &f->task->pub, (jet_task_ctx *)f);
+    if (ph)
+        return jet_plugin_run(ph, &f->task->pub, (jet_task_ctx *)f);
+    /* A script removed or broken by a reload since the checks: lua_host_run
+     * records why and asks for a retry. */
+    return lua_host_run(a->handlers->lua, &f->task->pub, (jet_task_ctx *)f);
 }
 
-char *handlers_list_json(agent *a)
+typedef struct list_ctx {
+    agent *a;
+    json_t *arr, *unavailable;
+} list_ctx;
+
+static void list_lua(const char *name, bool available, void *closure)
 {
-    json_t *arr = json_array();
+    list_ctx *lc = closure;
+    if (handlers_is_native(lc->a, name))
+        return; /* listed once, as native (it wins) */
+    if (available)
+        json_array_append_new(lc->arr, json_string(name));
+    else
+        json_array_append_new(lc->unavailable, json_string(name));
+}
+
+char *handlers_list_json(agent *a, char **unavailable)
+{
+    list_ctx lc = {.a = a, .arr = json_array(), .unavailable = json_array()};
     if (a->handlers && a->handlers->plugins)
         for (size_t i = 0; i < jet_plugins_count(a->handlers->plugins); i++)
-            json_array_append_new(arr, json_string(jet_plugins_at(a->handlers->plugins, i)->name));
-    char *s = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
+            json_array_append_new(lc.arr, json_string(jet_plugins_at(a->handlers->plugins, i)->name));
+    if (a->handlers)
+        lua_host_foreach(a->handlers->lua, list_lua, &lc);
+    char *s = json_dumps(lc.arr, JSON_COMPACT);
+    if (unavailable)
+        *unavailable = json_dumps(lc.unavailable, JSON_COMPACT);
+    json_decref(lc.arr);
+    json_decref(lc.unavailable);
     return s;
 }

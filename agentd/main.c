@@ -148,11 +148,13 @@ static void reload(agent *a)
     jet_err err;
     if (jet_config_load(agentd_schema, file, &fresh, &err) != JET_OK) {
         jet_error("SIGHUP: configuration not reloaded (the running one stays):\n%s", err.msg);
+        handlers_reload(a, NULL); /* the scripts are reloaded all the same */
         return;
     }
     if (jet_config_nonreloadable_changes(a->cfg, fresh, &err) > 0)
         jet_warn("SIGHUP: %s", err.msg);
     apply_reloadable(a, fresh);
+    handlers_reload(a, jet_cfg_str(fresh, "agent.lua_dir"));
     /* The running config keeps ownership of everything the threads hold; the
      * reloadable values were copied out above. */
     jet_config_free(fresh);

@@ -273,6 +273,21 @@ void outcome_from_handler(agent *a, inflight *f, jet_outcome r)
     free(result);
 }
 
+void outcome_unavailable(agent *a, inflight *f)
+{
+    agent_task *t = f->task;
+    pthread_mutex_lock(&f->mu);
+    char *why = f->error ? strdup(f->error) : NULL;
+    pthread_mutex_unlock(&f->mu);
+    outcome o = {.status = "retrying", .reason = "handler_unavailable", .error = why ? why : "handler unavailable"};
+    if (task_attempt(t) >= t->max_attempts)
+        o.status = "dead";
+    else
+        o.delay_ms = backoff_delay(&t->backoff, task_attempt(t), random64());
+    outcome_record(a, f, &o);
+    free(why);
+}
+
 bool outcome_already_succeeded(agent *a, agent_task *t)
 {
     bool check = t->delivered > 1 || t->redispatch || a->idempotency_always;

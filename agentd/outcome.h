@@ -27,6 +27,11 @@ void outcome_stop(agent *a, int64_t wait_ms);
 void outcome_record(agent *a, inflight *f, const outcome *o);
 /* Maps a handler's return (and timeout/cancel flags) to an outcome and records it. */
 void outcome_from_handler(agent *a, inflight *f, jet_outcome r);
+/* The handler exists but cannot run (a Lua script that failed to load; the
+ * reason is in f->error): retried with the backoff policy and reason
+ * handler_unavailable, dead-lettered with that reason once the attempts are
+ * used up. The handler did not run; the delivery still counts as an attempt. */
+void outcome_unavailable(agent *a, inflight *f);
 /* The handler is about to run: live event "running". */
 void outcome_started(agent *a, inflight *f);
 /* On redelivery, Jetsched-Redispatch, or with idempotency checks always on:

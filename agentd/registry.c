@@ -40,15 +40,19 @@ static char *describe(agent *a)
         json_array_append_new(queues, json_string(a->queues[i].name));
         concurrency += a->queues[i].concurrency;
     }
-    char *handlers = handlers_list_json(a);
+    char *unavailable = NULL, *handlers = handlers_list_json(a, &unavailable);
     json_t *h = handlers ? json_loads(handlers, 0, NULL) : NULL;
+    json_t *u = unavailable ? json_loads(unavailable, 0, NULL) : NULL;
     free(handlers);
+    free(unavailable);
     json_t *o = json_pack("{s:s,s:s,s:i,s:s,s:o,s:o,s:i,s:i,s:i,s:s}", "id", a->id, "host", host, "pid",
                           (int)getpid(), "version", JET_VERSION, "queues", queues, "handlers",
                           h ? h : json_array(), "concurrency", concurrency, "in_flight",
                           atomic_load(&a->inflight_count), "recording", atomic_load(&a->recording), "started_at",
                           jet_rfc3339_format(started_ms, at, sizeof at));
     json_object_set_new(o, "draining", json_boolean(atomic_load(&a->draining)));
+    /* Lua scripts that exist but cannot run (their tasks are retried). */
+    json_object_set_new(o, "handlers_unavailable", u ? u : json_array());
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ABANDON_GRACE_MS 5000  /* a native handler ignoring cancelled() gets this long */
+#define ABANDON_GRACE_MS 5000  /* a handler ignoring cancelled() gets this long after its timeout */
 
 _Atomic uint64_t abandoned_threads;
 
@@ -119,9 +119,11 @@ static bool settle_before_run(agent *a, inflight *f)
     } else if (outcome_already_succeeded(a, t)) {
         o = (outcome){.status = "duplicate", .error = "its idempotency key already succeeded"};
     } else if (!handlers_exists(a, t->handler)) {
+        if (handlers_unavailable_reason(a, t->handler, f)) {
+            outcome_unavailable(a, f);
+            return true;
+        }
         o = (outcome){.status = "dead", .reason = "unknown_handler", .error = "no plugin or Lua script serves it"};
-        if (handlers_unavailable_reason(a, t->handler, f))
-            o = (outcome){.status = "retrying", .reason = "handler_unavailable", .error = f->error};
     } else {
         return false;
     }
@@ -284,8 +286,10 @@ static void supervise_once(agent *a)
             atomic_store(&f->timed_out, true);
             atomic_store(&f->cancel, true);
         }
-        if (atomic_load(&f->timed_out) && now >= f->deadline_mono + ABANDON_GRACE_MS && n_abandon < 64 &&
-            handlers_is_native(a, f->task->handler)) {
+        /* Lua handlers are stopped by their hook; one stuck inside a single C
+         * library call (a pathological pattern match) is abandoned like a
+         * native handler that ignores cancelled(). */
+        if (atomic_load(&f->timed_out) && now >= f->deadline_mono + ABANDON_GRACE_MS && n_abandon < 64) {
             atomic_fetch_add(&f->refs, 1);
             to_abandon[n_abandon++] = f;
         }
