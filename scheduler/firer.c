@@ -10,9 +10,9 @@
  * the reconciler (the PostgreSQL row is the truth, the task id is the
  * Nats-Msg-Id). */
 #include "cron.h"
+#include "publish.h"
 #include "schedulerd.h"
 
-#include <jansson.h>
 #include <jetsched/log.h>
 #include <jetsched/metrics.h>
 #include <jetsched/names.h>
@@ -36,10 +36,6 @@ static PGconn *pg;
 static jet_metric *m_fires, *m_lag, *m_reconciled, *m_delayed, *m_misfires, *m_publish_fail;
 static int64_t last_prune_mono = -1, next_reconcile_mono;
 static int64_t pg_warned_mono = -1;
-
-/* Columns of a "task to publish" result, in this order. */
-#define PUB_COLS "t.id, t.queue, t.priority, t.handler, t.payload, t.headers::text, t.max_attempts, " \
-                 "t.schedule_id, (extract(epoch from t.scheduled_for) * 1000)::bigint"
 
 /* ---------------- schedule cache ---------------- */
 
@@ -254,89 +250,12 @@ static bool claim_epoch(sched *s, uint64_t rev)
 
 /* ---------------- publishing ---------------- */
 
-static void add_schedule_headers(natsMsg *m, const char *json)
-{
-    if (!json || !*json)
-        return;
-    json_t *o = json_loads(json, 0, NULL);
-    if (!json_is_object(o)) {
-        json_decref(o);
-        return;
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(o, k, v) {
-        if (json_is_string(v)) {
-            natsMsgHeader_Set(m, k, json_string_value(v));
-        } else {
-            char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-            if (t)
-                natsMsgHeader_Set(m, k, t);
-            free(t);
-        }
-    }
-    json_decref(o);
-}
-
-/* Publishes one row (PUB_COLS); retries a few times. Returns 1 stored,
+/* Publishes one row (PUB_COLS) and observes the fire lag. Returns 1 stored,
  * 0 failed, -1 dropped as a duplicate by the stream's duplicate window. */
 static int publish_row(sched *s, PGresult *r, int i, bool redispatch)
 {
-    const char *id = PQgetvalue(r, i, 0), *queue = PQgetvalue(r, i, 1), *prio = PQgetvalue(r, i, 2);
-    jet_priority p;
-    if (!jet_priority_parse(prio, &p))
-        p = JET_PRIO_NORMAL;
-    char subject[256];
-    jet_js_task_subject(&s->names, queue, p, subject, sizeof subject);
-    size_t plen = 0;
-    unsigned char *payload = NULL;
-    if (!PQgetisnull(r, i, 4))
-        payload = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 4), &plen);
-    natsMsg *m = NULL;
-    if (natsMsg_Create(&m, subject, NULL, (const char *)payload, (int)plen) != NATS_OK) {
-        PQfreemem(payload);
-        return 0;
-    }
-    PQfreemem(payload);
-    if (!PQgetisnull(r, i, 5))
-        add_schedule_headers(m, PQgetvalue(r, i, 5));
-    if (!PQgetisnull(r, i, 3))
-        natsMsgHeader_Set(m, "Jetsched-Handler", PQgetvalue(r, i, 3));
-    natsMsgHeader_Set(m, "Nats-Msg-Id", id);
-    if (!PQgetisnull(r, i, 6))
-        natsMsgHeader_Set(m, "Jetsched-Max-Attempts", PQgetvalue(r, i, 6));
-    if (!PQgetisnull(r, i, 7))
-        natsMsgHeader_Set(m, "Jetsched-Schedule-Id", PQgetvalue(r, i, 7));
     int64_t fire_ms = -1;
-    if (!PQgetisnull(r, i, 8)) {
-        char at[64];
-        fire_ms = strtoll(PQgetvalue(r, i, 8), NULL, 10);
-        natsMsgHeader_Set(m, "Jetsched-Fire-Time", jet_rfc3339_format(fire_ms, at, sizeof at));
-    }
-    if (redispatch)
-        natsMsgHeader_Set(m, "Jetsched-Redispatch", "1");
-    int result = 0;
-    /* Not connected: do not wait for pub-acks that cannot come (the worker
-     * would stall for attempts x nats.publish_timeout); the reconciler
-     * publishes rows never dispatched at its next run. */
-    for (int attempt = 0; attempt < 3 && !atomic_load(&s->stop) &&
-                          natsConnection_Status(s->nc) == NATS_CONN_STATUS_CONNECTED;
-         attempt++) {
-        if (attempt)
-            jet_sleep_ms(100 * attempt * attempt);
-        jsPubAck *pa = NULL;
-        jsErrCode jerr = 0;
-        natsStatus st = js_PublishMsg(&pa, s->js, m, NULL, &jerr);
-        if (st == NATS_OK) {
-            result = pa && pa->Duplicate ? -1 : 1;
-            jsPubAck_Destroy(pa);
-            break;
-        }
-        jet_warn("publish of task %s to %s failed (attempt %d): %s (%d)", id, subject, attempt + 1,
-                 natsStatus_GetText(st), (int)jerr);
-        jsPubAck_Destroy(pa);
-    }
-    natsMsg_Destroy(m);
+    int result = sched_publish_row(s, r, i, redispatch, &fire_ms);
     if (result == 1 && fire_ms > 0 && !redispatch) {
         int64_t lag = jet_now_ms() - fire_ms;
         jet_metric_observe(m_lag, NULL, (double)(lag > 0 ? lag : 0));

@@ -1,8 +1,9 @@
-/* schedulerd: leader election, cron and delayed tasks, reconciler.
+/* schedulerd: leader election, cron and delayed tasks, reconciler, API.
  * Start-up: configuration, NATS (retried), the JetStream objects,
  * PostgreSQL (retried), migrations, then the election and worker threads,
- * READY, /healthz /readyz /metrics and the watchdog. SIGTERM: stop acting,
+ * the API (api.c; served by every instance, leader or not), READY, /healthz /readyz /metrics and the watchdog. SIGTERM: stop acting,
  * resign, exit 0. SIGHUP: reload the reloadable keys. */
+#include "api.h"
 #include "schedulerd.h"
 
 #include <jetsched/daemon_cli.h>
@@ -182,6 +183,8 @@ int main(int argc, char **argv)
         goto fail;
     }
     threads = true;
+    if ((st = api_start(s, &err)))
+        goto fail;
     if (jet_cfg_str(s->cfg, "http.listen") && *jet_cfg_str(s->cfg, "http.listen") &&
         (st = jet_httpd_start(jet_cfg_str(s->cfg, "http.listen"), ready, s, &httpd, &err)))
         goto fail;
@@ -214,6 +217,7 @@ fail:
     jet_error("%s", err.msg);
     rc = JET_EXIT_FAILURE;
 out:
+    api_stop();
     if (threads) {
         worker_stop(s);
         election_stop(s);

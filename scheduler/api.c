@@ -1,0 +1,509 @@
+/* The API's request machinery (docs/API.md): the queue-group subscription
+ * on <prefix>.api.>, dispatch by verb, field validation with errors naming
+ * the field, error replies with the stable codes, the API's own PostgreSQL
+ * connection, reply JSON helpers, and jetsched_api_requests_total. */
+#include "api.h"
+
+#include <jetsched/base64.h>
+#include <jetsched/log.h>
+#include <jetsched/metrics.h>
+#include <jetsched/names.h>
+#include <jetsched/pgconn.h>
+#include <jetsched/timeutil.h>
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define API_QUEUE_GROUP "jetsched-api"
+
+static const struct {
+    const char *verb;
+    api_verb_fn fn;
+} verbs[] = {
+    {"task.submit", api_task_submit},         {"task.get", api_task_get},
+    {"task.list", api_task_list},             {"task.cancel", api_task_cancel},
+    {"schedule.create", api_schedule_create}, {"schedule.update", api_schedule_update},
+    {"schedule.get", api_schedule_get},       {"schedule.delete", api_schedule_delete},
+    {"schedule.pause", api_schedule_pause},   {"schedule.resume", api_schedule_resume},
+    {"schedule.list", api_schedule_list},     {"schedule.trigger", api_schedule_trigger},
+    {"schedule.preview", api_schedule_preview}, {"dlq.list", api_dlq_list},
+    {"dlq.get", api_dlq_get},                 {"dlq.replay", api_dlq_replay},
+    {"dlq.purge", api_dlq_purge},             {"cluster.leader", api_cluster_leader},
+    {"cluster.agents", api_cluster_agents},   {"cluster.queues", api_cluster_queues},
+};
+
+static api_ctx ctx;
+static natsSubscription *sub;
+static pthread_mutex_t api_mu = PTHREAD_MUTEX_INITIALIZER;
+static jet_metric *m_requests, *m_seconds;
+static char subject_prefix[96];
+
+/* ---------------- errors and fields ---------------- */
+
+json_t *api_fail(api_err *e, const char *code, const char *field, const char *fmt, ...)
+{
+    e->code = code;
+    snprintf(e->field, sizeof e->field, "%s", field ? field : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    return NULL;
+}
+
+bool api_check_fields(const json_t *req, const char *const *allowed, api_err *e)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)req, k, v) {
+        bool ok = false;
+        for (size_t i = 0; allowed[i] && !ok; i++)
+            ok = strcmp(allowed[i], k) == 0;
+        if (!ok) {
+            char list[512] = "";
+            for (size_t i = 0; allowed[i]; i++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", allowed[i]);
+            api_fail(e, API_INVALID, k, "unknown field \"%.100s\" (accepted: %s)", k, list[0] ? list : "none");
+            return false;
+        }
+    }
+    return true;
+}
+
+static json_t *field_of(const json_t *req, const char *f)
+{
+    json_t *v = json_object_get(req, f);
+    return v && !json_is_null(v) ? v : NULL;
+}
+
+static int missing(const char *f, bool required, api_err *e)
+{
+    if (!required)
+        return 0;
+    api_fail(e, API_INVALID, f, "field \"%s\" is required", f);
+    return -1;
+}
+
+int api_str(const json_t *req, const char *f, bool required, const char **out, api_err *e)
+{
+    json_t *v = field_of(req, f);
+    if (!v)
+        return missing(f, required, e);
+    if (!json_is_string(v)) {
+        api_fail(e, API_INVALID, f, "field \"%s\" must be a string", f);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 1;
+}
+
+int api_int(const json_t *req, const char *f, bool required, int64_t lo, int64_t hi, int64_t *out, api_err *e)
+{
+    json_t *v = field_of(req, f);
+    if (!v)
+        return missing(f, required, e);
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+        api_fail(e, API_INVALID, f, "field \"%s\" must be an integer from %lld to %lld", f, (long long)lo,
+                 (long long)hi);
+        return -1;
+    }
+    *out = (int64_t)json_integer_value(v);
+    return 1;
+}
+
+int api_bool(const json_t *req, const char *f, bool required, bool *out, api_err *e)
+{
+    json_t *v = field_of(req, f);
+    if (!v)
+        return missing(f, required, e);
+    if (!json_is_boolean(v)) {
+        api_fail(e, API_INVALID, f, "field \"%s\" must be true or false", f);
+        return -1;
+    }
+    *out = json_is_true(v);
+    return 1;
+}
+
+int api_name(const json_t *req, const char *f, bool required, const char **out, api_err *e)
+{
+    int rc = api_str(req, f, required, out, e);
+    if (rc == 1 && !jet_name_valid(*out)) {
+        api_fail(e, API_INVALID, f, "%s \"%.80s\" is not a valid name: 1-64 characters of [a-z0-9_-]", f, *out);
+        return -1;
+    }
+    return rc;
+}
+
+int api_priority(const json_t *req, const char *f, const char **out, api_err *e)
+{
+    int rc = api_str(req, f, false, out, e);
+    jet_priority p;
+    if (rc == 1 && !jet_priority_parse(*out, &p)) {
+        api_fail(e, API_INVALID, f, "%s \"%.40s\" is not one of high, normal, low", f, *out);
+        return -1;
+    }
+    return rc;
+}
+
+int api_duration(const json_t *req, const char *f, bool required, int64_t *ms, api_err *e)
+{
+    const char *s;
+    int rc = api_str(req, f, required, &s, e);
+    jet_err err;
+    if (rc == 1 && jet_duration_parse(s, ms, &err) != JET_OK) {
+        api_fail(e, API_INVALID, f, "%s: %s", f, err.msg);
+        return -1;
+    }
+    return rc;
+}
+
+int api_time(const json_t *req, const char *f, bool required, int64_t *ms, api_err *e)
+{
+    const char *s;
+    int rc = api_str(req, f, required, &s, e);
+    jet_err err;
+    if (rc == 1 && jet_rfc3339_parse(s, ms, &err) != JET_OK) {
+        api_fail(e, API_INVALID, f, "%s: %s", f, err.msg);
+        return -1;
+    }
+    return rc;
+}
+
+int api_payload(api_ctx *c, const json_t *req, unsigned char **buf, size_t *len, api_err *e)
+{
+    const char *text = NULL, *b64 = NULL;
+    int rt = api_str(req, "payload", false, &text, e);
+    if (rt < 0)
+        return -1;
+    int rb = api_str(req, "payload_base64", false, &b64, e);
+    if (rb < 0)
+        return -1;
+    if (rt == 1 && rb == 1) {
+        api_fail(e, API_INVALID, "payload_base64", "give either payload or payload_base64, not both");
+        return -1;
+    }
+    if (rt == 0 && rb == 0)
+        return 0;
+    int64_t max = jet_cfg_int(c->s->cfg, "api.max_payload");
+    if (rt == 1) {
+        size_t n = json_string_length(json_object_get(req, "payload"));
+        if ((int64_t)n > max) {
+            api_fail(e, API_TOO_LARGE, "payload", "payload is %zu bytes; the limit (api.max_payload) is %lld bytes",
+                     n, (long long)max);
+            return -1;
+        }
+        *buf = malloc(n + 1);
+        memcpy(*buf, text, n);
+        (*buf)[n] = '\0';
+        *len = n;
+        return 1;
+    }
+    size_t n = json_string_length(json_object_get(req, "payload_base64"));
+    if (!jet_base64_decode(b64, n, buf, len)) {
+        api_fail(e, API_INVALID, "payload_base64", "payload_base64 is not valid base64");
+        return -1;
+    }
+    if ((int64_t)*len > max) {
+        api_fail(e, API_TOO_LARGE, "payload_base64",
+                 "payload is %zu bytes; the limit (api.max_payload) is %lld bytes", *len, (long long)max);
+        free(*buf);
+        *buf = NULL;
+        return -1;
+    }
+    return 1;
+}
+
+static bool header_name_ok(const char *k)
+{
+    if (!*k || strlen(k) > 128)
+        return false;
+    for (const char *p = k; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == ':' || (unsigned char)*p >= 0x7f)
+            return false;
+    return true;
+}
+
+int api_headers(const json_t *req, const char *f, json_t **out, api_err *e)
+{
+    json_t *h = field_of(req, f);
+    if (!h)
+        return 0;
+    if (!json_is_object(h)) {
+        api_fail(e, API_INVALID, f, "field \"%s\" must be an object of string values", f);
+        return -1;
+    }
+    const char *k;
+    json_t *v;
+    char path[200];
+    json_object_foreach(h, k, v) {
+        snprintf(path, sizeof path, "%s.%.128s", f, k);
+        if (!header_name_ok(k)) {
+            api_fail(e, API_INVALID, path, "header name \"%.128s\" must be 1-128 printable characters without ':'",
+                     k);
+            return -1;
+        }
+        if (!strncasecmp(k, "Nats-", 5) || !strncasecmp(k, "Jetsched-", 9)) {
+            api_fail(e, API_INVALID, path,
+                     "header %.128s is reserved: Nats-* and Jetsched-* headers are set by jetsched (use the "
+                     "request's fields: id, handler, max_attempts, timeout, deadline, backoff)", k);
+            return -1;
+        }
+        if (!json_is_string(v)) {
+            api_fail(e, API_INVALID, path, "header %.128s must be a string", k);
+            return -1;
+        }
+        for (const char *p = json_string_value(v); *p; p++)
+            if (*p == '\r' || *p == '\n') {
+                api_fail(e, API_INVALID, path, "header %.128s must stay on one line (no CR or LF)", k);
+                return -1;
+            }
+    }
+    *out = json_incref(h);
+    return 1;
+}
+
+int api_limit(const json_t *req, int64_t *limit, api_err *e)
+{
+    *limit = 50;
+    return api_int(req, "limit", false, 1, 1000, limit, e);
+}
+
+char *api_cursor_encode(const char *text) { return jet_base64_encode(text, strlen(text), true); }
+
+char *api_cursor_decode(const char *cursor, api_err *e)
+{
+    unsigned char *out = NULL;
+    size_t len = 0;
+    if (!jet_base64_decode(cursor, strlen(cursor), &out, &len) || strlen((char *)out) != len) {
+        free(out);
+        api_fail(e, API_INVALID, "cursor", "cursor is not one returned by this verb (pass next_cursor unchanged)");
+        return NULL;
+    }
+    return (char *)out;
+}
+
+/* ---------------- PostgreSQL ---------------- */
+
+static void pg_drop(api_ctx *c)
+{
+    PQfinish(c->pg);
+    c->pg = NULL;
+}
+
+static bool pg_ensure(api_ctx *c, api_err *e)
+{
+    if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
+        return true;
+    if (c->pg)
+        pg_drop(c);
+    jet_err err = {0};
+    if (jet_pg_connect(c->s->cfg, "schedulerd-api", &c->pg, &err) != JET_OK) {
+        c->pg = NULL;
+        api_fail(e, API_UNAVAILABLE, NULL, "PostgreSQL is unavailable: %s", err.msg);
+        return false;
+    }
+    PGresult *r = PQexec(c->pg, "SET TIME ZONE 'UTC'");
+    PQclear(r);
+    return true;
+}
+
+PGresult *api_pg(api_ctx *c, const char *what, const char *sql, int n, const char *const *vals, const int *lens,
+                 const int *fmts, api_err *e)
+{
+    if (!pg_ensure(c, e))
+        return NULL;
+    PGresult *r = PQexecParams(c->pg, sql, n, NULL, vals, lens, fmts, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return r;
+    jet_err err;
+    jet_pg_err(&err, c->pg, r, what);
+    bool transient = jet_pg_is_transient(c->pg, r);
+    PQclear(r);
+    if (PQstatus(c->pg) != CONNECTION_OK) {
+        pg_drop(c);
+        transient = true;
+    }
+    if (transient) {
+        api_fail(e, API_UNAVAILABLE, NULL, "PostgreSQL is unavailable: %s", err.msg);
+    } else {
+        jet_error("api %s: %s", c->verb, err.msg);
+        api_fail(e, API_INTERNAL, NULL, "%s", err.msg);
+    }
+    return NULL;
+}
+
+bool api_pg_exec(api_ctx *c, const char *what, const char *sql, api_err *e)
+{
+    PGresult *r = api_pg(c, what, sql, 0, NULL, NULL, NULL, e);
+    PQclear(r);
+    return r != NULL;
+}
+
+void api_pg_rollback(api_ctx *c)
+{
+    if (c->pg && PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        PQclear(PQexec(c->pg, "ROLLBACK"));
+}
+
+/* ---------------- reply JSON ---------------- */
+
+char *api_ms_text(int64_t ms, char *buf, size_t len) { return jet_rfc3339_format(ms, buf, len); }
+
+void api_set_time(json_t *o, const char *key, PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col)) {
+        json_object_set_new(o, key, json_null());
+        return;
+    }
+    char buf[40];
+    json_object_set_new(o, key, json_string(api_ms_text(strtoll(PQgetvalue(r, row, col), NULL, 10), buf, sizeof buf)));
+}
+
+void api_set_text(json_t *o, const char *key, PGresult *r, int row, int col)
+{
+    json_object_set_new(o, key, PQgetisnull(r, row, col) ? json_null() : json_string(PQgetvalue(r, row, col)));
+}
+
+void api_set_intcol(json_t *o, const char *key, PGresult *r, int row, int col)
+{
+    json_object_set_new(o, key,
+                        PQgetisnull(r, row, col) ? json_null() : json_integer(strtoll(PQgetvalue(r, row, col), NULL, 10)));
+}
+
+void api_set_bytes(json_t *o, const void *data, size_t len)
+{
+    json_t *s = json_stringn(data ? data : "", len);
+    if (s) {
+        json_object_set_new(o, "payload", s);
+        return;
+    }
+    char *b = jet_base64_encode(data, len, false);
+    json_object_set_new(o, "payload_base64", json_string(b));
+    free(b);
+}
+
+void api_set_bytea(json_t *o, PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col)) {
+        json_object_set_new(o, "payload", json_null());
+        return;
+    }
+    size_t n = 0;
+    unsigned char *b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, col), &n);
+    api_set_bytes(o, b, n);
+    PQfreemem(b);
+}
+
+/* ---------------- serving ---------------- */
+
+static json_t *error_body(const api_err *e)
+{
+    json_t *err = json_pack("{s:s,s:s}", "code", e->code ? e->code : API_INTERNAL, "message", e->msg);
+    if (e->field[0])
+        json_object_set_new(err, "field", json_string(e->field));
+    return json_pack("{s:o}", "error", err);
+}
+
+static void on_request(natsConnection *nc, natsSubscription *s, natsMsg *msg, void *closure)
+{
+    (void)s;
+    (void)closure;
+    const char *subject = natsMsg_GetSubject(msg), *reply = natsMsg_GetReply(msg);
+    size_t plen = strlen(subject_prefix);
+    const char *verb = strncmp(subject, subject_prefix, plen) == 0 ? subject + plen : subject;
+    api_verb_fn fn = NULL;
+    const char *label = "unknown";
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (strcmp(verbs[i].verb, verb) == 0) {
+            fn = verbs[i].fn;
+            label = verbs[i].verb;
+        }
+    int64_t t0 = jet_mono_ms();
+    api_err e = {0};
+    json_t *res = NULL, *req = NULL;
+    int len = natsMsg_GetDataLength(msg);
+    if (!fn) {
+        api_fail(&e, API_INVALID, NULL, "unknown verb \"%.100s\" (subject %.200s); see docs/API.md", verb, subject);
+    } else if (len == 0) {
+        req = json_object();
+    } else {
+        json_error_t je;
+        req = json_loadb(natsMsg_GetData(msg), (size_t)len, JSON_REJECT_DUPLICATES, &je);
+        if (!req)
+            api_fail(&e, API_INVALID, NULL, "request body is not valid JSON: line %d column %d: %s", je.line,
+                     je.column, je.text);
+        else if (!json_is_object(req))
+            api_fail(&e, API_INVALID, NULL, "request body must be a JSON object");
+    }
+    if (fn && json_is_object(req)) {
+        pthread_mutex_lock(&api_mu);
+        ctx.verb = label;
+        res = fn(&ctx, req, &e);
+        api_pg_rollback(&ctx); /* a verb never leaves a transaction open */
+        pthread_mutex_unlock(&api_mu);
+        if (!res && !e.code)
+            api_fail(&e, API_INTERNAL, NULL, "no reply (a bug)");
+    }
+    json_decref(req);
+    if (!res) {
+        if (e.code && !strcmp(e.code, API_INTERNAL))
+            jet_error("api %s: internal error: %s", subject, e.msg);
+        res = error_body(&e);
+    }
+    const char *labels[] = {label, e.code ? e.code : "ok"};
+    jet_metric_add(m_requests, labels, 1);
+    jet_metric_observe(m_seconds, labels, (double)(jet_mono_ms() - t0));
+    char *body = json_dumps(res, JSON_COMPACT);
+    json_decref(res);
+    if (reply && body)
+        natsConnection_Publish(nc, reply, body, (int)strlen(body));
+    free(body);
+    natsMsg_Destroy(msg);
+}
+
+jet_status api_start(sched *s, jet_err *err)
+{
+    ctx.s = s;
+    m_requests = jet_metric_counter("jetsched_api_requests_total", "API requests served, by verb and result code.",
+                                    "verb,code");
+    m_seconds = jet_metric_histogram("jetsched_api_request_seconds", "API request handling time, by verb and code.",
+                                     "verb,code");
+    natsStatus st = js_KeyValue(&ctx.cancel_kv, s->js, s->names.kv_cancel);
+    if (st == NATS_OK)
+        st = js_KeyValue(&ctx.agents_kv, s->js, s->names.kv_agents);
+    if (st == NATS_OK)
+        st = js_KeyValue(&ctx.leader_kv, s->js, s->names.kv_leader);
+    if (st != NATS_OK)
+        return jet_err_set(err, JET_ERR_NATS, "api: cannot open the KV buckets: %s", natsStatus_GetText(st));
+    snprintf(subject_prefix, sizeof subject_prefix, "%s.api.", s->names.prefix);
+    char subject[128];
+    snprintf(subject, sizeof subject, "%s.api.>", s->names.prefix);
+    st = natsConnection_QueueSubscribe(&sub, s->nc, subject, API_QUEUE_GROUP, on_request, NULL);
+    if (st != NATS_OK)
+        return jet_err_set(err, JET_ERR_NATS, "api: cannot subscribe to %s: %s", subject, natsStatus_GetText(st));
+    natsSubscription_SetPendingLimits(sub, 10000, 256 * 1024 * 1024);
+    jet_info("api: serving %s in queue group %s", subject, API_QUEUE_GROUP);
+    return JET_OK;
+}
+
+void api_stop(void)
+{
+    if (sub) {
+        if (natsSubscription_Drain(sub) == NATS_OK)
+            natsSubscription_WaitForDrainCompletion(sub, 10000);
+        natsSubscription_Destroy(sub);
+        sub = NULL;
+    }
+    pthread_mutex_lock(&api_mu);
+    pg_drop(&ctx);
+    kvStore_Destroy(ctx.cancel_kv);
+    kvStore_Destroy(ctx.agents_kv);
+    kvStore_Destroy(ctx.leader_kv);
+    ctx.cancel_kv = ctx.agents_kv = ctx.leader_kv = NULL;
+    pthread_mutex_unlock(&api_mu);
+}

@@ -1,0 +1,119 @@
+/* The request/reply API of docs/API.md, served by every schedulerd in the
+ * queue group `jetsched-api` on `<prefix>.api.>`: the shared request
+ * machinery (api.c: dispatch, field validation, error replies, the API's
+ * own PostgreSQL connection, JSON helpers) and the verbs by area
+ * (api_task.c, api_schedule.c, api_dlq.c, api_cluster.c). */
+#ifndef SCHED_API_H
+#define SCHED_API_H
+
+#include "schedulerd.h"
+
+#include <jansson.h>
+
+/* Stable error codes (docs/API.md). */
+#define API_INVALID "invalid_argument"
+#define API_NOT_FOUND "not_found"
+#define API_EXISTS "already_exists"
+#define API_PRECONDITION "failed_precondition"
+#define API_TOO_LARGE "payload_too_large"
+#define API_UNAVAILABLE "unavailable"
+#define API_INTERNAL "internal"
+
+/* Milliseconds since the epoch of a timestamptz column, for api_set_time. */
+#define API_MS(col) "(extract(epoch from " col ") * 1000)::bigint"
+
+typedef struct api_err {
+    const char *code;
+    char field[160];
+    char msg[1024];
+} api_err;
+
+typedef struct api_ctx {
+    sched *s;
+    PGconn *pg;                   /* the API's own connection (NULL: reconnect on next use) */
+    kvStore *cancel_kv, *agents_kv, *leader_kv;
+    const char *verb;
+} api_ctx;
+
+typedef json_t *(*api_verb_fn)(api_ctx *c, json_t *req, api_err *e);
+
+/* Starts serving (subscribes in the queue group); api_stop drains. */
+jet_status api_start(sched *s, jet_err *err);
+void api_stop(void);
+
+/* ---- errors and fields (api.c) ---- */
+
+/* Fills *e and returns NULL (so verbs can `return api_fail(...)`). field may be NULL. */
+json_t *api_fail(api_err *e, const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Rejects any field of req not in allowed (NULL-terminated). */
+bool api_check_fields(const json_t *req, const char *const *allowed, api_err *e);
+/* Getters: 1 present and valid, 0 absent (or null) and not required, -1 error (in *e). */
+int api_str(const json_t *req, const char *f, bool required, const char **out, api_err *e);
+int api_int(const json_t *req, const char *f, bool required, int64_t lo, int64_t hi, int64_t *out, api_err *e);
+int api_bool(const json_t *req, const char *f, bool required, bool *out, api_err *e);
+/* A queue, handler or schedule id name (1-64 of [a-z0-9_-]). */
+int api_name(const json_t *req, const char *f, bool required, const char **out, api_err *e);
+int api_priority(const json_t *req, const char *f, const char **out, api_err *e);
+int api_duration(const json_t *req, const char *f, bool required, int64_t *ms, api_err *e);
+int api_time(const json_t *req, const char *f, bool required, int64_t *ms, api_err *e);
+/* payload or payload_base64 (not both): *buf malloc'd (free()), at most
+ * api.max_payload bytes (else payload_too_large). */
+int api_payload(api_ctx *c, const json_t *req, unsigned char **buf, size_t *len, api_err *e);
+/* Extra message headers: an object of string values whose names are valid
+ * header names and not Nats-* or Jetsched-*. *out: a new reference. */
+int api_headers(const json_t *req, const char *f, json_t **out, api_err *e);
+/* limit (1..1000, default 50). */
+int api_limit(const json_t *req, int64_t *limit, api_err *e);
+/* Opaque cursors: base64url of a text. decode returns a malloc'd string or
+ * NULL (invalid_argument on field cursor). */
+char *api_cursor_encode(const char *text);
+char *api_cursor_decode(const char *cursor, api_err *e);
+
+/* ---- PostgreSQL (api.c) ---- */
+
+/* Runs one statement on the API's connection (connecting first when
+ * needed). lens/fmts may be NULL (all text). On failure returns NULL with
+ * unavailable (PostgreSQL unreachable or transient) or internal in *e. */
+PGresult *api_pg(api_ctx *c, const char *what, const char *sql, int n, const char *const *vals, const int *lens,
+                 const int *fmts, api_err *e);
+bool api_pg_exec(api_ctx *c, const char *what, const char *sql, api_err *e);
+void api_pg_rollback(api_ctx *c);
+
+/* ---- reply JSON (api.c) ---- */
+
+void api_set_time(json_t *o, const char *key, PGresult *r, int row, int col);   /* API_MS column or null */
+void api_set_text(json_t *o, const char *key, PGresult *r, int row, int col);   /* text or null */
+void api_set_intcol(json_t *o, const char *key, PGresult *r, int row, int col); /* integer or null */
+/* "payload" (valid UTF-8) or "payload_base64" (any other bytes). */
+void api_set_bytes(json_t *o, const void *data, size_t len);
+void api_set_bytea(json_t *o, PGresult *r, int row, int col);                   /* bytea or "payload": null */
+char *api_ms_text(int64_t ms, char *buf, size_t len);                           /* RFC 3339 */
+
+/* ---- the verbs ---- */
+
+json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e);
+json_t *api_task_get(api_ctx *c, json_t *req, api_err *e);
+json_t *api_task_list(api_ctx *c, json_t *req, api_err *e);
+json_t *api_task_cancel(api_ctx *c, json_t *req, api_err *e);
+
+json_t *api_schedule_create(api_ctx *c, json_t *req, api_err *e);
+json_t *api_schedule_update(api_ctx *c, json_t *req, api_err *e);
+json_t *api_schedule_get(api_ctx *c, json_t *req, api_err *e);
+json_t *api_schedule_delete(api_ctx *c, json_t *req, api_err *e);
+json_t *api_schedule_pause(api_ctx *c, json_t *req, api_err *e);
+json_t *api_schedule_resume(api_ctx *c, json_t *req, api_err *e);
+json_t *api_schedule_list(api_ctx *c, json_t *req, api_err *e);
+json_t *api_schedule_trigger(api_ctx *c, json_t *req, api_err *e);
+json_t *api_schedule_preview(api_ctx *c, json_t *req, api_err *e);
+
+json_t *api_dlq_list(api_ctx *c, json_t *req, api_err *e);
+json_t *api_dlq_get(api_ctx *c, json_t *req, api_err *e);
+json_t *api_dlq_replay(api_ctx *c, json_t *req, api_err *e);
+json_t *api_dlq_purge(api_ctx *c, json_t *req, api_err *e);
+
+json_t *api_cluster_leader(api_ctx *c, json_t *req, api_err *e);
+json_t *api_cluster_agents(api_ctx *c, json_t *req, api_err *e);
+json_t *api_cluster_queues(api_ctx *c, json_t *req, api_err *e);
+
+#endif

@@ -1,0 +1,11 @@
+# schedulerd API integration tests (docs/API.md; real nats-server +
+# PostgreSQL, real schedulerd and agentd processes): every verb, bad input,
+# dlq.replay, the queue group, PostgreSQL down.
+function(jetsched_api_test name)
+  add_executable(${name} ${name}.c sched_api_support.c sched_support.c agent_support.c ${JETSCHED_HARNESS}/harness.c)
+  target_include_directories(${name} PRIVATE ${JETSCHED_HARNESS} ${CMAKE_CURRENT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE jetsched)
+  add_dependencies(${name} schedulerd agentd jetsched_cli jetsched_plugins)
+  jetsched_integration_test(${name} "--nats --pg" $<TARGET_FILE:${name}>)
+endfunction()
+jetsched_api_test(sched_api_task)
