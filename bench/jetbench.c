@@ -1033,9 +1033,16 @@ int main(int argc, char **argv)
         r = add_row("b", "jetsched_lua_nohistory", label);
         row_na(r, "");
         row_note(r, "not available: %s", lua.why);
-    } else if (have_lua && have_history_key)
+    } else if (have_lua && have_history_key) {
         e2e_row("jetsched_lua_nohistory", label, &lua_nohist, false);
-    else
+        if (lua_nohist.ok && nohist.ok) { /* against the native noop with history off */
+            double q = lua_nohist.rate / nohist.rate;
+            json_object_set_new(rows[nrows - 1].j, "ratio_to_native", json_real(round(q * 1000) / 1000));
+            char t[40];
+            snprintf(t, sizeof t, ">= 70%% of native (%.0f%%)", 100 * q);
+            row_target(&rows[nrows - 1], t, q >= 0.7);
+        }
+    } else
         row_na(add_row("b", "jetsched_lua_nohistory", label),
                have_lua ? "agentd has no history.enabled key" : "not available: no Lua noop");
 
