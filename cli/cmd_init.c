@@ -29,7 +29,10 @@ static void usage(FILE *out)
             "changed: one with different settings is reported and nothing is done.\n\n"
             "Options:\n"
             "  -q, --queue NAME  also create the consumers of queue NAME (repeatable)\n"
+            "      --json        {\"objects\":[{\"kind\",\"name\",\"outcome\"}]}\n"
             "  -h, --help        this help\n\n"
+            "Example:\n"
+            "  jetsched init --queue emails --queue reports\n\n"
             "Exit codes: 0 every object exists as configured, 1 an existing object differs\n"
             "(or another failure), 2 usage error, 3 NATS/JetStream unreachable.\n");
 }
@@ -50,40 +53,12 @@ static void report(void *ctx, const char *kind, const char *name, jet_js_outcome
     fflush(stdout);
 }
 
-/* The URL list without user:password@ parts, for messages. */
-static void redacted_urls(const char *urls, char *buf, size_t len)
-{
-    size_t j = 0;
-    for (const char *p = urls ? urls : ""; *p && j + 1 < len;) {
-        const char *end = strchr(p, ',');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        const char *scheme = strstr(p, "://");
-        const char *at = memchr(p, '@', n);
-        const char *host = at ? at + 1 : p;
-        if (at && scheme && scheme < at)
-            j += (size_t)snprintf(buf + j, len - j, "%.*s://", (int)(scheme - p), p);
-        if (j + 1 < len)
-            j += (size_t)snprintf(buf + j, len - j, "%.*s%s", (int)(p + n - host), host, end ? "," : "");
-        p = end ? end + 1 : p + n;
-    }
-    buf[j < len ? j : len - 1] = '\0';
-}
-
-/* "cannot reach NATS at <urls> (nats.url): <reason>", without credentials
- * and without the library's "(file.c:line)" noise. */
+/* "cannot reach NATS at <urls> (nats.url): <reason>", without credentials. */
 static void connect_error(const jet_config *cfg, jet_status st, jet_err *err)
 {
-    static const char lead[] = "connect to nats.url: ";
-    char urls[512], reason[sizeof err->msg];
-    const char *msg = err->msg;
-    if (strncmp(msg, lead, sizeof lead - 1) == 0)
-        msg += sizeof lead - 1;
-    snprintf(reason, sizeof reason, "%s", msg);
-    char *noise = strstr(reason, ": (");
-    if (noise)
-        *noise = '\0';
-    redacted_urls(jet_cfg_str(cfg, "nats.url"), urls, sizeof urls);
-    jet_err_set(err, st, "cannot reach NATS at %s (nats.url): %s", urls, reason);
+    char text[sizeof err->msg];
+    cli_nats_error_text(cfg, err->msg, text, sizeof text);
+    jet_err_set(err, st, "%s", text);
 }
 
 static int exit_code(jet_status st)
@@ -134,7 +109,7 @@ static jet_status run(const jet_config *cfg, const char *const *queues, size_t n
 int cmd_init(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"queue", required_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"queue", required_argument, NULL, 'q'}, CLI_COMMON_OPTS};
     const char **queues = calloc((size_t)argc, sizeof *queues);
     size_t n_queues = 0;
     int c;
@@ -143,7 +118,7 @@ int cmd_init(cli_ctx *ctx, int argc, char **argv)
         return CLI_FAILED;
     }
     optind = 0; /* GNU getopt: restart scanning at argv[1] */
-    while ((c = getopt_long(argc, argv, "q:h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(ctx, argc, argv, "q:h", opts)) != -1) {
         if (c == 'h') {
             usage(stdout);
             free(queues);

@@ -22,6 +22,10 @@ static void migrate_usage(FILE *out)
             "changed is refused.\n\n"
             "  --sql-dir DIR  migration files (default $JETSCHED_SQL_DIR, else " JET_SQL_DIR_DEFAULT ")\n"
             "  --status       list applied and pending migrations; change nothing\n"
+            "  --json         machine-readable output\n\n"
+            "Examples:\n"
+            "  jetsched migrate --status\n"
+            "  JETSCHED_PG_DSN='host=db user=jetsched' jetsched migrate\n\n"
             "Exit codes: 0 ok, 1 failed (or a modified migration), 2 usage, 3 PostgreSQL unreachable.\n");
 }
 
@@ -128,13 +132,13 @@ int cmd_migrate(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"sql-dir", required_argument, NULL, 'd'}, {"status", no_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+        CLI_COMMON_OPTS,
     };
     const char *dir_opt = NULL;
     bool status = false;
     int c;
     optind = 0; /* a fresh scan of the verb's own arguments */
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = cli_getopt(ctx, argc, argv, "+h", opts)) != -1) {
         switch (c) {
         case 'd': dir_opt = optarg; break;
         case 's': status = true; break;

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <jetsched/log.h>
+#include <jetsched/timeutil.h>
 #include <jetsched/version.h>
 #include <schedulerd.h>
 
@@ -18,6 +19,16 @@ static const struct {
 } verbs[] = {
     {"init", cmd_init, "create or check every NATS stream, consumer and bucket"},
     {"migrate", cmd_migrate, "apply PostgreSQL migrations (--status lists them)"},
+    {"submit", cmd_submit, "submit a task (or many: --from-file), optionally --wait for it"},
+    {"get", cmd_get, "show a task, its result and its attempts"},
+    {"list", cmd_list, "list tasks (filters, paging)"},
+    {"cancel", cmd_cancel, "cancel tasks"},
+    {"watch", cmd_watch, "live events of a task, a queue or everything"},
+    {"schedule", cmd_schedule, "cron/every/at schedules: add list get preview pause resume trigger rm"},
+    {"dlq", cmd_dlq, "dead letters: list show replay purge"},
+    {"agents", cmd_agents, "the registered agentd processes"},
+    {"leader", cmd_leader, "the schedulerd holding the leader lease"},
+    {"queues", cmd_queues, "queue depth, consumer lag and rates per priority"},
 };
 
 static void usage(FILE *out)
@@ -33,7 +44,9 @@ static void usage(FILE *out)
             "\nGlobal options:\n"
             "  -c, --config FILE  configuration (default $JETSCHED_CONFIG, else /etc/jetsched/schedulerd.conf\n"
             "                     when present, else built-in defaults); JETSCHED_* variables override it\n"
-            "      --json         machine-readable output\n"
+            "  -s, --server URL   NATS server URL(s) (sets nats.url, like $JETSCHED_NATS_URL)\n"
+            "      --json         machine-readable output (also accepted after the verb)\n"
+            "      --request-timeout DUR  wait for an API reply at most DUR (default 5s)\n"
             "  -V, --version      print the version\n"
             "  -h, --help         this help; `jetsched <verb> --help` for a verb\n\n"
             "Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 service unavailable.\n");
@@ -60,15 +73,28 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
+        {"server", required_argument, NULL, 's'}, {"request-timeout", required_argument, NULL, 't'},
         {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
-    cli_ctx ctx = {0};
+    cli_ctx ctx = {.request_timeout_ms = 5000};
     int c;
+    const char *env_timeout = getenv("JETSCHED_REQUEST_TIMEOUT");
+    if (env_timeout && jet_duration_parse(env_timeout, &ctx.request_timeout_ms, NULL) != JET_OK) {
+        fprintf(stderr, "jetsched: JETSCHED_REQUEST_TIMEOUT=\"%s\" is not a duration like 5s\n", env_timeout);
+        return CLI_USAGE;
+    }
     /* '+': stop at the verb; its options are its own. */
-    while ((c = getopt_long(argc, argv, "+c:Vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+c:s:Vh", opts, NULL)) != -1) {
         switch (c) {
         case 'c': ctx.config_file = optarg; break;
         case 'j': ctx.json = true; break;
+        case 's': setenv("JETSCHED_NATS_URL", optarg, 1); break;
+        case 't':
+            if (jet_duration_parse(optarg, &ctx.request_timeout_ms, NULL) != JET_OK || ctx.request_timeout_ms <= 0) {
+                fprintf(stderr, "jetsched: --request-timeout \"%s\": a positive duration like 5s, 500ms\n", optarg);
+                return CLI_USAGE;
+            }
+            break;
         case 'V': printf("jetsched %s\n", JET_VERSION); return CLI_OK;
         case 'h': usage(stdout); return CLI_OK;
         default: usage(stderr); return CLI_USAGE;
@@ -82,7 +108,9 @@ int main(int argc, char **argv)
     const char *verb = argv[optind];
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         if (strcmp(verbs[i].name, verb) == 0) {
+            ctx.verb = verbs[i].name;
             int rc = verbs[i].fn(&ctx, argc - optind, argv + optind);
+            cli_close(&ctx);
             jet_config_free(ctx.cfg);
             return rc;
         }

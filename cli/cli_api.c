@@ -1,0 +1,217 @@
+/* CLI helpers: the NATS connection of a jetsched invocation and requests to
+ * the schedulerd API (docs/API.md), mapping error replies and transport
+ * failures to messages and exit codes in one place. */
+#include "cli.h"
+
+#include <jetsched/log.h>
+#include <jetsched/natsconn.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The URL list without user:password@ parts, for messages. */
+static void redacted_urls(const char *urls, char *buf, size_t len)
+{
+    size_t j = 0;
+    for (const char *p = urls ? urls : ""; *p && j + 1 < len;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *scheme = strstr(p, "://");
+        const char *at = memchr(p, '@', n);
+        const char *host = at ? at + 1 : p;
+        if (at && scheme && scheme < at)
+            j += (size_t)snprintf(buf + j, len - j, "%.*s://", (int)(scheme - p), p);
+        if (j + 1 < len)
+            j += (size_t)snprintf(buf + j, len - j, "%.*s%s", (int)(p + n - host), host, end ? "," : "");
+        p = end ? end + 1 : p + n;
+    }
+    buf[j < len ? j : len - 1] = '\0';
+}
+
+void cli_nats_error_text(const jet_config *cfg, const char *raw, char *out, size_t len)
+{
+    static const char lead[] = "connect to nats.url: ";
+    char urls[512], reason[1024];
+    if (strncmp(raw, lead, sizeof lead - 1) == 0)
+        raw += sizeof lead - 1;
+    snprintf(reason, sizeof reason, "%s", raw);
+    /* without the library's "(file.c:line)" noise */
+    char *noise = strstr(reason, ": (");
+    if (noise)
+        *noise = '\0';
+    redacted_urls(jet_cfg_str(cfg, "nats.url"), urls, sizeof urls);
+    snprintf(out, len, "cannot reach NATS at %s (nats.url): %s", urls, reason);
+}
+
+natsConnection *cli_nats(cli_ctx *ctx, int *rc)
+{
+    if (ctx->nc)
+        return ctx->nc;
+    jet_config *cfg = cli_config(ctx);
+    if (!cfg) {
+        *rc = CLI_FAILED;
+        return NULL;
+    }
+    jet_err err = {0};
+    jet_status st = jet_nats_connect(cfg, "jetsched-cli", false, &ctx->nc, &err);
+    if (st != JET_OK) {
+        char text[1600];
+        cli_nats_error_text(cfg, err.msg, text, sizeof text);
+        fprintf(stderr, "jetsched: unavailable: %s\n", text);
+        if (ctx->json) {
+            json_t *e = json_pack("{s:{s:s,s:s}}", "error", "code", "unavailable", "message", text);
+            cli_print_json(e);
+            json_decref(e);
+        }
+        *rc = st == JET_ERR_UNAVAILABLE || st == JET_ERR_TIMEOUT || st == JET_ERR_NATS ? CLI_UNAVAILABLE : CLI_FAILED;
+        ctx->nc = NULL;
+        return NULL;
+    }
+    return ctx->nc;
+}
+
+const char *cli_prefix(cli_ctx *ctx)
+{
+    jet_config *cfg = cli_config(ctx);
+    const char *p = cfg ? jet_cfg_str(cfg, "nats.prefix") : NULL;
+    return p ? p : "jetsched";
+}
+
+void cli_close(cli_ctx *ctx)
+{
+    if (!ctx->nc)
+        return;
+    /* Our own close fires the library's disconnected callback, which would
+     * log "disconnected; reconnecting": nothing worth a warning is left. */
+    jet_log_set_level(JET_LOG_ERROR);
+    natsConnection_Destroy(ctx->nc);
+    ctx->nc = NULL;
+    nats_Close();
+}
+
+int cli_error_exit(const char *code)
+{
+    return code && strcmp(code, "unavailable") == 0 ? CLI_UNAVAILABLE : CLI_FAILED;
+}
+
+void cli_print_api_error(cli_ctx *ctx, const json_t *error, const char *context)
+{
+    const char *code = cli_str(error, "code");
+    const char *msg = cli_str(error, "message");
+    const char *field = cli_str(error, "field");
+    fprintf(stderr, "jetsched: %s: %s", code ? code : "error", msg ? msg : "(no message)");
+    if (field && (!msg || !strstr(msg, field)))
+        fprintf(stderr, " (field \"%s\")", field);
+    if (context && (!msg || !strstr(msg, context)))
+        fprintf(stderr, " [%s]", context);
+    fputc('\n', stderr);
+    (void)ctx;
+}
+
+/* Prints a transport failure; returns its exit code. */
+static int transport_error(cli_ctx *ctx, const char *subject, const char *text)
+{
+    fprintf(stderr, "jetsched: unavailable: %s\n", text);
+    if (ctx->json) {
+        json_t *e = json_pack("{s:{s:s,s:s,s:s}}", "error", "code", "unavailable", "message", text, "subject", subject);
+        cli_print_json(e);
+        json_decref(e);
+    }
+    return CLI_UNAVAILABLE;
+}
+
+static int request(cli_ctx *ctx, const char *verb, json_t *req, json_t **out, bool quiet)
+{
+    *out = NULL;
+    int rc = CLI_OK;
+    natsConnection *nc = cli_nats(ctx, &rc);
+    if (!nc) {
+        json_decref(req);
+        return rc;
+    }
+    char subject[256];
+    snprintf(subject, sizeof subject, "%s.api.%s", cli_prefix(ctx), verb);
+    char *body = req ? json_dumps(req, JSON_COMPACT) : strdup("{}");
+    json_decref(req);
+    if (!body) {
+        fprintf(stderr, "jetsched: out of memory\n");
+        return CLI_FAILED;
+    }
+    natsMsg *reply = NULL;
+    int64_t timeout = ctx->request_timeout_ms > 0 ? ctx->request_timeout_ms : 5000;
+    natsStatus s = natsConnection_RequestString(&reply, nc, subject, body, timeout);
+    free(body);
+    char text[700];
+    if (s == NATS_NO_RESPONDERS) {
+        snprintf(text, sizeof text, "no schedulerd serves %s (is schedulerd running?)", subject);
+        return transport_error(ctx, subject, text);
+    }
+    if (s == NATS_TIMEOUT) {
+        snprintf(text, sizeof text, "no reply on %s within %lld ms (is schedulerd running and connected?)", subject,
+                 (long long)timeout);
+        return transport_error(ctx, subject, text);
+    }
+    if (s != NATS_OK) {
+        snprintf(text, sizeof text, "request on %s failed: %s", subject, natsStatus_GetText(s));
+        return transport_error(ctx, subject, text);
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &jerr);
+    natsMsg_Destroy(reply);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        fprintf(stderr, "jetsched: internal: the reply on %s is not a JSON object (%s)\n", subject, jerr.text);
+        return CLI_FAILED;
+    }
+    json_t *error = json_object_get(doc, "error");
+    if (json_is_object(error)) {
+        int code = cli_error_exit(cli_str(error, "code"));
+        if (quiet) {
+            *out = json_incref(error);
+        } else {
+            cli_print_api_error(ctx, error, NULL);
+            if (ctx->json)
+                cli_print_json(doc);
+        }
+        json_decref(doc);
+        return code;
+    }
+    *out = doc;
+    return CLI_OK;
+}
+
+int cli_request(cli_ctx *ctx, const char *verb, json_t *req, json_t **out)
+{
+    return request(ctx, verb, req, out, false);
+}
+
+int cli_request_quiet(cli_ctx *ctx, const char *verb, json_t *req, json_t **out)
+{
+    return request(ctx, verb, req, out, true);
+}
+
+int cli_request_pages(cli_ctx *ctx, const char *verb, const json_t *req, const char *field, bool all, json_t **items,
+                      char **next)
+{
+    json_t *r = json_deep_copy(req);
+    *items = json_array();
+    *next = NULL;
+    int rc;
+    for (;;) {
+        json_t *reply = NULL;
+        rc = cli_request(ctx, verb, json_incref(r), &reply);
+        if (rc != CLI_OK)
+            break;
+        const json_t *page = json_object_get(reply, field);
+        json_array_extend(*items, (json_t *)page);
+        free(*next);
+        const char *n = cli_str(reply, "next_cursor");
+        *next = n ? strdup(n) : NULL;
+        json_decref(reply);
+        if (!all || !*next || json_array_size(page) == 0)
+            break;
+        json_object_set_new(r, "cursor", json_string(*next));
+    }
+    json_decref(r);
+    return rc;
+}

@@ -1,0 +1,199 @@
+/* CLI helpers: option parsing shared by every verb (--json, --help, usage
+ * errors with exit code 2), payload arguments (@file, - for stdin), -H
+ * headers, and time and number arguments. */
+#include "cli.h"
+
+#include <jetsched/base64.h>
+#include <jetsched/timeutil.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_getopt(cli_ctx *ctx, int argc, char **argv, const char *shortopts, const struct option *opts)
+{
+    for (;;) {
+        int c = getopt_long(argc, argv, shortopts, opts, NULL);
+        if (c != 'J')
+            return c;
+        ctx->json = true;
+    }
+}
+
+int cli_usage_error(cli_ctx *ctx, const char *usage, const char *fmt, ...)
+{
+    fprintf(stderr, "jetsched %s: ", ctx->verb ? ctx->verb : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n\n%s", usage);
+    return CLI_USAGE;
+}
+
+int cli_plain_opts(cli_ctx *ctx, const char *usage, int argc, char **argv)
+{
+    static const struct option opts[] = {CLI_COMMON_OPTS};
+    int c;
+    optind = 0;
+    while ((c = cli_getopt(ctx, argc, argv, "h", opts)) != -1) {
+        if (c == 'h')
+            return -1;
+        fputs(usage, stderr);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+int cli_dispatch(cli_ctx *ctx, const char *usage, const cli_sub *subs, size_t n, int argc, char **argv)
+{
+    const char *family = ctx->verb;
+    if (argc < 2 || argv[1][0] == '-') {
+        if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
+            return cli_help(usage);
+        return cli_usage_error(ctx, usage, "missing sub-command");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(argv[1], subs[i].name) != 0 && !(subs[i].alias && !strcmp(argv[1], subs[i].alias)))
+            continue;
+        char verb[64];
+        snprintf(verb, sizeof verb, "%s %s", family, subs[i].name);
+        ctx->verb = verb;
+        int rc = subs[i].fn(ctx, subs[i].name, argc - 1, argv + 1);
+        ctx->verb = family;
+        return rc;
+    }
+    return cli_usage_error(ctx, usage, "unknown sub-command \"%s\"", argv[1]);
+}
+
+int cli_help(const char *usage)
+{
+    fputs(usage, stdout);
+    return CLI_OK;
+}
+
+bool cli_want_args(cli_ctx *ctx, const char *usage, int argc, char **argv, int n, const char *what, int *rc)
+{
+    int have = argc - optind;
+    if (have == n)
+        return true;
+    if (have < n)
+        *rc = cli_usage_error(ctx, usage, "missing %s", what ? what : "argument");
+    else
+        *rc = cli_usage_error(ctx, usage, "unexpected argument \"%s\"", argv[optind + n]);
+    return false;
+}
+
+static bool read_stream(FILE *f, char **out, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return false;
+    for (;;) {
+        if (n + 1 >= cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b) {
+                free(buf);
+                return false;
+            }
+            buf = b;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    if (ferror(f)) {
+        free(buf);
+        return false;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return true;
+}
+
+bool cli_read_payload(cli_ctx *ctx, const char *arg, char **out, size_t *len)
+{
+    (void)ctx;
+    if (strcmp(arg, "-") == 0) {
+        if (!read_stream(stdin, out, len)) {
+            fprintf(stderr, "jetsched: cannot read the payload from stdin: %s\n", strerror(errno));
+            return false;
+        }
+        return true;
+    }
+    if (arg[0] == '@') {
+        FILE *f = fopen(arg + 1, "rb");
+        if (!f) {
+            fprintf(stderr, "jetsched: cannot open payload file %s: %s\n", arg + 1, strerror(errno));
+            return false;
+        }
+        bool ok = read_stream(f, out, len);
+        int e = errno;
+        fclose(f);
+        if (!ok)
+            fprintf(stderr, "jetsched: cannot read payload file %s: %s\n", arg + 1, strerror(e));
+        return ok;
+    }
+    *out = strdup(arg);
+    *len = strlen(arg);
+    return *out != NULL;
+}
+
+void cli_set_payload(json_t *obj, const char *buf, size_t len)
+{
+    json_t *s = memchr(buf, '\0', len) ? NULL : json_stringn(buf, len); /* NULL: not valid UTF-8 */
+    if (s) {
+        json_object_set_new(obj, "payload", s);
+        return;
+    }
+    char *b = jet_base64_encode(buf, len, false);
+    json_object_set_new(obj, "payload_base64", json_string(b ? b : ""));
+    free(b);
+}
+
+bool cli_add_header(cli_ctx *ctx, const char *usage, json_t **headers, const char *arg)
+{
+    const char *colon = strchr(arg, ':');
+    if (!colon || colon == arg) {
+        cli_usage_error(ctx, usage, "-H \"%s\": a header is Name:Value", arg);
+        return false;
+    }
+    const char *v = colon + 1;
+    while (*v == ' ')
+        v++;
+    if (!*headers)
+        *headers = json_object();
+    char name[256];
+    snprintf(name, sizeof name, "%.*s", (int)(colon - arg), arg);
+    json_object_set_new(*headers, name, json_string(v));
+    return true;
+}
+
+bool cli_time_arg(const char *arg, bool ago, char *buf, size_t len)
+{
+    int64_t ms;
+    if (jet_rfc3339_parse(arg, &ms, NULL) == JET_OK) {
+        jet_rfc3339_format(ms, buf, len);
+        return true;
+    }
+    if (jet_duration_parse(arg, &ms, NULL) == JET_OK) {
+        jet_rfc3339_format(ago ? jet_now_ms() - ms : jet_now_ms() + ms, buf, len);
+        return true;
+    }
+    return false;
+}
+
+bool cli_int_arg(const char *arg, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(arg, &end, 10);
+    if (errno || end == arg || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
