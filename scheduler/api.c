@@ -3,6 +3,7 @@
  * the field, error replies with the stable codes, the API's own PostgreSQL
  * connection, reply JSON helpers, and jetsched_api_requests_total. */
 #include "api.h"
+#include "publish.h"
 
 #include <jetsched/base64.h>
 #include <jetsched/log.h>
@@ -348,6 +349,21 @@ void api_pg_rollback(api_ctx *c)
 {
     if (c->pg && PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
         PQclear(PQexec(c->pg, "ROLLBACK"));
+}
+
+void api_publish_new(api_ctx *c, PGresult *r)
+{
+    int64_t fire = -1;
+    const char *id = PQgetvalue(r, 0, 0);
+    if (sched_publish_row(c->s, r, 0, false, &fire) != 0) {
+        const char *p[] = {id};
+        api_err ignore = {0};
+        PQclear(api_pg(c, "record dispatched_at",
+                       "UPDATE tasks SET dispatched_at = now() WHERE id = $1 AND status = 'queued'", 1, p, NULL, NULL,
+                       &ignore));
+    } else {
+        jet_warn("api %s: task %s is committed but its publish failed; the reconciler publishes it", c->verb, id);
+    }
 }
 
 /* ---------------- reply JSON ---------------- */

@@ -79,6 +79,9 @@ PGresult *api_pg(api_ctx *c, const char *what, const char *sql, int n, const cha
                  const int *fmts, api_err *e);
 bool api_pg_exec(api_ctx *c, const char *what, const char *sql, api_err *e);
 void api_pg_rollback(api_ctx *c);
+/* Publishes the committed queued task of row 0 of r (PUB_COLS) and records
+ * dispatched_at; a failed publish is logged and left to the reconciler. */
+void api_publish_new(api_ctx *c, PGresult *r);
 
 /* ---- reply JSON (api.c) ---- */
 

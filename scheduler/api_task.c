@@ -146,19 +146,8 @@ json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
         PQclear(r);
         return out;
     }
-    if (!delayed) {
-        int64_t fire = -1;
-        int rc = sched_publish_row(c->s, r, 0, false, &fire);
-        if (rc != 0) {
-            const char *p[] = {id};
-            api_err ignore = {0};
-            PQclear(api_pg(c, "record dispatched_at",
-                           "UPDATE tasks SET dispatched_at = now() WHERE id = $1 AND status = 'queued'", 1, p, NULL,
-                           NULL, &ignore));
-        } else {
-            jet_warn("api task.submit: task %s is committed but its publish failed; the reconciler publishes it", id);
-        }
-    }
+    if (!delayed)
+        api_publish_new(c, r);
     PQclear(r);
     return json_pack("{s:s,s:s,s:b}", "id", id, "status", delayed ? "scheduled" : "queued", "created", 1);
 }
