@@ -202,13 +202,14 @@ int cli_request_pages(cli_ctx *ctx, const char *verb, const json_t *req, const c
         rc = cli_request(ctx, verb, json_incref(r), &reply);
         if (rc != CLI_OK)
             break;
-        const json_t *page = json_object_get(reply, field);
-        json_array_extend(*items, (json_t *)page);
+        json_t *page = json_object_get(reply, field);
+        size_t got = json_array_size(page);
+        json_array_extend(*items, page);
         free(*next);
         const char *n = cli_str(reply, "next_cursor");
         *next = n ? strdup(n) : NULL;
         json_decref(reply);
-        if (!all || !*next || json_array_size(page) == 0)
+        if (!all || !*next || got == 0)
             break;
         json_object_set_new(r, "cursor", json_string(*next));
     }
