@@ -344,7 +344,7 @@ static int sched_by_id(cli_ctx *ctx, const char *sub, int argc, char **argv)
         json_decref(reply);
     }
     if (ctx->json) {
-        if (single && json_array_size(all) == 1)
+        if (argc - optind == 1 && json_array_size(all) == 1)
             cli_print_json(json_array_get(all, 0));
         else
             cli_print_json(all);
