@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Names the task instead of Nats-Msg-Id when present (docs/ARCHITECTURE.md). */
+#define HDR_TASK_ID "Jetsched-Task-Id"
+
 bool task_parse_ack_subject(const char *reply, uint64_t *delivered, uint64_t *stream_seq, int64_t *published_ms)
 {
     if (!reply || strncmp(reply, "$JS.ACK.", 8) != 0)
@@ -106,7 +109,13 @@ static void parse_headers(agent_task *t, const task_defaults *def)
 {
     const char *v;
     jet_err err;
-    if ((v = task_header(t, HDR_MSG_ID)) != NULL) {
+    if ((v = task_header(t, HDR_TASK_ID)) != NULL) {
+        /* Names the task; Nats-Msg-Id is then only the stream's dedupe key
+         * (dlq.replay publishes a dead task again under a fresh one). */
+        if (!jet_task_id_valid(v))
+            mark_dead(t, "invalid_id", HDR_TASK_ID " \"%.120s\" is not 1-128 characters of [A-Za-z0-9_-]%s", v, "");
+        snprintf(t->id, sizeof t->id, "%s", jet_task_id_valid(v) ? v : "");
+    } else if ((v = task_header(t, HDR_MSG_ID)) != NULL) {
         if (!jet_task_id_valid(v))
             mark_dead(t, "invalid_id", "Nats-Msg-Id \"%.120s\" is not 1-128 characters of [A-Za-z0-9_-]%s", v, "");
         snprintf(t->id, sizeof t->id, "%s", jet_task_id_valid(v) ? v : "");

@@ -1,0 +1,129 @@
+/* API verbs cluster.leader, cluster.agents, cluster.queues (docs/API.md):
+ * the election key, the agent registry and the task stream's consumers.
+ * They answer from NATS alone when PostgreSQL is down (the leader's epoch
+ * is then null). */
+#include "api.h"
+
+#include <jetsched/names.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+json_t *api_cluster_leader(api_ctx *c, json_t *req, api_err *e)
+{
+    static const char *const fields[] = {NULL};
+    if (!api_check_fields(req, fields, e))
+        return NULL;
+    kvEntry *ke = NULL;
+    natsStatus st = kvStore_Get(&ke, c->leader_kv, SCHED_LEADER_KEY);
+    if (st == NATS_NOT_FOUND)
+        return json_pack("{s:n}", "leader");
+    if (st != NATS_OK)
+        return api_fail(e, API_UNAVAILABLE, NULL, "reading %s/%s: %s", c->s->names.kv_leader, SCHED_LEADER_KEY,
+                        natsStatus_GetText(st));
+    /* value: "<id> pid=<pid> nonce=<ulid>" (election.c) */
+    const char *v = kvEntry_ValueString(ke);
+    char id[256] = "";
+    long long pid = -1;
+    const char *sp = v ? strstr(v, " pid=") : NULL;
+    if (sp) {
+        snprintf(id, sizeof id, "%.*s", (int)(sp - v), v);
+        pid = atoll(sp + 5);
+    } else if (v) {
+        snprintf(id, sizeof id, "%s", v);
+    }
+    json_t *leader = json_pack("{s:s,s:I}", "id", id, "revision", (json_int_t)kvEntry_Revision(ke));
+    json_object_set_new(leader, "pid", pid >= 0 ? json_integer(pid) : json_null());
+    kvEntry_Destroy(ke);
+    api_err pg_err = {0};
+    const char *p[] = {id};
+    PGresult *r = api_pg(c, "read epoch",
+                         "SELECT epoch, " API_MS("updated_at") " FROM scheduler_epoch WHERE holder = $1", 1, p, NULL,
+                         NULL, &pg_err);
+    if (r && PQntuples(r) == 1) {
+        api_set_intcol(leader, "epoch", r, 0, 0);
+        api_set_time(leader, "since", r, 0, 1);
+    } else {
+        json_object_set_new(leader, "epoch", json_null()); /* not fenced yet, or PostgreSQL down */
+        json_object_set_new(leader, "since", json_null());
+    }
+    PQclear(r);
+    return json_pack("{s:o}", "leader", leader);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+json_t *api_cluster_agents(api_ctx *c, json_t *req, api_err *e)
+{
+    static const char *const fields[] = {NULL};
+    if (!api_check_fields(req, fields, e))
+        return NULL;
+    kvKeysList keys = {0};
+    natsStatus st = kvStore_Keys(&keys, c->agents_kv, NULL);
+    json_t *list = json_array();
+    if (st == NATS_NOT_FOUND)
+        return json_pack("{s:o}", "agents", list);
+    if (st != NATS_OK) {
+        json_decref(list);
+        return api_fail(e, API_UNAVAILABLE, NULL, "listing %s: %s", c->s->names.kv_agents, natsStatus_GetText(st));
+    }
+    qsort(keys.Keys, (size_t)keys.Count, sizeof *keys.Keys, cmp_str);
+    for (int i = 0; i < keys.Count; i++) {
+        kvEntry *ke = NULL;
+        if (kvStore_Get(&ke, c->agents_kv, keys.Keys[i]) != NATS_OK)
+            continue; /* expired meanwhile */
+        json_t *v = json_loadb((const char *)kvEntry_Value(ke), (size_t)kvEntry_ValueLen(ke), 0, NULL);
+        if (!json_is_object(v)) {
+            json_decref(v);
+            v = json_pack("{s:s%}", "raw", (const char *)kvEntry_Value(ke), (size_t)kvEntry_ValueLen(ke));
+        }
+        json_object_set_new(v, "id", json_string(keys.Keys[i]));
+        json_array_append_new(list, v);
+        kvEntry_Destroy(ke);
+    }
+    kvKeysList_Destroy(&keys);
+    return json_pack("{s:o}", "agents", list);
+}
+
+static int cmp_consumer(const void *a, const void *b)
+{
+    return strcmp((*(jsConsumerInfo *const *)a)->Name, (*(jsConsumerInfo *const *)b)->Name);
+}
+
+json_t *api_cluster_queues(api_ctx *c, json_t *req, api_err *e)
+{
+    static const char *const fields[] = {NULL};
+    if (!api_check_fields(req, fields, e))
+        return NULL;
+    jsConsumerInfoList *cl = NULL;
+    jsErrCode jerr = 0;
+    natsStatus st = js_Consumers(&cl, c->s->js, c->s->names.task_stream, NULL, &jerr);
+    json_t *list = json_array();
+    if (st == NATS_NOT_FOUND)
+        return json_pack("{s:o}", "queues", list);
+    if (st != NATS_OK) {
+        json_decref(list);
+        return api_fail(e, API_UNAVAILABLE, NULL, "listing the consumers of %s: %s (%d)", c->s->names.task_stream,
+                        natsStatus_GetText(st), (int)jerr);
+    }
+    qsort(cl->List, (size_t)cl->Count, sizeof *cl->List, cmp_consumer);
+    for (int i = 0; i < cl->Count; i++) {
+        jsConsumerInfo *ci = cl->List[i];
+        /* q_<queue>_<priority>; the queue may itself hold '_'. */
+        const char *name = ci->Name, *last = strrchr(name, '_');
+        jet_priority p;
+        if (strncmp(name, "q_", 2) != 0 || !last || last <= name + 2 || !jet_priority_parse(last + 1, &p))
+            continue; /* not a jetsched consumer */
+        char queue[JET_NAME_MAX + 1];
+        snprintf(queue, sizeof queue, "%.*s", (int)(last - name - 2), name + 2);
+        json_array_append_new(
+            list, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "queue", queue, "priority", last + 1, "consumer",
+                            name, "pending", (json_int_t)ci->NumPending, "ack_pending", (json_int_t)ci->NumAckPending,
+                            "redelivered", (json_int_t)ci->NumRedelivered, "waiting", (json_int_t)ci->NumWaiting,
+                            "delivered", (json_int_t)ci->Delivered.Stream, "ack_floor",
+                            (json_int_t)ci->AckFloor.Stream));
+    }
+    jsConsumerInfoList_Destroy(cl);
+    return json_pack("{s:o}", "queues", list);
+}

@@ -1,0 +1,194 @@
+/* API dlq.* verbs (docs/API.md) with a real schedulerd and agentd: a task
+ * that fails until a flag file exists dies (attempts exhausted), is listed,
+ * fetched, and replayed: it runs again under the same task id, its attempts
+ * are numbered on (3 after 2), it succeeds, and the dead letter is gone.
+ * Also: replay of a task that is not dead, replay all with a skip, purge,
+ * paging and bad input; and Jetsched-Task-Id naming a task directly. */
+#include "sched_api_support.h"
+#include "harness.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void fake_dead_letter(const char *task_id)
+{
+    natsMsg *m = NULL;
+    natsMsg_Create(&m, "jetsched.dlq.default", NULL, "fake", 4);
+    natsMsgHeader_Set(m, "Jetsched-Task-Id", task_id);
+    natsMsgHeader_Set(m, "Jetsched-Handler", "echo");
+    natsMsgHeader_Set(m, "Jetsched-Queue", "default");
+    natsMsgHeader_Set(m, "Jetsched-Dead-Reason", "permanent_failure");
+    jsPubAck *pa = NULL;
+    CHECK(js_PublishMsg(&pa, ts_js(), m, NULL, NULL) == NATS_OK, "fake dead letter published");
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+}
+
+/* seq of the dead letter of task_id (0 when none). */
+static long long seq_of(const char *task_id)
+{
+    json_t *r = sa_req("dlq.list", "{\"limit\":1000}");
+    json_t *msgs = json_object_get(r, "messages");
+    long long seq = 0;
+    for (size_t i = 0; i < json_array_size(msgs); i++)
+        if (!strcmp(sa_str(json_array_get(msgs, i), "task_id"), task_id))
+            seq = sa_int(json_array_get(msgs, i), "seq");
+    json_decref(r);
+    return seq;
+}
+
+int main(void)
+{
+    ss_env();
+    ts_setup("default");
+    char *dir = th_tmpdir();
+    char runs[600], flag[600], body[2048];
+    snprintf(runs, sizeof runs, "%s/runs.log", dir);
+    snprintf(flag, sizeof flag, "%s/flag", dir);
+    free(dir);
+    snprintf(body, sizeof body,
+             "queues = ( { name = \"default\"; concurrency = 4; backoff = \"fixed:100ms\"; } );\n"
+             "exec = { commands = ( { name = \"flaky\"; argv = [\"/bin/sh\", \"-c\", "
+             "\"echo $JETSCHED_TASK_ID >> %s; test -e %s\"]; } ); };\n",
+             runs, flag);
+    ts_agent ag, s1;
+    ts_agent_start(&ag, "agent-dlq", body);
+    ss_start(&s1, "api-dlq", NULL);
+
+    /* Bad input. */
+    sa_expect_error(sa_req("dlq.replay", "{}"), "invalid_argument", "seq", "replay without seq or all");
+    sa_expect_error(sa_req("dlq.replay", "{\"seq\":\"1\"}"), "invalid_argument", "seq", "seq as a string");
+    sa_expect_error(sa_req("dlq.replay", "{\"seq\":1,\"all\":true}"), "invalid_argument", "seq", "seq and all");
+    sa_expect_error(sa_req("dlq.purge", "{\"queue\":\"x.y\",\"all\":true}"), "invalid_argument", "queue", "bad queue");
+    sa_expect_error(sa_req("dlq.list", "{\"cursor\":\"eA\"}"), "invalid_argument", "cursor", "bad cursor");
+    sa_expect_error(sa_req("dlq.get", "{\"seq\":999999}"), "not_found", "seq", "get of an unknown seq");
+    sa_expect_error(sa_req("dlq.replay", "{\"seq\":999999}"), "not_found", "seq", "replay of an unknown seq");
+    sa_expect_error(sa_req("dlq.purge", "{\"seq\":999999}"), "not_found", "seq", "purge of an unknown seq");
+
+    /* Two tasks die: attempts exhausted after 2. */
+    sa_expect_ok(sa_req("task.submit", "{\"id\":\"flaky-1\",\"handler\":\"flaky\",\"max_attempts\":2,"
+                                       "\"payload\":\"p1\",\"headers\":{\"X-Keep\":\"yes\"}}"), "submit flaky-1");
+    sa_expect_ok(sa_req("task.submit", "{\"id\":\"flaky-2\",\"handler\":\"flaky\",\"max_attempts\":2}"),
+                 "submit flaky-2");
+    CHECK(ts_wait_long(2, 30000, "SELECT count(*) FROM tasks WHERE id LIKE 'flaky-%%' AND status = 'dead'") == 2,
+          "both dead");
+    for (int i = 0; i < 100 && ts_stream_msgs("JETSCHED_DLQ") < 2; i++)
+        ts_sleep_ms(100);
+    CHECK(ts_stream_msgs("JETSCHED_DLQ") == 2, "two dead letters");
+
+    json_t *r = sa_req("dlq.list", "{}");
+    json_t *m0 = json_array_get(json_object_get(r, "messages"), 0);
+    CHECK(json_array_size(json_object_get(r, "messages")) == 2, "dlq.list: 2 (%zu)",
+          json_array_size(json_object_get(r, "messages")));
+    CHECK(!strcmp(sa_str(m0, "task_id"), "flaky-1") && !strcmp(sa_str(m0, "reason"), "attempts_exhausted") &&
+              sa_int(m0, "attempts") == 2 && !strcmp(sa_str(m0, "handler"), "flaky") &&
+              !strcmp(sa_str(m0, "queue"), "default") && !strcmp(sa_str(m0, "payload"), "p1") &&
+              !strcmp(sa_str(m0, "headers.X-Keep"), "yes") && strstr(sa_str(m0, "last_error"), "exited with code"),
+          "the dead letter's fields");
+    CHECK(strlen(sa_str(m0, "dead_at")) == 24, "dead_at");
+    long long seq1 = sa_int(m0, "seq");
+    json_decref(r);
+    r = sa_req("dlq.list", "{\"limit\":1}");
+    CHECK(json_array_size(json_object_get(r, "messages")) == 1 && json_is_string(json_object_get(r, "next_cursor")),
+          "page 1 of 2");
+    char cursor[200];
+    snprintf(cursor, sizeof cursor, "%s", sa_str(r, "next_cursor"));
+    json_decref(r);
+    r = sa_reqf("dlq.list", "{\"limit\":1,\"cursor\":\"%s\"}", cursor);
+    CHECK(json_array_size(json_object_get(r, "messages")) == 1 && !strcmp(sa_str(r, "messages.0.task_id"), "flaky-2") &&
+              json_is_null(json_object_get(r, "next_cursor")),
+          "page 2 of 2");
+    json_decref(r);
+    r = sa_req("dlq.list", "{\"queue\":\"default\"}");
+    CHECK(json_array_size(json_object_get(r, "messages")) == 2, "queue filter");
+    json_decref(r);
+    r = sa_req("dlq.list", "{\"queue\":\"elsewhere\"}");
+    CHECK(json_array_size(json_object_get(r, "messages")) == 0, "another queue: none");
+    json_decref(r);
+    r = sa_reqf("dlq.get", "{\"seq\":%lld}", seq1);
+    CHECK(!strcmp(sa_str(r, "message.task_id"), "flaky-1"), "dlq.get");
+    json_decref(r);
+
+    /* A dead letter whose task is not dead: refused. */
+    sa_expect_ok(sa_req("task.submit", "{\"id\":\"ok-1\",\"handler\":\"echo\"}"), "submit ok-1");
+    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM tasks WHERE id = 'ok-1' AND status = 'succeeded'") == 1,
+          "ok-1 ran");
+    fake_dead_letter("ok-1");
+    long long fake = seq_of("ok-1");
+    CHECK(fake > 0, "fake dead letter listed");
+    r = sa_reqf("dlq.replay", "{\"seq\":%lld}", fake);
+    CHECK(strstr(sa_message(r), "succeeded") != NULL, "the message says why: %s", sa_message(r));
+    sa_expect_error(r, "failed_precondition", "seq", "replay of a task that is not dead");
+
+    /* Replay: runs again (the flag now exists) and succeeds; history continues. */
+    FILE *f = fopen(flag, "w");
+    fclose(f);
+    CHECK(ss_count_lines(runs, "flaky-1") == 2, "flaky-1 ran twice before");
+    r = sa_reqf("dlq.replay", "{\"seq\":%lld}", seq1);
+    CHECK(sa_int(r, "replayed") == 1 && !strcmp(sa_str(r, "task_ids.0"), "flaky-1"), "replayed flaky-1");
+    json_decref(r);
+    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM tasks WHERE id = 'flaky-1' AND status = 'succeeded'") == 1,
+          "flaky-1 succeeded after the replay");
+    CHECK(ts_pg_long("SELECT attempts FROM tasks WHERE id = 'flaky-1'") == 3, "attempts numbered on: %ld",
+          ts_pg_long("SELECT attempts FROM tasks WHERE id = 'flaky-1'"));
+    CHECK(ts_pg_long("SELECT count(*) FROM task_attempts WHERE task_id = 'flaky-1'") == 3 &&
+              ts_pg_long("SELECT count(*) FROM task_attempts WHERE task_id = 'flaky-1' AND attempt = 3"
+                         " AND status = 'succeeded'") == 1,
+          "attempt 3 recorded as succeeded, 1 and 2 kept");
+    CHECK(ts_pg_long("SELECT max_attempts FROM tasks WHERE id = 'flaky-1'") == 4, "a fresh budget of 2: max %ld",
+          ts_pg_long("SELECT max_attempts FROM tasks WHERE id = 'flaky-1'"));
+    CHECK(ss_count_lines(runs, "flaky-1") == 3, "flaky-1 ran once more (%d)", ss_count_lines(runs, "flaky-1"));
+    CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id LIKE 'flaky-1-replay%%'") == 0, "no task under the msg id");
+    sa_expect_error(sa_reqf("dlq.get", "{\"seq\":%lld}", seq1), "not_found", "seq", "the dead letter is gone");
+    r = sa_req("task.get", "{\"id\":\"flaky-1\"}");
+    CHECK(!strcmp(sa_str(r, "task.status"), "succeeded") && json_array_size(json_object_get(r, "attempts")) == 3,
+          "task.get shows the continued history");
+    json_decref(r);
+
+    /* Replay all: flaky-2 replays, the fake one is skipped. */
+    r = sa_req("dlq.replay", "{\"all\":true,\"queue\":\"default\"}");
+    CHECK(sa_int(r, "replayed") == 1 && !strcmp(sa_str(r, "task_ids.0"), "flaky-2"), "replay all: flaky-2");
+    CHECK(json_array_size(json_object_get(r, "skipped")) == 1 && !strcmp(sa_str(r, "skipped.0.task_id"), "ok-1"),
+          "replay all: ok-1 skipped");
+    json_decref(r);
+    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM tasks WHERE id = 'flaky-2' AND status = 'succeeded'"
+                                 " AND attempts = 3") == 1,
+          "flaky-2 succeeded on attempt 3");
+
+    /* Purge one, then all. */
+    r = sa_reqf("dlq.purge", "{\"seq\":%lld}", fake);
+    CHECK(sa_int(r, "purged") == 1, "purge one");
+    json_decref(r);
+    fake_dead_letter("ok-1");
+    fake_dead_letter("ok-1");
+    r = sa_req("dlq.purge", "{\"all\":true}");
+    CHECK(sa_int(r, "purged") == 2, "purge all: %lld", sa_int(r, "purged"));
+    json_decref(r);
+    r = sa_req("dlq.list", "{}");
+    CHECK(json_array_size(json_object_get(r, "messages")) == 0, "empty after purge");
+    json_decref(r);
+
+    /* Jetsched-Task-Id names the task; Nats-Msg-Id is only the dedupe key. */
+    const char *hdrs[] = {"Jetsched-Task-Id: named-1", NULL};
+    ts_publish("default", "normal", "echo", "msgid-xyz", "n", 1, hdrs);
+    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM tasks WHERE id = 'named-1' AND status = 'succeeded'") == 1,
+          "the task is named by Jetsched-Task-Id");
+    CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id = 'msgid-xyz'") == 0, "not by Nats-Msg-Id");
+    const char *bad[] = {"Jetsched-Task-Id: bad id!", NULL};
+    ts_publish("default", "normal", "echo", "msgid-2", "n", 1, bad);
+    for (int i = 0; i < 200 && ts_stream_msgs("JETSCHED_DLQ") == 0; i++)
+        ts_sleep_ms(100);
+    CHECK(ts_stream_msgs("JETSCHED_DLQ") == 1, "an invalid Jetsched-Task-Id is dead-lettered");
+    r = sa_req("dlq.list", "{}");
+    CHECK(!strcmp(sa_str(r, "messages.0.reason"), "invalid_id"), "reason invalid_id (%s)",
+          sa_str(r, "messages.0.reason"));
+    json_decref(r);
+
+    CHECK(ss_metric(&s1, "jetsched_api_requests_total{verb=\"dlq.replay\",code=\"ok\"}") == 2, "replays counted");
+    CHECK(ts_agent_stop(&s1, SIGTERM, 10000) == 0, "schedulerd exits 0");
+    ts_agent_stop(&ag, SIGTERM, 15000);
+    return ts_finish();
+}
