@@ -152,7 +152,9 @@ int cmd_queues(cli_ctx *ctx, int argc, char **argv)
     while ((c = cli_getopt(ctx, argc, argv, "i:h", opts)) != -1) {
         switch (c) {
         case 'i':
-            if (jet_duration_parse(optarg, &interval, NULL) != JET_OK || interval > 3600000)
+            if (!strcmp(optarg, "0"))
+                interval = 0;
+            else if (jet_duration_parse(optarg, &interval, NULL) != JET_OK || interval > 3600000)
                 return cli_usage_error(ctx, queues_usage, "--interval \"%s\": a duration like 1s (at most 1h)",
                                        optarg);
             break;

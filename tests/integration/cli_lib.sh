@@ -90,7 +90,10 @@ start_agentd() { # id "queues list"
 agent = { id = "$1"; plugin_dir = "$JETSCHED_BUILD_DIR/plugins"; lua_dir = "$JETSCHED_SOURCE_DIR/scripts/lua"; heartbeat = "1s"; };
 http = { listen = "127.0.0.1:$port"; };
 queues = ( $2 );
-exec = { commands = ( { name = "fail"; argv = ["/bin/sh", "-c", "echo boom >&2; exit 3"]; } ); };
+exec = { commands = (
+  { name = "fail"; argv = ["/bin/sh", "-c", "echo boom >&2; exit 3"]; },
+  { name = "flaky"; argv = ["/bin/sh", "-c", "if [ -f $TMP/fixed ]; then echo fixed; else echo not yet >&2; exit 3; fi"]; }
+); };
 EOF
   "$JETSCHED_BUILD_DIR/agentd/agentd" -c "$TMP/$1.conf" >"$TMP/$1.log" 2>&1 &
   CLI_PIDS+=($!)
