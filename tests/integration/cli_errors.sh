@@ -23,6 +23,14 @@ done
 run 0 "$JS" schedule --help
 run 0 "$JS" dlq --help
 
+echo "== the man page renders without warnings and covers every verb"
+man1=$JETSCHED_SOURCE_DIR/docs/jetsched.1
+warn=$(groff -man -ww -z "$man1" 2>&1) || fail "groff failed: $warn"
+[[ -z $warn ]] || fail "groff warnings in docs/jetsched.1: $warn"
+MANWIDTH=100 man -l "$man1" >"$TMP/man" 2>&1 || fail "man -l docs/jetsched.1 failed"
+for v in "${verbs[@]}"; do grep -q "^ *${v%% *}" "$TMP/man" || fail "the man page lacks $v"; done
+grep -q "EXIT STATUS" "$TMP/man" || fail "the man page lacks EXIT STATUS"
+
 echo "== bad flags and arguments: exit 2 with the usage on stderr"
 for v in "${verbs[@]}"; do
   # shellcheck disable=SC2086
