@@ -14,6 +14,7 @@
 #include <jetsched/natsconn.h>
 #include <jetsched/timeutil.h>
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -343,7 +344,6 @@ static void lua_options(const jet_config *cfg, lua_host_options *opt)
 typedef struct lua_report_ctx {
     agent *a;
     const char *dir;
-    size_t served;
 } lua_report_ctx;
 
 /* One line per script; a name clash with a native handler is a warning. */
@@ -356,10 +356,8 @@ static void lua_report_one(const char *name, bool available, void *closure)
                  "the Lua script is not used", name, ph->plugin, ph->path, rc->dir, name);
         return;
     }
-    if (available) {
-        rc->served++;
+    if (available) /* unavailable ones were logged with their error by the Lua host */
         jet_info("handler %s: Lua script %s/%s.lua", name, rc->dir, name);
-    } /* unavailable ones were logged with their error by the Lua host */
 }
 
 static void lua_report(agent *a, const char *dir)
@@ -370,8 +368,9 @@ static void lua_report(agent *a, const char *dir)
 
 static double lua_stat(void *arg, size_t offset)
 {
+    struct handlers *h = ((agent *)arg)->handlers;
     lua_host_stats st;
-    lua_host_stats_get(((agent *)arg)->handlers->lua, &st);
+    lua_host_stats_get(h ? h->lua : NULL, &st); /* zeros once shut down */
     return (double)*(const uint64_t *)((const char *)&st + offset);
 }
 #define LUA_GAUGE(field)                                                              \

@@ -12,7 +12,8 @@
 typedef struct outcome {
     const char *status;   /* succeeded retrying dead expired cancelled duplicate */
     const char *reason;   /* dead: missing_handler invalid_id unknown_handler invalid_header poison
-                             attempts_exhausted permanent_failure; retrying: handler_unavailable */
+                             attempts_exhausted permanent_failure handler_unavailable;
+                             retrying: handler_unavailable */
     const char *error;    /* human message, or NULL */
     const char *result;   /* succeeded: the handler's result, or NULL */
     int64_t delay_ms;     /* retrying: the Nak delay */
