@@ -5,7 +5,8 @@
  * escapes (io, os.execute, require, debug, bytecode) fail with clear errors;
  * a script with a syntax error is unavailable with script:line, listed as
  * such in the registry, and its task is retried then dead-lettered with
- * reason handler_unavailable. The agent stays up and ready throughout. */
+ * reason handler_unavailable; a running loop is stopped by a cancellation
+ * request. The agent stays up and ready throughout. */
 #include "agentd_lua_util.h"
 #include "harness.h"
 
@@ -88,6 +89,16 @@ int main(void)
     CHECK(lt_metric(&ag, "jetsched_agent_abandoned_threads") == 0, "a Lua thread was abandoned");
     CHECK(lt_metric(&ag, "jetsched_agent_lua_timeouts") == 5, "lua timeouts: %g",
           lt_metric(&ag, "jetsched_agent_lua_timeouts"));
+
+    /* cancellation of a running loop: the hook stops it too */
+    const char *long_run[] = {"Jetsched-Timeout: 60s", NULL};
+    ts_publish("default", "normal", "spin", "spin-cancel", "plain", 5, long_run);
+    CHECK(WAIT(1, "SELECT count(*) FROM tasks WHERE id='spin-cancel' AND status='running'") == 1, "not running");
+    lt_kv_put("jetsched_cancel", "spin-cancel", "{}");
+    CHECK(WAIT(1, "SELECT count(*) FROM tasks WHERE id='spin-cancel' AND status='cancelled' AND "
+                  "finished_at - started_at < interval '30 s'") == 1,
+          "a running Lua loop was not cancelled: %s",
+          ts_pg_text("SELECT status||' '||coalesce(error,'') FROM tasks WHERE id='spin-cancel'"));
 
     /* memory bombs next to a neighbour task on the same agent */
     ts_publish("default", "normal", "neighbour", "nb-1", "4", 1, once);

@@ -35,16 +35,6 @@ static void write_slow(const char *dir, const char *version)
     lt_write(dir, "slow", text);
 }
 
-static void checkpoint_put(const char *task_id, const char *value)
-{
-    kvStore *kv = NULL;
-    uint64_t rev = 0;
-    CHECK(js_KeyValue(&kv, ts_js(), "jetsched_checkpoints") == NATS_OK &&
-              kvStore_PutString(&rev, kv, task_id, value) == NATS_OK,
-          "cannot store the checkpoint of %s", task_id);
-    kvStore_Destroy(kv);
-}
-
 /* SIGHUP, then wait for the n-th reload summary line. */
 static void reload(ts_agent *ag, int n)
 {
@@ -86,7 +76,7 @@ int main(void)
           reg ? reg : "(none)");
     free(reg);
 
-    checkpoint_put("r-1", "go");
+    lt_kv_put("jetsched_checkpoints", "r-1", "go");
     CHECK(WAIT(1, "SELECT count(*) FROM tasks WHERE id='r-1' AND status='succeeded' AND result='v1' AND "
                   "attempts=1") == 1,
           "the task running during the reload did not finish with the old code: %s",

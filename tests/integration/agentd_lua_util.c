@@ -76,6 +76,15 @@ double lt_metric(const ts_agent *ag, const char *name)
     return -1;
 }
 
+void lt_kv_put(const char *bucket, const char *key, const char *value)
+{
+    kvStore *kv = NULL;
+    uint64_t rev = 0;
+    CHECK(js_KeyValue(&kv, ts_js(), bucket) == NATS_OK && kvStore_PutString(&rev, kv, key, value) == NATS_OK,
+          "cannot put %s/%s", bucket, key);
+    kvStore_Destroy(kv);
+}
+
 char *lt_registry(const char *agent_id)
 {
     kvStore *kv = NULL;

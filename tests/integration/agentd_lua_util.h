@@ -16,6 +16,8 @@ void lt_copy(const char *dir, const char *src, const char *handler);
 void lt_write(const char *dir, const char *handler, const char *text);
 /* Value of an unlabelled metric on the agent's /metrics, -1 when absent. */
 double lt_metric(const ts_agent *ag, const char *name);
+/* Puts key = value into a KV bucket (checkpoints, cancellations); fails the test otherwise. */
+void lt_kv_put(const char *bucket, const char *key, const char *value);
 /* The agent's registry entry (KV jetsched_agents), malloc'ed, or NULL. */
 char *lt_registry(const char *agent_id);
 /* Waits until the agent's log contains text; true when it does. */
