@@ -24,7 +24,7 @@ is under a Secret mount; agentd's terminationGracePeriodSeconds exceeds
 shutdown.grace by the flush margin.
 
 NATS: a 3-replica StatefulSet with volumeClaimTemplates, a headless service,
-a nats.conf with jetstream and a cluster whose routes name every pod; a
+a nats.conf that nats-server -t accepts, with jetstream and a cluster whose routes name every pod; a
 PodDisruptionBudget selecting it. schedulerd: 3 replicas, probes on /healthz
 and /readyz, a PodDisruptionBudget selecting its pods.
 """
@@ -211,6 +211,11 @@ def main():
             text = open(conf_path).read()
             check(re.search(r"^jetstream\s*\{", text, re.M), "nats.conf: no jetstream block")
             check(re.search(r"store_dir:\s*/data\b", text), "nats.conf: store_dir is not the claim's mount /data")
+            # nats-server itself accepts the file (SERVER_NAME comes from the pod's env).
+            server = os.environ.get("JETSCHED_NATS_SERVER", "nats-server")
+            r = subprocess.run([server, "-c", conf_path, "-t"], capture_output=True, text=True,
+                               env=dict(os.environ, SERVER_NAME="nats-0"))
+            check(r.returncode == 0, "%s -c nats.conf -t: rc %d\n%s" % (server, r.returncode, r.stdout + r.stderr))
             routes = re.findall(r"nats://([\w.-]+):6222", text)
             check(sorted(routes) == sorted(pods), "nats.conf routes %r != the StatefulSet pods %r" % (routes, pods))
         pdb = [d for d in by_kind.get("PodDisruptionBudget", [])
