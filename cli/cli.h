@@ -73,6 +73,14 @@ int cli_request_quiet(cli_ctx *ctx, const char *verb, json_t *req, json_t **out)
 /* Prints an API error object as "jetsched: <code>: <message>", naming the
  * field and then the context (e.g. "file:line") unless the message does. */
 void cli_print_api_error(cli_ctx *ctx, const json_t *error, const char *context);
+/* Many requests to one verb, pipelined (up to `window` outstanding): reqs
+ * are stolen; for each i, rcs[i] is its exit code and replies[i] the reply
+ * object, the API error object, or NULL when it was not answered. Stops at
+ * the first transport failure (printed; the rest get CLI_UNAVAILABLE). Steps
+ * bar (may be NULL) once per answer. Returns CLI_OK or CLI_UNAVAILABLE. */
+struct cli_progress;
+int cli_request_many(cli_ctx *ctx, const char *verb, json_t **reqs, size_t n, size_t window, json_t **replies,
+                     int *rcs, struct cli_progress *bar);
 /* A list verb (task.list, schedule.list, dlq.list): sends req (borrowed)
  * and, when all, follows next_cursor to the end. *items: the array field of
  * every page concatenated; *next: the last next_cursor (malloc'ed) or NULL. */

@@ -216,3 +216,94 @@ int cli_request_pages(cli_ctx *ctx, const char *verb, const json_t *req, const c
     json_decref(r);
     return rc;
 }
+
+int cli_request_many(cli_ctx *ctx, const char *verb, json_t **reqs, size_t n, size_t window, json_t **replies,
+                     int *rcs, struct cli_progress *bar)
+{
+    for (size_t i = 0; i < n; i++) {
+        replies[i] = NULL;
+        rcs[i] = CLI_UNAVAILABLE;
+    }
+    int rc = CLI_OK;
+    natsConnection *nc = cli_nats(ctx, &rc);
+    natsInbox *inbox = NULL;
+    natsSubscription *sub = NULL;
+    char subject[256], wildcard[300];
+    snprintf(subject, sizeof subject, "%s.api.%s", cli_prefix(ctx), verb);
+    if (nc && (natsInbox_Create(&inbox) != NATS_OK ||
+               (snprintf(wildcard, sizeof wildcard, "%s.*", (const char *)inbox),
+                natsConnection_SubscribeSync(&sub, nc, wildcard)) != NATS_OK ||
+               natsSubscription_SetPendingLimits(sub, -1, -1) != NATS_OK)) {
+        fprintf(stderr, "jetsched: unavailable: cannot subscribe to the reply inbox\n");
+        rc = CLI_UNAVAILABLE;
+    }
+    size_t next = 0, outstanding = 0;
+    int64_t timeout = ctx->request_timeout_ms > 0 ? ctx->request_timeout_ms : 5000;
+    while (rc == CLI_OK && (next < n || outstanding > 0)) {
+        for (; next < n && outstanding < window; next++, outstanding++) {
+            char *body = json_dumps(reqs[next], JSON_COMPACT);
+            json_decref(reqs[next]);
+            reqs[next] = NULL;
+            char reply_to[320];
+            snprintf(reply_to, sizeof reply_to, "%s.%zu", (const char *)inbox, next);
+            natsStatus s = natsConnection_PublishRequestString(nc, subject, reply_to, body ? body : "{}");
+            free(body);
+            if (s != NATS_OK) {
+                char text[400];
+                snprintf(text, sizeof text, "request on %s failed: %s", subject, natsStatus_GetText(s));
+                rc = transport_error(ctx, subject, text);
+                break;
+            }
+        }
+        if (rc != CLI_OK)
+            break;
+        natsMsg *m = NULL;
+        natsStatus s = natsSubscription_NextMsg(&m, sub, timeout);
+        if (s != NATS_OK) {
+            char text[400];
+            if (s == NATS_TIMEOUT)
+                snprintf(text, sizeof text, "no reply on %s within %lld ms (is schedulerd running and connected?)",
+                         subject, (long long)timeout);
+            else
+                snprintf(text, sizeof text, "request on %s failed: %s", subject, natsStatus_GetText(s));
+            rc = transport_error(ctx, subject, text);
+            break;
+        }
+        const char *dot = strrchr(natsMsg_GetSubject(m), '.');
+        char *end = NULL;
+        unsigned long long i = dot ? strtoull(dot + 1, &end, 10) : n;
+        if (natsMsg_IsNoResponders(m)) {
+            char text[400];
+            snprintf(text, sizeof text, "no schedulerd serves %s (is schedulerd running?)", subject);
+            natsMsg_Destroy(m);
+            rc = transport_error(ctx, subject, text);
+            break;
+        }
+        if (i < n && end && !*end && !replies[i]) {
+            json_t *doc = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
+            json_t *error = json_object_get(doc, "error");
+            if (!json_is_object(doc)) {
+                replies[i] = json_pack("{s:s,s:s}", "code", "internal", "message", "the reply is not a JSON object");
+                rcs[i] = CLI_FAILED;
+            } else if (json_is_object(error)) {
+                replies[i] = json_incref(error);
+                rcs[i] = cli_error_exit(cli_str(error, "code"));
+            } else {
+                replies[i] = json_incref(doc);
+                rcs[i] = CLI_OK;
+            }
+            json_decref(doc);
+            outstanding--;
+            if (bar)
+                cli_progress_step(bar, rcs[i] == CLI_OK);
+        }
+        natsMsg_Destroy(m);
+    }
+    for (size_t i = next; i < n; i++) {
+        json_decref(reqs[i]);
+        reqs[i] = NULL;
+    }
+    natsSubscription_Destroy(sub);
+    natsInbox_Destroy(inbox);
+    return rc;
+}

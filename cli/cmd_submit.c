@@ -312,18 +312,23 @@ static int submit_file(cli_ctx *ctx, const submit_opts *o, const char *handler)
         free(lines);
         return CLI_FAILED;
     }
+    json_t **reqs = calloc(n ? n : 1, sizeof *reqs), **replies = calloc(n ? n : 1, sizeof *replies);
+    int *rcs = calloc(n ? n : 1, sizeof *rcs);
+    for (size_t i = 0; i < n; i++) {
+        apply_defaults(lines[i].req, o, handler);
+        reqs[i] = lines[i].req;
+    }
     cli_progress bar;
     cli_progress_start(&bar, "submitting", (int64_t)n);
+    /* pipelined: up to 64 requests in flight */
+    int rc = cli_request_many(ctx, "task.submit", reqs, n, 64, replies, rcs, &bar);
+    cli_progress_end(&bar);
     json_t *results = ctx->json ? json_array() : NULL;
-    int64_t created = 0, existing = 0, failed = 0;
-    int rc = CLI_OK;
-    size_t i = 0;
-    for (; i < n; i++) {
-        apply_defaults(lines[i].req, o, handler);
-        json_t *reply = NULL;
-        int r = cli_request_quiet(ctx, "task.submit", lines[i].req, &reply);
-        lines[i].req = NULL;
-        if (r == CLI_OK) {
+    int64_t created = 0, existing = 0, failed = 0, unconfirmed = 0;
+    int first_unconfirmed = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *reply = replies[i];
+        if (rcs[i] == CLI_OK) {
             if (json_is_true(json_object_get(reply, "created")))
                 created++;
             else
@@ -333,38 +338,29 @@ static int submit_file(cli_ctx *ctx, const submit_opts *o, const char *handler)
                                                          json_object_get(reply, "id"), "status",
                                                          json_object_get(reply, "status"), "created",
                                                          json_object_get(reply, "created")));
-        } else {
+        } else if (reply) {
             failed++;
-            cli_progress_clear(&bar);
             char where[600];
             snprintf(where, sizeof where, "%s:%d", path, lines[i].line);
-            if (reply) {
-                cli_print_api_error(ctx, reply, where);
-                if (results)
-                    json_array_append_new(results, json_pack("{s:i,s:O}", "line", lines[i].line, "error", reply));
-            }
-            rc = CLI_FAILED;
-            if (r == CLI_UNAVAILABLE) { /* stop: the rest would fail the same way */
-                rc = CLI_UNAVAILABLE;
-                json_decref(reply);
-                cli_progress_step(&bar, false);
-                i++;
-                break;
-            }
+            cli_print_api_error(ctx, reply, where);
+            if (results)
+                json_array_append_new(results, json_pack("{s:i,s:O}", "line", lines[i].line, "error", reply));
+            if (rc == CLI_OK)
+                rc = rcs[i] == CLI_UNAVAILABLE ? CLI_UNAVAILABLE : CLI_FAILED;
+        } else {
+            if (!unconfirmed++)
+                first_unconfirmed = lines[i].line;
         }
         json_decref(reply);
-        cli_progress_step(&bar, r == CLI_OK);
     }
-    cli_progress_end(&bar);
-    size_t stopped_at = i;
-    for (; i < n; i++)
-        json_decref(lines[i].req);
-    if (stopped_at < n)
-        fprintf(stderr, "jetsched submit: stopped at %s:%d; lines before it were processed (resume with "
-                        "tail -n +%d %s)\n", path, lines[stopped_at].line, lines[stopped_at].line, path);
+    if (unconfirmed)
+        fprintf(stderr, "jetsched submit: %lld line(s) from %s:%d on were not confirmed: they may or may not have "
+                        "been submitted (submitting again is idempotent for lines with an \"id\")\n",
+                (long long)unconfirmed, path, first_unconfirmed);
     if (results) {
-        json_t *doc = json_pack("{s:I,s:I,s:I,s:o}", "submitted", (json_int_t)created, "existing",
-                                (json_int_t)existing, "failed", (json_int_t)failed, "results", results);
+        json_t *doc = json_pack("{s:I,s:I,s:I,s:I,s:o}", "submitted", (json_int_t)created, "existing",
+                                (json_int_t)existing, "failed", (json_int_t)failed, "unconfirmed",
+                                (json_int_t)unconfirmed, "results", results);
         cli_print_json(doc);
         json_decref(doc);
     } else {
@@ -373,8 +369,13 @@ static int submit_file(cli_ctx *ctx, const submit_opts *o, const char *handler)
             printf(", %lld existed already", (long long)existing);
         if (failed)
             printf(", %lld failed", (long long)failed);
+        if (unconfirmed)
+            printf(", %lld unconfirmed", (long long)unconfirmed);
         putchar('\n');
     }
+    free(reqs);
+    free(replies);
+    free(rcs);
     free(lines);
     return rc;
 }
