@@ -10,8 +10,8 @@ Asserts, against the real servers:
   1. no READY=1 while NATS is down, none while NATS is up and PostgreSQL down
      (the daemon is alive and waiting), READY=1 once both are up;
   2. /readyz answers 200 once READY=1 has been sent;
-  3. WATCHDOG=1 pings follow READY (WATCHDOG_USEC=1 s, WATCHDOG_PID = the
-     daemon, as systemd sets them) at least every 500 ms, none before READY;
+  3. WATCHDOG=1 pings follow READY (WATCHDOG_USEC=2 s, WATCHDOG_PID = the
+     daemon, as systemd sets them), no gap near the watchdog, none before READY;
   4. SIGTERM: STOPPING=1, no WATCHDOG=1 after it, exit status 0;
   5. every datagram comes from the daemon's own pid (systemd drops the others
      under NotifyAccess=main).
@@ -124,7 +124,7 @@ def main():
 
     rx = Receiver(os.path.join(work, "notify"))
     child_env["NOTIFY_SOCKET"] = os.path.join(work, "notify")
-    child_env["WATCHDOG_USEC"] = "1000000"
+    child_env["WATCHDOG_USEC"] = "2000000"
 
     # 1. READY only after NATS and PostgreSQL.
     ctl("nats", "stop")
@@ -174,8 +174,9 @@ def main():
         pings = [m[0] for m in rx.seen("WATCHDOG=1") if m[0] > ready[0]]
         check(len(pings) >= 4, "only %d WATCHDOG=1 pings in the 3 s after READY" % len(pings))
         gaps = [b - a for a, b in zip(pings, pings[1:])]
-        # WatchdogSec is 1 s here; a gap near it would get the unit killed.
-        check(not gaps or max(gaps) < 0.9, "watchdog gap of %.2f s with WATCHDOG_USEC = 1 s" % max(gaps or [0]))
+        # WatchdogSec is 2 s here; a gap near it would get the unit killed (the
+        # margin absorbs a loaded machine: pings are due every 0.5 s).
+        check(not gaps or max(gaps) < 1.5, "watchdog gap of %.2f s with WATCHDOG_USEC = 2 s" % max(gaps or [0]))
 
         # 4. SIGTERM: STOPPING=1, then exit 0.
         proc.send_signal(signal.SIGTERM)
