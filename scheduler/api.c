@@ -53,6 +53,17 @@ json_t *api_fail(api_err *e, const char *code, const char *field, const char *fm
     va_start(ap, fmt);
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
+    /* One line: libpq messages carry "\n\t" continuations. */
+    char *w = e->msg;
+    for (const char *r = e->msg; *r; r++) {
+        bool space = *r == '\n' || *r == '\t' || *r == '\r';
+        if (space && (w == e->msg || w[-1] == ' '))
+            continue;
+        *w++ = space ? ' ' : *r;
+    }
+    while (w > e->msg && w[-1] == ' ')
+        w--;
+    *w = '\0';
     return NULL;
 }
 
@@ -317,10 +328,24 @@ PGresult *api_pg(api_ctx *c, const char *what, const char *sql, int n, const cha
 {
     if (!pg_ensure(c, e))
         return NULL;
+    bool in_tx = PQtransactionStatus(c->pg) != PQTRANS_IDLE;
     PGresult *r = PQexecParams(c->pg, sql, n, NULL, vals, lens, fmts, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
         return r;
+    if (PQstatus(c->pg) != CONNECTION_OK && !in_tx) {
+        /* The connection broke (e.g. PostgreSQL restarted since the last
+         * request): one more try on a fresh connection. Outside a
+         * transaction every statement of the API can be repeated. */
+        PQclear(r);
+        pg_drop(c);
+        if (!pg_ensure(c, e))
+            return NULL;
+        r = PQexecParams(c->pg, sql, n, NULL, vals, lens, fmts, 0);
+        st = PQresultStatus(r);
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+            return r;
+    }
     jet_err err;
     jet_pg_err(&err, c->pg, r, what);
     bool transient = jet_pg_is_transient(c->pg, r);

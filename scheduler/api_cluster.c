@@ -86,9 +86,27 @@ json_t *api_cluster_agents(api_ctx *c, json_t *req, api_err *e)
     return json_pack("{s:o}", "agents", list);
 }
 
+/* q_<queue>_<priority> (the queue may itself hold '_'): false for other consumers. */
+static bool consumer_parts(const char *name, char queue[JET_NAME_MAX + 1], jet_priority *p)
+{
+    const char *last = strrchr(name, '_');
+    if (strncmp(name, "q_", 2) != 0 || !last || last <= name + 2 || last - name - 2 > JET_NAME_MAX ||
+        !jet_priority_parse(last + 1, p))
+        return false;
+    snprintf(queue, JET_NAME_MAX + 1, "%.*s", (int)(last - name - 2), name + 2);
+    return true;
+}
+
+/* By queue, then high, normal, low. */
 static int cmp_consumer(const void *a, const void *b)
 {
-    return strcmp((*(jsConsumerInfo *const *)a)->Name, (*(jsConsumerInfo *const *)b)->Name);
+    const char *na = (*(jsConsumerInfo *const *)a)->Name, *nb = (*(jsConsumerInfo *const *)b)->Name;
+    char qa[JET_NAME_MAX + 1] = "", qb[JET_NAME_MAX + 1] = "";
+    jet_priority pa = JET_PRIO_COUNT, pb = JET_PRIO_COUNT;
+    consumer_parts(na, qa, &pa);
+    consumer_parts(nb, qb, &pb);
+    int c = strcmp(qa, qb);
+    return c ? c : pa != pb ? (int)pa - (int)pb : strcmp(na, nb);
 }
 
 json_t *api_cluster_queues(api_ctx *c, json_t *req, api_err *e)
@@ -110,16 +128,14 @@ json_t *api_cluster_queues(api_ctx *c, json_t *req, api_err *e)
     qsort(cl->List, (size_t)cl->Count, sizeof *cl->List, cmp_consumer);
     for (int i = 0; i < cl->Count; i++) {
         jsConsumerInfo *ci = cl->List[i];
-        /* q_<queue>_<priority>; the queue may itself hold '_'. */
-        const char *name = ci->Name, *last = strrchr(name, '_');
+        const char *name = ci->Name;
         jet_priority p;
-        if (strncmp(name, "q_", 2) != 0 || !last || last <= name + 2 || !jet_priority_parse(last + 1, &p))
-            continue; /* not a jetsched consumer */
         char queue[JET_NAME_MAX + 1];
-        snprintf(queue, sizeof queue, "%.*s", (int)(last - name - 2), name + 2);
+        if (!consumer_parts(name, queue, &p))
+            continue; /* not a jetsched consumer */
         json_array_append_new(
-            list, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "queue", queue, "priority", last + 1, "consumer",
-                            name, "pending", (json_int_t)ci->NumPending, "ack_pending", (json_int_t)ci->NumAckPending,
+            list, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "queue", queue, "priority", jet_priority_name(p),
+                            "consumer", name, "pending", (json_int_t)ci->NumPending, "ack_pending", (json_int_t)ci->NumAckPending,
                             "redelivered", (json_int_t)ci->NumRedelivered, "waiting", (json_int_t)ci->NumWaiting,
                             "delivered", (json_int_t)ci->Delivered.Stream, "ack_floor",
                             (json_int_t)ci->AckFloor.Stream));

@@ -130,8 +130,18 @@ int main(void)
     CHECK(ok, "task.submit works again after the outage");
     CHECK(ts_wait_long(1, 30000, "SELECT count(*) FROM tasks WHERE id = 'after-outage' AND status = 'succeeded'") == 1,
           "and the task runs");
+    /* A restart between requests: the stale connection is replaced at once
+     * (the first request after it already succeeds, on both instances). */
+    CHECK(th_ctl("pg restart") == 0, "PostgreSQL restarted");
+    PQfinish(ts_pg());
+    ts_reconnect_pg();
     for (int i = 0; i < 10; i++)
         sa_expect_error(sa_req("task.get", "{\"id\":\"nope\"}"), "not_found", "id", "both instances reconnected");
+    r = sa_req("cluster.queues", "{}");
+    CHECK(!strcmp(sa_str(r, "queues.0.priority"), "high") && !strcmp(sa_str(r, "queues.1.priority"), "normal") &&
+              !strcmp(sa_str(r, "queues.2.priority"), "low"),
+          "consumers ordered high, normal, low");
+    json_decref(r);
 
     free(holder);
     CHECK(ts_agent_stop(&s1, SIGTERM, 10000) == 0, "schedulerd 1 exits 0");
