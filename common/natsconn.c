@@ -85,10 +85,17 @@ jet_status jet_nats_connect(const jet_config *cfg, const char *client_name, bool
             goto done;                               \
         }                                            \
     } while (0)
-    TRY(natsOptions_SetServers(o, NULL, 0), "nats.url");
     {
-        /* SetURL accepts a comma-separated list. */
-        TRY(natsOptions_SetURL(o, jet_cfg_str(cfg, "nats.url")), "nats.url");
+        /* A comma-separated list: libnats 3.4.1's SetURL takes the whole
+         * list as one URL (connect fails with "No server available"), so
+         * split it and use SetServers. */
+        char urls[2048];
+        const char *servers[32];
+        int n = 0;
+        snprintf(urls, sizeof urls, "%s", jet_cfg_str(cfg, "nats.url"));
+        for (char *save = NULL, *t = strtok_r(urls, ", ", &save); t && n < 32; t = strtok_r(NULL, ", ", &save))
+            servers[n++] = t;
+        TRY(n ? natsOptions_SetServers(o, servers, n) : NATS_INVALID_ARG, "nats.url");
     }
     TRY(natsOptions_SetName(o, client_name), "client name");
     TRY(natsOptions_SetTimeout(o, jet_cfg_int(cfg, "nats.connect_timeout")), "nats.connect_timeout");
