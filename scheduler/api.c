@@ -200,7 +200,7 @@ int api_payload(api_ctx *c, const json_t *req, unsigned char **buf, size_t *len,
     }
     if (rt == 0 && rb == 0)
         return 0;
-    int64_t max = jet_cfg_int(c->s->cfg, "api.max_payload");
+    int64_t max = atomic_load(&c->s->max_payload);
     if (rt == 1) {
         size_t n = json_string_length(json_object_get(req, "payload"));
         if ((int64_t)n > max) {

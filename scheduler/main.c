@@ -61,6 +61,7 @@ static void apply_reloadable(sched *s, const jet_config *cfg)
     atomic_store(&s->reconcile_ms, jet_cfg_int(cfg, "reconcile.interval"));
     atomic_store(&s->redispatch_ms, jet_cfg_int(cfg, "reconcile.redispatch_after"));
     atomic_store(&s->retention_ms, jet_cfg_int(cfg, "history.retention"));
+    atomic_store(&s->max_payload, jet_cfg_int(cfg, "api.max_payload"));
 }
 
 static void reload(sched *s)

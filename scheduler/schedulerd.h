@@ -1,5 +1,5 @@
 /* schedulerd internals shared between its modules: the daemon state, the
- * election (election.c) and the leader's work (firer.c). */
+ * election (election.c), the leader's work (firer.c) and the API (api.h). */
 #ifndef SCHEDULERD_H
 #define SCHEDULERD_H
 
@@ -39,6 +39,7 @@ typedef struct sched {
 
     /* Reloadable settings (ms). */
     _Atomic int64_t tick_ms, catchup_ms, misfire_ms, reconcile_ms, redispatch_ms, retention_ms;
+    _Atomic int64_t max_payload;   /* api.max_payload (bytes) */
 
     pthread_t election_thread, worker_thread;
 } sched;
