@@ -102,6 +102,10 @@ JETSCHED_NATS_URL=$dead run 3 "$JS" init
 
 echo "== NATS up, no schedulerd: exit 3 (no responders), not a hang"
 cli_setup default
+run 0 "$JS" init --json   # --json after the verb, for init and migrate too
+[[ $(json 'all(o["outcome"] == "unchanged" for o in d["objects"])') == True ]] || fail "init --json: $(cat "$TMP/out")"
+run 0 "$JS" migrate --status --json
+[[ $(json 'd["pending"]') == 0 ]] || fail "migrate --json: $(cat "$TMP/out")"
 start=$(date +%s)
 run 3 "$JS" get x
 has err "jetsched: unavailable: no schedulerd serves jetsched.api.task.get (is schedulerd running?)"

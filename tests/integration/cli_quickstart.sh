@@ -28,8 +28,16 @@ pids() {
   head -1 "$JETSCHED_RUN_DIR/pg/data/postmaster.pid" 2>/dev/null || true
 }
 
-echo "== first start"
+echo "== first start, with the preferred agentd port taken"
+python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(); time.sleep(60)' \
+  "$JETSCHED_QS_AGENT_HTTP_PORT" &
+squatter=$!
+trap 'kill $squatter 2>/dev/null || true; "$QS" stop >/dev/null 2>&1 || true' EXIT
+for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$JETSCHED_QS_AGENT_HTTP_PORT") 2>/dev/null && break; sleep 0.1; done
 "$QS" >"$OUT" 2>&1 || { cat "$OUT" >&2; fail "quickstart exited $?"; }
+kill $squatter 2>/dev/null || true
+has "$OUT" "port $JETSCHED_QS_AGENT_HTTP_PORT is in use; using"
+grep -q "QS_AGENT_HTTP_PORT=$JETSCHED_QS_AGENT_HTTP_PORT" "$JETSCHED_RUN_DIR/env" && fail "the taken port was written to env"
 has "$OUT" "nats-server started on nats://127.0.0.1:$JETSCHED_QS_NATS_PORT"
 has "$OUT" "schedulerd started"
 has "$OUT" "agentd started"

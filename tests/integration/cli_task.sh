@@ -41,6 +41,14 @@ run 0 "$JS" --json submit -q q2 -p high --wait --wait-timeout 30s echo - < <(pri
 [[ $(json 'd["task"]["result"]') == "on stdin" && $(json 'd["task"]["queue"]') == q2 &&
   $(json 'd["task"]["priority"]') == high ]] || fail "stdin/queue/priority: $(cat "$TMP/out")"
 
+echo "== a binary payload travels as payload_base64"
+printf '\000\377' >"$TMP/bin"
+run 0 "$JS" --json submit --wait --wait-timeout 30s echo @"$TMP/bin"
+[[ $(json 'd["task"]["payload_base64"]') == AP8= && $(json '"payload" in d["task"]') == False ]] ||
+  fail "binary payload: $(cat "$TMP/out")"
+run 0 "$JS" get "$(json 'd["task"]["id"]')"
+has out "payload: *(binary) base64 AP8="
+
 echo "== --id is idempotent"
 run 0 "$JS" submit --id cli-fixed-1 --wait --wait-timeout 30s hello once
 run 0 "$JS" submit --id cli-fixed-1 hello twice
@@ -132,6 +140,9 @@ printf '{"payload":"x"}\n{"payload":"y","priority":"urgent"}\n' >"$TMP/badfield.
 run 1 "$JS" submit --from-file "$TMP/badfield.jsonl" hello
 has err "jetsched: invalid_argument: .*priority.*badfield.jsonl:2"
 has out "submitted 1 task(s) from .*, 1 failed"
+
+run 0 "$JS" submit --from-file - hello < <(printf '{"payload":"s1"}\n{"payload":"s2"}\n')
+has out "submitted 2 task(s) from <stdin>"
 
 echo "== the progress bar is drawn on a terminal only"
 seq 1 50 | sed 's/.*/{"payload":"&"}/' >"$TMP/fifty.jsonl"
