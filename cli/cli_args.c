@@ -11,10 +11,47 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The message for getopt's '?': unknown option, missing or unexpected value. */
+static void bad_option(cli_ctx *ctx, int argc, char **argv, const char *shortopts, const struct option *opts)
+{
+    const char *verb = ctx->verb ? ctx->verb : "";
+    const char *bad = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    if (strncmp(bad, "--", 2) == 0) {
+        size_t n = strcspn(bad + 2, "=");
+        const struct option *match = NULL;
+        int matches = 0;
+        for (const struct option *o = opts; o->name; o++) {
+            if (strncmp(o->name, bad + 2, n) != 0)
+                continue;
+            if (strlen(o->name) == n) { /* exact: wins over abbreviations */
+                match = o;
+                matches = 1;
+                break;
+            }
+            match = o;
+            matches++;
+        }
+        if (matches == 1 && match->has_arg == no_argument)
+            fprintf(stderr, "jetsched %s: option --%s takes no value\n\n", verb, match->name);
+        else if (matches == 1)
+            fprintf(stderr, "jetsched %s: option --%s needs a value\n\n", verb, match->name);
+        else
+            fprintf(stderr, "jetsched %s: %s option \"%.*s\"\n\n", verb, matches ? "ambiguous" : "unknown",
+                    (int)n + 2, bad);
+    } else if (optopt && optopt != ':' && strchr(shortopts, optopt)) {
+        fprintf(stderr, "jetsched %s: option -%c needs a value\n\n", verb, optopt);
+    } else {
+        fprintf(stderr, "jetsched %s: unknown option -%c\n\n", verb, optopt ? optopt : '?');
+    }
+}
+
 int cli_getopt(cli_ctx *ctx, int argc, char **argv, const char *shortopts, const struct option *opts)
 {
+    opterr = 0; /* our own message, naming the verb */
     for (;;) {
         int c = getopt_long(argc, argv, shortopts, opts, NULL);
+        if (c == '?')
+            bad_option(ctx, argc, argv, shortopts, opts);
         if (c != 'J')
             return c;
         ctx->json = true;

@@ -37,6 +37,14 @@ for v in "${verbs[@]}"; do
   run 2 "$JS" $v --no-such-flag
   has err "Usage: jetsched ${v%% *}"
 done
+run 2 "$JS" submit --bogus echo x
+has err 'jetsched submit: unknown option "--bogus"'
+run 2 "$JS" schedule add --tz
+has err "jetsched schedule add: option --tz needs a value"
+run 2 "$JS" submit --wait=yes echo x
+has err "option --wait takes no value"
+run 2 "$JS" list --stat
+has err "option --status needs a value"
 run 2 "$JS"
 run 2 "$JS" no-such-verb
 has err 'unknown verb "no-such-verb"'
