@@ -284,6 +284,13 @@ int api_limit(const json_t *req, int64_t *limit, api_err *e)
     return api_int(req, "limit", false, 1, 1000, limit, e);
 }
 
+bool api_list_args(const json_t *req, const char **queue, int64_t *limit, const char **cursor, api_err *e)
+{
+    static const char *const fields[] = {"queue", "limit", "cursor", NULL};
+    return api_check_fields(req, fields, e) && api_name(req, "queue", false, queue, e) >= 0 &&
+           api_limit(req, limit, e) >= 0 && api_str(req, "cursor", false, cursor, e) >= 0;
+}
+
 char *api_cursor_encode(const char *text) { return jet_base64_encode(text, strlen(text), true); }
 
 char *api_cursor_decode(const char *cursor, api_err *e)

@@ -65,6 +65,8 @@ int api_payload(api_ctx *c, const json_t *req, unsigned char **buf, size_t *len,
 int api_headers(const json_t *req, const char *f, json_t **out, api_err *e);
 /* limit (1..1000, default 50). */
 int api_limit(const json_t *req, int64_t *limit, api_err *e);
+/* The arguments of a list verb that takes only {queue?, limit?, cursor?}. */
+bool api_list_args(const json_t *req, const char **queue, int64_t *limit, const char **cursor, api_err *e);
 /* Opaque cursors: base64url of a text. decode returns a malloc'd string or
  * NULL (invalid_argument on field cursor). */
 char *api_cursor_encode(const char *text);

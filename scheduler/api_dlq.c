@@ -189,11 +189,9 @@ static int seq_field(const json_t *req, bool required, uint64_t *seq, api_err *e
 
 json_t *api_dlq_list(api_ctx *c, json_t *req, api_err *e)
 {
-    static const char *const fields[] = {"queue", "limit", "cursor", NULL};
     const char *queue = NULL, *cursor = NULL;
     int64_t limit;
-    if (!api_check_fields(req, fields, e) || api_name(req, "queue", false, &queue, e) < 0 ||
-        api_limit(req, &limit, e) < 0 || api_str(req, "cursor", false, &cursor, e) < 0)
+    if (!api_list_args(req, &queue, &limit, &cursor, e))
         return NULL;
     uint64_t seq = 1;
     if (cursor) {

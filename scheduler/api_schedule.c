@@ -364,11 +364,9 @@ json_t *api_schedule_resume(api_ctx *c, json_t *req, api_err *e)
 
 json_t *api_schedule_list(api_ctx *c, json_t *req, api_err *e)
 {
-    static const char *const fields[] = {"queue", "limit", "cursor", NULL};
     const char *queue = NULL, *cursor = NULL;
     int64_t limit;
-    if (!api_check_fields(req, fields, e) || api_name(req, "queue", false, &queue, e) < 0 ||
-        api_limit(req, &limit, e) < 0 || api_str(req, "cursor", false, &cursor, e) < 0)
+    if (!api_list_args(req, &queue, &limit, &cursor, e))
         return NULL;
     char *after = NULL;
     if (cursor && !(after = api_cursor_decode(cursor, e)))

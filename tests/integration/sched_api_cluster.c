@@ -72,6 +72,16 @@ int main(void)
     CHECK(found == 3, "three priority consumers of default (%d)", found);
     json_decref(r);
 
+    /* The leader's gauges on /metrics (is_leader, epoch); the standby's are 0. */
+    const ts_agent *lead = !strcmp(holder, "api-c1") ? &s1 : &s2, *standby = lead == &s1 ? &s2 : &s1;
+    for (int i = 0; i < 50 && ss_metric(lead, "jetsched_scheduler_is_leader") != 1; i++)
+        ts_sleep_ms(100);
+    CHECK(ss_metric(lead, "jetsched_scheduler_is_leader") == 1 &&
+              ss_metric(lead, "jetsched_scheduler_epoch") == (double)ss_epoch(),
+          "leader gauges: is_leader %g, epoch %g", ss_metric(lead, "jetsched_scheduler_is_leader"),
+          ss_metric(lead, "jetsched_scheduler_epoch"));
+    CHECK(ss_metric(standby, "jetsched_scheduler_is_leader") == 0, "standby: is_leader 0");
+
     /* The queue group: both instances serve. */
     for (int i = 0; i < 40; i++)
         sa_expect_error(sa_reqf("task.get", "{\"id\":\"none-%d\"}", i), "not_found", "id", "unknown id");

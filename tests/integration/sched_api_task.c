@@ -116,6 +116,14 @@ int main(void)
           sa_str(r, "task.payload_base64"));
     json_decref(r);
 
+    /* traceparent fills trace_id. */
+    json_decref(sa_req("task.submit", "{\"id\":\"traced-1\",\"queue\":\"parked\",\"handler\":\"noop\",\"headers\":"
+                                      "{\"traceparent\":\"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\"}}"));
+    r = sa_req("task.get", "{\"id\":\"traced-1\"}");
+    CHECK(!strcmp(sa_str(r, "task.trace_id"), "4bf92f3577b34da6a3ce929d0e0e4736"), "trace_id (%s)",
+          sa_str(r, "task.trace_id"));
+    json_decref(r);
+
     /* Delayed submit, then cancel (in PostgreSQL at once). */
     r = sa_req("task.submit", "{\"id\":\"later-1\",\"handler\":\"echo\",\"delay\":\"1h\",\"timeout\":\"30s\","
                               "\"backoff\":\"fixed:1s\",\"max_attempts\":3}");
@@ -184,7 +192,7 @@ int main(void)
     CHECK(pages == 3 && total == 7, "7 tasks in 3 pages (%d tasks, %d pages: %s)", total, pages, seen);
     CHECK(ordered, "newest first: %s", seen);
     r = sa_req("task.list", "{\"queue\":\"parked\",\"status\":[\"queued\",\"scheduled\"],\"limit\":100}");
-    CHECK(json_array_size(json_object_get(r, "tasks")) == 9, "status list filter: %zu (7 + bin-1 + parked-1)",
+    CHECK(json_array_size(json_object_get(r, "tasks")) == 10, "status list filter: %zu (7 + bin-1 + traced-1 + parked-1)",
           json_array_size(json_object_get(r, "tasks")));
     json_decref(r);
     r = sa_req("task.list", "{\"status\":\"cancelled\"}");
