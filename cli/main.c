@@ -49,7 +49,13 @@ static void usage(FILE *out)
             "      --request-timeout DUR  wait for an API reply at most DUR (default 5s)\n"
             "  -V, --version      print the version\n"
             "  -h, --help         this help; `jetsched <verb> --help` for a verb\n\n"
-            "Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 service unavailable.\n");
+            "Examples:\n"
+            "  jetsched submit --wait hello Ada           # run a task, print its result\n"
+            "  jetsched list --status dead --since 1h     # what failed lately\n"
+            "  jetsched schedule add nightly '0 3 * * *' batch_report --tz Europe/Paris\n"
+            "  jetsched --json get 01JEXAMPLE0000000000000000 | jq .task.result\n\n"
+            "Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 service unavailable.\n"
+            "Manual: man jetsched (docs/jetsched.1).\n");
 }
 
 jet_config *cli_config(cli_ctx *ctx)

@@ -92,6 +92,7 @@ http = { listen = "127.0.0.1:$port"; };
 queues = ( $2 );
 exec = { commands = (
   { name = "fail"; argv = ["/bin/sh", "-c", "echo boom >&2; exit 3"]; },
+  { name = "slow"; argv = ["/bin/sh", "-c", "sleep 30"]; },
   { name = "flaky"; argv = ["/bin/sh", "-c", "if [ -f $TMP/fixed ]; then echo fixed; else echo not yet >&2; exit 3; fi"]; }
 ); };
 EOF

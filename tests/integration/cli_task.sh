@@ -72,6 +72,14 @@ run 0 "$JS" --json get "$soon"
 [[ $(json 'd["task"]["result"]') == "hello, soon" && $(json 'd["task"]["scheduled_for"]') != None ]] ||
   fail "--at task: $(cat "$TMP/out")"
 
+echo "== cancel a running task: cancelling, then watch ends with cancelled (exit 1)"
+run 0 "$JS" submit --id cli-slow slow
+wait_for 30 bash -c "'$JS' --json get cli-slow | grep -q '\"status\": \"running\"'" || fail "cli-slow did not start"
+run 0 "$JS" cancel cli-slow
+has out "cli-slow cancelling"
+run 1 "$JS" watch cli-slow
+has out "cancelled"
+
 echo "== list: filters, paging, --all, --json"
 run 0 "$JS" list
 has out "ID  *QUEUE  *PRIORITY  *HANDLER  *STATUS"
