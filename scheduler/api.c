@@ -20,6 +20,8 @@
 #include <strings.h>
 
 #define API_QUEUE_GROUP "jetsched-api"
+#define API_HEADER_ROOM 16384 /* agentd's TASK_MAX_HEADER_BYTES */
+#define API_HEADER_ROOM_TEXT "16384"
 
 static const struct {
     const char *verb;
@@ -200,12 +202,20 @@ int api_payload(api_ctx *c, const json_t *req, unsigned char **buf, size_t *len,
     }
     if (rt == 0 && rb == 0)
         return 0;
-    int64_t max = atomic_load(&c->s->max_payload);
+    /* api.max_payload, and never more than the NATS server takes in one
+     * message (its max_payload counts the headers too): a task that cannot
+     * be published would be republished by the reconciler forever. */
+    int64_t max = atomic_load(&c->s->max_payload), server = natsConnection_GetMaxPayload(c->s->nc) - API_HEADER_ROOM;
+    const char *limit_name = "api.max_payload";
+    if (server > 0 && server < max) {
+        max = server;
+        limit_name = "the NATS server's max_payload less " API_HEADER_ROOM_TEXT " bytes for headers";
+    }
     if (rt == 1) {
         size_t n = json_string_length(json_object_get(req, "payload"));
         if ((int64_t)n > max) {
-            api_fail(e, API_TOO_LARGE, "payload", "payload is %zu bytes; the limit (api.max_payload) is %lld bytes",
-                     n, (long long)max);
+            api_fail(e, API_TOO_LARGE, "payload", "payload is %zu bytes; the limit (%s) is %lld bytes", n, limit_name,
+                     (long long)max);
             return -1;
         }
         *buf = malloc(n + 1);
@@ -220,8 +230,8 @@ int api_payload(api_ctx *c, const json_t *req, unsigned char **buf, size_t *len,
         return -1;
     }
     if ((int64_t)*len > max) {
-        api_fail(e, API_TOO_LARGE, "payload_base64",
-                 "payload is %zu bytes; the limit (api.max_payload) is %lld bytes", *len, (long long)max);
+        api_fail(e, API_TOO_LARGE, "payload_base64", "payload is %zu bytes; the limit (%s) is %lld bytes", *len,
+                 limit_name, (long long)max);
         free(*buf);
         *buf = NULL;
         return -1;

@@ -68,6 +68,17 @@ int main(void)
     sa_expect_error(sa_req("dlq.replay", "{\"seq\":999999}"), "not_found", "seq", "replay of an unknown seq");
     sa_expect_error(sa_req("dlq.purge", "{\"seq\":999999}"), "not_found", "seq", "purge of an unknown seq");
 
+    /* api.max_payload is 1MiB here, but the server takes at most 1MB per
+     * message (headers included): the lower limit applies. */
+    char *huge = malloc(1100000);
+    int n = sprintf(huge, "{\"handler\":\"echo\",\"payload\":\"");
+    memset(huge + n, 'z', 1040000);
+    strcpy(huge + n + 1040000, "\"}");
+    json_t *big = sa_req("task.submit", huge);
+    free(huge);
+    CHECK(strstr(sa_message(big), "NATS server") != NULL, "the server's limit is named: %s", sa_message(big));
+    sa_expect_error(big, "payload_too_large", "payload", "payload over the server's max_payload");
+
     /* Two tasks die: attempts exhausted after 2. */
     sa_expect_ok(sa_req("task.submit", "{\"id\":\"flaky-1\",\"handler\":\"flaky\",\"max_attempts\":2,"
                                        "\"payload\":\"p1\",\"headers\":{\"X-Keep\":\"yes\"}}"), "submit flaky-1");
