@@ -261,7 +261,9 @@ int api_headers(const json_t *req, const char *f, json_t **out, api_err *e)
     const char *k;
     json_t *v;
     char path[200];
+    size_t total = 0;
     json_object_foreach(h, k, v) {
+        total += strlen(k) + (json_is_string(v) ? json_string_length(v) : 0) + 4;
         snprintf(path, sizeof path, "%s.%.128s", f, k);
         if (!header_name_ok(k)) {
             api_fail(e, API_INVALID, path, "header name \"%.128s\" must be 1-128 printable characters without ':'",
@@ -283,6 +285,10 @@ int api_headers(const json_t *req, const char *f, json_t **out, api_err *e)
                 api_fail(e, API_INVALID, path, "header %.128s must stay on one line (no CR or LF)", k);
                 return -1;
             }
+    }
+    if (total > API_HEADER_ROOM / 2) {
+        api_fail(e, API_INVALID, f, "headers take %zu bytes; at most %d are accepted", total, API_HEADER_ROOM / 2);
+        return -1;
     }
     *out = json_incref(h);
     return 1;

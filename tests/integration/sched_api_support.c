@@ -31,7 +31,7 @@ json_t *sa_req(const char *verb, const char *body)
 
 json_t *sa_reqf(const char *verb, const char *fmt, ...)
 {
-    char body[8192];
+    static char body[1 << 16];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(body, sizeof body, fmt, ap);

@@ -36,6 +36,11 @@ static void bad_input(void)
                     "invalid_argument", "headers.Nats-Msg-Id", "reserved header");
     sa_expect_error(sa_req("task.submit", "{\"handler\":\"echo\",\"headers\":{\"X-A\":1}}"), "invalid_argument",
                     "headers.X-A", "header of the wrong type");
+    char hbig[6000];
+    memset(hbig, 'h', 5000);
+    hbig[5000] = '\0';
+    sa_expect_error(sa_reqf("task.submit", "{\"handler\":\"echo\",\"headers\":{\"X-1\":\"%s\",\"X-2\":\"%s\"}}", hbig, hbig),
+                    "invalid_argument", "headers", "headers too large");
     sa_expect_error(sa_req("task.submit", "{\"handler\":\"echo\",\"payload\":\"a\",\"payload_base64\":\"YQ==\"}"),
                     "invalid_argument", "payload_base64", "both payloads");
     sa_expect_error(sa_req("task.submit", "{\"handler\":\"echo\",\"payload_base64\":\"!!!\"}"), "invalid_argument",
