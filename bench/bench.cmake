@@ -3,5 +3,6 @@
 add_executable(jetbench
   ${CMAKE_CURRENT_SOURCE_DIR}/jetbench.c
   ${CMAKE_CURRENT_SOURCE_DIR}/jetbench_js.c
-  ${CMAKE_CURRENT_SOURCE_DIR}/jetbench_agent.c)
+  ${CMAKE_CURRENT_SOURCE_DIR}/jetbench_agent.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/jetbench_cron.c)
 target_link_libraries(jetbench PRIVATE PkgConfig::NATS PkgConfig::PQ PkgConfig::JANSSON Threads::Threads m)

@@ -8,7 +8,7 @@
  *       once (the ceiling), and batch-1 pulls (agentd's pattern) for context
  *   (b) jetsched end to end: publish -> agentd -> noop -> history -> ack
  *   (c) submit-to-start latency at 10% and 50% of the ceiling rate
- *   (d) cron fire lag (schedulerd: not available yet)
+ *   (d) cron fire lag: 1,000 schedules every second, steady state and a leader kill (jetbench_cron.c)
  *   (e) RSS of agentd (idle, under load), nats-server and this client */
 #include "jetbench.h"
 
@@ -866,6 +866,61 @@ static void e2e_row(const char *id, const char *label, const e2e *r, bool is_bes
              r->cpu_client_ms * us, r->agent_cs_per_task);
 }
 
+/* (d): one row for steady state, one for the fires due during a leader kill. */
+static void cron_lat_row(const char *id, const char *label, const jb_lat *l, const char *target, bool met)
+{
+    row *r = add_row("d", id, label);
+    snprintf(r->value, sizeof r->value, "p50 %.1f / p99 %.1f ms", l->p50, l->p99);
+    snprintf(r->vs, sizeof r->vs, "-");
+    json_object_set_new(r->j, "unit", json_string("ms"));
+    json_object_set_new(r->j, "value", json_real(round(l->p99 * 100) / 100));
+    json_object_set_new(r->j, "p50_ms", json_real(round(l->p50 * 100) / 100));
+    json_object_set_new(r->j, "p99_ms", json_real(round(l->p99 * 100) / 100));
+    json_object_set_new(r->j, "max_ms", json_real(round(l->max * 100) / 100));
+    json_object_set_new(r->j, "fires", json_integer(l->n));
+    json_object_set_new(r->j, "missing", json_integer(l->missing));
+    row_target(r, target, met);
+}
+
+static void cron_rows(const jb_cron_result *c)
+{
+    if (!c->ran) {
+        row_na(add_row("d", "cron_fire_lag", "cron fire lag"), "not available: schedulerd is not built");
+        return;
+    }
+    if (!c->ok) {
+        row *r = add_row("d", "cron_fire_lag", "cron fire lag");
+        row_na(r, "");
+        row_note(r, "FAILED: %s", c->why);
+        return;
+    }
+    char label[96], target[40];
+    snprintf(label, sizeof label, "cron fire lag, %d schedules every second, steady state", c->schedules);
+    cron_lat_row("cron_fire_lag", label, &c->steady, "p99 <= 20 ms", c->steady.p99 <= 20);
+    row *r = &rows[nrows - 1];
+    json_object_set_new(r->j, "burst_first_ms", json_real(round(c->burst_first_ms * 10) / 10));
+    json_object_set_new(r->j, "burst_last_ms", json_real(round(c->burst_last_ms * 10) / 10));
+    json_object_set_new(r->j, "commit_p99_ms", json_real(c->steady_commit_p99_ms));
+    row_note(r, "max %.0f ms, %ld fires, %ld missing; per second the first task is out at %.0f ms, the last at "
+             "%.0f ms; fire tx p99 %.0f ms",
+             c->steady.max, c->steady.n, c->steady.missing, c->burst_first_ms, c->burst_last_ms,
+             c->steady_commit_p99_ms);
+    snprintf(target, sizeof target, "max <= TTL + 1 s = %d ms", c->ttl_ms + 1000);
+    cron_lat_row("cron_fire_lag_leader_kill", "cron fire lag, fires due during a leader kill -9", &c->kill, target,
+                 c->kill.n > 0 && c->kill.max <= c->ttl_ms + 1000);
+    r = &rows[nrows - 1];
+    json_object_set_new(r->j, "takeover_ms", json_real(round(c->takeover_ms)));
+    json_object_set_new(r->j, "leader_ttl_ms", json_integer(c->ttl_ms));
+    json_object_set_new(r->j, "fires_expected", json_integer(c->fires_expected));
+    json_object_set_new(r->j, "fires_missed", json_integer(c->fires_missed));
+    json_object_set_new(r->j, "catchup_ms", json_real(round(c->catchup_ms)));
+    json_object_set_new(r->j, "tick", c->tick ? json_string(c->tick) : json_null());
+    row_note(r, "max %.0f ms over %ld fires; TTL %d ms, new leader after %.0f ms; whole run: %ld of %ld fires "
+             "missing after %.0f ms of catch-up, %ld published twice",
+             c->kill.max, c->kill.n, c->ttl_ms, c->takeover_ms, c->fires_missed, c->fires_expected, c->catchup_ms,
+             c->republished);
+}
+
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
@@ -947,6 +1002,16 @@ int main(int argc, char **argv)
     }
     natsSubscription_Unsubscribe(evsub);
     natsSubscription_Destroy(evsub);
+
+    /* (d) */
+    jb_cron_result cron = {0};
+    char sched_bin[700];
+    snprintf(sched_bin, sizeof sched_bin, "%s/scheduler/schedulerd", opt.build);
+    if (access(sched_bin, X_OK) == 0) {
+        jb_cron_spec cs = {.build = opt.build, .workdir = workdir, .schedules = 1000,
+                           .steady_s = opt.quick ? 5 : 20, .after_kill_s = opt.quick ? 5 : 8};
+        cron = jb_cron_run(&cs, pg, cons_nc, js);
+    }
 
     /* (e) */
     jb_mem nats_end = jb_proc_mem(nats_pid), self = jb_proc_mem(getpid());
@@ -1055,7 +1120,7 @@ int main(int argc, char **argv)
     lat_rows("latency_raw_50", "start latency, raw JetStream", &raw50, NULL, false);
     lat_rows("latency_jetsched_50", "start latency, jetsched", &js50, &raw50, false);
 
-    row_na(add_row("d", "cron_fire_lag", "cron fire lag"), "not available yet: schedulerd is not built (TODO)");
+    cron_rows(&cron);
 
     const e2e *nb = &native[best];
     snprintf(label, sizeof label, "RSS agentd idle (ready + 1 s), concurrency %d", bc);
@@ -1081,7 +1146,16 @@ int main(int argc, char **argv)
     row_mem(r, nats_end.hwm_kb);
     r = add_row("e", "rss_client_peak", "RSS this benchmark client peak (VmHWM)");
     row_mem(r, self.hwm_kb);
-    row_na(add_row("e", "rss_schedulerd", "RSS schedulerd"), "not available yet: schedulerd is not built");
+    r = add_row("e", "rss_schedulerd_idle", "RSS schedulerd leader idle (ready + 1 s, no schedules)");
+    if (cron.ran)
+        row_mem(r, cron.rss_idle_kb);
+    else
+        row_na(r, "schedulerd not built");
+    r = add_row("e", "rss_schedulerd_load_peak", "RSS schedulerd leader peak, 1,000 schedules every second");
+    if (cron.ran)
+        row_mem(r, cron.rss_peak_kb);
+    else
+        row_na(r, "schedulerd not built");
 
     /* ---- output ---- */
     printf("\njetsched benchmark: N = %ld messages per throughput figure, payload %d B, ceiling %.0f msg/s, "
@@ -1131,6 +1205,11 @@ int main(int argc, char **argv)
             jb_log("a jetsched run failed: %s", all[i]->why);
             rc = 3;
         }
+
+    if (cron.ran && !cron.ok) {
+        jb_log("the cron fire lag run failed: %s", cron.why);
+        rc = 3;
+    }
 
     jb_js_context_destroy(js);
     natsConnection_Destroy(pub_nc);

@@ -94,8 +94,13 @@ typedef struct jb_agent_spec {
 
 /* Writes the config and starts agentd; waits for /readyz 200 (dies on failure). */
 void jb_agent_start(jb_agent *ag, const jb_agent_spec *s);
+/* Forks `bin -c d->conf` with output to d->log and waits for /readyz 200 on
+ * d->http_port (dies with the log's tail on failure); sets d->pid. */
+void jb_daemon_spawn(jb_agent *d, const char *bin, const char *name);
 /* SIGTERM (drain), SIGKILL after timeout_ms; returns the exit code. */
 int jb_agent_stop(jb_agent *ag, int timeout_ms);
+/* A free TCP port on 127.0.0.1 (for a daemon's HTTP listener). */
+int jb_free_port(void);
 /* GET path on the agent's HTTP port into buf; returns the status or -1. */
 int jb_http_get(int port, const char *path, char *buf, size_t len);
 bool jb_agent_alive(jb_agent *ag);
@@ -132,5 +137,35 @@ typedef struct jb_lat {
 } jb_lat;
 /* Latencies recv - sent over indexes with both set; missing = sent without recv. */
 jb_lat jb_latency(const int64_t *sent_ns, const int64_t *recv_ns, long n);
+
+/* ---- (d) cron fire lag (jetbench_cron.c) ---- */
+typedef struct jb_cron_spec {
+    const char *build, *workdir;
+    int schedules;            /* schedules firing every second (1000) */
+    int steady_s;             /* seconds of steady state measured, after a 3 s warm-up */
+    int after_kill_s;         /* seconds measured after the new leader took over */
+    const char *tick;         /* scheduler.tick; NULL: schedulerd's default */
+} jb_cron_spec;
+
+typedef struct jb_cron_result {
+    bool ran, ok;
+    char why[200];
+    int schedules, ttl_ms;
+    jb_lat steady;            /* fire time -> task message on its subject, steady state */
+    jb_lat kill;              /* the same for fires due from the leader kill to takeover + 1 s */
+    double burst_first_ms, burst_last_ms; /* median per second: first / last of the N messages */
+    double steady_commit_p99_ms;          /* PostgreSQL: created_at (fire transaction) - fire time */
+    double takeover_ms;       /* kill -9 of the leader -> the follower holds the epoch */
+    long fires_expected, fires_missed, republished; /* missed: no row even after the catch-up wait */
+    double catchup_ms;        /* wait at the end until every fire due so far had a row (at most 20 s) */
+    const char *tick;         /* scheduler.tick used (NULL: default) */
+    long rss_idle_kb, rss_peak_kb;        /* the leader schedulerd */
+} jb_cron_result;
+
+/* Runs inside the benchmark (uses the sampler's slot 1); the environment
+ * variables JETBENCH_CRON_SCHEDULES and JETBENCH_CRON_TICK override the
+ * number of schedules and scheduler.tick. nc: a connection
+ * for the subscription; js: for purging the fired tasks afterwards. */
+jb_cron_result jb_cron_run(const jb_cron_spec *spec, PGconn *pg, natsConnection *nc, jsCtx *js);
 
 #endif

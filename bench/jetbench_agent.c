@@ -56,7 +56,7 @@ void jb_log(const char *fmt, ...)
 
 /* ---- agentd ---- */
 
-static int free_port(void)
+int jb_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET};
@@ -106,7 +106,7 @@ static void show_log(const jb_agent *ag, int lines)
 void jb_agent_start(jb_agent *ag, const jb_agent_spec *s)
 {
     memset(ag, 0, sizeof *ag);
-    ag->http_port = free_port();
+    ag->http_port = jb_free_port();
     snprintf(ag->conf, sizeof ag->conf, "%s/%s.conf", s->workdir, s->name);
     snprintf(ag->log, sizeof ag->log, "%s/%s.log", s->workdir, s->name);
     FILE *f = fopen(ag->conf, "w");
@@ -131,35 +131,41 @@ void jb_agent_start(jb_agent *ag, const jb_agent_spec *s)
         fprintf(f, " };\n");
     }
     fclose(f);
+    char bin[700];
+    snprintf(bin, sizeof bin, "%s/agentd/agentd", s->build);
+    jb_daemon_spawn(ag, bin, s->name);
+}
+
+void jb_daemon_spawn(jb_agent *d, const char *bin, const char *name)
+{
+    const char *prog = strrchr(bin, '/') ? strrchr(bin, '/') + 1 : bin;
     pid_t pid = fork();
     if (pid < 0)
         jb_die("fork failed");
     if (pid == 0) {
-        int fd = open(ag->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        char bin[700];
-        snprintf(bin, sizeof bin, "%s/agentd/agentd", s->build);
-        execl(bin, "agentd", "-c", ag->conf, (char *)NULL);
+        execl(bin, prog, "-c", d->conf, (char *)NULL);
         _exit(127);
     }
-    ag->pid = pid;
+    d->pid = pid;
     char body[1024];
     for (int64_t until = jb_now_ns() + 30000000000LL; jb_now_ns() < until; jb_sleep_ms(50)) {
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
-            show_log(ag, 30);
-            jb_die("agentd (%s) exited during start-up (status %d); config %s", s->name, st, ag->conf);
+            show_log(d, 30);
+            jb_die("%s (%s) exited during start-up (status %d); config %s", prog, name, st, d->conf);
         }
-        if (jb_http_get(ag->http_port, "/readyz", body, sizeof body) == 200)
+        if (jb_http_get(d->http_port, "/readyz", body, sizeof body) == 200)
             return;
     }
-    show_log(ag, 30);
+    show_log(d, 30);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
-    jb_die("agentd (%s) not ready after 30 s (log %s)", s->name, ag->log);
+    jb_die("%s (%s) not ready after 30 s (log %s)", prog, name, d->log);
 }
 
 bool jb_agent_alive(jb_agent *ag)
