@@ -21,6 +21,7 @@ static const char usage[] =
     "  -n, --count N     exit after N events\n"
     "      --for DUR     exit after DUR (e.g. 30s)\n"
     "      --json        one JSON object per line: {id,queue,status,attempt,agent,at,error?,progress?}\n"
+    "                    (with TASK_ID the first line is the task as jetsched get shows it)\n"
     "  -h, --help        this help\n\n"
     "Examples:\n"
     "  jetsched watch                      # everything, until Ctrl-C\n"
@@ -137,8 +138,12 @@ int cmd_watch(cli_ctx *ctx, int argc, char **argv)
             if (!ctx->json)
                 printf("%s is %s (queue %s, %s attempt(s) so far)\n", id, st ? st : "?",
                        cli_str(t, "queue") ? cli_str(t, "queue") : "?", cli_intstr(t, "attempts", a));
-            else
-                cli_print_json(reply);
+            else { /* JSON lines: the current state is the first line */
+                char *line = json_dumps(t, JSON_COMPACT);
+                if (line)
+                    puts(line);
+                free(line);
+            }
             if (terminal(st)) {
                 rc = !strcmp(st, "succeeded") || !strcmp(st, "duplicate") ? CLI_OK : CLI_FAILED;
                 json_decref(reply);

@@ -77,8 +77,13 @@ run 0 "$JS" submit --id cli-slow slow
 wait_for 30 bash -c "'$JS' --json get cli-slow | grep -q '\"status\": \"running\"'" || fail "cli-slow did not start"
 run 0 "$JS" cancel cli-slow
 has out "cli-slow cancelling"
-run 1 "$JS" watch cli-slow
-has out "cancelled"
+run 1 "$JS" --json watch cli-slow
+python3 - "$TMP/out" <<'EOF' || fail "watch --json of a task: $(cat "$TMP/out")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert lines[0]["id"] == "cli-slow" and lines[0]["handler"] == "slow", lines
+assert lines[-1]["status"] == "cancelled", lines
+EOF
 
 echo "== list: filters, paging, --all, --json"
 run 0 "$JS" list
