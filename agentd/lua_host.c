@@ -41,7 +41,9 @@
  * allocator refuses growth beyond the cap and trips the worker: the task fails
  * with "memory limit exceeded" (even if the script caught the memory error)
  * and the state is recycled. After a trip a small reserve is granted so that
- * raising and unwinding still work.
+ * raising and unwinding still work. Freed blocks of up to 256 bytes (up to
+ * 32 KiB of them) stay on per-state free lists for reuse, so that a task's
+ * garbage does not go through malloc's locks, which the worker threads share.
  *
  * Sandbox (decided at state creation): base functions by allow-list, with
  * load (text only, task env by default), setmetatable (no __gc), rawset (not
@@ -91,6 +93,9 @@
 #define MSG_MAX 4096
 #define JSON_MAX_DEPTH 128
 #define HOLDER_MT "jetsched.holder"
+#define SMALL_MAX 256                /* blocks up to this size are recycled per state (see lalloc) */
+#define SMALL_CLASSES (SMALL_MAX / 16)
+#define SMALL_KEEP_BYTES (32u << 10) /* free small blocks a state keeps for reuse */
 
 /* Registry keys (their addresses). */
 static const char K_CACHE, K_ENVMT, K_CTX, K_CURENV, K_CURFN, K_PROTECTED, K_NULL, K_ARRAYMT;
@@ -184,6 +189,8 @@ struct lua_worker {
     int tasks;                       /* tasks run on this state */
     /* allocator budget (owner thread only) */
     size_t used, limit, reported;
+    void *small[SMALL_CLASSES];      /* free blocks by size class (16-byte steps), linked through their first word */
+    size_t small_bytes;              /* bytes held in small[] */
     bool tripped;                    /* the cap was hit during this task */
     /* the task running */
     const jet_host_api *api;
@@ -218,13 +225,65 @@ static void copy_msg(char *dst, size_t len, const char *src)
 
 /* ---- the allocator: a hard per-state cap ---- */
 
+/* Small blocks (most of a task's garbage: tables, closures, short strings)
+ * are recycled through per-state free lists instead of going back to malloc:
+ * a state belongs to one thread, so this needs no lock, while malloc's arenas
+ * are shared by agentd's worker threads. Invariant: a block whose size as
+ * Lua knows it is <= SMALL_MAX has the capacity of its size class. */
+static size_t small_class(size_t n) { return (n + 15) / 16 - 1; }
+
+static void *small_get(lua_worker *w, size_t n)
+{
+    size_t c = small_class(n);
+    void *p = w->small[c];
+    if (p) {
+        w->small[c] = *(void **)p;
+        w->small_bytes -= (c + 1) * 16;
+        return p;
+    }
+    return malloc((c + 1) * 16);
+}
+
+static void small_put(lua_worker *w, void *p, size_t n)
+{
+    size_t c = small_class(n);
+    if (w->small_bytes + (c + 1) * 16 > SMALL_KEEP_BYTES) {
+        free(p);
+        return;
+    }
+    *(void **)p = w->small[c];
+    w->small[c] = p;
+    w->small_bytes += (c + 1) * 16;
+}
+
+static void small_drain(lua_worker *w)
+{
+    for (size_t c = 0; c < SMALL_CLASSES; c++)
+        while (w->small[c]) {
+            void *p = w->small[c];
+            w->small[c] = *(void **)p;
+            free(p);
+        }
+    w->small_bytes = 0;
+}
+
+/* lua_close, then the state's free small blocks go back to malloc. */
+static void state_close(lua_worker *w, lua_State *L)
+{
+    lua_close(L);
+    small_drain(w);
+}
+
 static void *lalloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     lua_worker *w = ud;
     if (!ptr)
         osize = 0; /* then osize is a type tag */
     if (nsize == 0) {
-        free(ptr);
+        if (ptr && osize <= SMALL_MAX)
+            small_put(w, ptr, osize);
+        else
+            free(ptr);
         w->used -= osize;
         return NULL;
     }
@@ -239,7 +298,23 @@ static void *lalloc(void *ud, void *ptr, size_t osize, size_t nsize)
             return NULL;
         }
     }
-    void *p = realloc(ptr, nsize);
+    void *p;
+    if (ptr && osize > SMALL_MAX && nsize > SMALL_MAX) {
+        p = realloc(ptr, nsize);
+    } else if (ptr && osize <= SMALL_MAX && nsize <= SMALL_MAX && small_class(osize) == small_class(nsize)) {
+        p = ptr; /* same size class: the block already fits */
+    } else {
+        p = nsize <= SMALL_MAX ? small_get(w, nsize) : malloc(nsize);
+        if (!p && nsize < osize) {
+            p = ptr; /* a shrink must not fail: the old block is big enough */
+        } else if (p && ptr) {
+            memcpy(p, ptr, osize < nsize ? osize : nsize);
+            if (osize <= SMALL_MAX)
+                small_put(w, ptr, osize);
+            else
+                free(ptr);
+        }
+    }
     if (!p)
         return NULL;
     w->used = w->used - osize + nsize;
@@ -1578,7 +1653,7 @@ static lua_State *state_new(lua_worker *w, size_t limit, char *err, size_t errle
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
         snprintf(err, errlen, "cannot set up a Lua state: %s (memory limit %zu bytes)",
                  lua_tostring(L, -1) ? lua_tostring(L, -1) : "?", limit);
-        lua_close(L);
+        state_close(w, L);
         return NULL;
     }
     return L;
@@ -1844,7 +1919,7 @@ static void worker_close_state(lua_host *h, lua_worker *w, bool recycled)
 { /* g_mu held */
     if (!w->L)
         return;
-    lua_close(w->L);
+    state_close(w, w->L);
     w->L = NULL;
     if (h) {
         atomic_fetch_sub(&h->st.states_live, 1);
@@ -2081,7 +2156,7 @@ static char *check_script(const lua_host_options *opt, const script *s)
             res = strdup(msg);
     else if (w->errored)
         res = strdup(w->err);
-    lua_close(w->L);
+    state_close(w, w->L);
     free(w);
     return res;
 }
@@ -2301,7 +2376,7 @@ jet_status lua_host_open(const lua_host_options *opt, const jet_host_api *api, l
         lua_host_close(h);
         return JET_ERR_INVALID;
     }
-    lua_close(L);
+    state_close(&probe, L);
 
     scan_counts cnt;
     jet_status st = scan_dir(&h->opt, NULL, &h->cat, &cnt, err);
