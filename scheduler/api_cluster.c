@@ -139,6 +139,11 @@ json_t *api_cluster_queues(api_ctx *c, json_t *req, api_err *e)
                             "redelivered", (json_int_t)ci->NumRedelivered, "waiting", (json_int_t)ci->NumWaiting,
                             "delivered", (json_int_t)ci->Delivered.Stream, "ack_floor",
                             (json_int_t)ci->AckFloor.Stream));
+        /* Consumer sequences count this lane's deliveries only (the stream
+         * sequences above also move with other lanes' messages). */
+        json_t *q = json_array_get(list, json_array_size(list) - 1);
+        json_object_set_new(q, "delivered_consumer", json_integer((json_int_t)ci->Delivered.Consumer));
+        json_object_set_new(q, "ack_floor_consumer", json_integer((json_int_t)ci->AckFloor.Consumer));
     }
     jsConsumerInfoList_Destroy(cl);
     return json_pack("{s:o}", "queues", list);

@@ -65,6 +65,7 @@ int main(void)
             char want[64];
             snprintf(want, sizeof want, "q_default_%s", sa_str(q, "priority"));
             CHECK(!strcmp(sa_str(q, "consumer"), want) && sa_int(q, "pending") >= 0 && sa_int(q, "ack_floor") >= 0 &&
+                      sa_int(q, "delivered_consumer") >= 0 && sa_int(q, "ack_floor_consumer") >= 0 &&
                       sa_int(q, "waiting") >= 0,
                   "consumer %s", sa_str(q, "consumer"));
         }
