@@ -144,38 +144,6 @@ static const json_t *find_consumer(const json_t *reply, const char *consumer)
 
 static json_int_t num(const json_t *o, const char *f) { return json_integer_value(json_object_get(o, f)); }
 
-/* cluster.queues gives delivered/ack_floor as stream sequences, which for a
- * consumer filtered on one subject of the shared task stream also move past
- * the other subjects' messages; rates need the consumer sequences (this
- * consumer's deliveries and acks). When the reply lacks them, they are read
- * from JetStream's consumer info directly. */
-static void add_consumer_seqs(cli_ctx *ctx, json_t *reply)
-{
-    int rc;
-    natsConnection *nc = cli_nats(ctx, &rc);
-    jsCtx *js = NULL;
-    if (!nc || natsConnection_JetStream(&js, nc, NULL) != NATS_OK)
-        return;
-    jet_js_names names;
-    jet_js_names_init(&names, cli_prefix(ctx));
-    size_t i;
-    json_t *q;
-    json_array_foreach(json_object_get(reply, "queues"), i, q)
-    {
-        const char *consumer = cli_str(q, "consumer");
-        if (!consumer || json_object_get(q, "delivered_consumer_seq"))
-            continue;
-        jsConsumerInfo *ci = NULL;
-        jsErrCode jerr = 0;
-        if (js_GetConsumerInfo(&ci, js, names.task_stream, consumer, NULL, &jerr) != NATS_OK)
-            continue;
-        json_object_set_new(q, "delivered_consumer_seq", json_integer((json_int_t)ci->Delivered.Consumer));
-        json_object_set_new(q, "ack_floor_consumer_seq", json_integer((json_int_t)ci->AckFloor.Consumer));
-        jsConsumerInfo_Destroy(ci);
-    }
-    jsCtx_Destroy(js);
-}
-
 int cmd_queues(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {{"interval", required_argument, NULL, 'i'}, CLI_COMMON_OPTS};
@@ -201,11 +169,8 @@ int cmd_queues(cli_ctx *ctx, int argc, char **argv)
     int64_t t0 = jet_mono_ms();
     rc = cli_request(ctx, "cluster.queues", NULL, &first);
     if (rc == CLI_OK && interval > 0) {
-        add_consumer_seqs(ctx, first);
         jet_sleep_ms(interval);
         rc = cli_request(ctx, "cluster.queues", NULL, &second);
-        if (rc == CLI_OK)
-            add_consumer_seqs(ctx, second);
     }
     if (rc != CLI_OK) {
         json_decref(first);
@@ -221,13 +186,10 @@ int cmd_queues(cli_ctx *ctx, int argc, char **argv)
         json_object_set_new(q, "depth", json_integer(num(q, "pending") + num(q, "ack_pending")));
         const json_t *before = second ? find_consumer(first, cli_str(q, "consumer")) : NULL;
         if (before && secs > 0) {
-            /* Consumer sequences count this consumer's deliveries and acks;
-             * the stream sequences of delivered/ack_floor also move past
-             * other subjects' messages in the shared stream, so they are only
-             * the fallback when the reply has no consumer sequences. */
-            bool cseq = json_object_get(q, "delivered_consumer_seq") && json_object_get(before, "delivered_consumer_seq");
-            const char *df = cseq ? "delivered_consumer_seq" : "delivered";
-            const char *af = cseq ? "ack_floor_consumer_seq" : "ack_floor";
+            /* Rates from the consumer sequences (this lane's deliveries
+             * and acks); the stream sequences of delivered/ack_floor also
+             * move past other lanes' messages in the shared stream. */
+            const char *df = "delivered_consumer", *af = "ack_floor_consumer";
             json_int_t d = num(q, df) - num(before, df);
             json_int_t a = num(q, af) - num(before, af);
             json_object_set_new(q, "delivered_per_s", json_real((double)(d < 0 ? 0 : d) / secs));
