@@ -3,6 +3,7 @@
 
 #include <jetsched/history.h>
 #include <jetsched/log.h>
+#include <jetsched/names.h>
 #include <jetsched/pgconn.h>
 #include <jetsched/timeutil.h>
 
@@ -59,6 +60,8 @@ void recorder_submit(agent *a, inflight *f, const outcome *o, int64_t started_ms
         return;
     }
     agent_task *t = f->task;
+    char trace[33];
+    jet_trace_id(t->traceparent, trace);
     jet_history_record r = {
         .task_id = t->id,
         .queue = t->queue,
@@ -73,7 +76,7 @@ void recorder_submit(agent *a, inflight *f, const outcome *o, int64_t started_ms
         .created_ms = t->published_ms,
         .started_ms = started_ms,
         .schedule_id = t->schedule_id[0] ? t->schedule_id : NULL,
-        .trace_id = t->traceparent,
+        .trace_id = trace[0] ? trace : NULL,
     };
     char with_reason[1200];
     if (o->reason && o->reason[0]) {
@@ -105,6 +108,8 @@ void recorder_running(agent *a, inflight *f, int64_t started_ms)
     if (!history_enabled)
         return;
     agent_task *t = f->task;
+    char trace[33];
+    jet_trace_id(t->traceparent, trace);
     jet_history_record r = {
         .task_id = t->id,
         .queue = t->queue,
@@ -117,7 +122,7 @@ void recorder_running(agent *a, inflight *f, int64_t started_ms)
         .created_ms = t->published_ms,
         .started_ms = started_ms,
         .schedule_id = t->schedule_id[0] ? t->schedule_id : NULL,
-        .trace_id = t->traceparent,
+        .trace_id = trace[0] ? trace : NULL,
     };
     /* Best effort and never waits: the final record is what acks depend on. */
     jet_history_submit(a->history, &r, on_running_done, NULL, 0, NULL);

@@ -37,3 +37,17 @@ bool jet_priority_parse(const char *s, jet_priority *out)
         }
     return false;
 }
+
+void jet_trace_id(const char *tp, char out[33])
+{
+    out[0] = '\0';
+    if (!tp || strlen(tp) < 55 || tp[2] != '-' || tp[35] != '-')
+        return;
+    for (int i = 0; i < 32; i++) {
+        char ch = tp[3 + i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+            return;
+    }
+    memcpy(out, tp + 3, 32);
+    out[32] = '\0';
+}

@@ -38,21 +38,6 @@ static int task_id_field(const json_t *req, bool required, const char **id, api_
 
 /* ---------------- task.submit ---------------- */
 
-/* The 32-hex trace id of a W3C traceparent ("00-<trace>-<span>-<flags>"), or "". */
-static void trace_id_of(const char *tp, char out[33])
-{
-    out[0] = '\0';
-    if (!tp || strlen(tp) < 55 || tp[2] != '-' || tp[35] != '-')
-        return;
-    for (int i = 0; i < 32; i++) {
-        char ch = tp[3 + i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
-            return;
-    }
-    memcpy(out, tp + 3, 32);
-    out[32] = '\0';
-}
-
 json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
 {
     static const char *const fields[] = {"queue", "priority", "handler", "payload", "payload_base64", "id",
@@ -107,7 +92,7 @@ json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
         json_object_set_new(headers, "Jetsched-Backoff", json_string(backoff_s));
     char trace[33];
     json_t *tp = json_object_get(headers, "traceparent");
-    trace_id_of(json_is_string(tp) ? json_string_value(tp) : NULL, trace);
+    jet_trace_id(json_is_string(tp) ? json_string_value(tp) : NULL, trace);
     char *hjson = json_dumps(headers, JSON_COMPACT);
     json_decref(headers);
 

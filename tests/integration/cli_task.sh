@@ -35,6 +35,8 @@ run 0 "$JS" get "$id" --json
 [[ $(json 'd["task"]["payload"]') == "from a file" ]] || fail "payload from @file: $(cat "$TMP/out")"
 [[ $(json 'd["task"]["result"]') == "from a file" ]] || fail "echo result: $(cat "$TMP/out")"
 [[ $(json 'len(d["attempts"])') == 1 ]] || fail "attempts"
+# The trace id (not the whole traceparent) survives agentd's records.
+[[ $(json 'd["task"]["trace_id"]') == 0af7651916cd43dd8448eb211c80319c ]] || fail "trace_id: $(cat "$TMP/out")"
 
 echo "== payload from stdin, priority, queue"
 run 0 "$JS" --json submit -q q2 -p high --wait --wait-timeout 30s echo - < <(printf 'on stdin')

@@ -17,4 +17,9 @@ typedef enum jet_priority { JET_PRIO_HIGH = 0, JET_PRIO_NORMAL = 1, JET_PRIO_LOW
 const char *jet_priority_name(jet_priority p);
 bool jet_priority_parse(const char *s, jet_priority *out);
 
+/* The 32-hex trace id of a W3C traceparent ("00-<trace id>-<span id>-<flags>")
+ * into out (33 bytes); "" when tp is NULL or not a traceparent. This is what
+ * tasks.trace_id holds. */
+void jet_trace_id(const char *tp, char out[33]);
+
 #endif
