@@ -1,4 +1,4 @@
-/* jetsched schedule add|list|get|preview|pause|resume|trigger|rm: schedules
+/* jetsched schedule add|update|list|get|preview|pause|resume|trigger|rm: schedules
  * (cron, every, at) through the schedule.* API verbs. */
 #include "cli.h"
 
@@ -9,8 +9,10 @@
 #include <string.h>
 
 static const char usage[] =
-    "Usage: jetsched schedule <add|list|get|preview|pause|resume|trigger|rm> [options] ...\n\n"
+    "Usage: jetsched schedule <add|update|list|get|preview|pause|resume|trigger|rm> [options] ...\n\n"
     "  add ID SPEC HANDLER [PAYLOAD|@FILE|-]   create a schedule\n"
+    "  update ID [--spec SPEC] [--handler H] [--payload PAYLOAD|@FILE|-] [options of add]\n"
+    "                                         change some fields (a new spec or tz moves the next fire)\n"
     "  list [-q QUEUE] [-n N] [--cursor C] [--all]\n"
     "  get ID                                 one schedule, with its next fire time\n"
     "  preview SPEC [--tz TZ] [--count N] [--from TIME] | preview --id ID\n"
@@ -20,7 +22,7 @@ static const char usage[] =
     "  rm ID...                               delete (the history of its fires stays)\n\n"
     "SPEC: a cron expression (5 fields, or 6 with seconds first; @daily, H for a hashed\n"
     "value), \"@every 90s\", or an RFC 3339 time for a one-off (docs/CRON.md).\n\n"
-    "Options of add:\n"
+    "Options of add and update:\n"
     "  -q, --queue NAME          queue of the fired tasks (default \"default\")\n"
     "  -p, --priority P          high, normal (default) or low\n"
     "      --tz ZONE             IANA time zone of the spec (default UTC)\n"
@@ -36,6 +38,7 @@ static const char usage[] =
     "  jetsched schedule add heartbeat '@every 10s' hello '{\"name\":\"cron\"}'\n"
     "  jetsched schedule add nightly-report '0 3 * * *' batch_report --tz Europe/Paris\n"
     "  jetsched schedule preview '*/15 9-17 * * mon-fri' --tz Europe/Paris --count 3\n"
+    "  jetsched schedule update nightly-report --spec '30 3 * * *' --overlap forbid\n"
     "  jetsched schedule pause nightly-report\n"
     "  jetsched schedule trigger nightly-report && jetsched list --schedule nightly-report -n 1\n\n"
     "Exit codes: 0 ok, 1 failed (not_found, already_exists, invalid_argument: a bad spec names\n"
@@ -69,10 +72,15 @@ static void print_schedule(const json_t *s)
     }
 }
 
+/* add (schedule.create) and update (schedule.update: ID, then only the
+ * fields given as options). */
 static int sched_add(cli_ctx *ctx, const char *sub, int argc, char **argv)
 {
-    (void)sub;
+    const bool update = !strcmp(sub, "update");
+    const char *payload_arg = NULL;
     static const struct option opts[] = {
+        {"spec", required_argument, NULL, 'S'},     {"handler", required_argument, NULL, 'D'},
+        {"payload", required_argument, NULL, 'Y'},
         {"queue", required_argument, NULL, 'q'},    {"priority", required_argument, NULL, 'p'},
         {"tz", required_argument, NULL, 'z'},       {"kind", required_argument, NULL, 'k'},
         {"header", required_argument, NULL, 'H'},   {"max-attempts", required_argument, NULL, 'm'},
@@ -103,6 +111,17 @@ static int sched_add(cli_ctx *ctx, const char *sub, int argc, char **argv)
             json_object_set_new(req, "catchup_window", json_string(optarg));
             break;
         case 'P': json_object_set_new(req, "paused", json_true()); break;
+        case 'S':
+        case 'D':
+        case 'Y':
+            if (!update)
+                rc = cli_usage_error(ctx, usage, "--spec, --handler and --payload are options of update; add takes "
+                                                 "ID SPEC HANDLER [PAYLOAD]");
+            else if (c == 'Y')
+                payload_arg = optarg;
+            else
+                json_object_set_new(req, c == 'S' ? "spec" : "handler", json_string(optarg));
+            break;
         case 'H':
             if (!cli_add_header(ctx, usage, &headers, optarg))
                 rc = CLI_USAGE;
@@ -117,19 +136,27 @@ static int sched_add(cli_ctx *ctx, const char *sub, int argc, char **argv)
         }
     }
     int npos = argc - optind;
-    if (rc == CLI_OK && npos < 3)
+    if (rc == CLI_OK && update && npos != 1)
+        rc = cli_usage_error(ctx, usage, npos ? "unexpected argument \"%s\" (update takes ID, then options)"
+                                              : "schedule update needs ID%s",
+                             npos ? argv[optind + 1] : "");
+    else if (rc == CLI_OK && !update && npos < 3)
         rc = cli_usage_error(ctx, usage, "schedule add needs ID SPEC HANDLER");
-    else if (rc == CLI_OK && npos > 4)
+    else if (rc == CLI_OK && !update && npos > 4)
         rc = cli_usage_error(ctx, usage, "unexpected argument \"%s\" (quote the spec)", argv[optind + 4]);
     if (rc != CLI_OK)
         goto out;
     json_object_set_new(req, "id", json_string(argv[optind]));
-    json_object_set_new(req, "spec", json_string(argv[optind + 1]));
-    json_object_set_new(req, "handler", json_string(argv[optind + 2]));
-    if (npos == 4) {
+    if (!update) {
+        json_object_set_new(req, "spec", json_string(argv[optind + 1]));
+        json_object_set_new(req, "handler", json_string(argv[optind + 2]));
+        if (npos == 4)
+            payload_arg = argv[optind + 3];
+    }
+    if (payload_arg) {
         char *buf;
         size_t len;
-        if (!cli_read_payload(ctx, argv[optind + 3], &buf, &len)) {
+        if (!cli_read_payload(ctx, payload_arg, &buf, &len)) {
             rc = CLI_FAILED;
             goto out;
         }
@@ -139,15 +166,15 @@ static int sched_add(cli_ctx *ctx, const char *sub, int argc, char **argv)
     if (headers)
         json_object_set(req, "headers", headers);
     json_t *reply = NULL;
-    rc = cli_request(ctx, "schedule.create", json_incref(req), &reply);
+    rc = cli_request(ctx, update ? "schedule.update" : "schedule.create", json_incref(req), &reply);
     if (rc == CLI_OK && ctx->json) {
         cli_print_json(reply);
     } else if (rc == CLI_OK) {
         const json_t *s = json_object_get(reply, "schedule");
         char rel[48];
         const char *next = cli_str(s, "next_fire_at");
-        printf("schedule %s created (%s %s, %s); next fire %s (%s)\n", argv[optind],
-               cli_str(s, "kind") ? cli_str(s, "kind") : "?", argv[optind + 1],
+        printf("schedule %s %s (%s %s, %s); next fire %s (%s)\n", argv[optind], update ? "updated" : "created",
+               cli_str(s, "kind") ? cli_str(s, "kind") : "?", cli_str(s, "spec") ? cli_str(s, "spec") : "?",
                cli_str(s, "tz") ? cli_str(s, "tz") : "UTC", next ? next : "-", cli_relative(next, rel));
     }
     json_decref(reply);
@@ -356,7 +383,7 @@ static int sched_by_id(cli_ctx *ctx, const char *sub, int argc, char **argv)
 int cmd_schedule(cli_ctx *ctx, int argc, char **argv)
 {
     static const cli_sub subs[] = {
-        {"add", NULL, sched_add},          {"list", "ls", sched_list},       {"preview", NULL, sched_preview},
+        {"add", NULL, sched_add},          {"update", NULL, sched_add},      {"list", "ls", sched_list},       {"preview", NULL, sched_preview},
         {"get", NULL, sched_by_id},        {"pause", NULL, sched_by_id},     {"resume", NULL, sched_by_id},
         {"trigger", NULL, sched_by_id},    {"rm", "delete", sched_by_id},
     };

@@ -7,7 +7,7 @@
 source "$(dirname "$0")/cli_lib.sh"
 
 verbs=(init migrate submit get list cancel watch agents leader queues
-  "schedule add" "schedule list" "schedule get" "schedule preview" "schedule pause" "schedule resume"
+  "schedule add" "schedule update" "schedule list" "schedule get" "schedule preview" "schedule pause" "schedule resume"
   "schedule trigger" "schedule rm" "dlq list" "dlq show" "dlq replay" "dlq purge")
 
 echo "== --help on every verb: exit 0, usage and examples on stdout"
@@ -84,6 +84,12 @@ run 2 "$JS" watch --count x
 run 2 "$JS" watch a b
 run 2 "$JS" schedule add only-id
 has err "needs ID SPEC HANDLER"
+run 2 "$JS" schedule update
+has err "schedule update needs ID"
+run 2 "$JS" schedule update x '* * * * *'
+has err "update takes ID, then options"
+run 2 "$JS" schedule add x '* * * * *' hello --spec '@daily'
+has err "options of update"
 run 2 "$JS" schedule preview
 run 2 "$JS" schedule preview --count 1000 '* * * * *'
 run 2 "$JS" dlq show notanumber

@@ -45,6 +45,19 @@ run 0 "$JS" schedule get nightly
 has out "tz: *Europe/Paris"
 has out "paused: *yes"
 
+echo "== update changes only the fields given; a new spec moves the next fire"
+run 0 "$JS" --json schedule update nightly --spec '30 4 * * *' --overlap forbid --payload '{"items":4,"step":2}'
+[[ $(json 'd["schedule"]["spec"]') == "30 4 * * *" && $(json 'd["schedule"]["overlap"]') == forbid &&
+  $(json 'd["schedule"]["tz"]') == Europe/Paris && $(json 'd["schedule"]["handler"]') == batch_report &&
+  $(json 'd["schedule"]["payload"]') == '{"items":4,"step":2}' ]] || fail "update: $(cat "$TMP/out")"
+[[ $(json 'd["schedule"]["next_fire_at"][11:16]') == 03:30 ]] || fail "update: next fire of 04:30 Paris: $(cat "$TMP/out")"
+run 0 "$JS" schedule update nightly --handler batch_report
+has out "schedule nightly updated (cron 30 4 \* \* \*, Europe/Paris)"
+run 1 "$JS" schedule update nightly --spec '30 25 * * *'
+has err "invalid_argument"
+run 1 "$JS" schedule update no-such-schedule --overlap allow
+has err "not_found"
+
 echo "== preview"
 run 0 "$JS" --json schedule preview '0 9 * * mon-fri' --tz Europe/Paris --count 3 --from 2026-12-04T12:00:00Z
 [[ $(json 'd["next"]') == "['2026-12-07T08:00:00.000Z', '2026-12-08T08:00:00.000Z', '2026-12-09T08:00:00.000Z']" ]] ||
