@@ -490,8 +490,10 @@ int fc_check(const char *dir, PGconn *pg, const fc_limits *lim, fc_report *r, FI
             r->fires_expected++;
             int64_t lag = e->created_ms - t;
             int64_t allowed = lim->late_ms;
-            if (lim->outage_end_ms > 0 && t >= lim->outage_start_ms - lim->late_ms && t <= lim->outage_end_ms)
-                allowed += lim->outage_end_ms - t;
+            for (int w = 0; w < lim->n_outages && w < 16; w++)
+                if (t >= lim->outages[w][0] - lim->late_ms && t <= lim->outages[w][1] &&
+                    lim->late_ms + lim->outages[w][1] - t > allowed)
+                    allowed = lim->late_ms + lim->outages[w][1] - t;
             if (lag > lim->late_ms)
                 r->fires_late_ttl++;
             if (lag > allowed) {

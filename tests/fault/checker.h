@@ -39,10 +39,10 @@ void fc_fx_path(const char *agent, char *out, size_t len);
 void fc_close(void);
 
 typedef struct fc_limits {
-    int64_t late_ms;            /* a fire is late when published later than this after its time (TTL + 1 s) */
-    int64_t outage_start_ms;    /* with outage_end_ms > 0: a component the leader needs was down */
-    int64_t outage_end_ms;      /* fires due in [start - late_ms, end] may be late by (end - t) + late_ms */
+    int64_t late_ms;            /* a fire is late when its row was created later than this after its time */
     int64_t end_grace_ms;       /* fires due within this before a schedule's stop may be absent */
+    int n_outages;              /* windows [start, end] (wall ms) when a component the leader needs was down: */
+    int64_t outages[16][2];     /* a fire due in [start - late_ms, end] may be late by (end - t) + late_ms */
 } fc_limits;
 
 typedef struct fc_report {

@@ -181,7 +181,8 @@ int main(void)
     char p[700];
     fc_fx_path("", p, sizeof p);
     p[strlen(p) - strlen("/fx/.log")] = '\0';
-    fc_limits lim = {.late_ms = 4000, .end_grace_ms = 1500, .outage_start_ms = F + 4000, .outage_end_ms = F + 12000};
+    fc_limits lim = {.late_ms = 4000, .end_grace_ms = 1500, .n_outages = 2,
+                     .outages = {{F - 20000, F - 15000}, {F + 4000, F + 12000}}};
     fc_report o;
     fc_check(p, ts_pg(), &lim, &o, NULL, 0);
     CHECK(o.fires_late == 0 && o.fires_late_ttl == 1 && o.fires_missed == 1, "outage allowance: late %ld, "
