@@ -60,6 +60,7 @@ struct queue_rt {
     inflight **ready;              /* FIFO of pulled tasks waiting for a worker */
     size_t ready_head, ready_len, ready_cap;
     int busy;                      /* workers running a handler */
+    int idle;                      /* workers waiting on work_cv */
     int outstanding;               /* pull requests that may still deliver */
     int workers_alive;
     bool stop_workers;

@@ -37,19 +37,37 @@ void puller_wake(queue_rt *q)
     pthread_mutex_unlock(&q->mu);
 }
 
+static bool handle_arrival(queue_rt *q, natsMsg *m);
+static void issue_requests(queue_rt *q, int64_t now);
+
+/* The subscription callback (libnats' delivery thread). While the agent
+ * runs, a delivery is handed straight to the workers from here and the
+ * freed request slots are refilled at once: no hop through the puller
+ * thread. During a drain (or before the puller exits) messages are only
+ * parked in q->arrived, for puller_join() to hand back. */
 static void on_inbox(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     (void)nc;
     (void)sub;
     queue_rt *q = closure;
+    agent *a = q->a;
+    bool wake = false;
     pthread_mutex_lock(&q->mu);
-    if (q->arrived_len == q->arrived_cap) {
-        q->arrived_cap = q->arrived_cap ? q->arrived_cap * 2 : 16;
-        q->arrived = realloc(q->arrived, q->arrived_cap * sizeof *q->arrived);
+    if (atomic_load(&a->draining) || atomic_load(&a->stopped)) {
+        if (q->arrived_len == q->arrived_cap) {
+            q->arrived_cap = q->arrived_cap ? q->arrived_cap * 2 : 16;
+            q->arrived = realloc(q->arrived, q->arrived_cap * sizeof *q->arrived);
+        }
+        q->arrived[q->arrived_len++] = msg;
+        pthread_cond_broadcast(&q->cv);
+    } else {
+        wake = handle_arrival(q, msg);
+        if (!agent_paused(a))
+            issue_requests(q, jet_mono_ms());
     }
-    q->arrived[q->arrived_len++] = msg;
-    pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
+    if (wake)
+        worker_wake(q);
 }
 
 jet_status puller_init(queue_rt *q, jet_err *err)
@@ -186,8 +204,10 @@ static int lane_of_subject(const char *subj)
 
 /* Handles one message from the inbox; called with q->mu held. Status
  * replies (404/408/409) arrive on the request's own reply subject
- * <inbox>.<lane>.<request id>; tasks arrive with their original subject. */
-static void handle_arrival(queue_rt *q, natsMsg *m)
+ * <inbox>.<lane>.<request id>; tasks arrive with their original subject.
+ * Returns true when a task was queued and a worker is idle (to be woken
+ * after unlocking). */
+static bool handle_arrival(queue_rt *q, natsMsg *m)
 {
     const char *subj = natsMsg_GetSubject(m);
     const char *status = NULL;
@@ -198,7 +218,7 @@ static void handle_arrival(queue_rt *q, natsMsg *m)
         if (strncmp(subj, q->inbox, il) != 0 || sscanf(subj + il, ".%d.%llu", &lane, &id) != 2 || lane < 0 ||
             lane >= JET_PRIO_COUNT) {
             natsMsg_Destroy(m);
-            return;
+            return false;
         }
         finish_request(q, id);
         int code = atoi(status);
@@ -212,21 +232,21 @@ static void handle_arrival(queue_rt *q, natsMsg *m)
             q->lanes[lane].empty_until_mono = jet_mono_ms() + 1000;
         }
         natsMsg_Destroy(m);
-        return;
+        return false;
     }
     int lane = lane_of_subject(subj);
     const char *reply = natsMsg_GetReply(m);
     if (lane < 0 || !reply || strncmp(reply, "$JS.ACK.", 8) != 0) {
         jet_warn("queue %s: unexpected message on %s; ignored", q->name, subj);
         natsMsg_Destroy(m);
-        return;
+        return false;
     }
     uint64_t id = oldest_request(q, lane);
     if (id == 0 || !finish_request(q, id))
         jet_debug("queue %s: late delivery on lane %s", q->name, jet_priority_name((jet_priority)lane));
     q->lanes[lane].empty_until_mono = 0;
     q->lanes[lane].pulled++;
-    worker_enqueue_locked(q, m, (jet_priority)lane);
+    return worker_enqueue_locked(q, m, (jet_priority)lane);
 }
 
 static int free_slots(const queue_rt *q)
@@ -263,17 +283,29 @@ static void issue_requests(queue_rt *q, int64_t now)
     }
 }
 
+void puller_refill_locked(queue_rt *q)
+{
+    if (!agent_paused(q->a))
+        issue_requests(q, jet_mono_ms());
+}
+
+/* The puller thread: what is not driven by deliveries and freed slots
+ * (those refill from on_inbox and the workers): expiring unanswered
+ * requests, resuming after a pause, idle long-polls, and the drain. */
 static void *puller_main(void *arg)
 {
     queue_rt *q = arg;
     agent *a = q->a;
     pthread_mutex_lock(&q->mu);
     while (!atomic_load(&a->draining) && !atomic_load(&a->stopped)) {
+        bool wake = false;
         while (q->arrived_len > 0) {
             natsMsg *m = q->arrived[0];
             memmove(q->arrived, q->arrived + 1, --q->arrived_len * sizeof *q->arrived);
-            handle_arrival(q, m);
+            wake |= handle_arrival(q, m);
         }
+        if (wake)
+            pthread_cond_broadcast(&q->work_cv);
         int64_t now = jet_mono_ms();
         expire_requests(q, now);
         if (!agent_paused(a))

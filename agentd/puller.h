@@ -15,8 +15,11 @@
 /* Initialises the queue's puller state (inbox subscription). */
 jet_status puller_init(queue_rt *q, jet_err *err);
 jet_status puller_start(queue_rt *q, jet_err *err);
-/* Wakes the puller (a slot was freed, pause state changed, stop requested). */
+/* Wakes the puller (pause state changed, stop requested). */
 void puller_wake(queue_rt *q);
+/* With q->mu held: sends pull requests for the free slots unless the agent
+ * is paused (called by a worker that just freed its slot). */
+void puller_refill_locked(queue_rt *q);
 /* Waits for the puller thread to exit (after a->draining/stopped was set) and
  * Naks, without delay, any message that still arrives for it. */
 void puller_join(queue_rt *q);

@@ -8,8 +8,12 @@
 
 #include "agent.h"
 
-/* Called by the puller with q->mu held: wraps the message and queues it. */
-void worker_enqueue_locked(queue_rt *q, natsMsg *m, jet_priority lane);
+/* Called with q->mu held: wraps the message and queues it. Does not wake a
+ * worker: the caller calls worker_wake() after unlocking when this returns
+ * true (a worker is idle), so the woken worker does not block on q->mu. */
+bool worker_enqueue_locked(queue_rt *q, natsMsg *m, jet_priority lane);
+/* Wakes one idle worker (call without q->mu). */
+void worker_wake(queue_rt *q);
 
 jet_status workers_start(queue_rt *q, jet_err *err);
 /* Lets the workers finish what is queued and running, up to grace_ms; then
