@@ -126,9 +126,7 @@ static jet_status connect_nats(agent *a, jet_err *err)
             return st;
         if (attempt == 1 || attempt % 10 == 0)
             jet_warn("waiting for NATS at %s: %s", jet_cfg_str(a->cfg, "nats.url"), err->msg);
-        sigset_t pending;
-        sigpending(&pending);
-        if (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT))
+        if (jet_stop_signal_pending())
             return jet_err_set(err, JET_ERR_UNAVAILABLE, "stopped while waiting for NATS");
         jet_sleep_ms(1000);
     }
@@ -281,8 +279,14 @@ int main(int argc, char **argv)
     goto out;
 
 fail:
-    jet_error("%s", err.msg);
-    rc = JET_EXIT_FAILURE;
+    if (jet_stop_signal_pending()) {
+        /* SIGTERM/SIGINT during start-up: a clean stop, not a failure. */
+        jet_info("stopped during start-up (%s); exiting", err.msg);
+        rc = JET_EXIT_OK;
+    } else {
+        jet_error("%s", err.msg);
+        rc = JET_EXIT_FAILURE;
+    }
     atomic_store(&a->draining, true);
     if (a->history)
         recorder_flush(a, 0);

@@ -1,6 +1,7 @@
 /* agentd on the history writer (common/history.c) and the idempotency lookup. */
 #include "recorder.h"
 
+#include <jetsched/daemon_cli.h>
 #include <jetsched/history.h>
 #include <jetsched/log.h>
 #include <jetsched/names.h>
@@ -45,10 +46,35 @@ jet_status recorder_start(agent *a, jet_err *err)
     jet_status st = jet_history_open(a->cfg, &o, (jet_history **)&a->history, err);
     if (st)
         return st;
-    /* READY only after PostgreSQL answered once (DESIGN §6). */
-    st = jet_pg_connect_retry(a->cfg, "agentd", (volatile const bool *)&a->stopped, 60000, &a->query_pg, err);
-    if (st)
-        return jet_err_set(err, st, "postgres: %s", err->msg);
+    /* READY only after PostgreSQL answered once (DESIGN §6), and only once
+     * the writer holds its connection too, so the first tasks never wait
+     * for it (recorder_healthy() would pause the pullers meanwhile). Up to
+     * 60 s; SIGTERM/SIGINT stop the wait at once. */
+    int64_t start = jet_mono_ms(), backoff = 100;
+    for (int attempt = 1;; attempt++) {
+        st = jet_pg_connect(a->cfg, "agentd", &a->query_pg, err);
+        if (st == JET_OK)
+            break;
+        if (st == JET_ERR_IO || jet_mono_ms() - start >= 60000)
+            return jet_err_set(err, st, "postgres: %s", err->msg);
+        if (attempt == 1 || attempt % 10 == 0)
+            jet_warn("waiting for PostgreSQL (attempt %d): %s", attempt, err->msg);
+        for (int64_t slept = 0; slept < backoff; slept += 50) {
+            if (jet_stop_signal_pending())
+                return jet_err_set(err, JET_ERR_UNAVAILABLE, "stopped while waiting for PostgreSQL");
+            jet_sleep_ms(50);
+        }
+        backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
+    }
+    for (int64_t until = jet_mono_ms() + 10000; jet_mono_ms() < until;) {
+        jet_history_stats hs;
+        jet_history_stats_get(a->history, &hs);
+        if (hs.connected)
+            break;
+        if (jet_stop_signal_pending())
+            return jet_err_set(err, JET_ERR_UNAVAILABLE, "stopped while waiting for PostgreSQL");
+        jet_sleep_ms(10);
+    }
     return JET_OK;
 }
 
@@ -173,8 +199,8 @@ bool recorder_healthy(agent *a, char *why, size_t len)
         return false;
     jet_history_stats s;
     jet_history_stats_get(a->history, &s);
-    /* The writer connects when it has something to write: with nothing
-     * pending it is healthy; with records waiting it must be connected. */
+    /* With nothing pending the writer is healthy (it reconnects on its
+     * own); with records waiting it must be connected. */
     bool ok = s.connected || s.pending == 0;
     if (!ok && why)
         snprintf(why, len, "PostgreSQL unavailable (%zu records waiting)", s.pending);

@@ -4,6 +4,7 @@
 #include <jetsched/version.h>
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -75,4 +76,11 @@ int jet_daemon_start(const jet_daemon_info *info, int argc, char **argv, jet_con
     }
     jet_log_init_from_config(info->name, *cfg);
     return -1;
+}
+
+bool jet_stop_signal_pending(void)
+{
+    sigset_t pending;
+    sigpending(&pending);
+    return sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT);
 }

@@ -840,6 +840,10 @@ static void *writer_main(void *arg)
     jet_history *h = arg;
     hrec **recs = calloc((size_t)h->opt.batch_size, sizeof *recs);
     size_t n;
+    /* Connect at once rather than on the first record: the first records
+     * then do not wait for a connection (and a user of the writer can tell
+     * "not connected yet" from "connected" before it submits anything). */
+    writer_connect(h);
     while (recs && (n = take_batch(h, recs)) > 0) {
         if (!write_range(h, recs, 0, n))
             complete(h, recs, 0, n, JET_ERR_UNAVAILABLE, "history writer closed before the record was committed");
@@ -928,6 +932,9 @@ jet_status jet_history_close(jet_history *h, int64_t wait_ms)
         h->abort = true;
         if (h->sock >= 0)
             shutdown(h->sock, SHUT_RDWR); /* wakes a writer blocked on PostgreSQL */
+        pthread_cond_broadcast(&h->work);
+    } else {
+        h->abort = true; /* nothing left to write: stops a writer still (re)connecting */
         pthread_cond_broadcast(&h->work);
     }
     pthread_mutex_unlock(&h->mu);

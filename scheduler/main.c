@@ -23,12 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static bool stop_pending(void)
-{
-    sigset_t pending;
-    sigpending(&pending);
-    return sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT);
-}
+static bool stop_pending(void) { return jet_stop_signal_pending(); }
 
 static bool ready(void *arg, char *why, size_t len)
 {

@@ -148,7 +148,7 @@ int ts_agent_http(const ts_agent *ag, const char *path, char *buf, size_t len)
     return code;
 }
 
-void ts_agent_start(ts_agent *ag, const char *name, const char *conf_body)
+void ts_agent_spawn(ts_agent *ag, const char *name, const char *conf_body)
 {
     char *dir = th_tmpdir();
     const char *build = th_require_env("JETSCHED_BUILD_DIR");
@@ -172,6 +172,12 @@ void ts_agent_start(ts_agent *ag, const char *name, const char *conf_body)
         _exit(127);
     }
     ag->pid = pid;
+}
+
+void ts_agent_start(ts_agent *ag, const char *name, const char *conf_body)
+{
+    ts_agent_spawn(ag, name, conf_body);
+    pid_t pid = ag->pid;
     char body[512];
     for (int64_t until = ts_now_ms() + 30000; ts_now_ms() < until; ts_sleep_ms(100)) {
         int st;

@@ -49,6 +49,8 @@ typedef struct ts_agent {
 /* Writes `conf_body` (libconfig text, without nats/postgres sections, which
  * are added) to a file and starts agentd; waits until /readyz says ready. */
 void ts_agent_start(ts_agent *ag, const char *name, const char *conf_body);
+/* The same without waiting for readiness (start-up behaviour tests). */
+void ts_agent_spawn(ts_agent *ag, const char *name, const char *conf_body);
 /* Sends sig and waits for exit (SIGKILL after timeout_ms); returns the exit
  * status, or 128+signal. */
 int ts_agent_stop(ts_agent *ag, int sig, int timeout_ms);

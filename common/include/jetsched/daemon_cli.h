@@ -4,6 +4,7 @@
 #ifndef JETSCHED_DAEMON_CLI_H
 #define JETSCHED_DAEMON_CLI_H
 
+#include <stdbool.h>
 #include <jetsched/config.h>
 
 typedef struct jet_daemon_info {
@@ -20,6 +21,11 @@ enum { JET_EXIT_OK = 0, JET_EXIT_FAILURE = 1, JET_EXIT_USAGE = 2 };
  * logging initialised), otherwise the exit code (after --help, --version,
  * --check-config, or an error already printed to stderr). */
 int jet_daemon_start(const jet_daemon_info *info, int argc, char **argv, jet_config **cfg);
+
+/* True when SIGTERM or SIGINT is pending. The daemons block those signals
+ * in every thread and take them with sigtimedwait() once running; during
+ * start-up their wait loops (NATS, PostgreSQL) poll this to stop early. */
+bool jet_stop_signal_pending(void);
 
 /* Initialises logging from the log.* keys. */
 void jet_log_init_from_config(const char *component, const jet_config *cfg);
