@@ -528,6 +528,28 @@ int main(int argc, char **argv)
     CHECK(drained >= 0, "everything drained");
     if (drained >= 0)
         note("drained %lld ms after the load", (long long)drained);
+    if (drained < 0 || drained > 15000) {
+        /* a slow drain: what the daemons said (warnings and errors) */
+        char cmd[4096];
+        int k = snprintf(cmd, sizeof cmd, "grep -hE ' (warn|error) ' /dev/null");
+        for (int i = 0; i < NAGENTS; i++)
+            k += snprintf(cmd + k, sizeof cmd - (size_t)k, " %s", agents[i].log);
+        for (int i = 0; i < NSCHED; i++)
+            k += snprintf(cmd + k, sizeof cmd - (size_t)k, " %s", scheds[i].log);
+        snprintf(cmd + k, sizeof cmd - (size_t)k, " | cut -c1-300 | tail -40");
+        if (system(cmd) != 0) {
+        }
+        /* and the slowest tasks */
+        PGresult *r = PQexec(ts_pg(), "SELECT id, status, attempts, to_char(created_at, 'HH24:MI:SS.MS'),"
+                                      " to_char(dispatched_at, 'HH24:MI:SS.MS'), to_char(started_at, 'HH24:MI:SS.MS'),"
+                                      " to_char(finished_at, 'HH24:MI:SS.MS') FROM tasks WHERE id LIKE 'f%'"
+                                      " ORDER BY finished_at - created_at DESC NULLS FIRST LIMIT 8");
+        for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
+            printf("slow: %s %s attempts %s created %s dispatched %s started %s finished %s\n", PQgetvalue(r, i, 0),
+                   PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
+                   PQgetvalue(r, i, 5), PQgetvalue(r, i, 6));
+        PQclear(r);
+    }
     /* Stop the schedules; fires in flight finish. */
     ts_sleep_ms(1500);
     PGresult *r = PQexec(ts_pg(), "UPDATE schedules SET paused = true WHERE id LIKE 'fc-%'"
