@@ -34,13 +34,39 @@ static void metrics_init(void)
 
 /* ---- live events ---- */
 
+/* True when s can go into a JSON string as it is (printable ASCII, no quote
+ * or backslash): task ids are validated to [A-Za-z0-9_-], agent ids
+ * normally are host names. */
+static bool json_plain(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e || *s == '"' || *s == '\\')
+            return false;
+    return true;
+}
+
 void event_publish(agent *a, const agent_task *t, const char *status, int attempt, const char *error,
                    const char *extra)
 {
     char subject[400], at[40];
     snprintf(subject, sizeof subject, "%s.event.%s.%s", a->names.prefix, t->queue, t->id);
+    jet_rfc3339_format(jet_now_ms(), at, sizeof at);
+    /* The two events of every task ("running", then the outcome, with no
+     * error text) are formatted directly: building them with jansson cost
+     * ~11 % of agentd's CPU under load. Anything that needs escaping (error
+     * text, extra fields, an unusual agent id) goes through jansson. */
+    if (!error && !extra && json_plain(t->id) && json_plain(a->id) && json_plain(status)) {
+        char body[512];
+        int n = snprintf(body, sizeof body,
+                         "{\"id\":\"%s\",\"status\":\"%s\",\"attempt\":%d,\"agent\":\"%s\",\"at\":\"%s\"}", t->id,
+                         status, attempt, a->id, at);
+        if (n > 0 && (size_t)n < sizeof body) {
+            natsConnection_Publish(a->nc, subject, body, n);
+            return;
+        }
+    }
     json_t *ev = json_pack("{s:s,s:s,s:i,s:s,s:s}", "id", t->id, "status", status, "attempt", attempt, "agent",
-                           a->id, "at", jet_rfc3339_format(jet_now_ms(), at, sizeof at));
+                           a->id, "at", at);
     if (error)
         json_object_set_new(ev, "error", json_string(error));
     if (extra) {

@@ -75,29 +75,35 @@ static void mark_dead(agent_task *t, const char *reason, const char *fmt, const 
     snprintf(t->dead_detail, sizeof t->dead_detail, fmt, a, b);
 }
 
+/* The task's header list: views into the message's own header storage
+ * (libnats keeps the strings for the message's lifetime, and agentd never
+ * modifies a delivered message), so no per-header copies. */
 static void copy_headers(agent_task *t)
 {
     const char **keys = NULL;
     int nkeys = 0;
     if (natsMsgHeader_Keys(t->msg, &keys, &nkeys) != NATS_OK || nkeys <= 0)
         return;
-    size_t total = 0;
-    for (int i = 0; i < nkeys; i++) {
-        const char **vals = NULL;
-        int nv = 0;
-        if (natsMsgHeader_Values(t->msg, keys[i], &vals, &nv) == NATS_OK)
-            total += (size_t)nv;
-        free((void *)vals);
-    }
-    t->headers = calloc(total ? total : 1, sizeof *t->headers);
-    for (int i = 0; i < nkeys; i++) {
+    size_t cap = (size_t)nkeys + 4;
+    t->headers = calloc(cap, sizeof *t->headers);
+    for (int i = 0; t->headers && i < nkeys; i++) {
         const char **vals = NULL;
         int nv = 0;
         if (natsMsgHeader_Values(t->msg, keys[i], &vals, &nv) != NATS_OK)
             continue;
-        for (int j = 0; j < nv && t->n_headers < total; j++) {
-            t->headers[t->n_headers].name = strdup(keys[i]);
-            t->headers[t->n_headers].value = strdup(vals[j] ? vals[j] : "");
+        if (t->n_headers + (size_t)nv > cap) {
+            size_t ncap = (t->n_headers + (size_t)nv) * 2;
+            jet_header *n = realloc(t->headers, ncap * sizeof *n);
+            if (!n) {
+                free((void *)vals);
+                break;
+            }
+            t->headers = n;
+            cap = ncap;
+        }
+        for (int j = 0; j < nv; j++) {
+            t->headers[t->n_headers].name = keys[i];
+            t->headers[t->n_headers].value = vals[j] ? vals[j] : "";
             t->n_headers++;
         }
         free((void *)vals);
@@ -206,11 +212,7 @@ void task_free(agent_task *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; i < t->n_headers; i++) {
-        free((void *)t->headers[i].name);
-        free((void *)t->headers[i].value);
-    }
-    free(t->headers);
+    free(t->headers); /* the strings belong to t->msg */
     free(t->traceparent);
     natsMsg_Destroy(t->msg);
     free(t);

@@ -58,7 +58,7 @@ typedef struct agent_task {
     int attempt_base;             /* redispatched: attempts recorded before this message (from PostgreSQL) */
     char schedule_id[JET_NAME_MAX + 1];
     int64_t fire_time_ms;
-    jet_header *headers;          /* copies of every header */
+    jet_header *headers;          /* every header: views into msg's strings */
     size_t n_headers;
     char *traceparent;
     /* Set when the message cannot run: a DESIGN reason (missing_handler,
