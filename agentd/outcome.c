@@ -316,14 +316,19 @@ void outcome_unavailable(agent *a, inflight *f)
 
 bool outcome_already_succeeded(agent *a, agent_task *t)
 {
-    bool check = t->delivered > 1 || t->redispatch || a->idempotency_always;
-    if (!check)
+    /* Tasks schedulerd published (API, delayed, cron, reconciler) carry
+     * Jetsched-Idempotency-Check: always, since their row exists before the
+     * message: after a nats-server crash an acknowledged message can come
+     * back as a first delivery (docs/RELIABILITY.md), which the delivery
+     * count alone would not catch. */
+    bool always = a->idempotency_always || t->check_always;
+    if (!(t->delivered > 1 || t->redispatch || always))
         return false;
     int attempts = 0;
     bool done = recorder_succeeded(a, t->id, &attempts);
     /* A redispatched (republished) task starts a new delivery count: its
      * attempts continue after the ones already recorded. */
-    if (t->redispatch || a->idempotency_always)
+    if (t->redispatch || always)
         t->attempt_base = attempts >= (int)t->delivered ? attempts - (int)t->delivered + 1 : 0;
     t->pub.attempt = task_attempt(t);
     return done;

@@ -168,6 +168,12 @@ static void parse_headers(agent_task *t, const task_defaults *def)
     if ((v = task_header(t, HDR_BACKOFF)) != NULL && backoff_parse(v, &t->backoff, &err) != JET_OK)
         mark_dead(t, "invalid_header", HDR_BACKOFF ": %.200s%s", err.msg, "");
     t->redispatch = task_header(t, HDR_REDISPATCH) != NULL;
+    if ((v = task_header(t, HDR_IDEMPOTENCY)) != NULL) {
+        if (!strcmp(v, "always"))
+            t->check_always = true;
+        else if (strcmp(v, "redelivered") != 0)
+            mark_dead(t, "invalid_header", HDR_IDEMPOTENCY ": \"%.100s\"%s: \"always\" or \"redelivered\"", v, "");
+    }
     if ((v = task_header(t, HDR_SCHEDULE_ID)) != NULL)
         snprintf(t->schedule_id, sizeof t->schedule_id, "%s", v);
     if ((v = task_header(t, HDR_FIRE_TIME)) != NULL)

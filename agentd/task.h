@@ -22,6 +22,7 @@
 #define HDR_SCHEDULE_ID  "Jetsched-Schedule-Id"
 #define HDR_FIRE_TIME    "Jetsched-Fire-Time"
 #define HDR_REDISPATCH   "Jetsched-Redispatch"
+#define HDR_IDEMPOTENCY  "Jetsched-Idempotency-Check"
 #define HDR_TRACEPARENT  "traceparent"
 #define HDR_DEAD_REASON  "Jetsched-Dead-Reason"
 #define HDR_ATTEMPTS     "Jetsched-Attempts"
@@ -55,6 +56,7 @@ typedef struct agent_task {
     int64_t deadline_ms;          /* 0 = none */
     backoff backoff;
     bool redispatch;
+    bool check_always;            /* Jetsched-Idempotency-Check: always (schedulerd sets it on all it publishes) */
     int attempt_base;             /* redispatched: attempts recorded before this message (from PostgreSQL) */
     char schedule_id[JET_NAME_MAX + 1];
     int64_t fire_time_ms;

@@ -56,6 +56,8 @@ natsMsg *sched_task_msg(sched *s, PGresult *r, int i, bool redispatch, int64_t *
     if (!PQgetisnull(r, i, 3))
         natsMsgHeader_Set(m, "Jetsched-Handler", PQgetvalue(r, i, 3));
     natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+    /* The row exists before the message: agentd looks it up on every delivery. */
+    natsMsgHeader_Set(m, "Jetsched-Idempotency-Check", "always");
     if (!PQgetisnull(r, i, 6))
         natsMsgHeader_Set(m, "Jetsched-Max-Attempts", PQgetvalue(r, i, 6));
     if (!PQgetisnull(r, i, 7))

@@ -15,8 +15,9 @@
  *
  * Scenarios: agent_kill, leader_kill, leader_stop, nats_restart, pg_outage,
  * cluster_node_kill (--nats-cluster: R3 streams; DESIGN issue 8 item 5).
- * agentd runs with defaults except idempotency.check = always in
- * nats_restart (JETSCHED_FAULT_IDEMPOTENCY=redelivered|always overrides).
+ * agentd runs with its defaults (idempotency.check = redelivered: the tasks
+ * schedulerd publishes carry Jetsched-Idempotency-Check: always);
+ * JETSCHED_FAULT_IDEMPOTENCY=redelivered|always sets the agents' key.
  * --long: longer load, higher rates, repeated faults, the 30 s PostgreSQL
  * outage. JETSCHED_FAULT_RESULTS=FILE appends the checker's JSON line. */
 #include "checker.h"
@@ -45,9 +46,9 @@ static bool long_run, cluster;
 static double direct_rate = 40, delayed_rate = 10, api_rate = 10; /* per second */
 static int load_ms = 14000, fault_at_ms = 4000;
 static const char *work_ms = "20"; /* payload: how long each handler run sleeps */
-/* agentd's idempotency.check: "always" for nats_restart (docs/RELIABILITY.md:
- * after a nats-server crash acknowledged tasks can come back as first
- * deliveries); JETSCHED_FAULT_IDEMPOTENCY=redelivered shows the default. */
+/* agentd's idempotency.check (docs/RELIABILITY.md: after a nats-server crash
+ * acknowledged tasks can come back as first deliveries; API, delayed and
+ * cron tasks are checked on every delivery all the same, by their header). */
 static const char *idempotency = "redelivered";
 static char workdir[600];
 static ts_agent agents[NAGENTS], scheds[NSCHED];
@@ -459,8 +460,6 @@ int main(int argc, char **argv)
     cluster = !strcmp(scenario, "cluster_node_kill");
     if (!strcmp(scenario, "agent_kill"))
         work_ms = "100"; /* more runs in flight when an agent is killed */
-    if (!strcmp(scenario, "nats_restart"))
-        idempotency = "always";
     const char *idem_env = getenv("JETSCHED_FAULT_IDEMPOTENCY");
     if (idem_env && (!strcmp(idem_env, "always") || !strcmp(idem_env, "redelivered")))
         idempotency = idem_env;

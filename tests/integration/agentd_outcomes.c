@@ -137,6 +137,23 @@ int main(void)
     CHECK(!strcmp(res, "succeeded/hello"), "task row changed to %s", res);
     free(res);
 
+    /* a FIRST delivery (delivery count 1, no redispatch) of a succeeded key
+     * is not run either when it carries Jetsched-Idempotency-Check: always,
+     * as everything schedulerd publishes does (after a nats-server crash an
+     * acknowledged message can come back looking new) */
+    const char *recheck[] = {"Jetsched-Task-Id: t-echo-1", "Jetsched-Idempotency-Check: always", NULL};
+    ts_publish("default", "normal", "echo", "t-echo-1-msg2", "again", 5, recheck);
+    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM task_attempts WHERE task_id='t-echo-1' AND attempt=3 "
+                                 "AND status='duplicate'") == 1, "marked first delivery not recorded as duplicate");
+    res = ts_pg_text("SELECT status || '/' || result FROM tasks WHERE id='t-echo-1'");
+    CHECK(!strcmp(res, "succeeded/hello"), "task row changed to %s", res);
+    free(res);
+    const char *badcheck[] = {"Jetsched-Idempotency-Check: sometimes", NULL};
+    ts_publish("default", "normal", "echo", "t-badcheck", "x", 1, badcheck);
+    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM tasks WHERE id='t-badcheck' AND status='dead' "
+                                 "AND error LIKE 'invalid_header:%%Jetsched-Idempotency-Check%%'") == 1,
+          "a bad Jetsched-Idempotency-Check value is not dead-lettered as invalid_header");
+
     /* everything settled leaves the work queue empty */
     for (int i = 0; i < 100 && ts_stream_msgs("JETSCHED_TASKS") != 0; i++)
         ts_sleep_ms(100);
