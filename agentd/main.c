@@ -118,19 +118,10 @@ static jet_status connect_nats(agent *a, jet_err *err)
 {
     char name[200];
     snprintf(name, sizeof name, "agentd@%s", a->id);
-    for (int attempt = 1;; attempt++) {
-        jet_status st = jet_nats_connect(a->cfg, name, false, &a->nc, err);
-        if (st == JET_OK)
-            break;
-        if (st != JET_ERR_UNAVAILABLE && st != JET_ERR_TIMEOUT)
-            return st;
-        if (attempt == 1 || attempt % 10 == 0)
-            jet_warn("waiting for NATS at %s: %s", jet_cfg_str(a->cfg, "nats.url"), err->msg);
-        if (jet_stop_signal_pending())
-            return jet_err_set(err, JET_ERR_UNAVAILABLE, "stopped while waiting for NATS");
-        jet_sleep_ms(1000);
-    }
-    jet_status st = jet_nats_jetstream(a->nc, a->cfg, &a->js, err);
+    jet_status st = jet_nats_connect_wait(a->cfg, name, &a->nc, err);
+    if (st)
+        return st;
+    st = jet_nats_jetstream(a->nc, a->cfg, &a->js, err);
     if (st)
         return st;
     st = jet_js_ensure_base(a->js, a->cfg, NULL, NULL, err);

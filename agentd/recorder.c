@@ -50,22 +50,9 @@ jet_status recorder_start(agent *a, jet_err *err)
      * the writer holds its connection too, so the first tasks never wait
      * for it (recorder_healthy() would pause the pullers meanwhile). Up to
      * 60 s; SIGTERM/SIGINT stop the wait at once. */
-    int64_t start = jet_mono_ms(), backoff = 100;
-    for (int attempt = 1;; attempt++) {
-        st = jet_pg_connect(a->cfg, "agentd", &a->query_pg, err);
-        if (st == JET_OK)
-            break;
-        if (st == JET_ERR_IO || jet_mono_ms() - start >= 60000)
-            return jet_err_set(err, st, "postgres: %s", err->msg);
-        if (attempt == 1 || attempt % 10 == 0)
-            jet_warn("waiting for PostgreSQL (attempt %d): %s", attempt, err->msg);
-        for (int64_t slept = 0; slept < backoff; slept += 50) {
-            if (jet_stop_signal_pending())
-                return jet_err_set(err, JET_ERR_UNAVAILABLE, "stopped while waiting for PostgreSQL");
-            jet_sleep_ms(50);
-        }
-        backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
-    }
+    st = jet_pg_connect_wait(a->cfg, "agentd", 60000, &a->query_pg, err);
+    if (st)
+        return jet_stop_signal_pending() ? st : jet_err_set(err, st, "postgres: %s", err->msg);
     for (int64_t until = jet_mono_ms() + 10000; jet_mono_ms() < until;) {
         jet_history_stats hs;
         jet_history_stats_get(a->history, &hs);

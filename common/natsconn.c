@@ -1,6 +1,8 @@
 /* NATS connection set-up with daemon-grade defaults (DESIGN §10). */
 #include <jetsched/natsconn.h>
+#include <jetsched/daemon_cli.h>
 #include <jetsched/log.h>
+#include <jetsched/timeutil.h>
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -169,4 +171,21 @@ jet_status jet_nats_jetstream(natsConnection *nc, const jet_config *cfg, jsCtx *
     jo.PublishAsync.StallWait = 200;
     natsStatus s = natsConnection_JetStream(out, nc, &jo);
     return s == NATS_OK ? JET_OK : jet_nats_err(err, s, "JetStream context");
+}
+
+jet_status jet_nats_connect_wait(const jet_config *cfg, const char *client_name, natsConnection **out,
+                                 jet_err *err)
+{
+    for (int attempt = 1;; attempt++) {
+        jet_status st = jet_nats_connect(cfg, client_name, false, out, err);
+        if (st == JET_OK || (st != JET_ERR_UNAVAILABLE && st != JET_ERR_TIMEOUT))
+            return st;
+        if (attempt == 1 || attempt % 10 == 0)
+            jet_warn("waiting for NATS at %s: %s", jet_cfg_str(cfg, "nats.url"), err->msg);
+        for (int slept = 0; slept < 1000; slept += 50) {
+            if (jet_stop_signal_pending())
+                return jet_err_set(err, JET_ERR_UNAVAILABLE, "stopped while waiting for NATS");
+            jet_sleep_ms(50);
+        }
+    }
 }

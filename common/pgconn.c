@@ -1,5 +1,6 @@
 /* PostgreSQL connection set-up and reconnect policy (reference §6). */
 #include <jetsched/pgconn.h>
+#include <jetsched/daemon_cli.h>
 #include <jetsched/log.h>
 #include <jetsched/timeutil.h>
 
@@ -70,15 +71,17 @@ jet_status jet_pg_connect(const jet_config *cfg, const char *application_name, P
     return JET_OK;
 }
 
-jet_status jet_pg_connect_retry(const jet_config *cfg, const char *application_name, volatile const bool *stop,
-                                int64_t max_wait_ms, PGconn **out, jet_err *err)
+/* The retry loop of jet_pg_connect_retry and jet_pg_connect_wait: stopped()
+ * ends it early. */
+static jet_status connect_retry(const jet_config *cfg, const char *application_name, bool (*stopped)(const void *),
+                                const void *arg, int64_t max_wait_ms, PGconn **out, jet_err *err)
 {
     int64_t start = jet_mono_ms(), backoff = 100, cap = jet_cfg_int(cfg, "postgres.reconnect_max");
     for (int attempt = 1;; attempt++) {
         jet_status st = jet_pg_connect(cfg, application_name, out, err);
         if (st == JET_OK || st == JET_ERR_IO)
             return st;
-        if (stop && *stop)
+        if (stopped(arg))
             return st;
         unsigned r = 0;
         if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
@@ -87,10 +90,33 @@ jet_status jet_pg_connect_retry(const jet_config *cfg, const char *application_n
         if (max_wait_ms >= 0 && jet_mono_ms() - start + wait > max_wait_ms)
             return st;
         if (attempt == 1 || attempt % 10 == 0)
-            jet_warn("postgres unavailable (attempt %d), retrying in %lld ms: %s", attempt, (long long)wait,
+            jet_warn("waiting for PostgreSQL (attempt %d, next in %lld ms): %s", attempt, (long long)wait,
                      err ? err->msg : "");
-        for (int64_t slept = 0; slept < wait && !(stop && *stop); slept += 50)
+        for (int64_t slept = 0; slept < wait && !stopped(arg); slept += 50)
             jet_sleep_ms(wait - slept < 50 ? wait - slept : 50);
         backoff = backoff * 2 > cap ? cap : backoff * 2;
     }
+}
+
+static bool flag_set(const void *arg) { return arg && *(volatile const bool *)arg; }
+
+jet_status jet_pg_connect_retry(const jet_config *cfg, const char *application_name, volatile const bool *stop,
+                                int64_t max_wait_ms, PGconn **out, jet_err *err)
+{
+    return connect_retry(cfg, application_name, flag_set, (const void *)stop, max_wait_ms, out, err);
+}
+
+static bool stop_signal(const void *arg)
+{
+    (void)arg;
+    return jet_stop_signal_pending();
+}
+
+jet_status jet_pg_connect_wait(const jet_config *cfg, const char *application_name, int64_t max_wait_ms,
+                               PGconn **out, jet_err *err)
+{
+    jet_status st = connect_retry(cfg, application_name, stop_signal, NULL, max_wait_ms, out, err);
+    if (st != JET_OK && jet_stop_signal_pending())
+        return jet_err_set(err, JET_ERR_UNAVAILABLE, "stopped while waiting for PostgreSQL");
+    return st;
 }

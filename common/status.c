@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static const struct { const char *code, *text; } status_names[JET_STATUS_COUNT] = {
     [JET_OK]              = {"ok", "success"},
@@ -31,11 +32,16 @@ const char *jet_status_text(jet_status s)
 jet_status jet_err_set(jet_err *err, jet_status code, const char *fmt, ...)
 {
     if (err) {
+        /* Formatted aside first: callers often wrap the previous message
+         * ("postgres: %s", err->msg), and vsnprintf into its own argument
+         * is undefined. */
+        char msg[sizeof err->msg];
         va_list ap;
         va_start(ap, fmt);
-        err->code = code;
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
+        err->code = code;
+        memcpy(err->msg, msg, sizeof msg);
     }
     return code;
 }

@@ -23,7 +23,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static bool stop_pending(void) { return jet_stop_signal_pending(); }
 
 static bool ready(void *arg, char *why, size_t len)
 {
@@ -79,19 +78,10 @@ static jet_status connect_nats(sched *s, jet_err *err)
 {
     char name[260];
     snprintf(name, sizeof name, "schedulerd@%s", s->id);
-    for (int attempt = 1;; attempt++) {
-        jet_status st = jet_nats_connect(s->cfg, name, false, &s->nc, err);
-        if (st == JET_OK)
-            break;
-        if (st != JET_ERR_UNAVAILABLE && st != JET_ERR_TIMEOUT)
-            return st;
-        if (attempt == 1 || attempt % 10 == 0)
-            jet_warn("waiting for NATS at %s: %s", jet_cfg_str(s->cfg, "nats.url"), err->msg);
-        if (stop_pending())
-            return jet_err_set(err, JET_ERR_UNAVAILABLE, "stopped while waiting for NATS");
-        jet_sleep_ms(1000);
-    }
-    jet_status st = jet_nats_jetstream(s->nc, s->cfg, &s->js, err);
+    jet_status st = jet_nats_connect_wait(s->cfg, name, &s->nc, err);
+    if (st)
+        return st;
+    st = jet_nats_jetstream(s->nc, s->cfg, &s->js, err);
     if (st)
         return st;
     return jet_js_ensure_base(s->js, s->cfg, NULL, NULL, err);
@@ -100,17 +90,9 @@ static jet_status connect_nats(sched *s, jet_err *err)
 static jet_status connect_pg_and_migrate(sched *s, jet_err *err)
 {
     PGconn *conn = NULL;
-    for (int attempt = 1;; attempt++) {
-        jet_status st = jet_pg_connect(s->cfg, "schedulerd-init", &conn, err);
-        if (st == JET_OK)
-            break;
-        if (attempt == 1 || attempt % 10 == 0)
-            jet_warn("waiting for PostgreSQL: %s", err->msg);
-        if (stop_pending())
-            return jet_err_set(err, JET_ERR_UNAVAILABLE, "stopped while waiting for PostgreSQL");
-        jet_sleep_ms(1000);
-    }
-    jet_status st = JET_OK;
+    jet_status st = jet_pg_connect_wait(s->cfg, "schedulerd-init", -1, &conn, err);
+    if (st)
+        return st;
     if (jet_cfg_bool(s->cfg, "postgres.migrate")) {
         int applied = 0;
         const char *dir = jet_migrate_sql_dir(NULL);

@@ -15,6 +15,14 @@
 jet_status jet_nats_connect(const jet_config *cfg, const char *client_name,
                             bool retry_on_failed_connect, natsConnection **out, jet_err *err);
 
+/* A daemon's start-up connection: retries jet_nats_connect every second
+ * while the servers are unreachable (logging now and then), until it
+ * connects, fails for another reason (bad credentials, bad TLS files), or a
+ * SIGTERM/SIGINT is pending (JET_ERR_UNAVAILABLE "stopped while waiting for
+ * NATS"). */
+jet_status jet_nats_connect_wait(const jet_config *cfg, const char *client_name, natsConnection **out,
+                                 jet_err *err);
+
 /* JetStream context whose publishes wait at most `nats.publish_timeout`. */
 jet_status jet_nats_jetstream(natsConnection *nc, const jet_config *cfg, jsCtx **out, jet_err *err);
 

@@ -20,6 +20,12 @@ jet_status jet_pg_connect_retry(const jet_config *cfg, const char *application_n
                                 volatile const bool *stop, int64_t max_wait_ms,
                                 PGconn **out, jet_err *err);
 
+/* The same for a daemon's start-up: the wait ends early, with
+ * JET_ERR_UNAVAILABLE "stopped while waiting for PostgreSQL", as soon as a
+ * SIGTERM or SIGINT is pending (jet_stop_signal_pending()). */
+jet_status jet_pg_connect_wait(const jet_config *cfg, const char *application_name, int64_t max_wait_ms,
+                               PGconn **out, jet_err *err);
+
 /* True when the SQLSTATE of res (or a broken connection) means "retry later":
  * class 08, 57P01-57P03, 53300, 40001, 40P01. */
 bool jet_pg_is_transient(const PGconn *conn, const PGresult *res);
