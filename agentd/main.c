@@ -130,8 +130,10 @@ static jet_status connect_nats(agent *a, jet_err *err)
     return st;
 }
 
-static void reload(agent *a)
+/* SIGHUP: the reloadable keys and the Lua scripts. */
+static void on_sighup(void *arg)
 {
+    agent *a = arg;
     const char *file = jet_config_file(a->cfg);
     jet_config *fresh = NULL;
     jet_err err;
@@ -198,17 +200,11 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
 
-    signal(SIGPIPE, SIG_IGN);
     /* Orphans of exec'd commands (grandchildren whose process group was
      * killed) are re-parented to us and reaped by the exec plugin, even in
      * containers whose PID 1 does not reap. */
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* every thread inherits this; main waits for them */
+    jet_daemon_block_signals(); /* every thread inherits the mask; main waits for the signals */
 
     jet_err err = {0};
     jet_status st = JET_OK;
@@ -249,19 +245,7 @@ int main(int argc, char **argv)
         jet_info("http endpoints on %s (port %d)", jet_cfg_str(a->cfg, "http.listen"), jet_httpd_port(httpd));
     jet_sd_ready("running");
 
-    int64_t watchdog = jet_sd_watchdog_interval_ms();
-    for (;;) {
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 500 * 1000000L};
-        if (watchdog > 0 && watchdog / 2 < 500)
-            ts.tv_nsec = (long)(watchdog / 2) * 1000000L;
-        int sig = sigtimedwait(&sigs, NULL, &ts);
-        if (watchdog > 0)
-            jet_sd_watchdog();
-        if (sig == SIGHUP)
-            reload(a);
-        else if (sig == SIGTERM || sig == SIGINT)
-            break;
-    }
+    jet_daemon_run_signals(on_sighup, a);
     drain(a, jet_cfg_int(a->cfg, "shutdown.grace"));
     outcome_stop(a, 10000);
     registry_stop(a);

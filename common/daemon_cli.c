@@ -1,9 +1,11 @@
 /* Shared daemon command line handling. */
 #include <jetsched/daemon_cli.h>
 #include <jetsched/log.h>
+#include <jetsched/sdnotify.h>
 #include <jetsched/version.h>
 
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,6 +78,41 @@ int jet_daemon_start(const jet_daemon_info *info, int argc, char **argv, jet_con
     }
     jet_log_init_from_config(info->name, *cfg);
     return -1;
+}
+
+static void stop_signals(sigset_t *sigs)
+{
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGHUP);
+}
+
+void jet_daemon_block_signals(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t sigs;
+    stop_signals(&sigs);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+}
+
+int jet_daemon_run_signals(void (*on_hup)(void *), void *arg)
+{
+    sigset_t sigs;
+    stop_signals(&sigs);
+    int64_t watchdog = jet_sd_watchdog_interval_ms();
+    for (;;) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 500 * 1000000L};
+        if (watchdog > 0 && watchdog / 2 < 500)
+            ts.tv_nsec = (long)(watchdog / 2) * 1000000L;
+        int sig = sigtimedwait(&sigs, NULL, &ts);
+        if (watchdog > 0)
+            jet_sd_watchdog();
+        if (sig == SIGHUP && on_hup)
+            on_hup(arg);
+        else if (sig == SIGTERM || sig == SIGINT)
+            return sig;
+    }
 }
 
 bool jet_stop_signal_pending(void)

@@ -58,8 +58,10 @@ static void apply_reloadable(sched *s, const jet_config *cfg)
     atomic_store(&s->max_payload, jet_cfg_int(cfg, "api.max_payload"));
 }
 
-static void reload(sched *s)
+/* SIGHUP: the reloadable keys. */
+static void on_sighup(void *arg)
 {
+    sched *s = arg;
     const char *file = jet_config_file(s->cfg);
     jet_config *fresh = NULL;
     jet_err err;
@@ -120,13 +122,7 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
 
-    signal(SIGPIPE, SIG_IGN);
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    jet_daemon_block_signals();
 
     jet_err err = {0};
     jet_status st = JET_OK;
@@ -173,19 +169,7 @@ int main(int argc, char **argv)
         jet_info("http endpoints on %s (port %d)", jet_cfg_str(s->cfg, "http.listen"), jet_httpd_port(httpd));
     jet_sd_ready("running");
 
-    int64_t watchdog = jet_sd_watchdog_interval_ms();
-    for (;;) {
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 500 * 1000000L};
-        if (watchdog > 0 && watchdog / 2 < 500)
-            ts.tv_nsec = (long)(watchdog / 2) * 1000000L;
-        int sig = sigtimedwait(&sigs, NULL, &ts);
-        if (watchdog > 0)
-            jet_sd_watchdog();
-        if (sig == SIGHUP)
-            reload(s);
-        else if (sig == SIGTERM || sig == SIGINT)
-            break;
-    }
+    jet_daemon_run_signals(on_sighup, s);
     jet_info("stopping: no more fires; resigning leadership");
     jet_sd_stopping("stopping");
     rc = JET_EXIT_OK;

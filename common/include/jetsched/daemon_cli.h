@@ -27,6 +27,16 @@ int jet_daemon_start(const jet_daemon_info *info, int argc, char **argv, jet_con
  * start-up their wait loops (NATS, PostgreSQL) poll this to stop early. */
 bool jet_stop_signal_pending(void);
 
+/* Ignores SIGPIPE and blocks SIGTERM, SIGINT and SIGHUP in the calling
+ * thread, so every thread started afterwards inherits the mask and only
+ * jet_daemon_run_signals() takes them. Call before starting any thread. */
+void jet_daemon_block_signals(void);
+
+/* The running daemon's main loop: sends WATCHDOG=1 at half the systemd
+ * watchdog interval (when one is set), calls on_hup(arg) for every SIGHUP,
+ * and returns the signal (SIGTERM or SIGINT) that asks it to stop. */
+int jet_daemon_run_signals(void (*on_hup)(void *), void *arg);
+
 /* Initialises logging from the log.* keys. */
 void jet_log_init_from_config(const char *component, const jet_config *cfg);
 
