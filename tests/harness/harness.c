@@ -2,7 +2,11 @@
  * th_ctl() (runs tests/harness/ctl without a shell) and th_tmpdir(). */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,4 +115,61 @@ char *th_tmpdir(void)
         exit(1);
     }
     return dir;
+}
+
+int th_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    socklen_t l = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &l) != 0) {
+        fprintf(stderr, "harness: no free port on 127.0.0.1\n");
+        exit(1);
+    }
+    int port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+int th_http_get(int port, const char *path, char *buf, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t used = 0;
+    ssize_t r;
+    while (used + 1 < len && (r = read(fd, buf + used, len - 1 - used)) > 0)
+        used += (size_t)r;
+    buf[used] = '\0';
+    close(fd);
+    int code = -1;
+    sscanf(buf, "HTTP/%*s %d", &code);
+    return code;
+}
+
+int th_spawn_daemon(const char *bin, const char *argv0, const char *conf, const char *log)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(bin, argv0, "-c", conf, (char *)NULL);
+        _exit(127);
+    }
+    return (int)pid;
 }

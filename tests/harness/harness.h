@@ -12,6 +12,8 @@
 #ifndef JETSCHED_TESTS_HARNESS_H
 #define JETSCHED_TESTS_HARNESS_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -35,6 +37,18 @@ int th_ctl(const char *fmt, ...)
  * state dir when with-servers ends) and returns its path, malloc'ed (free it).
  * Exits with 1 on failure. */
 char *th_tmpdir(void);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. Exits with 1 when none. */
+int th_free_port(void);
+
+/* GET http://127.0.0.1:<port><path> (HTTP/1.0); the whole response, headers
+ * included, NUL-terminated into buf. Returns the status code, -1 when the
+ * connection failed. */
+int th_http_get(int port, const char *path, char *buf, size_t len);
+
+/* Starts `bin -c conf` as argv0 with stdout and stderr written to log (emptied first) and
+ * returns its pid (without waiting for anything). */
+int th_spawn_daemon(const char *bin, const char *argv0, const char *conf, const char *log);
 
 #ifdef __cplusplus
 }

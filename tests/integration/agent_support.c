@@ -109,43 +109,9 @@ void ts_reconnect_pg(void)
     die("cannot reconnect to PostgreSQL");
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    socklen_t l = sizeof a;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &l) != 0)
-        die("no free port");
-    int port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 int ts_agent_http(const ts_agent *ag, const char *path, char *buf, size_t len)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ag->http_port)};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return -1;
-    }
-    size_t used = 0;
-    ssize_t r;
-    while (used + 1 < len && (r = read(fd, buf + used, len - 1 - used)) > 0)
-        used += (size_t)r;
-    buf[used] = '\0';
-    close(fd);
-    int code = -1;
-    sscanf(buf, "HTTP/%*s %d", &code);
-    return code;
+    return th_http_get(ag->http_port, path, buf, len);
 }
 
 void ts_agent_spawn(ts_agent *ag, const char *name, const char *conf_body)
@@ -153,7 +119,7 @@ void ts_agent_spawn(ts_agent *ag, const char *name, const char *conf_body)
     char *dir = th_tmpdir();
     const char *build = th_require_env("JETSCHED_BUILD_DIR");
     memset(ag, 0, sizeof *ag);
-    ag->http_port = free_port();
+    ag->http_port = th_free_port();
     snprintf(ag->conf, sizeof ag->conf, "%s/%s.conf", dir, name);
     snprintf(ag->log, sizeof ag->log, "%s/%s.log", dir, name);
     FILE *f = fopen(ag->conf, "w");
@@ -161,17 +127,9 @@ void ts_agent_spawn(ts_agent *ag, const char *name, const char *conf_body)
     fprintf(f, "http = { listen = \"127.0.0.1:%d\"; };\n%s\n", ag->http_port, conf_body ? conf_body : "");
     fclose(f);
     free(dir);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = fileno(fopen(ag->log, "w"));
-        dup2(fd, 1);
-        dup2(fd, 2);
-        char bin[600];
-        snprintf(bin, sizeof bin, "%s/agentd/agentd", build);
-        execl(bin, "agentd", "-c", ag->conf, (char *)NULL);
-        _exit(127);
-    }
-    ag->pid = pid;
+    char bin[600];
+    snprintf(bin, sizeof bin, "%s/agentd/agentd", build);
+    ag->pid = th_spawn_daemon(bin, "agentd", ag->conf, ag->log);
 }
 
 void ts_agent_start(ts_agent *ag, const char *name, const char *conf_body)

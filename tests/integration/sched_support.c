@@ -19,27 +19,12 @@ void ss_env(void)
     setenv("JETSCHED_SQL_DIR", dir, 1);
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    socklen_t l = sizeof a;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &l) != 0) {
-        fprintf(stderr, "FATAL: no free port\n");
-        exit(1);
-    }
-    int port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 void ss_start(ts_agent *s, const char *id, const char *conf_body)
 {
     char *dir = th_tmpdir();
     const char *build = th_require_env("JETSCHED_BUILD_DIR");
     memset(s, 0, sizeof *s);
-    s->http_port = free_port();
+    s->http_port = th_free_port();
     snprintf(s->conf, sizeof s->conf, "%s/%s.conf", dir, id);
     snprintf(s->log, sizeof s->log, "%s/%s.log", dir, id);
     free(dir);
@@ -47,16 +32,9 @@ void ss_start(ts_agent *s, const char *id, const char *conf_body)
     fprintf(f, "scheduler = { id = \"%s\"; tick = \"100ms\"; };\n", id);
     fprintf(f, "http = { listen = \"127.0.0.1:%d\"; };\n%s\n", s->http_port, conf_body ? conf_body : "");
     fclose(f);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = fileno(fopen(s->log, "w"));
-        dup2(fd, 1);
-        dup2(fd, 2);
-        char bin[600];
-        snprintf(bin, sizeof bin, "%s/scheduler/schedulerd", build);
-        execl(bin, "schedulerd", "-c", s->conf, (char *)NULL);
-        _exit(127);
-    }
+    char bin[600];
+    snprintf(bin, sizeof bin, "%s/scheduler/schedulerd", build);
+    pid_t pid = th_spawn_daemon(bin, "schedulerd", s->conf, s->log);
     s->pid = pid;
     char body[512];
     for (int64_t until = ts_now_ms() + 30000; ts_now_ms() < until; ts_sleep_ms(100)) {
