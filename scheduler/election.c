@@ -1,7 +1,11 @@
 /* Leader election on the JetStream KV bucket <prefix>_leader (DESIGN §5,
  * reference/nats-platform.md §2):
  *   - candidate: kvStore_Create("schedulerd", value) every TTL/3 (±10 %);
- *     success = leadership, the returned revision is the epoch;
+ *     success = leadership, the returned revision is the epoch; after a
+ *     failed Create it reads the holder's entry and tries again right after
+ *     that entry expires (its server timestamp + TTL), then every 50 ms for
+ *     up to a second, so a standby takes over within ~50 ms of the expiry
+ *     instead of up to TTL/3 later;
  *   - leader: kvStore_Update(value, last revision) every TTL/3; the lease
  *     ends at our own monotonic deadline = send time of the last successful
  *     write + TTL - margin, whether or not a renewal fails;
@@ -23,7 +27,8 @@
 #include <unistd.h>
 
 static kvStore *kv;
-static uint64_t held_rev; /* revision of our last successful write (election thread only) */
+static uint64_t held_rev;    /* revision of our last successful write (election thread only) */
+static int64_t expiry_mono; /* a candidate's estimate of when the holder's entry expires (0: unknown) */
 
 static int64_t margin_ms(const sched *s)
 {
@@ -47,15 +52,25 @@ bool election_holds(sched *s, uint64_t *rev)
 }
 
 /* Reads the key back after an ambiguous write. Returns its revision when it
- * holds this incarnation's value, else 0. */
+ * holds this incarnation's value, else 0; then expiry_mono estimates when
+ * the entry found expires (the bucket's max age is the TTL), now when there
+ * is none. */
 static uint64_t read_back(sched *s)
 {
     kvEntry *e = NULL;
     uint64_t rev = 0;
-    if (kvStore_Get(&e, kv, SCHED_LEADER_KEY) == NATS_OK && e) {
+    expiry_mono = 0;
+    natsStatus st = kvStore_Get(&e, kv, SCHED_LEADER_KEY);
+    if (st == NATS_NOT_FOUND)
+        expiry_mono = jet_mono_ms();
+    if (st == NATS_OK && e) {
         const char *v = kvEntry_ValueString(e);
         if (kvEntry_Operation(e) == kvOp_Put && v && strcmp(v, s->value) == 0)
             rev = kvEntry_Revision(e);
+        else if (kvEntry_Operation(e) == kvOp_Put)
+            expiry_mono = jet_mono_ms() + (kvEntry_Created(e) / 1000000 + s->ttl_ms - jet_now_ms());
+        else
+            expiry_mono = jet_mono_ms();
     }
     kvEntry_Destroy(e);
     return rev;
@@ -142,11 +157,19 @@ static void *election_main(void *arg)
             next = jet_mono_ms() + 100;
             continue;
         }
-        if (atomic_load(&s->won_rev) == 0)
+        bool candidate = atomic_load(&s->won_rev) == 0;
+        if (candidate)
             campaign(s);
         else
             renew(s);
-        next = jet_mono_ms() + interval_ms(s);
+        int64_t now = jet_mono_ms();
+        next = now + interval_ms(s);
+        if (candidate && atomic_load(&s->won_rev) == 0 && expiry_mono > 0 && now < expiry_mono + 1000) {
+            /* the holder's entry expires soon: try right after it */
+            int64_t at = expiry_mono + 20 > now + 50 ? expiry_mono + 20 : now + 50;
+            if (at < next)
+                next = at;
+        }
     }
     return NULL;
 }

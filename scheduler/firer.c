@@ -25,9 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define FIRE_BATCH 500      /* due schedules per transaction */
-#define DELAYED_BATCH 200   /* delayed tasks per transaction */
+#define DELAYED_BATCH 500   /* delayed tasks per transaction */
 #define REDISPATCH_BATCH 200
 #define FIRE_ALL_CAP 1000   /* fire_all fires of one schedule per transaction */
 #define PRUNE_EVERY_MS (60 * 60 * 1000)
@@ -250,152 +251,150 @@ static bool claim_epoch(sched *s, uint64_t rev)
 
 /* ---------------- publishing ---------------- */
 
-/* Publishes one row (PUB_COLS) and observes the fire lag. Returns 1 stored,
- * 0 failed, -1 dropped as a duplicate by the stream's duplicate window. */
-static int publish_row(sched *s, PGresult *r, int i, bool redispatch)
+/* Publishes one row (PUB_COLS) synchronously (the reconciler). Returns 1
+ * stored, 0 failed, -1 dropped as a duplicate by the stream's duplicate
+ * window. */
+static int publish_row(sched *s, PGresult *r, int i)
 {
     int64_t fire_ms = -1;
-    int result = sched_publish_row(s, r, i, redispatch, &fire_ms);
-    if (result == 1 && fire_ms > 0 && !redispatch) {
-        int64_t lag = jet_now_ms() - fire_ms;
-        jet_metric_observe(m_lag, NULL, (double)(lag > 0 ? lag : 0));
-    }
+    int result = sched_publish_row(s, r, i, true, &fire_ms);
     if (result == 0)
         jet_metric_add(m_publish_fail, NULL, 1);
     return result;
 }
 
-/* Growing text[] literal of task ids ({a,b,c}); ids need no quoting. */
-typedef struct idlist {
+/* Growing PostgreSQL array literal ({"a","b",NULL}); every element quoted. */
+typedef struct pgarr {
     char *buf;
     size_t len, cap, n;
-} idlist;
+} pgarr;
 
-static void idlist_add(idlist *l, const char *id)
+static void pgarr_add(pgarr *a, const char *v)
 {
-    size_t need = l->len + strlen(id) + 3;
-    if (need > l->cap) {
-        l->cap = need * 2 + 256;
-        l->buf = realloc(l->buf, l->cap);
+    size_t need = a->len + (v ? 2 * strlen(v) + 3 : 5) + 3;
+    if (need > a->cap) {
+        a->cap = need * 2 + 256;
+        a->buf = realloc(a->buf, a->cap);
     }
-    l->len += (size_t)sprintf(l->buf + l->len, "%s%s", l->n ? "," : "{", id);
-    l->n++;
+    a->buf[a->len++] = a->n++ ? ',' : '{';
+    if (!v) {
+        memcpy(a->buf + a->len, "NULL", 4);
+        a->len += 4;
+        return;
+    }
+    a->buf[a->len++] = '"';
+    for (; *v; v++) {
+        if (*v == '"' || *v == '\\')
+            a->buf[a->len++] = '\\';
+        a->buf[a->len++] = *v;
+    }
+    a->buf[a->len++] = '"';
 }
 
-static const char *idlist_lit(idlist *l)
+/* v < 0 is NULL (no time). */
+static void pgarr_add_ms(pgarr *a, int64_t v)
 {
-    if (!l->n)
+    char t[32];
+    snprintf(t, sizeof t, "%" PRId64, v);
+    pgarr_add(a, v >= 0 ? t : NULL);
+}
+
+static const char *pgarr_lit(pgarr *a)
+{
+    if (!a->n)
         return "{}";
-    l->buf[l->len] = '}';
-    l->buf[l->len + 1] = '\0';
-    return l->buf;
+    a->buf[a->len] = '}';
+    a->buf[a->len + 1] = '\0';
+    return a->buf;
 }
 
-/* Publishes every row and records dispatched_at for those stored. Returns
- * how many were stored. */
-static size_t publish_result(sched *s, PGresult *r, bool redispatch)
+/* The outcome of a set of asynchronous publishes: the fire-lag histogram,
+ * dispatched_at of the stored ones (one statement), the failures counted
+ * (their rows stay dispatched_at NULL: the reconciler republishes them). */
+static void publish_finish(sched *s, sched_pubset *ps)
 {
-    idlist ok = {0};
-    int dups = 0;
-    for (int i = 0; i < PQntuples(r); i++) {
-        int rc = publish_row(s, r, i, redispatch);
-        if (rc == 1)
-            idlist_add(&ok, PQgetvalue(r, i, 0));
-        else if (rc < 0)
+    if (!ps->n)
+        return;
+    sched_pubset_finish(ps);
+    pgarr ok = {0};
+    int dups = 0, failed = 0;
+    for (size_t i = 0; i < ps->n; i++) {
+        const sched_pub_item *it = &ps->items[i];
+        if (it->result == 1) {
+            pgarr_add(&ok, it->id);
+            if (it->fire_ms > 0 && !it->redispatch) {
+                int64_t lag = it->acked_ms - it->fire_ms;
+                jet_metric_observe(m_lag, NULL, (double)(lag > 0 ? lag : 0));
+            }
+        } else if (it->result < 0) {
             dups++;
+        } else {
+            failed++;
+        }
     }
-    if (dups && redispatch)
-        jet_info("reconciler: %d republished task(s) were dropped by the stream's duplicate window "
-                 "(jetstream.duplicate_window); they are retried after it", dups);
-    else if (dups)
+    if (failed)
+        jet_metric_add(m_publish_fail, NULL, failed);
+    if (dups)
         jet_info("%d task(s) were already in the stream (duplicate window)", dups);
-    size_t n = ok.n;
-    if (n) {
-        const char *p[] = {idlist_lit(&ok)};
+    if (ok.n) {
+        const char *p[] = {pgarr_lit(&ok)};
         PQclear(q(s, "record dispatched_at",
                   "UPDATE tasks SET dispatched_at = now() WHERE id = ANY($1::text[]) AND status = 'queued'", 1, p));
     }
     free(ok.buf);
-    return n;
+    sched_pubset_free(ps);
+    sched_pubset_init(ps, s);
 }
 
 /* ---------------- fires ---------------- */
 
+/* One fire transaction: the fires of up to FIRE_BATCH due schedules (and at
+ * most about FIRE_TX_FIRES fire rows) are computed in C, then written with
+ * one INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING and one
+ * UPDATE ... FROM unnest(...) of the schedules. */
+#define FIRE_TX_FIRES 5000
+
+typedef struct fire_ev {
+    int64_t t;
+    int sched; /* index of its due row */
+} fire_ev;
+
 typedef struct due_row {
     const char *id, *kind, *spec, *tz, *misfire, *overlap;
     int64_t next_ms, now_ms, window_ms;
+    int64_t new_next, last_fired;
+    bool forbid, disabled;
+    char busy[JET_TASK_ID_MAX + 32]; /* overlap=forbid: an unfinished run ("": none) */
 } due_row;
 
-/* Inserts one fire (status queued or skipped). Returns 1 inserted, 0 already
- * there, -1 error. */
-static int insert_fire(sched *s, const due_row *d, int64_t t, const char *status, const char *error,
-                       const char *epoch, idlist *fired)
-{
-    char tid[JET_TASK_ID_MAX + 8], ts[32];
-    snprintf(tid, sizeof tid, "%s-%" PRId64, d->id, t);
-    snprintf(ts, sizeof ts, "%" PRId64, t);
-    const char *p[] = {tid, status, ts, epoch, s->id, error, d->id};
-    PGresult *r = q(s, "insert fire",
-                    "INSERT INTO tasks (id, queue, handler, priority, status, max_attempts, payload, headers,"
-                    " scheduled_for, schedule_id, fire_epoch, fired_by, finished_at, error)"
-                    " SELECT $1, sc.queue, sc.handler, sc.priority, $2, sc.max_attempts, sc.payload, sc.headers,"
-                    " to_timestamp($3::double precision / 1000), sc.id, $4::bigint, $5,"
-                    " CASE WHEN $2 = 'skipped' THEN now() END, $6"
-                    " FROM schedules sc WHERE sc.id = $7"
-                    " ON CONFLICT (id) DO NOTHING RETURNING id",
-                    7, p);
-    if (!r)
-        return -1;
-    int n = PQntuples(r);
-    PQclear(r);
-    if (n == 1 && strcmp(status, "queued") == 0)
-        idlist_add(fired, tid);
-    if (n == 1)
-        jet_metric_add(m_fires, (const char *[]){status}, 1);
-    return n;
-}
+typedef struct fire_plan {
+    fire_ev *ev;
+    size_t n, cap;
+} fire_plan;
 
-/* The previous run of the schedule that is not finished, for overlap=forbid. */
-static bool unfinished_run(sched *s, const char *schedule_id, char *out, size_t len)
+static void plan_add(fire_plan *pl, int sched_idx, int64_t t)
 {
-    const char *p[] = {schedule_id};
-    PGresult *r = q(s, "overlap check",
-                    "SELECT id FROM tasks WHERE schedule_id = $1 AND status IN ('scheduled', 'queued', 'running',"
-                    " 'retrying') LIMIT 1",
-                    1, p);
-    bool busy = r && PQntuples(r) > 0;
-    if (busy)
-        snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return busy;
-}
-
-static int emit(sched *s, const due_row *d, int64_t t, const char *epoch, idlist *fired)
-{
-    if (strcmp(d->overlap, "forbid") == 0) {
-        char prev[JET_TASK_ID_MAX + 1] = "", why[300];
-        if (unfinished_run(s, d->id, prev, sizeof prev)) {
-            snprintf(why, sizeof why, "overlap forbidden: the previous run %s is not finished", prev);
-            return insert_fire(s, d, t, "skipped", why, epoch, fired);
-        }
+    if (pl->n == pl->cap) {
+        pl->cap = pl->cap ? pl->cap * 2 : 1024;
+        pl->ev = realloc(pl->ev, pl->cap * sizeof *pl->ev);
     }
-    return insert_fire(s, d, t, "queued", NULL, epoch, fired);
+    pl->ev[pl->n++] = (fire_ev){.t = t, .sched = sched_idx};
 }
 
-/* Processes one due schedule inside the fenced transaction. Returns false on
- * a database error (the caller rolls back). */
-static bool fire_schedule(sched *s, const due_row *d, const char *epoch, idlist *fired)
+/* The fire times of one due schedule, in the order they are recorded
+ * (misfire policies and the catch-up window), its next fire time and its
+ * last fire time: the computation of DESIGN §5 in C (cron.h). */
+static void plan_schedule(sched *s, due_row *d, int idx, fire_plan *pl)
 {
     jet_err err = {0};
     const jet_sched *js = sched_get(d->id, d->kind, d->spec, d->tz, &err);
+    d->last_fired = -1;
     if (!js) {
         jet_error("schedule %s: %s; it will not fire again until it is fixed (next_fire_at cleared)", d->id,
                   err.msg);
-        const char *p[] = {d->id};
-        PGresult *r = q(s, "disable schedule",
-                        "UPDATE schedules SET next_fire_at = NULL, updated_at = now() WHERE id = $1", 1, p);
-        PQclear(r);
-        return r != NULL;
+        d->disabled = true;
+        d->new_next = -1;
+        return;
     }
     int64_t now = d->now_ms, threshold = atomic_load(&s->misfire_ms);
     int64_t window = d->window_ms > threshold ? d->window_ms : threshold;
@@ -415,9 +414,7 @@ static bool fire_schedule(sched *s, const due_row *d, const char *epoch, idlist 
             break;
         bool is_missed = now - t > threshold;
         if (!is_missed || fire_all) {
-            int rc = emit(s, d, t, epoch, fired);
-            if (rc < 0)
-                return false;
+            plan_add(pl, idx, t);
             last_fired = t;
             fired_n++;
         } else {
@@ -429,9 +426,7 @@ static bool fire_schedule(sched *s, const due_row *d, const char *epoch, idlist 
         int64_t nx = jet_sched_next(js, t);
         if (fire_once && latest_missed >= 0 && (nx < 0 || now - nx <= threshold || nx > now)) {
             /* the last missed fire: one catch-up run for all of them */
-            int rc = emit(s, d, latest_missed, epoch, fired);
-            if (rc < 0)
-                return false;
+            plan_add(pl, idx, latest_missed);
             if (latest_missed > last_fired)
                 last_fired = latest_missed;
             latest_missed = -1;
@@ -444,23 +439,87 @@ static bool fire_schedule(sched *s, const due_row *d, const char *epoch, idlist 
     if (missed && !fire_all)
         jet_info("schedule %s: %ld missed fire(s) inside the catch-up window, policy %s", d->id, missed,
                  d->misfire);
-    char next[32], last[32];
-    snprintf(next, sizeof next, "%" PRId64, t);
-    snprintf(last, sizeof last, "%" PRId64, last_fired);
-    const char *p[] = {d->id, t >= 0 ? next : NULL, last_fired >= 0 ? last : NULL};
-    PGresult *r = q(s, "advance schedule",
-                    "UPDATE schedules SET next_fire_at = to_timestamp($2::double precision / 1000),"
-                    " last_fire_at = coalesce(to_timestamp($3::double precision / 1000), last_fire_at),"
-                    " updated_at = now() WHERE id = $1",
-                    3, p);
+    d->new_next = t;
+    d->last_fired = last_fired;
+}
+
+static void fire_id(char *out, size_t len, const char *schedule_id, int64_t t)
+{
+    snprintf(out, len, "%s-%" PRId64, schedule_id, t);
+}
+
+/* overlap=forbid: one query for all forbid schedules of the batch: an
+ * unfinished run of each, and which of their planned fire ids already exist
+ * (an existing id is not inserted again, so it does not make the schedule
+ * busy). Then, fire by fire in order, a fire of a busy schedule is recorded
+ * as skipped and a queued fire makes it busy: what one overlap check per
+ * fire in the transaction gave. status[k] gets "queued"/"skipped" (NULL:
+ * not forbid, queued), why[k] the skip reason. Returns false on a database
+ * error. */
+static bool plan_overlap(sched *s, due_row *rows, int nrows, const fire_plan *pl, const char **status,
+                         char **why)
+{
+    pgarr sids = {0}, fids = {0};
+    char tid[JET_TASK_ID_MAX + 32];
+    for (int i = 0; i < nrows; i++)
+        if (rows[i].forbid && !rows[i].disabled)
+            pgarr_add(&sids, rows[i].id);
+    for (size_t k = 0; k < pl->n; k++)
+        if (rows[pl->ev[k].sched].forbid) {
+            fire_id(tid, sizeof tid, rows[pl->ev[k].sched].id, pl->ev[k].t);
+            pgarr_add(&fids, tid);
+        }
+    if (!fids.n) {
+        free(sids.buf);
+        return true;
+    }
+    const char *p[] = {pgarr_lit(&sids), pgarr_lit(&fids)};
+    PGresult *r = q(s, "overlap check",
+                    "SELECT schedule_id, id, status IN ('scheduled', 'queued', 'running', 'retrying') FROM tasks"
+                    " WHERE (schedule_id = ANY($1::text[]) AND status IN ('scheduled', 'queued', 'running',"
+                    " 'retrying')) OR id = ANY($2::text[])",
+                    2, p);
+    free(sids.buf);
+    free(fids.buf);
+    if (!r)
+        return false;
+    int nr = PQntuples(r);
+    /* the schedules' current unfinished runs */
+    for (int j = 0; j < nr; j++) {
+        if (PQgetvalue(r, j, 2)[0] != 't')
+            continue;
+        for (int i = 0; i < nrows; i++)
+            if (rows[i].forbid && !rows[i].busy[0] && !strcmp(rows[i].id, PQgetvalue(r, j, 0)))
+                snprintf(rows[i].busy, sizeof rows[i].busy, "%s", PQgetvalue(r, j, 1));
+    }
+    for (size_t k = 0; k < pl->n; k++) {
+        due_row *d = &rows[pl->ev[k].sched];
+        if (!d->forbid)
+            continue;
+        fire_id(tid, sizeof tid, d->id, pl->ev[k].t);
+        if (d->busy[0]) {
+            status[k] = "skipped";
+            why[k] = malloc(strlen(d->busy) + 64);
+            sprintf(why[k], "overlap forbidden: the previous run %s is not finished", d->busy);
+            continue;
+        }
+        status[k] = "queued";
+        bool exists = false;
+        for (int j = 0; j < nr && !exists; j++)
+            exists = !strcmp(PQgetvalue(r, j, 1), tid);
+        if (!exists) /* inserted queued now: unfinished for the next fires of d */
+            snprintf(d->busy, sizeof d->busy, "%s", tid);
+    }
     PQclear(r);
-    return r != NULL;
+    return true;
 }
 
 /* One transaction over up to FIRE_BATCH due schedules. Returns the number
- * of due schedules seen (FIRE_BATCH: there may be more), -1 on error. */
-static int fire_due(sched *s, uint64_t epoch)
+ * of due schedules seen, -1 on error; *more when there may be more due now.
+ * The committed fires are handed to ps (published asynchronously). */
+static int fire_due(sched *s, uint64_t epoch, sched_pubset *ps, bool *more)
 {
+    *more = false;
     if (!begin_fenced(s, epoch))
         return -1;
     char def_window[32], lim[16], es[32];
@@ -480,41 +539,108 @@ static int fire_due(sched *s, uint64_t epoch)
         rollback(s);
         return -1;
     }
-    int n = PQntuples(r);
-    idlist fired = {0};
-    bool ok = true;
-    for (int i = 0; ok && i < n; i++) {
-        due_row d = {
+    int n = PQntuples(r), taken = 0;
+    due_row *rows = calloc((size_t)(n ? n : 1), sizeof *rows);
+    fire_plan pl = {0};
+    for (int i = 0; i < n; i++) {
+        if (pl.n >= FIRE_TX_FIRES) {
+            *more = true; /* the rest (still due, unchanged) in the next transaction */
+            break;
+        }
+        due_row *d = &rows[i];
+        *d = (due_row){
             .id = PQgetvalue(r, i, 0), .kind = PQgetvalue(r, i, 1), .spec = PQgetvalue(r, i, 2),
             .tz = PQgetvalue(r, i, 3), .misfire = PQgetvalue(r, i, 4), .overlap = PQgetvalue(r, i, 5),
             .next_ms = strtoll(PQgetvalue(r, i, 6), NULL, 10), .now_ms = strtoll(PQgetvalue(r, i, 7), NULL, 10),
             .window_ms = strtoll(PQgetvalue(r, i, 8), NULL, 10),
         };
-        ok = fire_schedule(s, &d, es, &fired);
+        d->forbid = !strcmp(d->overlap, "forbid");
+        plan_schedule(s, d, i, &pl);
+        taken++;
     }
+    if (n == FIRE_BATCH)
+        *more = true;
+    const char **status = calloc(pl.n ? pl.n : 1, sizeof *status);
+    char **why = calloc(pl.n ? pl.n : 1, sizeof *why);
+    bool ok = plan_overlap(s, rows, taken, &pl, status, why);
+    PGresult *ins = NULL;
+    if (ok && pl.n) {
+        pgarr ids = {0}, sids = {0}, ts = {0}, sts = {0}, errs = {0};
+        char tid[JET_TASK_ID_MAX + 32];
+        for (size_t k = 0; k < pl.n; k++) {
+            const due_row *d = &rows[pl.ev[k].sched];
+            fire_id(tid, sizeof tid, d->id, pl.ev[k].t);
+            pgarr_add(&ids, tid);
+            pgarr_add(&sids, d->id);
+            pgarr_add_ms(&ts, pl.ev[k].t);
+            bool skipped = status[k] && !strcmp(status[k], "skipped");
+            pgarr_add(&sts, skipped ? "skipped" : "queued");
+            pgarr_add(&errs, skipped ? why[k] : NULL);
+        }
+        const char *ip[] = {pgarr_lit(&ids), pgarr_lit(&sids), pgarr_lit(&ts), pgarr_lit(&sts), pgarr_lit(&errs),
+                            es, s->id};
+        ins = q(s, "insert fires",
+                "INSERT INTO tasks AS t (id, queue, handler, priority, status, max_attempts, payload, headers,"
+                " scheduled_for, schedule_id, fire_epoch, fired_by, finished_at, error)"
+                " SELECT f.id, sc.queue, sc.handler, sc.priority, f.status, sc.max_attempts, sc.payload, sc.headers,"
+                " to_timestamp(f.t::double precision / 1000), sc.id, $6::bigint, $7,"
+                " CASE WHEN f.status = 'skipped' THEN now() END, f.error"
+                " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[]) WITH ORDINALITY"
+                " AS f(id, sid, t, status, error, ord) JOIN schedules sc ON sc.id = f.sid ORDER BY f.ord"
+                " ON CONFLICT (id) DO NOTHING RETURNING " PUB_COLS ", t.status",
+                7, ip);
+        ok = ins != NULL;
+        free(ids.buf);
+        free(sids.buf);
+        free(ts.buf);
+        free(sts.buf);
+        free(errs.buf);
+    }
+    if (ok && taken) {
+        pgarr ids = {0}, nx = {0}, lf = {0};
+        for (int i = 0; i < taken; i++) {
+            pgarr_add(&ids, rows[i].id);
+            pgarr_add_ms(&nx, rows[i].new_next);
+            pgarr_add_ms(&lf, rows[i].last_fired);
+        }
+        const char *up[] = {pgarr_lit(&ids), pgarr_lit(&nx), pgarr_lit(&lf)};
+        PGresult *ur = q(s, "advance schedules",
+                         "UPDATE schedules sc SET next_fire_at = to_timestamp(u.nx::double precision / 1000),"
+                         " last_fire_at = coalesce(to_timestamp(u.lf::double precision / 1000), sc.last_fire_at),"
+                         " updated_at = now() FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(id, nx, lf)"
+                         " WHERE sc.id = u.id",
+                         3, up);
+        ok = ur != NULL;
+        PQclear(ur);
+        free(ids.buf);
+        free(nx.buf);
+        free(lf.buf);
+    }
+    for (size_t k = 0; k < pl.n; k++)
+        free(why[k]);
+    free(why);
+    free(status);
+    free(pl.ev);
+    free(rows);
     PQclear(r);
     if (!ok || !commit_fenced(s)) {
         rollback(s);
-        free(fired.buf);
+        PQclear(ins);
         return -1;
     }
-    if (fired.n) {
-        const char *pp[] = {idlist_lit(&fired)};
-        PGresult *tr = q(s, "load fired tasks",
-                         "SELECT " PUB_COLS " FROM tasks t WHERE t.id = ANY($1::text[]) AND t.status = 'queued'"
-                         " ORDER BY t.scheduled_for",
-                         1, pp);
-        if (tr)
-            publish_result(s, tr, false);
-        PQclear(tr);
+    for (int i = 0; ins && i < PQntuples(ins); i++) {
+        const char *st = PQgetvalue(ins, i, 9);
+        jet_metric_add(m_fires, (const char *[]){st}, 1);
+        if (!strcmp(st, "queued"))
+            sched_pubset_add(ps, ins, i, false);
     }
-    free(fired.buf);
+    PQclear(ins);
     return n;
 }
 
 /* ---------------- delayed tasks ---------------- */
 
-static int queue_delayed(sched *s, uint64_t epoch)
+static int queue_delayed(sched *s, uint64_t epoch, sched_pubset *ps)
 {
     if (!begin_fenced(s, epoch))
         return -1;
@@ -537,10 +663,10 @@ static int queue_delayed(sched *s, uint64_t epoch)
         return -1;
     }
     int n = PQntuples(r);
-    if (n) {
+    if (n)
         jet_metric_add(m_delayed, NULL, n);
-        publish_result(s, r, false);
-    }
+    for (int i = 0; i < n; i++)
+        sched_pubset_add(ps, r, i, false);
     PQclear(r);
     return n;
 }
@@ -583,9 +709,9 @@ static void reconcile(sched *s, uint64_t epoch)
         }
         size_t stored = 0;
         int dups = 0;
-        idlist failed = {0};
+        pgarr failed = {0};
         for (int i = 0; i < n; i++) {
-            int rc = publish_row(s, r, i, true);
+            int rc = publish_row(s, r, i);
             if (rc < 0) {
                 /* Inside the stream's duplicate window: the stream still
                  * has (or had) it. Retried after redispatch_after. */
@@ -595,7 +721,7 @@ static void reconcile(sched *s, uint64_t epoch)
                 jet_info("reconciler: republished task %s (queued and not started, or never published)",
                          PQgetvalue(r, i, 0));
             } else {
-                idlist_add(&failed, PQgetvalue(r, i, 0));
+                pgarr_add(&failed, PQgetvalue(r, i, 0));
             }
         }
         if (dups)
@@ -604,7 +730,7 @@ static void reconcile(sched *s, uint64_t epoch)
         if (failed.n) {
             /* Not published (NATS down): try again at the next reconcile
              * run rather than after redispatch_after. */
-            const char *fp[] = {idlist_lit(&failed)};
+            const char *fp[] = {pgarr_lit(&failed)};
             PQclear(q(s, "unclaim", "UPDATE tasks SET dispatched_at = NULL WHERE id = ANY($1::text[])"
                       " AND status = 'queued'", 1, fp));
         }
@@ -635,12 +761,66 @@ static void reconcile(sched *s, uint64_t epoch)
 
 /* ---------------- the worker loop ---------------- */
 
+/* Sleeps up to us microseconds; a standby returns early (within 5 ms) when
+ * the election thread wins a revision other than refused, so the first
+ * batch runs at once. */
+static void nap_us(sched *s, int64_t us, uint64_t refused)
+{
+    int64_t end = jet_mono_ms() * 1000 + us;
+    for (;;) {
+        if (atomic_load(&s->stop))
+            return;
+        uint64_t won = 0;
+        if (election_holds(s, &won) && won != atomic_load(&s->epoch) && won != refused)
+            return; /* a new leadership to claim */
+        int64_t left = end - jet_mono_ms() * 1000;
+        if (left <= 0)
+            return;
+        bool acting = atomic_load(&s->epoch) != 0;
+        int64_t slice = acting ? left : (left < 5000 ? left : 5000);
+        struct timespec ts = {.tv_sec = slice / 1000000, .tv_nsec = (slice % 1000000) * 1000};
+        nanosleep(&ts, NULL);
+        if (acting)
+            return;
+    }
+}
+
+/* Microseconds until the next due schedule or delayed task, by PostgreSQL's
+ * clock (two indexed min() lookups: schedules_due_idx, tasks_due_idx);
+ * INT64_MAX when nothing is pending, -1 on error. */
+static int64_t next_due_us(sched *s)
+{
+    PGresult *r = q(s, "next due time",
+                    "SELECT (extract(epoch from (SELECT min(next_fire_at) FROM schedules WHERE NOT paused AND"
+                    " next_fire_at IS NOT NULL) - clock_timestamp()) * 1000000)::bigint,"
+                    " (extract(epoch from (SELECT min(scheduled_for) FROM tasks WHERE status = 'scheduled')"
+                    " - clock_timestamp()) * 1000000)::bigint",
+                    0, NULL);
+    if (!r)
+        return -1;
+    int64_t best = INT64_MAX;
+    for (int c = 0; c < 2 && PQntuples(r) == 1; c++)
+        if (!PQgetisnull(r, 0, c)) {
+            int64_t v = strtoll(PQgetvalue(r, 0, c), NULL, 10);
+            if (v < best)
+                best = v;
+        }
+    PQclear(r);
+    return best;
+}
+
 static void *worker_main(void *arg)
 {
     sched *s = arg;
     uint64_t refused_rev = 0;
+    int64_t sleep_us = 0;
+    int idle_overdue = 0; /* rounds in a row that found nothing although something was due */
+    sched_pubset ps;
+    sched_pubset_init(&ps, s);
     while (!atomic_load(&s->stop)) {
-        jet_sleep_ms(atomic_load(&s->tick_ms));
+        nap_us(s, sleep_us, refused_rev);
+        int64_t tick_us = atomic_load(&s->tick_ms) * 1000;
+        sleep_us = tick_us;
         uint64_t rev = 0;
         if (!election_holds(s, &rev)) {
             if (rev != 0)
@@ -662,20 +842,28 @@ static void *worker_main(void *arg)
             }
             next_reconcile_mono = jet_mono_ms() + atomic_load(&s->reconcile_ms);
         }
-        /* Fires: drain the due set (bounded per tick). */
+        /* Fires: drain the due set (bounded per round); each committed
+         * batch is published asynchronously while the next one is written. */
         int64_t until = jet_mono_ms() + 2000;
-        int n;
-        do
-            n = fire_due(s, rev);
-        while (n == FIRE_BATCH && jet_mono_ms() < until && !atomic_load(&s->stop));
+        int n, worked = 0;
+        bool more = false;
+        do {
+            n = fire_due(s, rev, &ps, &more);
+            worked += n > 0 ? n : 0;
+        } while (more && n >= 0 && jet_mono_ms() < until && !atomic_load(&s->stop));
+        bool behind = more && n >= 0;
         if (atomic_load(&s->epoch) != rev) {
+            publish_finish(s, &ps);
             if (atomic_load(&s->abdicate))
                 refused_rev = rev;
             continue;
         }
-        do
-            n = queue_delayed(s, rev);
-        while (n == DELAYED_BATCH && jet_mono_ms() < until && !atomic_load(&s->stop));
+        do {
+            n = queue_delayed(s, rev, &ps);
+            worked += n > 0 ? n : 0;
+        } while (n == DELAYED_BATCH && jet_mono_ms() < until && !atomic_load(&s->stop));
+        behind = behind || n == DELAYED_BATCH;
+        publish_finish(s, &ps);
         if (atomic_load(&s->epoch) != rev) {
             if (atomic_load(&s->abdicate))
                 refused_rev = rev;
@@ -687,7 +875,26 @@ static void *worker_main(void *arg)
                 refused_rev = rev;
             next_reconcile_mono = jet_mono_ms() + atomic_load(&s->reconcile_ms);
         }
+        /* Wake at the next due time, at most one tick from now. */
+        if (behind) {
+            sleep_us = 0;
+            continue;
+        }
+        int64_t due = next_due_us(s);
+        if (due < 0 && due != -1)
+            due = 0;
+        if (due == -1)
+            due = tick_us;
+        if (due <= 0 && !worked)
+            idle_overdue++; /* due but not taken (locked by another transaction?): back off */
+        else
+            idle_overdue = 0;
+        if (idle_overdue)
+            due = (int64_t)1000 << (idle_overdue < 10 ? idle_overdue - 1 : 9);
+        sleep_us = due < 0 ? 0 : due < tick_us ? due : tick_us;
     }
+    publish_finish(s, &ps);
+    sched_pubset_free(&ps);
     return NULL;
 }
 
@@ -722,6 +929,7 @@ void worker_stop(sched *s)
     if (atomic_load(&s->epoch))
         jet_info("leader: stopped acting (shutdown)");
     atomic_store(&s->epoch, 0);
+    sched_publish_close();
     if (pg)
         PQfinish(pg);
     pg = NULL;

@@ -6,6 +6,7 @@
 #include <jetsched/names.h>
 #include <jetsched/timeutil.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,4 +108,188 @@ int sched_publish_row(sched *s, PGresult *r, int i, bool redispatch, int64_t *fi
     int rc = sched_publish_msg(s, m, PQgetvalue(r, i, 0));
     natsMsg_Destroy(m);
     return rc;
+}
+
+/* ---------------- asynchronous batches ---------------- */
+
+static jsCtx *ajs;                                     /* the firer's context, AckHandler on_ack */
+static pthread_mutex_t amu = PTHREAD_MUTEX_INITIALIZER; /* guards active and its items */
+static sched_pubset *active;
+
+static int64_t publish_timeout_ms(sched *s)
+{
+    int64_t t = jet_cfg_int(s->cfg, "nats.publish_timeout");
+    return t > 0 ? t : 5000;
+}
+
+/* The in-flight item sent as m (amu held). Pub-acks mostly come in publish
+ * order, so the scan starts after the last one found. */
+static sched_pub_item *find_inflight(sched_pubset *ps, const void *m)
+{
+    for (size_t k = 0; k < ps->n; k++) {
+        size_t i = (ps->hint + k) % ps->n;
+        if (ps->items[i].inflight && ps->items[i].sent == m) {
+            ps->hint = i + 1;
+            return &ps->items[i];
+        }
+    }
+    return NULL;
+}
+
+static void note_err(sched_pubset *ps, const sched_pub_item *it, const char *what, natsStatus st, int code,
+                     const char *text)
+{
+    if (!ps->first_err[0])
+        snprintf(ps->first_err, sizeof ps->first_err, "task %s: %s: %s (%d)%s%s", it->id, what,
+                 natsStatus_GetText(st), code, text && *text ? ": " : "", text && *text ? text : "");
+}
+
+static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    (void)js, (void)closure;
+    pthread_mutex_lock(&amu);
+    sched_pub_item *it = active ? find_inflight(active, msg) : NULL;
+    if (it) {
+        it->inflight = false;
+        if (pa) {
+            it->result = pa->Duplicate ? -1 : 1;
+            it->acked_ms = jet_now_ms();
+        } else {
+            it->result = 0;
+            it->timed_out = pae && pae->Err == NATS_TIMEOUT;
+            it->msg = msg; /* kept for the retry */
+            msg = NULL;
+            note_err(active, it, "pub-ack", pae ? pae->Err : NATS_ERR, pae ? (int)pae->ErrCode : 0,
+                     pae ? pae->ErrText : NULL);
+        }
+    }
+    pthread_mutex_unlock(&amu);
+    natsMsg_Destroy(msg);
+}
+
+void sched_pubset_init(sched_pubset *ps, sched *s)
+{
+    memset(ps, 0, sizeof *ps);
+    ps->s = s;
+    if (!ajs) {
+        jsOptions jo;
+        jsOptions_Init(&jo);
+        jo.Wait = publish_timeout_ms(s);
+        jo.PublishAsync.MaxPending = SCHED_PUB_WINDOW;
+        jo.PublishAsync.StallWait = publish_timeout_ms(s);
+        jo.PublishAsync.AckHandler = on_ack;
+        natsStatus st = natsConnection_JetStream(&ajs, s->nc, &jo);
+        if (st != NATS_OK) {
+            jet_warn("asynchronous publish context: %s; publishing one message at a time", natsStatus_GetText(st));
+            ajs = NULL;
+        }
+    }
+    pthread_mutex_lock(&amu);
+    active = ps;
+    pthread_mutex_unlock(&amu);
+}
+
+void sched_pubset_add(sched_pubset *ps, PGresult *r, int i, bool redispatch)
+{
+    int64_t fire_ms = -1;
+    natsMsg *m = sched_task_msg(ps->s, r, i, redispatch, &fire_ms);
+    pthread_mutex_lock(&amu);
+    if (ps->n == ps->cap) {
+        ps->cap = ps->cap ? ps->cap * 2 : 256;
+        ps->items = realloc(ps->items, ps->cap * sizeof *ps->items);
+    }
+    sched_pub_item *it = &ps->items[ps->n++];
+    *it = (sched_pub_item){.id = strdup(PQgetvalue(r, i, 0)), .fire_ms = fire_ms, .redispatch = redispatch};
+    size_t idx = ps->n - 1;
+    bool send = m && ajs && natsConnection_Status(ps->s->nc) == NATS_CONN_STATUS_CONNECTED;
+    if (send) {
+        it->inflight = true;
+        it->sent = m;
+    } else {
+        it->msg = m; /* not sent: the retry (or the reconciler) takes it */
+    }
+    pthread_mutex_unlock(&amu);
+    if (!send)
+        return;
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = publish_timeout_ms(ps->s);
+    natsStatus st = js_PublishMsgAsync(ajs, &m, &po);
+    if (st != NATS_OK) { /* m is still ours */
+        pthread_mutex_lock(&amu);
+        it = &ps->items[idx];
+        it->inflight = false;
+        it->msg = m;
+        note_err(ps, it, "publish", st, 0, nats_GetLastError(NULL));
+        pthread_mutex_unlock(&amu);
+    }
+}
+
+void sched_pubset_finish(sched_pubset *ps)
+{
+    if (ajs && ps->n) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MaxWait = publish_timeout_ms(ps->s) + 1000;
+        if (js_PublishAsyncComplete(ajs, &po) == NATS_TIMEOUT) {
+            /* no pub-ack and no timeout callback: give them up */
+            natsMsgList l = {0};
+            if (js_PublishAsyncGetPendingList(&l, ajs) == NATS_OK) {
+                pthread_mutex_lock(&amu);
+                for (int k = 0; k < l.Count; k++) {
+                    sched_pub_item *it = find_inflight(ps, l.Msgs[k]);
+                    if (it) {
+                        it->inflight = false;
+                        it->timed_out = true;
+                        note_err(ps, it, "pub-ack", NATS_TIMEOUT, 0, NULL);
+                    }
+                }
+                pthread_mutex_unlock(&amu);
+                natsMsgList_Destroy(&l);
+            }
+        }
+    }
+    /* Every callback has run (js_PublishAsyncComplete returns after the
+     * last one): the items are ours. One synchronous retry pass for
+     * failures other than a pub-ack timeout, stopped by the first that fails
+     * again (NATS is in trouble: the reconciler takes the rest). */
+    size_t failed = 0;
+    bool give_up = false;
+    for (size_t i = 0; i < ps->n; i++) {
+        sched_pub_item *it = &ps->items[i];
+        if (it->result == 0 && it->msg && !it->timed_out && !give_up && !atomic_load(&ps->s->stop)) {
+            it->result = sched_publish_msg(ps->s, it->msg, it->id);
+            if (it->result == 1)
+                it->acked_ms = jet_now_ms();
+            give_up = it->result == 0;
+        }
+        natsMsg_Destroy(it->msg);
+        it->msg = NULL;
+        if (it->result == 0)
+            failed++;
+    }
+    if (failed)
+        jet_warn("publish of %zu of %zu task(s) failed (%s); left to the reconciler", failed, ps->n,
+                 ps->first_err[0] ? ps->first_err : "NATS not connected");
+}
+
+void sched_pubset_free(sched_pubset *ps)
+{
+    pthread_mutex_lock(&amu);
+    if (active == ps)
+        active = NULL;
+    pthread_mutex_unlock(&amu);
+    for (size_t i = 0; i < ps->n; i++) {
+        free(ps->items[i].id);
+        natsMsg_Destroy(ps->items[i].msg);
+    }
+    free(ps->items);
+    memset(ps, 0, sizeof *ps);
+}
+
+void sched_publish_close(void)
+{
+    if (ajs)
+        jsCtx_Destroy(ajs);
+    ajs = NULL;
 }

@@ -1,8 +1,9 @@
 /* Publishing task rows to the task stream, shared by the leader's work
  * (firer.c: fires, delayed tasks, the reconciler) and the API (task.submit,
  * schedule.trigger, dlq.replay): the message and its headers built from a
- * PostgreSQL row, and the publish with retries that tells a stored message
- * from one dropped by the duplicate window. */
+ * PostgreSQL row, the publish with retries that tells a stored message from
+ * one dropped by the duplicate window, and the leader's asynchronous publish
+ * of whole batches (sched_pubset: a bounded window of pub-acks in flight). */
 #ifndef SCHED_PUBLISH_H
 #define SCHED_PUBLISH_H
 
@@ -26,5 +27,44 @@ int sched_publish_msg(sched *s, natsMsg *m, const char *id);
 
 /* sched_task_msg + sched_publish_msg. */
 int sched_publish_row(sched *s, PGresult *r, int i, bool redispatch, int64_t *fire_ms);
+
+/* ---- asynchronous batches (the firer thread only) ----
+ * sched_pubset_add() publishes with js_PublishMsgAsync on a JetStream
+ * context of its own (at most SCHED_PUB_WINDOW pub-acks in flight, each
+ * waited for at most nats.publish_timeout); sched_pubset_finish() waits for
+ * every pub-ack (js_PublishAsyncComplete, bounded), retries the failed ones
+ * once synchronously (sched_publish_msg, stopping at the first that fails
+ * again) and leaves the outcome in items[]. Nothing is published while NATS
+ * is not connected: those rows are failed, left to the reconciler. One set
+ * is open at a time. */
+#define SCHED_PUB_WINDOW 2048
+
+typedef struct sched_pub_item {
+    char *id;
+    int64_t fire_ms;   /* Jetsched-Fire-Time, -1 when none */
+    int64_t acked_ms;  /* wall clock of the pub-ack (result 1) */
+    int result;        /* 1 stored, 0 failed, -1 dropped as a duplicate */
+    bool redispatch;
+    /* internal */
+    bool inflight, timed_out;
+    const void *sent;  /* the message handed to the library while in flight */
+    natsMsg *msg;      /* kept after a failure, for the retry */
+} sched_pub_item;
+
+typedef struct sched_pubset {
+    sched *s;
+    sched_pub_item *items;
+    size_t n, cap, hint;
+    char first_err[400];
+} sched_pubset;
+
+void sched_pubset_init(sched_pubset *ps, sched *s);
+/* Publishes row i of r (PUB_COLS) asynchronously. */
+void sched_pubset_add(sched_pubset *ps, PGresult *r, int i, bool redispatch);
+/* Waits for the outcome of everything added (see above). */
+void sched_pubset_finish(sched_pubset *ps);
+void sched_pubset_free(sched_pubset *ps);
+/* Destroys the asynchronous JetStream context (shutdown). */
+void sched_publish_close(void);
 
 #endif
