@@ -13,6 +13,7 @@
 #include <sys/types.h>
 #include <libpq-fe.h>
 #include <nats/nats.h>
+#include <harness.h> /* tests/harness: th_free_port, th_http_get, th_spawn_daemon */
 
 #define TASK_STREAM "JETSCHED_TASKS"
 #define DLQ_STREAM "JETSCHED_DLQ"
@@ -99,10 +100,6 @@ void jb_agent_start(jb_agent *ag, const jb_agent_spec *s);
 void jb_daemon_spawn(jb_agent *d, const char *bin, const char *name);
 /* SIGTERM (drain), SIGKILL after timeout_ms; returns the exit code. */
 int jb_agent_stop(jb_agent *ag, int timeout_ms);
-/* A free TCP port on 127.0.0.1 (for a daemon's HTTP listener). */
-int jb_free_port(void);
-/* GET path on the agent's HTTP port into buf; returns the status or -1. */
-int jb_http_get(int port, const char *path, char *buf, size_t len);
 bool jb_agent_alive(jb_agent *ag);
 
 /* ---- PostgreSQL ---- */

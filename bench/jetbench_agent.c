@@ -56,44 +56,6 @@ void jb_log(const char *fmt, ...)
 
 /* ---- agentd ---- */
 
-int jb_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    socklen_t l = sizeof a;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &l) != 0)
-        jb_die("no free port");
-    int port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-int jb_http_get(int port, const char *path, char *buf, size_t len)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\n\r\n", path);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return -1;
-    }
-    size_t used = 0;
-    ssize_t r;
-    while (used + 1 < len && (r = read(fd, buf + used, len - 1 - used)) > 0)
-        used += (size_t)r;
-    buf[used] = '\0';
-    close(fd);
-    int code = -1;
-    sscanf(buf, "HTTP/%*s %d", &code);
-    return code;
-}
 
 static void show_log(const jb_agent *ag, int lines)
 {
@@ -106,7 +68,7 @@ static void show_log(const jb_agent *ag, int lines)
 void jb_agent_start(jb_agent *ag, const jb_agent_spec *s)
 {
     memset(ag, 0, sizeof *ag);
-    ag->http_port = jb_free_port();
+    ag->http_port = th_free_port();
     snprintf(ag->conf, sizeof ag->conf, "%s/%s.conf", s->workdir, s->name);
     snprintf(ag->log, sizeof ag->log, "%s/%s.log", s->workdir, s->name);
     FILE *f = fopen(ag->conf, "w");
@@ -139,18 +101,9 @@ void jb_agent_start(jb_agent *ag, const jb_agent_spec *s)
 void jb_daemon_spawn(jb_agent *d, const char *bin, const char *name)
 {
     const char *prog = strrchr(bin, '/') ? strrchr(bin, '/') + 1 : bin;
-    pid_t pid = fork();
+    pid_t pid = th_spawn_daemon(bin, prog, d->conf, d->log);
     if (pid < 0)
         jb_die("fork failed");
-    if (pid == 0) {
-        int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execl(bin, prog, "-c", d->conf, (char *)NULL);
-        _exit(127);
-    }
     d->pid = pid;
     char body[1024];
     for (int64_t until = jb_now_ns() + 30000000000LL; jb_now_ns() < until; jb_sleep_ms(50)) {
@@ -159,7 +112,7 @@ void jb_daemon_spawn(jb_agent *d, const char *bin, const char *name)
             show_log(d, 30);
             jb_die("%s (%s) exited during start-up (status %d); config %s", prog, name, st, d->conf);
         }
-        if (jb_http_get(d->http_port, "/readyz", body, sizeof body) == 200)
+        if (th_http_get(d->http_port, "/readyz", body, sizeof body) == 200)
             return;
     }
     show_log(d, 30);

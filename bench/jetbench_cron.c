@@ -60,7 +60,7 @@ static void on_task(natsConnection *nc, natsSubscription *sub, natsMsg *m, void 
 static void sched_start(jb_agent *s, const jb_cron_spec *sp, const char *id)
 {
     memset(s, 0, sizeof *s);
-    s->http_port = jb_free_port();
+    s->http_port = th_free_port();
     snprintf(s->conf, sizeof s->conf, "%s/%s.conf", sp->workdir, id);
     snprintf(s->log, sizeof s->log, "%s/%s.log", sp->workdir, id);
     FILE *f = fopen(s->conf, "w");
