@@ -431,13 +431,16 @@ static int proxy_pairs(lua_State *L)
     return 3;
 }
 
-/* stack: real -> proxy. A read-only view of `real` named `name`. */
-static void make_proxy(lua_State *L, const char *name)
+/* stack: real -> proxy. A read-only view of `real` named `name`; index (an
+ * __index closure over `real`) when given, else `real` itself is __index. */
+static void make_proxy_index(lua_State *L, const char *name, lua_CFunction index)
 {
     int real = lua_gettop(L);
     lua_newtable(L); /* proxy */
     lua_createtable(L, 0, 4);
     lua_pushvalue(L, real);
+    if (index)
+        lua_pushcclosure(L, index, 1);
     lua_setfield(L, -2, "__index");
     lua_pushstring(L, name);
     lua_pushcclosure(L, ro_newindex, 1);
@@ -451,6 +454,8 @@ static void make_proxy(lua_State *L, const char *name)
     mark_protected(L, -1);
     lua_replace(L, real);
 }
+
+static void make_proxy(lua_State *L, const char *name) { make_proxy_index(L, name, NULL); }
 
 static int forbidden_fn(lua_State *L)
 {
@@ -1548,21 +1553,7 @@ static int setup_state(lua_State *L)
         lua_getfield(L, real_os, os_allowed[i]);
         lua_setfield(L, -2, os_allowed[i]);
     }
-    lua_newtable(L); /* the os proxy */
-    lua_createtable(L, 0, 4);
-    lua_pushvalue(L, -3);
-    lua_pushcclosure(L, os_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushliteral(L, "os");
-    lua_pushcclosure(L, ro_newindex, 1);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushvalue(L, -3);
-    lua_pushcclosure(L, proxy_pairs, 1);
-    lua_setfield(L, -2, "__pairs");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_setmetatable(L, -2);
-    mark_protected(L, -1);
+    make_proxy_index(L, "os", os_index); /* a missing os.* names what is forbidden */
     lua_setfield(L, base, "os");
     lua_settop(L, base);
 
