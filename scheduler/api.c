@@ -23,20 +23,30 @@
 #define API_HEADER_ROOM 16384 /* agentd's TASK_MAX_HEADER_BYTES */
 #define API_HEADER_ROOM_TEXT "16384"
 
-static const struct {
-    const char *verb;
-    api_verb_fn fn;
-} verbs[] = {
-    {"task.submit", api_task_submit},         {"task.get", api_task_get},
-    {"task.list", api_task_list},             {"task.cancel", api_task_cancel},
-    {"schedule.create", api_schedule_create}, {"schedule.update", api_schedule_update},
-    {"schedule.get", api_schedule_get},       {"schedule.delete", api_schedule_delete},
-    {"schedule.pause", api_schedule_pause},   {"schedule.resume", api_schedule_resume},
-    {"schedule.list", api_schedule_list},     {"schedule.trigger", api_schedule_trigger},
-    {"schedule.preview", api_schedule_preview}, {"dlq.list", api_dlq_list},
-    {"dlq.get", api_dlq_get},                 {"dlq.replay", api_dlq_replay},
-    {"dlq.purge", api_dlq_purge},             {"cluster.leader", api_cluster_leader},
-    {"cluster.agents", api_cluster_agents},   {"cluster.queues", api_cluster_queues},
+/* Every verb; `writes` marks the ones that change state (operator role on
+ * the HTTP API). A new verb needs a route in scheduler/web_routes.c too:
+ * tests/integration/web_routes.c walks this table. */
+static const api_verb_def verbs[] = {
+    {"task.submit", api_task_submit, true},
+    {"task.get", api_task_get, false},
+    {"task.list", api_task_list, false},
+    {"task.cancel", api_task_cancel, true},
+    {"schedule.create", api_schedule_create, true},
+    {"schedule.update", api_schedule_update, true},
+    {"schedule.get", api_schedule_get, false},
+    {"schedule.delete", api_schedule_delete, true},
+    {"schedule.pause", api_schedule_pause, true},
+    {"schedule.resume", api_schedule_resume, true},
+    {"schedule.list", api_schedule_list, false},
+    {"schedule.trigger", api_schedule_trigger, true},
+    {"schedule.preview", api_schedule_preview, false},
+    {"dlq.list", api_dlq_list, false},
+    {"dlq.get", api_dlq_get, false},
+    {"dlq.replay", api_dlq_replay, true},
+    {"dlq.purge", api_dlq_purge, true},
+    {"cluster.leader", api_cluster_leader, false},
+    {"cluster.agents", api_cluster_agents, false},
+    {"cluster.queues", api_cluster_queues, false},
 };
 
 static api_ctx ctx;
@@ -465,12 +475,95 @@ void api_set_bytea(json_t *o, PGresult *r, int row, int col)
 
 /* ---------------- serving ---------------- */
 
-static json_t *error_body(const api_err *e)
+json_t *api_error_body(const api_err *e)
 {
     json_t *err = json_pack("{s:s,s:s}", "code", e->code ? e->code : API_INTERNAL, "message", e->msg);
     if (e->field[0])
         json_object_set_new(err, "field", json_string(e->field));
     return json_pack("{s:o}", "error", err);
+}
+
+int api_http_status(const char *code)
+{
+    static const struct {
+        const char *code;
+        int status;
+    } map[] = {
+        {API_INVALID, 400},     {API_UNAUTHENTICATED, 401}, {API_PERMISSION, 403}, {API_NOT_FOUND, 404},
+        {API_EXISTS, 409},      {API_PRECONDITION, 409},    {API_TOO_LARGE, 413},  {API_EXHAUSTED, 429},
+        {API_UNAVAILABLE, 503}, {API_INTERNAL, 500},
+    };
+    if (!code)
+        return 200;
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(map[i].code, code))
+            return map[i].status;
+    return 500;
+}
+
+const api_verb_def *api_verbs(size_t *n)
+{
+    *n = sizeof verbs / sizeof verbs[0];
+    return verbs;
+}
+
+const api_verb_def *api_verb_find(const char *verb)
+{
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (!strcmp(verbs[i].verb, verb))
+            return &verbs[i];
+    return NULL;
+}
+
+json_t *api_parse_body(const char *data, size_t len, api_err *e)
+{
+    if (len == 0)
+        return json_object();
+    json_error_t je;
+    json_t *req = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+    if (!req) {
+        api_fail(e, API_INVALID, NULL, "request body is not valid JSON: line %d column %d: %s", je.line, je.column,
+                 je.text);
+        return NULL;
+    }
+    if (!json_is_object(req)) {
+        json_decref(req);
+        api_fail(e, API_INVALID, NULL, "request body must be a JSON object");
+        return NULL;
+    }
+    return req;
+}
+
+/* Counts one request in the API metrics (verb "unknown" for an unknown one). */
+static void count_request(const char *verb, const api_err *e, int64_t t0)
+{
+    const char *labels[] = {verb, e->code ? e->code : "ok"};
+    jet_metric_add(m_requests, labels, 1);
+    jet_metric_observe(m_seconds, labels, (double)(jet_mono_ms() - t0));
+}
+
+json_t *api_call(const char *verb, json_t *req, api_err *e)
+{
+    int64_t t0 = jet_mono_ms();
+    const api_verb_def *v = api_verb_find(verb);
+    json_t *res = NULL;
+    if (!v) {
+        api_fail(e, API_INVALID, NULL, "unknown verb \"%.100s\"; see docs/API.md", verb);
+    } else if (!json_is_object(req)) {
+        api_fail(e, API_INVALID, NULL, "request body must be a JSON object");
+    } else {
+        pthread_mutex_lock(&api_mu);
+        ctx.verb = v->verb;
+        res = v->fn(&ctx, req, e);
+        api_pg_rollback(&ctx); /* a verb never leaves a transaction open */
+        pthread_mutex_unlock(&api_mu);
+        if (!res && !e->code)
+            api_fail(e, API_INTERNAL, NULL, "no reply (a bug)");
+    }
+    if (!res && e->code && !strcmp(e->code, API_INTERNAL))
+        jet_error("api %s: internal error: %s", verb, e->msg);
+    count_request(v ? v->verb : "unknown", e, t0);
+    return res;
 }
 
 static void on_request(natsConnection *nc, natsSubscription *s, natsMsg *msg, void *closure)
@@ -480,48 +573,19 @@ static void on_request(natsConnection *nc, natsSubscription *s, natsMsg *msg, vo
     const char *subject = natsMsg_GetSubject(msg), *reply = natsMsg_GetReply(msg);
     size_t plen = strlen(subject_prefix);
     const char *verb = strncmp(subject, subject_prefix, plen) == 0 ? subject + plen : subject;
-    api_verb_fn fn = NULL;
-    const char *label = "unknown";
-    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-        if (strcmp(verbs[i].verb, verb) == 0) {
-            fn = verbs[i].fn;
-            label = verbs[i].verb;
-        }
-    int64_t t0 = jet_mono_ms();
     api_err e = {0};
     json_t *res = NULL, *req = NULL;
-    int len = natsMsg_GetDataLength(msg);
-    if (!fn) {
+    if (!api_verb_find(verb)) {
         api_fail(&e, API_INVALID, NULL, "unknown verb \"%.100s\" (subject %.200s); see docs/API.md", verb, subject);
-    } else if (len == 0) {
-        req = json_object();
+        count_request("unknown", &e, jet_mono_ms());
+    } else if ((req = api_parse_body(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &e))) {
+        res = api_call(verb, req, &e);
     } else {
-        json_error_t je;
-        req = json_loadb(natsMsg_GetData(msg), (size_t)len, JSON_REJECT_DUPLICATES, &je);
-        if (!req)
-            api_fail(&e, API_INVALID, NULL, "request body is not valid JSON: line %d column %d: %s", je.line,
-                     je.column, je.text);
-        else if (!json_is_object(req))
-            api_fail(&e, API_INVALID, NULL, "request body must be a JSON object");
-    }
-    if (fn && json_is_object(req)) {
-        pthread_mutex_lock(&api_mu);
-        ctx.verb = label;
-        res = fn(&ctx, req, &e);
-        api_pg_rollback(&ctx); /* a verb never leaves a transaction open */
-        pthread_mutex_unlock(&api_mu);
-        if (!res && !e.code)
-            api_fail(&e, API_INTERNAL, NULL, "no reply (a bug)");
+        count_request(verb, &e, jet_mono_ms());
     }
     json_decref(req);
-    if (!res) {
-        if (e.code && !strcmp(e.code, API_INTERNAL))
-            jet_error("api %s: internal error: %s", subject, e.msg);
-        res = error_body(&e);
-    }
-    const char *labels[] = {label, e.code ? e.code : "ok"};
-    jet_metric_add(m_requests, labels, 1);
-    jet_metric_observe(m_seconds, labels, (double)(jet_mono_ms() - t0));
+    if (!res)
+        res = api_error_body(&e);
     char *body = json_dumps(res, JSON_COMPACT);
     json_decref(res);
     if (reply && body)

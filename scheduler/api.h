@@ -18,6 +18,10 @@
 #define API_TOO_LARGE "payload_too_large"
 #define API_UNAVAILABLE "unavailable"
 #define API_INTERNAL "internal"
+/* Codes of the HTTP transport (scheduler/web*.c); the verbs never use them. */
+#define API_UNAUTHENTICATED "unauthenticated"
+#define API_PERMISSION "permission_denied"
+#define API_EXHAUSTED "resource_exhausted"
 
 /* Milliseconds since the epoch of a timestamptz column, for api_set_time. */
 #define API_MS(col) "(extract(epoch from " col ") * 1000)::bigint"
@@ -37,9 +41,39 @@ typedef struct api_ctx {
 
 typedef json_t *(*api_verb_fn)(api_ctx *c, json_t *req, api_err *e);
 
-/* Starts serving (subscribes in the queue group); api_stop drains. */
+/* One entry of the verb table: its name (`task.submit`), its function and
+ * whether it changes state (an operator action; the others only read). */
+typedef struct api_verb_def {
+    const char *verb;
+    api_verb_fn fn;
+    bool writes;
+} api_verb_def;
+
+/* Prepares the verbs (KV handles, metrics) and starts serving them on NATS
+ * (subscribes in the queue group); api_stop drains. */
 jet_status api_start(sched *s, jet_err *err);
 void api_stop(void);
+
+/* ---- transport-neutral calls (api.c; used by the NATS subscription and
+ * by the HTTP API of scheduler/web*.c) ---- */
+
+/* The verb table, for enumeration: *n entries. */
+const api_verb_def *api_verbs(size_t *n);
+/* The entry of verb, or NULL when unknown. */
+const api_verb_def *api_verb_find(const char *verb);
+/* Parses a request body (len 0 is `{}`): a JSON object, or NULL with
+ * invalid_argument in *e (line and column of a syntax error). */
+json_t *api_parse_body(const char *data, size_t len, api_err *e);
+/* Runs one verb on a parsed request object (borrowed). Returns the reply
+ * (a new reference) or NULL with *e filled. Counts
+ * jetsched_api_requests_total / jetsched_api_request_seconds and logs
+ * internal errors. Thread-safe: callers may come from any thread; the verbs
+ * hold no transport state. An unknown verb is invalid_argument. */
+json_t *api_call(const char *verb, json_t *req, api_err *e);
+/* {"error":{"code","message","field"?}}: a new reference. */
+json_t *api_error_body(const api_err *e);
+/* The HTTP status of an error code (DESIGN §12); 200 for NULL. */
+int api_http_status(const char *code);
 
 /* ---- errors and fields (api.c) ---- */
 
