@@ -123,11 +123,11 @@ static int host_submit(jet_task_ctx *ctx, const char *queue, const char *priorit
         jet_ulid_new(gen);
         id = gen;
     }
-    natsMsgHeader_Set(m, "Jetsched-Handler", handler);
-    natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+    natsMsgHeader_Set(m, JET_HDR_HANDLER, handler);
+    natsMsgHeader_Set(m, JET_HDR_MSG_ID, id);
     const char *tp = NULL;
-    if (f->task->traceparent && natsMsgHeader_Get(m, "traceparent", &tp) != NATS_OK)
-        natsMsgHeader_Set(m, "traceparent", f->task->traceparent); /* follow-ups join the trace */
+    if (f->task->traceparent && natsMsgHeader_Get(m, JET_HDR_TRACEPARENT, &tp) != NATS_OK)
+        natsMsgHeader_Set(m, JET_HDR_TRACEPARENT, f->task->traceparent); /* follow-ups join the trace */
     jsPubAck *pa = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_PublishMsg(&pa, the_agent->js, m, NULL, &jerr);

@@ -78,7 +78,7 @@ static void apply_reloadable(agent *a, const jet_config *cfg)
                 continue;
             q->defaults.max_attempts = (int)jet_cfg_int(qc, "max_attempts");
             q->defaults.timeout_ms = jet_cfg_int(qc, "timeout");
-            backoff_parse(jet_cfg_str(qc, "backoff"), &q->defaults.backoff, NULL);
+            jet_backoff_parse(jet_cfg_str(qc, "backoff"), &q->defaults.backoff, NULL);
         }
         pthread_mutex_unlock(&q->mu);
     }
@@ -103,7 +103,7 @@ static jet_status setup_queues(agent *a, jet_err *err)
         q->concurrency = qc ? (int)jet_cfg_int(qc, "concurrency") : 4;
         q->defaults.max_attempts = qc ? (int)jet_cfg_int(qc, "max_attempts") : 5;
         q->defaults.timeout_ms = qc ? jet_cfg_int(qc, "timeout") : 300000;
-        jet_status st = backoff_parse(qc ? jet_cfg_str(qc, "backoff") : "exp:1s:10m", &q->defaults.backoff, err);
+        jet_status st = jet_backoff_parse(qc ? jet_cfg_str(qc, "backoff") : "exp:1s:10m", &q->defaults.backoff, err);
         if (st)
             return jet_err_set(err, st, "queues[%zu].backoff: %s", i, err->msg);
         pthread_mutex_init(&q->mu, NULL);

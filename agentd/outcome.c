@@ -129,20 +129,20 @@ static bool dead_letter(agent *a, const agent_task *t, const char *reason, const
     if (natsMsg_Create(&m, subject, NULL, natsMsg_GetData(t->msg), natsMsg_GetDataLength(t->msg)) != NATS_OK)
         return false;
     for (size_t i = 0; i < t->n_headers; i++) {
-        if (!strcmp(t->headers[i].name, HDR_MSG_ID))
+        if (!strcmp(t->headers[i].name, JET_HDR_MSG_ID))
             continue;
         natsMsgHeader_Add(m, t->headers[i].name, t->headers[i].value);
     }
     snprintf(msgid, sizeof msgid, "dlq-%s-%llu", t->id, (unsigned long long)t->stream_seq);
-    natsMsgHeader_Set(m, HDR_MSG_ID, msgid);
-    natsMsgHeader_Set(m, "Jetsched-Task-Id", t->id);
-    natsMsgHeader_Set(m, "Jetsched-Queue", t->queue);
-    natsMsgHeader_Set(m, "Jetsched-Priority", jet_priority_name(t->prio));
-    natsMsgHeader_Set(m, HDR_DEAD_REASON, reason);
+    natsMsgHeader_Set(m, JET_HDR_MSG_ID, msgid);
+    natsMsgHeader_Set(m, JET_HDR_TASK_ID, t->id);
+    natsMsgHeader_Set(m, JET_HDR_QUEUE, t->queue);
+    natsMsgHeader_Set(m, JET_HDR_PRIORITY, jet_priority_name(t->prio));
+    natsMsgHeader_Set(m, JET_HDR_DEAD_REASON, reason);
     snprintf(buf, sizeof buf, "%d", task_attempt(t));
-    natsMsgHeader_Set(m, HDR_ATTEMPTS, buf);
+    natsMsgHeader_Set(m, JET_HDR_ATTEMPTS, buf);
     header_safe(buf, sizeof buf, error ? error : "");
-    natsMsgHeader_Set(m, HDR_LAST_ERROR, buf);
+    natsMsgHeader_Set(m, JET_HDR_LAST_ERROR, buf);
     jsErrCode jerr = 0;
     jsPubAck *pa = NULL;
     natsStatus s = NATS_ERR;
@@ -289,7 +289,7 @@ void outcome_from_handler(agent *a, inflight *f, jet_outcome r)
             o = (outcome){.status = "dead", .reason = "attempts_exhausted", .error = o.error ? o.error : "failed"};
         } else {
             o.status = "retrying";
-            o.delay_ms = retry_in >= 0 ? retry_in : backoff_delay(&t->backoff, task_attempt(t), random64());
+            o.delay_ms = retry_in >= 0 ? retry_in : jet_backoff_delay(&t->backoff, task_attempt(t), random64());
             if (!o.error)
                 o.error = "failed";
         }
@@ -309,7 +309,7 @@ void outcome_unavailable(agent *a, inflight *f)
     if (task_attempt(t) >= t->max_attempts)
         o.status = "dead";
     else
-        o.delay_ms = backoff_delay(&t->backoff, task_attempt(t), random64());
+        o.delay_ms = jet_backoff_delay(&t->backoff, task_attempt(t), random64());
     outcome_record(a, f, &o);
     free(why);
 }

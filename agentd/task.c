@@ -8,9 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Names the task instead of Nats-Msg-Id when present (docs/ARCHITECTURE.md). */
-#define HDR_TASK_ID "Jetsched-Task-Id"
-
 bool task_parse_ack_subject(const char *reply, uint64_t *delivered, uint64_t *stream_seq, int64_t *published_ms)
 {
     if (!reply || strncmp(reply, "$JS.ACK.", 8) != 0)
@@ -115,15 +112,15 @@ static void parse_headers(agent_task *t, const task_defaults *def)
 {
     const char *v;
     jet_err err;
-    if ((v = task_header(t, HDR_TASK_ID)) != NULL) {
+    if ((v = task_header(t, JET_HDR_TASK_ID)) != NULL) {
         /* Names the task; Nats-Msg-Id is then only the stream's dedupe key
          * (dlq.replay publishes a dead task again under a fresh one). */
         if (!jet_task_id_valid(v))
-            mark_dead(t, "invalid_id", HDR_TASK_ID " \"%.120s\" is not 1-128 characters of [A-Za-z0-9_-]%s", v, "");
+            mark_dead(t, JET_REASON_INVALID_ID, JET_HDR_TASK_ID " \"%.120s\" is not 1-128 characters of [A-Za-z0-9_-]%s", v, "");
         snprintf(t->id, sizeof t->id, "%s", jet_task_id_valid(v) ? v : "");
-    } else if ((v = task_header(t, HDR_MSG_ID)) != NULL) {
+    } else if ((v = task_header(t, JET_HDR_MSG_ID)) != NULL) {
         if (!jet_task_id_valid(v))
-            mark_dead(t, "invalid_id", "Nats-Msg-Id \"%.120s\" is not 1-128 characters of [A-Za-z0-9_-]%s", v, "");
+            mark_dead(t, JET_REASON_INVALID_ID, "Nats-Msg-Id \"%.120s\" is not 1-128 characters of [A-Za-z0-9_-]%s", v, "");
         snprintf(t->id, sizeof t->id, "%s", jet_task_id_valid(v) ? v : "");
     }
     if (!t->id[0])
@@ -135,50 +132,50 @@ static void parse_headers(agent_task *t, const task_defaults *def)
     if (header_bytes > TASK_MAX_HEADER_BYTES) {
         char n[32];
         snprintf(n, sizeof n, "%zu", header_bytes);
-        mark_dead(t, "invalid_header", "headers take %s bytes, more than the %s allowed", n,
+        mark_dead(t, JET_REASON_INVALID_HEADER, "headers take %s bytes, more than the %s allowed", n,
                   JET_STRINGIFY(TASK_MAX_HEADER_BYTES));
     }
 
-    v = task_header(t, HDR_HANDLER);
+    v = task_header(t, JET_HDR_HANDLER);
     if (!v || !*v)
-        mark_dead(t, "missing_handler", "the %s header is missing%s", HDR_HANDLER, "");
+        mark_dead(t, JET_REASON_MISSING_HANDLER, "the %s header is missing%s", JET_HDR_HANDLER, "");
     else if (!jet_name_valid(v))
         mark_dead(t, "unknown_handler", "handler \"%.64s\" is not a valid name%s", v, "");
     else
         snprintf(t->handler, sizeof t->handler, "%s", v);
 
     t->max_attempts = def->max_attempts;
-    if ((v = task_header(t, HDR_MAX_ATTEMPTS)) != NULL) {
+    if ((v = task_header(t, JET_HDR_MAX_ATTEMPTS)) != NULL) {
         char *end;
         errno = 0;
         long n = strtol(v, &end, 10);
         if (end == v || *end || errno || n < 1 || n > 1000)
-            mark_dead(t, "invalid_header", "%s: \"%.64s\" is not an integer from 1 to 1000", HDR_MAX_ATTEMPTS, v);
+            mark_dead(t, JET_REASON_INVALID_HEADER, "%s: \"%.64s\" is not an integer from 1 to 1000", JET_HDR_MAX_ATTEMPTS, v);
         else
             t->max_attempts = (int)n;
     }
     t->timeout_ms = def->timeout_ms;
-    if ((v = task_header(t, HDR_TIMEOUT)) != NULL && jet_duration_parse(v, &t->timeout_ms, &err) != JET_OK)
-        mark_dead(t, "invalid_header", HDR_TIMEOUT ": %.200s%s", err.msg, "");
+    if ((v = task_header(t, JET_HDR_TIMEOUT)) != NULL && jet_duration_parse(v, &t->timeout_ms, &err) != JET_OK)
+        mark_dead(t, JET_REASON_INVALID_HEADER, JET_HDR_TIMEOUT ": %.200s%s", err.msg, "");
     else if (t->timeout_ms <= 0)
         t->timeout_ms = def->timeout_ms;
-    if ((v = task_header(t, HDR_DEADLINE)) != NULL && jet_rfc3339_parse(v, &t->deadline_ms, &err) != JET_OK)
-        mark_dead(t, "invalid_header", HDR_DEADLINE ": %.200s%s", err.msg, "");
+    if ((v = task_header(t, JET_HDR_DEADLINE)) != NULL && jet_rfc3339_parse(v, &t->deadline_ms, &err) != JET_OK)
+        mark_dead(t, JET_REASON_INVALID_HEADER, JET_HDR_DEADLINE ": %.200s%s", err.msg, "");
     t->backoff = def->backoff;
-    if ((v = task_header(t, HDR_BACKOFF)) != NULL && backoff_parse(v, &t->backoff, &err) != JET_OK)
-        mark_dead(t, "invalid_header", HDR_BACKOFF ": %.200s%s", err.msg, "");
-    t->redispatch = task_header(t, HDR_REDISPATCH) != NULL;
-    if ((v = task_header(t, HDR_IDEMPOTENCY)) != NULL) {
-        if (!strcmp(v, "always"))
+    if ((v = task_header(t, JET_HDR_BACKOFF)) != NULL && jet_backoff_parse(v, &t->backoff, &err) != JET_OK)
+        mark_dead(t, JET_REASON_INVALID_HEADER, JET_HDR_BACKOFF ": %.200s%s", err.msg, "");
+    t->redispatch = task_header(t, JET_HDR_REDISPATCH) != NULL;
+    if ((v = task_header(t, JET_HDR_IDEMPOTENCY)) != NULL) {
+        if (!strcmp(v, JET_IDEMPOTENCY_ALWAYS))
             t->check_always = true;
-        else if (strcmp(v, "redelivered") != 0)
-            mark_dead(t, "invalid_header", HDR_IDEMPOTENCY ": \"%.100s\"%s: \"always\" or \"redelivered\"", v, "");
+        else if (strcmp(v, JET_IDEMPOTENCY_REDELIVERED) != 0)
+            mark_dead(t, JET_REASON_INVALID_HEADER, JET_HDR_IDEMPOTENCY ": \"%.100s\"%s: \"always\" or \"redelivered\"", v, "");
     }
-    if ((v = task_header(t, HDR_SCHEDULE_ID)) != NULL)
+    if ((v = task_header(t, JET_HDR_SCHEDULE_ID)) != NULL)
         snprintf(t->schedule_id, sizeof t->schedule_id, "%s", v);
-    if ((v = task_header(t, HDR_FIRE_TIME)) != NULL)
+    if ((v = task_header(t, JET_HDR_FIRE_TIME)) != NULL)
         jet_rfc3339_parse(v, &t->fire_time_ms, NULL);
-    if ((v = task_header(t, HDR_TRACEPARENT)) != NULL && strlen(v) < 128)
+    if ((v = task_header(t, JET_HDR_TRACEPARENT)) != NULL && strlen(v) < 128)
         t->traceparent = strdup(v);
 }
 

@@ -7,26 +7,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <nats/nats.h>
+#include <jetsched/backoff.h>
 #include <jetsched/names.h>
 #include <jetsched/plugin.h>
-
-#include "backoff.h"
-
-/* Header names of the contract (DESIGN §3). */
-#define HDR_HANDLER      "Jetsched-Handler"
-#define HDR_MSG_ID       "Nats-Msg-Id"
-#define HDR_MAX_ATTEMPTS "Jetsched-Max-Attempts"
-#define HDR_TIMEOUT      "Jetsched-Timeout"
-#define HDR_DEADLINE     "Jetsched-Deadline"
-#define HDR_BACKOFF      "Jetsched-Backoff"
-#define HDR_SCHEDULE_ID  "Jetsched-Schedule-Id"
-#define HDR_FIRE_TIME    "Jetsched-Fire-Time"
-#define HDR_REDISPATCH   "Jetsched-Redispatch"
-#define HDR_IDEMPOTENCY  "Jetsched-Idempotency-Check"
-#define HDR_TRACEPARENT  "traceparent"
-#define HDR_DEAD_REASON  "Jetsched-Dead-Reason"
-#define HDR_ATTEMPTS     "Jetsched-Attempts"
-#define HDR_LAST_ERROR   "Jetsched-Last-Error"
+#include <jetsched/task.h>
 
 /* Headers beyond this many bytes (names + values) make a task malformed. */
 #define TASK_MAX_HEADER_BYTES 16384
@@ -37,7 +21,7 @@
 typedef struct task_defaults {
     int max_attempts;
     int64_t timeout_ms;
-    backoff backoff;
+    jet_backoff backoff;
 } task_defaults;
 
 typedef struct agent_task {
@@ -54,7 +38,7 @@ typedef struct agent_task {
     int max_attempts;
     int64_t timeout_ms;
     int64_t deadline_ms;          /* 0 = none */
-    backoff backoff;
+    jet_backoff backoff;
     bool redispatch;
     bool check_always;            /* Jetsched-Idempotency-Check: always (schedulerd sets it on all it publishes) */
     int attempt_base;             /* redispatched: attempts recorded before this message (from PostgreSQL) */

@@ -6,6 +6,7 @@
 
 #include <jetsched/ids.h>
 #include <jetsched/names.h>
+#include <jetsched/task.h>
 #include <jetsched/timeutil.h>
 
 #include <errno.h>
@@ -86,15 +87,6 @@ static void apply_defaults(json_t *req, const submit_opts *o, const char *handle
     }
 }
 
-static bool terminal(const char *status)
-{
-    static const char *const t[] = {"succeeded", "dead", "expired", "cancelled", "duplicate"};
-    for (size_t i = 0; status && i < sizeof t / sizeof t[0]; i++)
-        if (strcmp(status, t[i]) == 0)
-            return true;
-    return false;
-}
-
 static void print_outcome(const json_t *reply)
 {
     const json_t *t = json_object_get(reply, "task");
@@ -140,7 +132,7 @@ static int wait_for(cli_ctx *ctx, natsSubscription *sub, const char *id, const s
                     printf("%s %s %d%%%s%s (attempt %s on %s)\n", id, st, (int)json_integer_value(prog),
                            cli_str(ev, "note") ? " " : "", cli_str(ev, "note") ? cli_str(ev, "note") : "",
                            cli_intstr(ev, "attempt", a), cli_str(ev, "agent") ? cli_str(ev, "agent") : "?");
-                else if (!terminal(st) && (strcmp(st, last) != 0 || strcmp(st, "running") == 0))
+                else if (!jet_task_status_terminal(st) && (strcmp(st, last) != 0 || strcmp(st, "running") == 0))
                     printf("%s %s (attempt %s on %s)%s%s\n", id, st, cli_intstr(ev, "attempt", a),
                            cli_str(ev, "agent") ? cli_str(ev, "agent") : "?", cli_str(ev, "error") ? ": " : "",
                            cli_str(ev, "error") ? cli_str(ev, "error") : "");
@@ -148,7 +140,7 @@ static int wait_for(cli_ctx *ctx, natsSubscription *sub, const char *id, const s
             }
             if (st)
                 snprintf(last, sizeof last, "%s", st);
-            done = terminal(st);
+            done = jet_task_status_terminal(st);
             json_decref(ev);
             natsMsg_Destroy(m);
         } else if (s != NATS_TIMEOUT) {
@@ -163,12 +155,12 @@ static int wait_for(cli_ctx *ctx, natsSubscription *sub, const char *id, const s
             if (rc != CLI_OK)
                 return rc;
             const char *st = cli_str(json_object_get(reply, "task"), "status");
-            if (terminal(st)) {
+            if (jet_task_status_terminal(st)) {
                 if (ctx->json)
                     cli_print_json(reply);
                 else
                     print_outcome(reply);
-                rc = strcmp(st, "succeeded") == 0 || strcmp(st, "duplicate") == 0 ? CLI_OK : CLI_FAILED;
+                rc = jet_task_status_ok(st) ? CLI_OK : CLI_FAILED;
                 json_decref(reply);
                 return rc;
             }

@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <jetsched/names.h>
+#include <jetsched/task.h>
 #include <jetsched/timeutil.h>
 
 #include <stdlib.h>
@@ -30,15 +31,6 @@ static const char usage[] =
     "  jetsched watch --json --count 10 | jq -r .status\n\n"
     "Exit codes: 0 ok (for TASK_ID: the task succeeded), 1 the task did not succeed,\n"
     "2 usage error, 3 NATS unavailable.\n";
-
-static bool terminal(const char *s)
-{
-    static const char *const t[] = {"succeeded", "dead", "expired", "cancelled", "duplicate"};
-    for (size_t i = 0; s && i < sizeof t / sizeof t[0]; i++)
-        if (!strcmp(s, t[i]))
-            return true;
-    return false;
-}
 
 static void print_event(cli_ctx *ctx, const char *subject, json_t *ev, size_t prefix_len)
 {
@@ -144,8 +136,8 @@ int cmd_watch(cli_ctx *ctx, int argc, char **argv)
                     puts(line);
                 free(line);
             }
-            if (terminal(st)) {
-                rc = !strcmp(st, "succeeded") || !strcmp(st, "duplicate") ? CLI_OK : CLI_FAILED;
+            if (jet_task_status_terminal(st)) {
+                rc = jet_task_status_ok(st) ? CLI_OK : CLI_FAILED;
                 json_decref(reply);
                 natsSubscription_Destroy(sub);
                 return rc;
@@ -193,8 +185,8 @@ int cmd_watch(cli_ctx *ctx, int argc, char **argv)
         }
         json_decref(ev);
         natsMsg_Destroy(m);
-        if (id && terminal(last_status)) {
-            rc = !strcmp(last_status, "succeeded") || !strcmp(last_status, "duplicate") ? CLI_OK : CLI_FAILED;
+        if (id && jet_task_status_terminal(last_status)) {
+            rc = jet_task_status_ok(last_status) ? CLI_OK : CLI_FAILED;
             break;
         }
         if (count && seen >= count)

@@ -9,6 +9,7 @@
 #include <jetsched/history.h>
 #include <jetsched/log.h>
 #include <jetsched/pgconn.h>
+#include <jetsched/task.h>
 #include <jetsched/timeutil.h>
 
 #include <errno.h>
@@ -44,8 +45,6 @@ typedef struct hrec {
     char data[];
 } hrec;
 
-static const char *const STATUSES[] = {"scheduled", "queued", "running", "succeeded", "retrying", "dead",
-                                       "expired", "cancelled", "duplicate", "skipped", NULL};
 static const char *const PRIORITIES[] = {"high", "normal", "low", NULL};
 
 static const char *find_word(const char *const *list, const char *s)
@@ -193,7 +192,7 @@ static jet_status validate(const jet_history_record *rec, jet_err *err)
         return jet_err_set(err, JET_ERR_INVALID, "history record: task_id is required");
     if (!rec->queue || !*rec->queue)
         return jet_err_set(err, JET_ERR_INVALID, "history record %.128s: queue is required", rec->task_id);
-    if (!find_word(STATUSES, rec->status))
+    if (!find_word(jet_task_state_names, rec->status))
         return jet_err_set(err, JET_ERR_INVALID, "history record %.128s: status \"%.32s\" is not a task state",
                            rec->task_id, rec->status ? rec->status : "(null)");
     if (rec->priority && !find_word(PRIORITIES, rec->priority))
@@ -247,7 +246,7 @@ static hrec *rec_build(const jet_history_options *opt, const jet_history_record 
         r->payload = (const unsigned char *)p;
         r->payload_len = plen;
     }
-    r->f[F_STATUS] = find_word(STATUSES, in->status);
+    r->f[F_STATUS] = find_word(jet_task_state_names, in->status);
     r->flen[F_STATUS] = strlen(r->f[F_STATUS]);
     r->f[F_PRIORITY] = in->priority ? find_word(PRIORITIES, in->priority) : "normal";
     r->flen[F_PRIORITY] = strlen(r->f[F_PRIORITY]);

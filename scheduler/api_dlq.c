@@ -18,6 +18,7 @@
 #include <jetsched/base64.h>
 #include <jetsched/log.h>
 #include <jetsched/names.h>
+#include <jetsched/task.h>
 #include <jetsched/timeutil.h>
 
 #include <stdio.h>
@@ -151,7 +152,7 @@ static int dlq_fetch(api_ctx *c, uint64_t seq, const char *filter, dead *d, api_
 
 static const char *dead_queue(api_ctx *c, const dead *d)
 {
-    const char *q = hdr(d, "Jetsched-Queue");
+    const char *q = hdr(d, JET_HDR_QUEUE);
     if (q)
         return q;
     size_t n = strlen(c->s->names.prefix);
@@ -164,12 +165,12 @@ static json_t *dead_json(api_ctx *c, const dead *d)
     json_object_set_new(o, "seq", json_integer((json_int_t)d->seq));
     json_object_set_new(o, "queue", json_string(dead_queue(c, d)));
     const char *v;
-    json_object_set_new(o, "priority", (v = hdr(d, "Jetsched-Priority")) ? json_string(v) : json_null());
-    json_object_set_new(o, "task_id", (v = hdr(d, "Jetsched-Task-Id")) ? json_string(v) : json_null());
-    json_object_set_new(o, "handler", (v = hdr(d, "Jetsched-Handler")) ? json_string(v) : json_null());
-    json_object_set_new(o, "reason", (v = hdr(d, "Jetsched-Dead-Reason")) ? json_string(v) : json_null());
-    json_object_set_new(o, "attempts", (v = hdr(d, "Jetsched-Attempts")) ? json_integer(atoll(v)) : json_null());
-    json_object_set_new(o, "last_error", (v = hdr(d, "Jetsched-Last-Error")) ? json_string(v) : json_null());
+    json_object_set_new(o, "priority", (v = hdr(d, JET_HDR_PRIORITY)) ? json_string(v) : json_null());
+    json_object_set_new(o, "task_id", (v = hdr(d, JET_HDR_TASK_ID)) ? json_string(v) : json_null());
+    json_object_set_new(o, "handler", (v = hdr(d, JET_HDR_HANDLER)) ? json_string(v) : json_null());
+    json_object_set_new(o, "reason", (v = hdr(d, JET_HDR_DEAD_REASON)) ? json_string(v) : json_null());
+    json_object_set_new(o, "attempts", (v = hdr(d, JET_HDR_ATTEMPTS)) ? json_integer(atoll(v)) : json_null());
+    json_object_set_new(o, "last_error", (v = hdr(d, JET_HDR_LAST_ERROR)) ? json_string(v) : json_null());
     char at[40];
     json_object_set_new(o, "dead_at", d->time_ms >= 0 ? json_string(api_ms_text(d->time_ms, at, sizeof at)) : json_null());
     json_object_set_new(o, "headers", json_incref(d->headers));
@@ -256,9 +257,9 @@ json_t *api_dlq_get(api_ctx *c, json_t *req, api_err *e)
  * describing the death). */
 static bool replay_drops(const char *name)
 {
-    static const char *const drop[] = {"Nats-Msg-Id", "Jetsched-Task-Id", "Jetsched-Queue", "Jetsched-Priority",
-                                       "Jetsched-Dead-Reason", "Jetsched-Attempts", "Jetsched-Last-Error",
-                                       "Jetsched-Max-Attempts", "Jetsched-Redispatch", "Jetsched-Attempt-Budget",
+    static const char *const drop[] = {JET_HDR_MSG_ID, JET_HDR_TASK_ID, JET_HDR_QUEUE, JET_HDR_PRIORITY,
+                                       JET_HDR_DEAD_REASON, JET_HDR_ATTEMPTS, JET_HDR_LAST_ERROR,
+                                       JET_HDR_MAX_ATTEMPTS, JET_HDR_REDISPATCH, JET_HDR_ATTEMPT_BUDGET,
                                        NULL};
     for (size_t i = 0; drop[i]; i++)
         if (!strcasecmp(drop[i], name))
@@ -269,12 +270,12 @@ static bool replay_drops(const char *name)
 /* Returns 1 replayed, 0 refused (*why), -1 error (in *e). */
 static int replay_one(api_ctx *c, const dead *d, char *why, size_t wlen, api_err *e)
 {
-    const char *id = hdr(d, "Jetsched-Task-Id");
+    const char *id = hdr(d, JET_HDR_TASK_ID);
     if (!id || !jet_task_id_valid(id)) {
         snprintf(why, wlen, "dead letter %llu has no valid Jetsched-Task-Id header", (unsigned long long)d->seq);
         return 0;
     }
-    const char *queue = dead_queue(c, d), *prio = hdr(d, "Jetsched-Priority");
+    const char *queue = dead_queue(c, d), *prio = hdr(d, JET_HDR_PRIORITY);
     jet_priority p;
     if (!jet_name_valid(queue)) {
         snprintf(why, wlen, "dead letter %llu: queue \"%.64s\" is not a valid name", (unsigned long long)d->seq, queue);
@@ -282,7 +283,7 @@ static int replay_one(api_ctx *c, const dead *d, char *why, size_t wlen, api_err
     }
     if (!prio || !jet_priority_parse(prio, &p))
         p = JET_PRIO_NORMAL;
-    const char *vals[] = {id, hdr(d, "Jetsched-Attempt-Budget"), hdr(d, "Jetsched-Max-Attempts")};
+    const char *vals[] = {id, hdr(d, JET_HDR_ATTEMPT_BUDGET), hdr(d, JET_HDR_MAX_ATTEMPTS)};
     for (int i = 1; i < 3; i++)
         if (vals[i] && (atoi(vals[i]) < 1 || atoi(vals[i]) > 1000))
             vals[i] = NULL;
@@ -333,11 +334,11 @@ static int replay_one(api_ctx *c, const dead *d, char *why, size_t wlen, api_err
             natsMsgHeader_Set(m, k, json_string_value(v));
     }
     snprintf(msgid, sizeof msgid, "%s-replay-%llu", id, (unsigned long long)d->seq);
-    natsMsgHeader_Set(m, "Nats-Msg-Id", msgid);
-    natsMsgHeader_Set(m, "Jetsched-Task-Id", id);
-    natsMsgHeader_Set(m, "Jetsched-Redispatch", "1");
-    natsMsgHeader_Set(m, "Jetsched-Max-Attempts", max);
-    natsMsgHeader_Set(m, "Jetsched-Attempt-Budget", budget);
+    natsMsgHeader_Set(m, JET_HDR_MSG_ID, msgid);
+    natsMsgHeader_Set(m, JET_HDR_TASK_ID, id);
+    natsMsgHeader_Set(m, JET_HDR_REDISPATCH, "1");
+    natsMsgHeader_Set(m, JET_HDR_MAX_ATTEMPTS, max);
+    natsMsgHeader_Set(m, JET_HDR_ATTEMPT_BUDGET, budget);
     int rc = sched_publish_msg(c->s, m, id);
     natsMsg_Destroy(m);
     if (rc == 0) {
@@ -401,7 +402,7 @@ json_t *api_dlq_replay(api_ctx *c, json_t *req, api_err *e)
             if (rc == 0)
                 api_fail(e, API_PRECONDITION, "seq", "%s", why);
             if (rc == 1)
-                json_array_append_new(ids, json_string(hdr(&d, "Jetsched-Task-Id")));
+                json_array_append_new(ids, json_string(hdr(&d, JET_HDR_TASK_ID)));
             dead_free(&d);
         }
         if (rc != 1) {
@@ -420,10 +421,10 @@ json_t *api_dlq_replay(api_ctx *c, json_t *req, api_err *e)
             next = d.seq + 1;
             rc = replay_one(c, &d, why, sizeof why, e);
             if (rc == 1)
-                json_array_append_new(ids, json_string(hdr(&d, "Jetsched-Task-Id")));
+                json_array_append_new(ids, json_string(hdr(&d, JET_HDR_TASK_ID)));
             else if (rc == 0)
                 json_array_append_new(skipped, json_pack("{s:I,s:s?,s:s}", "seq", (json_int_t)d.seq, "task_id",
-                                                         hdr(&d, "Jetsched-Task-Id"), "reason", why));
+                                                         hdr(&d, JET_HDR_TASK_ID), "reason", why));
             dead_free(&d);
             if (rc < 0)
                 break;

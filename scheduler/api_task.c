@@ -3,27 +3,19 @@
  * publish is left to the reconciler. */
 #include "api.h"
 #include "publish.h"
-#include "../agentd/backoff.h"
 
+#include <jetsched/backoff.h>
 #include <jetsched/ids.h>
 #include <jetsched/log.h>
 #include <jetsched/names.h>
+#include <jetsched/task.h>
 #include <jetsched/timeutil.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const task_statuses[] = {"scheduled", "queued", "running", "succeeded", "retrying", "dead",
-                                            "expired", "cancelled", "duplicate", "skipped", NULL};
-
-static bool is_status(const char *s)
-{
-    for (size_t i = 0; task_statuses[i]; i++)
-        if (!strcmp(task_statuses[i], s))
-            return true;
-    return false;
-}
+static bool is_status(const char *s) { return jet_task_state_parse(s, NULL); }
 
 static int task_id_field(const json_t *req, bool required, const char **id, api_err *e)
 {
@@ -62,9 +54,9 @@ json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
     if (api_str(req, "backoff", false, &backoff_s, e) < 0)
         return NULL;
     if (backoff_s) {
-        backoff b;
+        jet_backoff b;
         jet_err err;
-        if (backoff_parse(backoff_s, &b, &err) != JET_OK)
+        if (jet_backoff_parse(backoff_s, &b, &err) != JET_OK)
             return api_fail(e, API_INVALID, "backoff", "%s", err.msg);
     }
     if (api_time(req, "run_at", false, &run_at, e) < 0 || api_duration(req, "delay", false, &delay, e) < 0)
@@ -85,13 +77,13 @@ json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
     if (!headers)
         headers = json_object();
     if (timeout)
-        json_object_set_new(headers, "Jetsched-Timeout", json_string(timeout));
+        json_object_set_new(headers, JET_HDR_TIMEOUT, json_string(timeout));
     if (deadline)
-        json_object_set_new(headers, "Jetsched-Deadline", json_string(deadline));
+        json_object_set_new(headers, JET_HDR_DEADLINE, json_string(deadline));
     if (backoff_s)
-        json_object_set_new(headers, "Jetsched-Backoff", json_string(backoff_s));
+        json_object_set_new(headers, JET_HDR_BACKOFF, json_string(backoff_s));
     char trace[33];
-    json_t *tp = json_object_get(headers, "traceparent");
+    json_t *tp = json_object_get(headers, JET_HDR_TRACEPARENT);
     jet_trace_id(json_is_string(tp) ? json_string_value(tp) : NULL, trace);
     char *hjson = json_dumps(headers, JSON_COMPACT);
     json_decref(headers);

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <jetsched/log.h>
 #include <jetsched/names.h>
+#include <jetsched/task.h>
 #include <jetsched/timeutil.h>
 
 #include <pthread.h>
@@ -55,22 +56,22 @@ natsMsg *sched_task_msg(sched *s, PGresult *r, int i, bool redispatch, int64_t *
     if (!PQgetisnull(r, i, 5))
         add_stored_headers(m, PQgetvalue(r, i, 5));
     if (!PQgetisnull(r, i, 3))
-        natsMsgHeader_Set(m, "Jetsched-Handler", PQgetvalue(r, i, 3));
-    natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+        natsMsgHeader_Set(m, JET_HDR_HANDLER, PQgetvalue(r, i, 3));
+    natsMsgHeader_Set(m, JET_HDR_MSG_ID, id);
     /* The row exists before the message: agentd looks it up on every delivery. */
-    natsMsgHeader_Set(m, "Jetsched-Idempotency-Check", "always");
+    natsMsgHeader_Set(m, JET_HDR_IDEMPOTENCY, JET_IDEMPOTENCY_ALWAYS);
     if (!PQgetisnull(r, i, 6))
-        natsMsgHeader_Set(m, "Jetsched-Max-Attempts", PQgetvalue(r, i, 6));
+        natsMsgHeader_Set(m, JET_HDR_MAX_ATTEMPTS, PQgetvalue(r, i, 6));
     if (!PQgetisnull(r, i, 7))
-        natsMsgHeader_Set(m, "Jetsched-Schedule-Id", PQgetvalue(r, i, 7));
+        natsMsgHeader_Set(m, JET_HDR_SCHEDULE_ID, PQgetvalue(r, i, 7));
     *fire_ms = -1;
     if (!PQgetisnull(r, i, 8)) {
         char at[64];
         *fire_ms = strtoll(PQgetvalue(r, i, 8), NULL, 10);
-        natsMsgHeader_Set(m, "Jetsched-Fire-Time", jet_rfc3339_format(*fire_ms, at, sizeof at));
+        natsMsgHeader_Set(m, JET_HDR_FIRE_TIME, jet_rfc3339_format(*fire_ms, at, sizeof at));
     }
     if (redispatch)
-        natsMsgHeader_Set(m, "Jetsched-Redispatch", "1");
+        natsMsgHeader_Set(m, JET_HDR_REDISPATCH, "1");
     return m;
 }
 
