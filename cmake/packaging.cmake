@@ -9,6 +9,7 @@
 #   lib/systemd/system/       agentd.service schedulerd.service  (here)
 #   share/jetsched/sql/       migrations                         (top level)
 #   share/jetsched/lua/       example Lua handlers               (here)
+#   share/jetsched/web/       the web console (web.root)         (here)
 #   share/doc/jetsched/       README, OPERATIONS and friends     (here)
 #   share/man/man1/           jetsched.1                         (cli/)
 # The units name /usr/bin and /etc/jetsched: they are meant for prefix /usr.
@@ -17,6 +18,8 @@ install(FILES ${PROJECT_SOURCE_DIR}/deploy/systemd/agentd.service ${PROJECT_SOUR
         DESTINATION lib/systemd/system)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/scripts/lua/ DESTINATION ${CMAKE_INSTALL_DATADIR}/jetsched/lua
         FILES_MATCHING PATTERN "*.lua")
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/web/ DESTINATION ${CMAKE_INSTALL_DATADIR}/jetsched/web
+        FILES_MATCHING PATTERN "*.html" PATTERN "*.css" PATTERN "*.js" PATTERN "*.svg")
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/OPERATIONS.md
         ${PROJECT_SOURCE_DIR}/docs/ARCHITECTURE.md ${PROJECT_SOURCE_DIR}/docs/PLUGINS.md ${PROJECT_SOURCE_DIR}/docs/LUA.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})

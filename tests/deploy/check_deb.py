@@ -4,7 +4,7 @@
     check_deb.py SOURCE_DIR BUILD_DIR
 
 First `cmake --install --prefix P`: bin/, etc/jetsched/, include/jetsched/,
-lib/jetsched/plugins/, lib/systemd/system/, share/jetsched/{sql,lua} under P
+lib/jetsched/plugins/, lib/systemd/system/, share/jetsched/{sql,lua,web} under P
 and nothing outside it. Then runs cpack -G DEB on the build directory (its binaries, sanitized or not: a
 layout test), into a temporary directory, then unpacks the .deb with
 dpkg-deb -x / -e into a temporary root and checks:
@@ -12,7 +12,8 @@ dpkg-deb -x / -e into a temporary root and checks:
     usr/include/jetsched/plugin.h, usr/lib/jetsched/plugins/*.so (every
     built-in plugin), usr/lib/systemd/system/*.service (identical to
     deploy/systemd), usr/share/jetsched/sql (every migration of sql/),
-    usr/share/jetsched/lua (every script of scripts/lua), the man page when
+    usr/share/jetsched/lua (every script of scripts/lua), usr/share/jetsched/web
+    (every file of web/, the console), the man page when
     docs/jetsched.1 exists; nothing outside etc/jetsched and usr/, no usr/etc;
   - the daemons' built-in default paths (plugin_dir, lua_dir, the migrations
     directory, /etc/jetsched/<daemon>.conf) and the units' ExecStart exist in
@@ -79,6 +80,8 @@ def check_layout(src, root, version):
     expect += ["usr/share/jetsched/sql/" + os.path.basename(f) for f in glob.glob(os.path.join(src, "sql", "*.sql"))]
     expect += ["usr/share/jetsched/lua/" + os.path.basename(f)
                for f in glob.glob(os.path.join(src, "scripts", "lua", "*.lua"))]
+    expect += ["usr/share/jetsched/web/" + os.path.relpath(f, os.path.join(src, "web"))
+               for f in glob.glob(os.path.join(src, "web", "**", "*.*"), recursive=True)]
     expect += ["usr/share/doc/jetsched/OPERATIONS.md"]
     if os.path.exists(os.path.join(src, "docs", "jetsched.1")):
         check(any(os.path.exists(os.path.join(root, "usr/share/man/man1/jetsched.1" + z)) for z in ("", ".gz")),
@@ -134,7 +137,8 @@ def check_install_prefix(build, tmp):
         return
     for rel in ("bin/agentd", "bin/schedulerd", "bin/jetsched", "etc/jetsched/agentd.conf", "etc/jetsched/schedulerd.conf",
                 "include/jetsched/plugin.h", "lib/jetsched/plugins/exec.so", "lib/systemd/system/agentd.service",
-                "lib/systemd/system/schedulerd.service", "share/jetsched/sql/0001_init.sql", "share/jetsched/lua/hello.lua"):
+                "lib/systemd/system/schedulerd.service", "share/jetsched/sql/0001_init.sql", "share/jetsched/lua/hello.lua",
+                "share/jetsched/web/index.html", "share/jetsched/web/js/app.js"):
         check(os.path.isfile(os.path.join(prefix, rel)), "cmake --install --prefix P: no P/%s" % rel)
     outside = [l for l in r.stdout.splitlines() if re.match(r"-- (Installing|Up-to-date): ", l)
                and not l.split(": ", 1)[1].startswith(prefix + "/")]
