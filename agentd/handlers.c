@@ -2,7 +2,7 @@
  * handler wins a name clash), the host API given to both, SIGHUP reload of
  * the Lua scripts, and the cancellation watch on the jetsched_cancel bucket. */
 #include "handlers.h"
-#include "lua_host.h"
+#include "lua/host.h"
 #include "outcome.h"
 #include "plugin_host.h"
 #include "worker.h"

@@ -6,7 +6,7 @@
 #ifndef JETSCHED_LUA_TESTKIT_H
 #define JETSCHED_LUA_TESTKIT_H
 
-#include "lua_host.h"
+#include "lua/host.h"
 #include "test_host.h"
 
 #include <pthread.h>

@@ -1,4 +1,4 @@
-# Lua handler host (agentd/lua_host.c): the examples of scripts/lua/, the
+# Lua handler host (agentd/lua/, library agentd_luahost): the examples of scripts/lua/, the
 # sandbox and its limits proven by the hostile scripts of tests/lua/, reload,
 # recycling and concurrency. Linked with the test host API of the plugin
 # tests (tests/plugins/test_host.c). Included by tests/unit/CMakeLists.txt.
@@ -8,11 +8,10 @@ set(JETSCHED_LUA_TEST_ENV
   "LSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/tests/lsan.supp")
 
 function(jetsched_lua_test name)
-  jetsched_unit_test(${name} ${CMAKE_SOURCE_DIR}/agentd/lua_host.c ${CMAKE_SOURCE_DIR}/tests/plugins/test_host.c)
+  jetsched_unit_test(${name} ${CMAKE_SOURCE_DIR}/tests/plugins/test_host.c)
   target_include_directories(${name} PRIVATE
-    ${CMAKE_SOURCE_DIR}/agentd ${CMAKE_SOURCE_DIR}/agentd/include ${CMAKE_SOURCE_DIR}/tests/plugins
-    ${CMAKE_SOURCE_DIR}/tests/lua)
-  target_link_libraries(${name} PRIVATE PkgConfig::LUA Threads::Threads m)
+    ${CMAKE_SOURCE_DIR}/tests/plugins ${CMAKE_SOURCE_DIR}/tests/lua)
+  target_link_libraries(${name} PRIVATE agentd_luahost Threads::Threads m)
   set_tests_properties(unit.${name} PROPERTIES TIMEOUT 120 ENVIRONMENT "${JETSCHED_LUA_TEST_ENV}")
 endfunction()
 

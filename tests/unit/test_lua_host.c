@@ -1,4 +1,4 @@
-/* Unit tests of the Lua handler host (agentd/lua_host.c) with the test host
+/* Unit tests of the Lua handler host (agentd/lua/) with the test host
  * API: the examples of scripts/lua/ (hello, webhook, batch_report resumed on
  * "another agent", fanout, noop), the task table and ctx functions, the
  * outcome mapping, unavailable scripts, reload (changed, new, removed, and a

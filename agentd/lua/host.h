@@ -1,4 +1,4 @@
-/* agentd's Lua 5.4 handler host (DESIGN §7, docs/LUA.md).
+/* agentd's Lua 5.4 handler host: the public API (DESIGN §7, docs/LUA.md).
  *
  * Every file `<handler>.lua` of one directory is a handler (the name must be
  * a valid handler name: 1-64 of [a-z0-9_-]; other files are skipped with a

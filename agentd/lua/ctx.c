@@ -1,0 +1,312 @@
+/* What a handler gets: the task table (lh_push_task) and the ctx table, the
+ * host API as Lua functions (progress, checkpoint, log, cancelled, submit,
+ * retry_in, fail). An outcome decided by ctx.fail/ctx.retry_in is recorded in
+ * the worker before the error unwinds (lh_decide). */
+#include "internal.h"
+
+#include <jetsched/ids.h>
+#include <jetsched/timeutil.h>
+
+#include <math.h>
+#include <string.h>
+
+void lh_decide(lua_worker *w, int kind, const char *msg)
+{
+    if (w->decided)
+        return;
+    w->decided = kind;
+    copy_msg(w->msg, sizeof w->msg, msg);
+}
+
+/* The running task's worker; raises outside a task. Also accepts method-call
+ * syntax (ctx:log(...)) by dropping ctx itself from the arguments. */
+static lua_worker *ctx_enter(lua_State *L)
+{
+    lua_worker *w = worker_of(L);
+    if (!w->ctx)
+        luaL_error(L, "ctx functions can only be called while a task runs (not at load time)");
+    if (lua_type(L, 1) == LUA_TTABLE) {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &K_CTX);
+        bool self = lua_rawequal(L, 1, -1);
+        lua_pop(L, 1);
+        if (self)
+            lua_remove(L, 1);
+    }
+    return w;
+}
+
+static int ctx_progress(lua_State *L)
+{
+    lua_worker *w = ctx_enter(L);
+    lua_Number pct = luaL_checknumber(L, 1);
+    const char *note = luaL_optstring(L, 2, NULL);
+    int p = !(pct >= 0) ? 0 : pct > 100 ? 100 : (int)pct;
+    w->api->progress(w->ctx, p, note);
+    return 0;
+}
+
+static int ctx_log(lua_State *L)
+{
+    lua_worker *w = ctx_enter(L);
+    jet_log_severity sev = JET_PLOG_INFO;
+    int msg_idx = 1;
+    if (lua_gettop(L) >= 2) {
+        const char *lv = luaL_checkstring(L, 1);
+        if (strcmp(lv, "debug") == 0)
+            sev = JET_PLOG_DEBUG;
+        else if (strcmp(lv, "info") == 0)
+            sev = JET_PLOG_INFO;
+        else if (strcmp(lv, "warn") == 0 || strcmp(lv, "warning") == 0)
+            sev = JET_PLOG_WARN;
+        else if (strcmp(lv, "error") == 0)
+            sev = JET_PLOG_ERROR;
+        else
+            return luaL_argerror(L, 1, "level must be debug, info, warn or error");
+        msg_idx = 2;
+    }
+    luaL_checkany(L, msg_idx);
+    const char *msg = luaL_tolstring(L, msg_idx, NULL);
+    w->api->log(w->ctx, sev, msg);
+    return 0;
+}
+
+static int ctx_cancelled(lua_State *L)
+{
+    lua_worker *w = ctx_enter(L);
+    bool c = w->kill || w->api->cancelled(w->ctx) ||
+             (w->deadline_mono && jet_mono_ms() >= w->deadline_mono);
+    lua_pushboolean(L, c);
+    return 1;
+}
+
+static int ctx_checkpoint(lua_State *L)
+{
+    lua_worker *w = ctx_enter(L);
+    if (lua_gettop(L) == 0) { /* load */
+        holder *hd = lh_holder_new(L);
+        size_t len = 0;
+        if (w->api->checkpoint_load(w->ctx, &hd->buf, &len) < 0) {
+            lua_pushnil(L);
+            lua_pushliteral(L, "checkpoint: cannot load the checkpoint");
+            return 2;
+        }
+        if (!hd->buf)
+            return 0;
+        lua_pushlstring(L, hd->buf, len);
+        lh_holder_done(hd);
+        return 1;
+    }
+    if (lua_type(L, 1) != LUA_TSTRING && lua_type(L, 1) != LUA_TNUMBER)
+        return luaL_argerror(L, 1, "checkpoint value must be a string (use json.encode for tables)");
+    size_t len;
+    const char *v = lua_tolstring(L, 1, &len);
+    if (w->api->checkpoint_save(w->ctx, v, len) != 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "checkpoint: cannot save the checkpoint");
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static const char *opt_field(lua_State *L, int t, const char *name)
+{ /* leaves the value on the stack (anchors the string) */
+    int ty = lua_getfield(L, t, name);
+    if (ty == LUA_TNIL)
+        return NULL;
+    if (ty != LUA_TSTRING)
+        luaL_error(L, "ctx.submit: field '%s' must be a string", name);
+    return lua_tostring(L, -1);
+}
+
+static bool header_name_ok(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= ' ' || c >= 127 || c == ':')
+            return false;
+    }
+    return true;
+}
+
+static int ctx_submit(lua_State *L)
+{
+    lua_worker *w = ctx_enter(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    const char *handler = opt_field(L, 1, "handler");
+    const char *queue = opt_field(L, 1, "queue");
+    const char *priority = opt_field(L, 1, "priority");
+    const char *id = opt_field(L, 1, "id");
+    size_t plen = 0;
+    const char *payload = "";
+    int pt = lua_getfield(L, 1, "payload");
+    if (pt == LUA_TSTRING || pt == LUA_TNUMBER)
+        payload = lua_tolstring(L, -1, &plen);
+    else if (pt != LUA_TNIL)
+        return luaL_error(L, "ctx.submit: field 'payload' must be a string (use json.encode for tables)");
+    jet_priority prio;
+    if (!handler || !jet_name_valid(handler))
+        return luaL_error(L, "ctx.submit: 'handler' must be a handler name (1-64 of [a-z0-9_-])");
+    if (queue && !jet_name_valid(queue))
+        return luaL_error(L, "ctx.submit: invalid queue name '%s'", queue);
+    if (priority && !jet_priority_parse(priority, &prio))
+        return luaL_error(L, "ctx.submit: priority must be high, normal or low");
+    if (id && !jet_task_id_valid(id))
+        return luaL_error(L, "ctx.submit: invalid task id '%s' (1-128 of [A-Za-z0-9_-])", id);
+
+    /* Headers: copied into one userdata block (GC-managed, so an error cannot leak it). */
+    size_t nh = 0, bytes = 0;
+    int ht = lua_getfield(L, 1, "headers");
+    int hidx = lua_gettop(L);
+    if (ht != LUA_TNIL && ht != LUA_TTABLE)
+        return luaL_error(L, "ctx.submit: field 'headers' must be a table of name = value strings");
+    if (ht == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, hidx)) {
+            size_t kl, vl;
+            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+                return luaL_error(L, "ctx.submit: headers must map string names to string values");
+            const char *k = lua_tolstring(L, -2, &kl);
+            const char *v = lua_tolstring(L, -1, &vl);
+            if (!header_name_ok(k, kl) || strlen(k) != kl)
+                return luaL_error(L, "ctx.submit: invalid header name");
+            if (strlen(v) != vl || strpbrk(v, "\r\n"))
+                return luaL_error(L, "ctx.submit: header %s: value must not contain CR, LF or NUL", k);
+            nh++;
+            bytes += kl + vl + 2;
+            lua_pop(L, 1);
+        }
+    }
+    jet_header *hdrs = NULL;
+    if (nh) {
+        hdrs = lua_newuserdatauv(L, nh * sizeof *hdrs + bytes, 0);
+        char *p = (char *)(hdrs + nh);
+        size_t i = 0;
+        lua_pushnil(L);
+        while (lua_next(L, hidx) && i < nh) {
+            size_t kl, vl;
+            const char *k = lua_tolstring(L, -2, &kl);
+            const char *v = lua_tolstring(L, -1, &vl);
+            memcpy(p, k, kl + 1);
+            hdrs[i].name = p;
+            p += kl + 1;
+            memcpy(p, v, vl + 1);
+            hdrs[i].value = p;
+            p += vl + 1;
+            i++;
+            lua_pop(L, 1);
+        }
+        nh = i;
+    }
+    char gen[JET_ULID_LEN + 1];
+    if (!id) { /* generated here so that the script learns it */
+        jet_ulid_new(gen);
+        id = gen;
+    }
+    if (w->api->submit(w->ctx, queue, priority, handler, payload, plen, hdrs, nh, id) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "ctx.submit: task %s (handler %s) was not submitted", id, handler);
+        return 2;
+    }
+    lua_pushstring(L, id);
+    return 1;
+}
+
+/* Pushes "script:line: " of the innermost Lua function running (ctx.fail may
+ * be called through pcall, a C function). */
+static void push_where(lua_State *L)
+{
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++)
+        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+            lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+            return;
+        }
+    lua_pushliteral(L, "");
+}
+
+static int ctx_fail(lua_State *L)
+{
+    lua_worker *w = ctx_enter(L);
+    const char *m = lua_isnoneornil(L, 1) ? "failed" : luaL_tolstring(L, 1, NULL);
+    push_where(L);
+    lua_pushstring(L, m);
+    lua_concat(L, 2);
+    lh_decide(w, DEC_FAIL, lua_tostring(L, -1));
+    return lua_error(L);
+}
+
+static int ctx_retry_in(lua_State *L)
+{
+    lua_worker *w = ctx_enter(L);
+    lua_Number s = luaL_checknumber(L, 1);
+    if (!(s >= 0) || s > 1e9)
+        return luaL_argerror(L, 1, "seconds must be between 0 and 1e9");
+    lua_settop(L, 2);
+    push_where(L);
+    if (lua_isnil(L, 2))
+        lua_pushfstring(L, "retry requested in %f s", (double)s);
+    else
+        luaL_tolstring(L, 2, NULL);
+    lua_concat(L, 2);
+    if (!w->decided)
+        w->retry_ms = (int64_t)llround(s * 1000);
+    lh_decide(w, DEC_RETRY, lua_tostring(L, -1));
+    return lua_error(L);
+}
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+    if (v) {
+        lua_pushstring(L, v);
+        lua_setfield(L, -2, k);
+    }
+}
+
+void lh_push_task(lua_State *L, const jet_task *t)
+{
+    lua_createtable(L, 0, 12);
+    set_str(L, "id", t->id);
+    set_str(L, "handler", t->handler);
+    set_str(L, "queue", t->queue);
+    set_str(L, "priority", t->priority);
+    lua_pushinteger(L, t->attempt);
+    lua_setfield(L, -2, "attempt");
+    lua_pushinteger(L, t->max_attempts);
+    lua_setfield(L, -2, "max_attempts");
+    lua_pushlstring(L, t->payload ? (const char *)t->payload : "", t->payload ? t->payload_len : 0);
+    lua_setfield(L, -2, "payload");
+    lua_createtable(L, 0, (int)(t->n_headers < 64 ? t->n_headers : 64));
+    for (size_t i = t->n_headers; i-- > 0;) /* the first of duplicate names wins */
+        if (t->headers[i].name && t->headers[i].value) {
+            lua_pushstring(L, t->headers[i].value);
+            lua_setfield(L, -2, t->headers[i].name);
+        }
+    lua_setfield(L, -2, "headers");
+    if (t->deadline_ms > 0) {
+        lua_pushnumber(L, (lua_Number)t->deadline_ms / 1000);
+        lua_setfield(L, -2, "deadline");
+    }
+    if (t->timeout_ms > 0) {
+        lua_pushnumber(L, (lua_Number)t->timeout_ms / 1000);
+        lua_setfield(L, -2, "timeout");
+    }
+    set_str(L, "traceparent", t->traceparent);
+}
+
+void lh_install_ctx(lua_State *L)
+{
+    lua_createtable(L, 0, 8);
+    lh_set_fn(L, "progress", ctx_progress);
+    lh_set_fn(L, "checkpoint", ctx_checkpoint);
+    lh_set_fn(L, "log", ctx_log);
+    lh_set_fn(L, "cancelled", ctx_cancelled);
+    lh_set_fn(L, "submit", ctx_submit);
+    lh_set_fn(L, "retry_in", ctx_retry_in);
+    lh_set_fn(L, "fail", ctx_fail);
+    lh_make_proxy(L, "ctx");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &K_CTX);
+}
