@@ -58,6 +58,15 @@ static double gauge_inflight(void *arg) { return atomic_load(&((agent *)arg)->in
 static double gauge_recording(void *arg) { return atomic_load(&((agent *)arg)->recording); }
 static double gauge_reconnects(void *arg) { (void)arg; return (double)jet_nats_reconnects(); }
 static double gauge_abandoned(void *arg) { (void)arg; return (double)atomic_load(&abandoned_threads); }
+static double gauge_connected(void *arg) { return natsConnection_Status(((agent *)arg)->nc) == NATS_CONN_STATUS_CONNECTED; }
+static double gauge_concurrency(void *arg)
+{
+    agent *a = arg;
+    int n = 0;
+    for (size_t i = 0; i < a->nqueues; i++)
+        n += a->queues[i].concurrency;
+    return n;
+}
 static double gauge_ready(void *arg) { return ready(arg, (char[64]){0}, 64) ? 1 : 0; }
 
 static void apply_reloadable(agent *a, const jet_config *cfg)
@@ -233,6 +242,8 @@ int main(int argc, char **argv)
     jet_metric_gauge_fn("jetsched_agent_history_pending", "Finished tasks waiting for their PostgreSQL commit.",
                         gauge_recording, a);
     jet_metric_gauge_fn("jetsched_agent_nats_reconnects", "NATS reconnects since start.", gauge_reconnects, a);
+    jet_metric_gauge_fn("jetsched_agent_nats_connected", "1 while connected to NATS.", gauge_connected, a);
+    jet_metric_gauge_fn("jetsched_agent_concurrency", "Worker threads of all served queues.", gauge_concurrency, a);
     jet_metric_gauge_fn("jetsched_agent_abandoned_threads", "Handler threads abandoned after ignoring a timeout.",
                         gauge_abandoned, a);
     jet_metric_gauge_fn("jetsched_agent_ready", "1 when /readyz is OK.", gauge_ready, a);

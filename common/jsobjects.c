@@ -56,6 +56,16 @@ void jet_js_consumer_name(const char *queue, jet_priority p, char *buf, size_t l
     snprintf(buf, len, "q_%s_%s", queue, jet_priority_name(p));
 }
 
+bool jet_js_consumer_parse(const char *name, char queue[JET_NAME_MAX + 1], jet_priority *p)
+{
+    const char *last = strrchr(name, '_');
+    if (strncmp(name, "q_", 2) != 0 || !last || last <= name + 2 || last - name - 2 > JET_NAME_MAX ||
+        !jet_priority_parse(last + 1, p))
+        return false;
+    snprintf(queue, JET_NAME_MAX + 1, "%.*s", (int)(last - name - 2), name + 2);
+    return true;
+}
+
 bool jet_js_prefix_valid(const char *prefix)
 {
     size_t n = 0;

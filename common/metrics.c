@@ -114,6 +114,24 @@ void jet_metric_set(jet_metric *m, const char *const *values, double v)
     pthread_mutex_unlock(&m->mu);
 }
 
+/* Frees the series of m; called with m->mu held. */
+static void drop_series(jet_metric *m)
+{
+    for (size_t i = 0; i < m->nseries; i++)
+        for (int j = 0; j < m->nlabels; j++)
+            free(m->series[i].labels[j]);
+    m->nseries = 0;
+}
+
+void jet_metric_set_all(jet_metric *m, size_t n, const char *const *label_values, const double *values)
+{
+    pthread_mutex_lock(&m->mu);
+    drop_series(m);
+    for (size_t i = 0; i < n; i++)
+        find_series(m, label_values ? label_values + i * (size_t)m->nlabels : NULL)->value = values[i];
+    pthread_mutex_unlock(&m->mu);
+}
+
 void jet_metric_observe(jet_metric *m, const char *const *values, double ms)
 {
     double s = ms / 1000.0;
@@ -218,9 +236,7 @@ void jet_metrics_reset(void)
     pthread_mutex_unlock(&registry_mu);
     while (m) {
         jet_metric *next = m->next;
-        for (size_t i = 0; i < m->nseries; i++)
-            for (int j = 0; j < m->nlabels; j++)
-                free(m->series[i].labels[j]);
+        drop_series(m);
         for (int j = 0; j < m->nlabels; j++)
             free(m->label_names[j]);
         free(m->series);

@@ -86,25 +86,14 @@ json_t *api_cluster_agents(api_ctx *c, json_t *req, api_err *e)
     return json_pack("{s:o}", "agents", list);
 }
 
-/* q_<queue>_<priority> (the queue may itself hold '_'): false for other consumers. */
-static bool consumer_parts(const char *name, char queue[JET_NAME_MAX + 1], jet_priority *p)
-{
-    const char *last = strrchr(name, '_');
-    if (strncmp(name, "q_", 2) != 0 || !last || last <= name + 2 || last - name - 2 > JET_NAME_MAX ||
-        !jet_priority_parse(last + 1, p))
-        return false;
-    snprintf(queue, JET_NAME_MAX + 1, "%.*s", (int)(last - name - 2), name + 2);
-    return true;
-}
-
 /* By queue, then high, normal, low. */
 static int cmp_consumer(const void *a, const void *b)
 {
     const char *na = (*(jsConsumerInfo *const *)a)->Name, *nb = (*(jsConsumerInfo *const *)b)->Name;
     char qa[JET_NAME_MAX + 1] = "", qb[JET_NAME_MAX + 1] = "";
     jet_priority pa = JET_PRIO_COUNT, pb = JET_PRIO_COUNT;
-    consumer_parts(na, qa, &pa);
-    consumer_parts(nb, qb, &pb);
+    jet_js_consumer_parse(na, qa, &pa);
+    jet_js_consumer_parse(nb, qb, &pb);
     int c = strcmp(qa, qb);
     return c ? c : pa != pb ? (int)pa - (int)pb : strcmp(na, nb);
 }
@@ -131,7 +120,7 @@ json_t *api_cluster_queues(api_ctx *c, json_t *req, api_err *e)
         const char *name = ci->Name;
         jet_priority p;
         char queue[JET_NAME_MAX + 1];
-        if (!consumer_parts(name, queue, &p))
+        if (!jet_js_consumer_parse(name, queue, &p))
             continue; /* not a jetsched consumer */
         json_array_append_new(
             list, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "queue", queue, "priority", jet_priority_name(p),

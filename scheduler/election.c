@@ -103,6 +103,7 @@ static void campaign(sched *s)
     atomic_store(&s->deadline_mono, sent + s->ttl_ms - margin_ms(s));
     atomic_store(&s->abdicate, false);
     atomic_store(&s->won_rev, rev);
+    stats_leader_won();
     jet_info("election: won leadership of %s/%s with revision %llu (epoch candidate); lease %lld ms",
              s->names.kv_leader, SCHED_LEADER_KEY, (unsigned long long)rev, (long long)s->ttl_ms);
 }

@@ -45,6 +45,7 @@ static bool ready(void *arg, char *why, size_t len)
 static double gauge_leader(void *arg) { return atomic_load(&((sched *)arg)->epoch) != 0 ? 1 : 0; }
 static double gauge_epoch(void *arg) { return (double)atomic_load(&((sched *)arg)->epoch); }
 static double gauge_reconnects(void *arg) { (void)arg; return (double)jet_nats_reconnects(); }
+static double gauge_connected(void *arg) { return natsConnection_Status(((sched *)arg)->nc) == NATS_CONN_STATUS_CONNECTED; }
 
 static void apply_reloadable(sched *s, const jet_config *cfg)
 {
@@ -150,6 +151,7 @@ int main(int argc, char **argv)
     jet_metric_gauge_fn("jetsched_scheduler_epoch", "The epoch this instance acts under (0: not leader).",
                         gauge_epoch, s);
     jet_metric_gauge_fn("jetsched_scheduler_nats_reconnects", "NATS reconnects since start.", gauge_reconnects, s);
+    jet_metric_gauge_fn("jetsched_scheduler_nats_connected", "1 while connected to NATS.", gauge_connected, s);
     if ((st = election_start(s, &err)))
         goto fail;
     if ((st = worker_start(s, &err))) {
@@ -157,6 +159,8 @@ int main(int argc, char **argv)
         goto fail;
     }
     threads = true;
+    if ((st = stats_start(s, &err)))
+        goto fail;
     if ((st = api_start(s, &err)))
         goto fail;
     if (jet_cfg_str(s->cfg, "http.listen") && *jet_cfg_str(s->cfg, "http.listen") &&
@@ -182,6 +186,7 @@ out:
     api_stop();
     if (threads) {
         worker_stop(s);
+        stats_stop(s);
         election_stop(s);
     }
     jet_httpd_stop(httpd);

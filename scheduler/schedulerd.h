@@ -56,4 +56,11 @@ jet_status worker_start(sched *s, jet_err *err);
 void worker_stop(sched *s);
 void firer_metrics_init(sched *s);
 
+/* The leader's sampled gauges for /metrics (stats.c): started after the
+ * worker, stopped after worker_stop (which sets s->stop). */
+jet_status stats_start(sched *s, jet_err *err);
+void stats_stop(sched *s);
+/* Counts a won election (election.c). */
+void stats_leader_won(void);
+
 #endif

@@ -30,6 +30,8 @@ void jet_js_names_init(jet_js_names *n, const char *prefix);
 void jet_js_task_subject(const jet_js_names *n, const char *queue, jet_priority p, char *buf, size_t len);
 /* "q_<queue>_<priority>" */
 void jet_js_consumer_name(const char *queue, jet_priority p, char *buf, size_t len);
+/* The inverse: false for names that are not q_<queue>_<priority> (the queue may hold '_'). */
+bool jet_js_consumer_parse(const char *name, char queue[JET_NAME_MAX + 1], jet_priority *p);
 /* A usable `nats.prefix`: 1-48 characters of [A-Za-z0-9_-]. The ensure
  * functions refuse other prefixes with JET_ERR_INVALID. */
 bool jet_js_prefix_valid(const char *prefix);

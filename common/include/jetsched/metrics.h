@@ -22,6 +22,10 @@ void jet_metric_gauge_fn(const char *name, const char *help, double (*fn)(void *
 void jet_metric_add(jet_metric *m, const char *const *label_values, double v);   /* counter/gauge */
 void jet_metric_set(jet_metric *m, const char *const *label_values, double v);   /* gauge */
 void jet_metric_observe(jet_metric *m, const char *const *label_values, double ms); /* histogram */
+/* Replaces every series of a gauge at once (a scrape sees the old set or the
+ * new one): n series, label_values holds n x (number of labels) strings in
+ * order; n = 0 removes them all (e.g. an instance that stopped leading). */
+void jet_metric_set_all(jet_metric *m, size_t n, const char *const *label_values, const double *values);
 /* Current value (counters/gauges), for tests and readiness. */
 double jet_metric_value(jet_metric *m, const char *const *label_values);
 
