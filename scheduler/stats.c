@@ -17,17 +17,17 @@
 #include <jetsched/metrics.h>
 #include <jetsched/names.h>
 #include <jetsched/pgconn.h>
+#include <jetsched/task.h>
 #include <jetsched/timeutil.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Every status a task row can have (later migrations may add some: a status
- * the schema does not know yet simply counts 0). */
-static const char *const statuses[] = {"scheduled", "queued",  "running",   "retrying",  "waiting",  "throttled",
-                                       "succeeded", "dead",    "expired",   "cancelled", "duplicate", "skipped"};
-#define NSTATUS (sizeof statuses / sizeof statuses[0])
+/* Every status a task row can have (common/task.h; a status the schema does
+ * not know yet simply counts 0). */
+#define statuses jet_task_state_names
+#define NSTATUS ((size_t)JET_TASK_STATE_COUNT)
 #define MAX_LANES 512
 
 static jet_metric *m_depth, *m_pending, *m_ack_pending, *m_redelivered, *m_waiting, *m_dlq, *m_tasks,
