@@ -9,6 +9,7 @@
 #include "registry.h"
 #include "worker.h"
 
+#include <jetsched/redact.h>
 #include <jetsched/daemon_cli.h>
 #include <jetsched/httpd.h>
 #include <jetsched/log.h>
@@ -251,7 +252,9 @@ int main(int argc, char **argv)
         (st = jet_httpd_start(jet_cfg_str(a->cfg, "http.listen"), ready, a, &httpd, &err)))
         goto fail;
 
-    jet_info("agent %s ready: %zu queue(s), NATS %s", a->id, a->nqueues, jet_cfg_str(a->cfg, "nats.url"));
+    char nats_shown[2048];
+    jet_info("agent %s ready: %zu queue(s), NATS %s", a->id, a->nqueues,
+             jet_redact(jet_cfg_str(a->cfg, "nats.url"), nats_shown, sizeof nats_shown));
     if (httpd)
         jet_info("http endpoints on %s (port %d)", jet_cfg_str(a->cfg, "http.listen"), jet_httpd_port(httpd));
     jet_sd_ready("running");

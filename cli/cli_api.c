@@ -5,28 +5,10 @@
 
 #include <jetsched/log.h>
 #include <jetsched/natsconn.h>
+#include <jetsched/redact.h>
 
 #include <stdlib.h>
 #include <string.h>
-
-/* The URL list without user:password@ parts, for messages. */
-static void redacted_urls(const char *urls, char *buf, size_t len)
-{
-    size_t j = 0;
-    for (const char *p = urls ? urls : ""; *p && j + 1 < len;) {
-        const char *end = strchr(p, ',');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        const char *scheme = strstr(p, "://");
-        const char *at = memchr(p, '@', n);
-        const char *host = at ? at + 1 : p;
-        if (at && scheme && scheme < at)
-            j += (size_t)snprintf(buf + j, len - j, "%.*s://", (int)(scheme - p), p);
-        if (j + 1 < len)
-            j += (size_t)snprintf(buf + j, len - j, "%.*s%s", (int)(p + n - host), host, end ? "," : "");
-        p = end ? end + 1 : p + n;
-    }
-    buf[j < len ? j : len - 1] = '\0';
-}
 
 void cli_nats_error_text(const jet_config *cfg, const char *raw, char *out, size_t len)
 {
@@ -39,7 +21,7 @@ void cli_nats_error_text(const jet_config *cfg, const char *raw, char *out, size
     char *noise = strstr(reason, ": (");
     if (noise)
         *noise = '\0';
-    redacted_urls(jet_cfg_str(cfg, "nats.url"), urls, sizeof urls);
+    jet_redact(jet_cfg_str(cfg, "nats.url"), urls, sizeof urls);
     snprintf(out, len, "cannot reach NATS at %s (nats.url): %s", urls, reason);
 }
 

@@ -1,5 +1,6 @@
 /* The configuration loader: libconfig file + schema table + environment. */
 #include <jetsched/config.h>
+#include <jetsched/redact.h>
 #include <jetsched/names.h>
 #include <jetsched/timeutil.h>
 
@@ -632,7 +633,14 @@ static void print_value(FILE *out, const cfg_val *v, int indent)
         break;
     case JET_CFG_DURATION: fprintf(out, "\"%s\"", jet_duration_format(v->i, buf, sizeof buf)); break;
     case JET_CFG_STRING:
-    case JET_CFG_ENUM: print_string(out, v->s ? v->s : ""); break;
+    case JET_CFG_ENUM:
+        if (v->key->flags & JET_CFG_CREDENTIALS) {
+            char red[4096];
+            print_string(out, jet_redact(v->s ? v->s : "", red, sizeof red));
+        } else {
+            print_string(out, v->s ? v->s : "");
+        }
+        break;
     case JET_CFG_STRLIST:
         fputc('[', out);
         for (size_t i = 0; i < v->nlist; i++) {
@@ -763,7 +771,7 @@ static char *value_text(const cfg_val *v)
     FILE *f = open_memstream(&buf, &len);
     cfg_val copy = *v;
     jet_cfg_key key = *v->key;
-    key.flags &= ~(unsigned)JET_CFG_SECRET; /* compare secrets too */
+    key.flags &= ~(unsigned)(JET_CFG_SECRET | JET_CFG_CREDENTIALS); /* compare secrets too */
     copy.key = &key;
     print_value(f, &copy, 0);
     fclose(f);

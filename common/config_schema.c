@@ -18,7 +18,7 @@ const jet_cfg_key jet_cfg_keys_log[] = {
 };
 
 const jet_cfg_key jet_cfg_keys_nats[] = {
-    {"nats.url", JET_CFG_STRING, "nats://127.0.0.1:4222", NOBOUND, NULL, 0, NULL, NULL,
+    {"nats.url", JET_CFG_STRING, "nats://127.0.0.1:4222", NOBOUND, NULL, JET_CFG_CREDENTIALS, NULL, NULL,
      "server URL(s), comma-separated, e.g. nats://n1:4222,nats://n2:4222"},
     {"nats.prefix", JET_CFG_STRING, "jetsched", NOBOUND, NULL, 0, NULL, NULL,
      "prefix of every subject, stream and bucket (stream JETSCHED_TASKS for prefix jetsched)"},
@@ -75,7 +75,7 @@ const jet_cfg_key jet_cfg_keys_jetstream[] = {
 };
 
 const jet_cfg_key jet_cfg_keys_postgres[] = {
-    {"postgres.dsn", JET_CFG_STRING, "host=127.0.0.1 port=5432 dbname=jetsched", NOBOUND, NULL, 0,
+    {"postgres.dsn", JET_CFG_STRING, "host=127.0.0.1 port=5432 dbname=jetsched", NOBOUND, NULL, JET_CFG_CREDENTIALS,
      "JETSCHED_PG_DSN", NULL, "libpq connection string or URI (without the password)"},
     {"postgres.password_file", JET_CFG_STRING, NULL, NOBOUND, NULL, 0, NULL, NULL,
      "file holding the password (or use ~/.pgpass / PGPASSFILE)"},

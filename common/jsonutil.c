@@ -62,6 +62,29 @@ jet_status jet_json_get_obj(const json_t *obj, const char *field, bool required,
     return JET_OK;
 }
 
+int jet_json_depth(const char *buf, size_t len, int max)
+{
+    int depth = 0, deepest = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = buf[i];
+        if (in_str) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_str = false;
+        } else if (ch == '"') {
+            in_str = true;
+        } else if (ch == '[' || ch == '{') {
+            if (++depth > deepest && (deepest = depth) > max)
+                return deepest;
+        } else if ((ch == ']' || ch == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return deepest;
+}
+
 jet_status jet_json_parse_object(const char *buf, size_t len, json_t **out, jet_err *err)
 {
     json_error_t je;

@@ -1,4 +1,5 @@
 /* NATS connection set-up with daemon-grade defaults (DESIGN §10). */
+#include <jetsched/redact.h>
 #include <jetsched/natsconn.h>
 #include <jetsched/daemon_cli.h>
 #include <jetsched/log.h>
@@ -32,10 +33,10 @@ static void on_disconnected(natsConnection *nc, void *closure)
 
 static void on_reconnected(natsConnection *nc, void *closure)
 {
-    char url[256] = "";
+    char url[256] = "", shown[300];
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     atomic_fetch_add(&reconnects, 1);
-    jet_info("NATS %s: reconnected to %s", (const char *)closure, url);
+    jet_info("NATS %s: reconnected to %s", (const char *)closure, jet_redact(url, shown, sizeof shown));
 }
 
 static void on_closed(natsConnection *nc, void *closure)
@@ -180,8 +181,11 @@ jet_status jet_nats_connect_wait(const jet_config *cfg, const char *client_name,
         jet_status st = jet_nats_connect(cfg, client_name, false, out, err);
         if (st == JET_OK || (st != JET_ERR_UNAVAILABLE && st != JET_ERR_TIMEOUT))
             return st;
-        if (attempt == 1 || attempt % 10 == 0)
-            jet_warn("waiting for NATS at %s: %s", jet_cfg_str(cfg, "nats.url"), err->msg);
+        if (attempt == 1 || attempt % 10 == 0) {
+            char shown[2048];
+            jet_warn("waiting for NATS at %s: %s", jet_redact(jet_cfg_str(cfg, "nats.url"), shown, sizeof shown),
+                     err->msg);
+        }
         for (int slept = 0; slept < 1000; slept += 50) {
             if (jet_stop_signal_pending())
                 return jet_err_set(err, JET_ERR_UNAVAILABLE, "stopped while waiting for NATS");

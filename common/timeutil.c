@@ -16,6 +16,8 @@ jet_status jet_duration_parse(const char *s, int64_t *out_ms, jet_err *err)
 {
     if (!s || !*s)
         return jet_err_set(err, JET_ERR_INVALID, "empty duration (expected e.g. \"30s\", \"5m\", \"1h30m\")");
+    if (strlen(s) > 64)
+        return jet_err_set(err, JET_ERR_INVALID, "invalid duration \"%.32s...\": longer than 64 characters", s);
     const char *p = s;
     int64_t total = 0;
     while (*p) {
@@ -24,7 +26,8 @@ jet_status jet_duration_parse(const char *s, int64_t *out_ms, jet_err *err)
         int64_t whole = 0, frac = 0, frac_div = 1;
         for (; isdigit((unsigned char)*p); p++) {
             if (whole > (INT64_MAX - 9) / 10)
-                return jet_err_set(err, JET_ERR_INVALID, "duration \"%s\" is too large", s);
+                return jet_err_set(err, JET_ERR_INVALID,
+                                   "duration \"%s\" is too long (at most " JET_DURATION_MAX_TEXT ")", s);
             whole = whole * 10 + (*p - '0');
         }
         if (*p == '.') {
@@ -52,8 +55,9 @@ jet_status jet_duration_parse(const char *s, int64_t *out_ms, jet_err *err)
                                "invalid duration \"%s\": unknown unit \"%.*s\" (use ms, s, m, h or d)", s,
                                (int)ulen, p);
         p += ulen;
-        if (whole > (INT64_MAX - total) / unit - 1)
-            return jet_err_set(err, JET_ERR_INVALID, "duration \"%s\" is too large", s);
+        if (whole > JET_DURATION_MAX_MS / unit || total + whole * unit + frac * unit / frac_div > JET_DURATION_MAX_MS)
+            return jet_err_set(err, JET_ERR_INVALID, "duration \"%s\" is too long (at most " JET_DURATION_MAX_TEXT ")",
+                               s);
         total += whole * unit + frac * unit / frac_div;
     }
     *out_ms = total;

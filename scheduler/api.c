@@ -6,11 +6,13 @@
 #include "publish.h"
 
 #include <jetsched/base64.h>
+#include <jetsched/jsonutil.h>
 #include <jetsched/log.h>
 #include <jetsched/metrics.h>
 #include <jetsched/names.h>
 #include <jetsched/pgconn.h>
 #include <jetsched/timeutil.h>
+#include <jetsched/utf8.h>
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -76,6 +78,10 @@ json_t *api_fail(api_err *e, const char *code, const char *field, const char *fm
     while (w > e->msg && w[-1] == ' ')
         w--;
     *w = '\0';
+    /* Messages quote client input (cut by %.Ns at any byte, or one byte of a
+     * multi-byte character as %c): the reply must stay valid UTF-8 JSON. */
+    jet_utf8_repair(e->msg, sizeof e->msg);
+    jet_utf8_repair(e->field, sizeof e->field);
     return NULL;
 }
 
@@ -194,7 +200,17 @@ int api_time(const json_t *req, const char *f, bool required, int64_t *ms, api_e
         api_fail(e, API_INVALID, f, "%s: %s", f, err.msg);
         return -1;
     }
+    if (rc == 1 && !api_time_in_range(f, *ms, e))
+        return -1;
     return rc;
+}
+
+bool api_time_in_range(const char *f, int64_t ms, api_err *e)
+{
+    if (ms >= JET_TIME_MIN_MS && ms <= JET_TIME_MAX_MS)
+        return true;
+    api_fail(e, API_INVALID, f, "%s must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z", f);
+    return false;
 }
 
 int api_payload(api_ctx *c, const json_t *req, unsigned char **buf, size_t *len, api_err *e)
@@ -323,7 +339,10 @@ char *api_cursor_decode(const char *cursor, api_err *e)
 {
     unsigned char *out = NULL;
     size_t len = 0;
-    if (!jet_base64_decode(cursor, strlen(cursor), &out, &len) || strlen((char *)out) != len) {
+    /* Decoded bytes go into SQL parameters: text PostgreSQL would refuse
+     * (NUL, invalid UTF-8) or a huge cursor is refused here, naming the field. */
+    if (strlen(cursor) > 1024 || !jet_base64_decode(cursor, strlen(cursor), &out, &len) ||
+        !jet_utf8_valid((const char *)out, len)) {
         free(out);
         api_fail(e, API_INVALID, "cursor", "cursor is not one returned by this verb (pass next_cursor unchanged)");
         return NULL;
@@ -341,6 +360,10 @@ static void pg_drop(api_ctx *c)
 
 static bool pg_ensure(api_ctx *c, api_err *e)
 {
+    if (c->offline) {
+        api_fail(e, API_UNAVAILABLE, NULL, "PostgreSQL is not used by this API context (offline)");
+        return false;
+    }
     if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
         return true;
     if (c->pg)
@@ -390,8 +413,12 @@ PGresult *api_pg(api_ctx *c, const char *what, const char *sql, int n, const cha
     if (transient) {
         api_fail(e, API_UNAVAILABLE, NULL, "PostgreSQL is unavailable: %s", err.msg);
     } else {
+        /* PostgreSQL's text can quote the failing row (DETAIL) and the
+         * client's values: it goes to the log, never into the reply. */
         jet_error("api %s: %s", c->verb, err.msg);
-        api_fail(e, API_INTERNAL, NULL, "%s", err.msg);
+        const char *state = strstr(err.msg, "(SQLSTATE ");
+        api_fail(e, API_INTERNAL, NULL, "%s failed in PostgreSQL%s%.16s; the details are in schedulerd's log", what,
+                 state ? " " : "", state ? state : "");
     }
     return NULL;
 }
@@ -519,6 +546,12 @@ json_t *api_parse_body(const char *data, size_t len, api_err *e)
 {
     if (len == 0)
         return json_object();
+    /* jansson recurses per level: bound the nesting before it parses. */
+    if (jet_json_depth(data, len, API_MAX_DEPTH) > API_MAX_DEPTH) {
+        api_fail(e, API_INVALID, NULL, "request body is nested too deep (at most %d levels of arrays and objects)",
+                 API_MAX_DEPTH);
+        return NULL;
+    }
     json_error_t je;
     json_t *req = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
     if (!req) {
@@ -588,6 +621,8 @@ static void on_request(natsConnection *nc, natsSubscription *s, natsMsg *msg, vo
         res = api_error_body(&e);
     char *body = json_dumps(res, JSON_COMPACT);
     json_decref(res);
+    if (!body) /* never leave a client without a reply */
+        body = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"the reply could not be encoded (a bug)\"}}");
     if (reply && body)
         natsConnection_Publish(nc, reply, body, (int)strlen(body));
     free(body);

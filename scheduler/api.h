@@ -37,6 +37,7 @@ typedef struct api_ctx {
     PGconn *pg;                   /* the API's own connection (NULL: reconnect on next use) */
     kvStore *cancel_kv, *agents_kv, *leader_kv;
     const char *verb;
+    bool offline;                 /* true: no PostgreSQL (the fuzz target's validation-only runs) */
 } api_ctx;
 
 typedef json_t *(*api_verb_fn)(api_ctx *c, json_t *req, api_err *e);
@@ -61,8 +62,12 @@ void api_stop(void);
 const api_verb_def *api_verbs(size_t *n);
 /* The entry of verb, or NULL when unknown. */
 const api_verb_def *api_verb_find(const char *verb);
-/* Parses a request body (len 0 is `{}`): a JSON object, or NULL with
- * invalid_argument in *e (line and column of a syntax error). */
+/* Deepest nesting of arrays/objects accepted in a request body. */
+#define API_MAX_DEPTH 32
+
+/* Parses a request body (len 0 is `{}`): a JSON object nested at most
+ * API_MAX_DEPTH deep, or NULL with invalid_argument in *e (line and column
+ * of a syntax error). */
 json_t *api_parse_body(const char *data, size_t len, api_err *e);
 /* Runs one verb on a parsed request object (borrowed). Returns the reply
  * (a new reference) or NULL with *e filled. Counts
@@ -90,7 +95,10 @@ int api_bool(const json_t *req, const char *f, bool required, bool *out, api_err
 int api_name(const json_t *req, const char *f, bool required, const char **out, api_err *e);
 int api_priority(const json_t *req, const char *f, const char **out, api_err *e);
 int api_duration(const json_t *req, const char *f, bool required, int64_t *ms, api_err *e);
+/* An RFC 3339 time between JET_TIME_MIN_MS and JET_TIME_MAX_MS. */
 int api_time(const json_t *req, const char *f, bool required, int64_t *ms, api_err *e);
+/* The same range check for a time got otherwise; false fills *e naming f. */
+bool api_time_in_range(const char *f, int64_t ms, api_err *e);
 /* payload or payload_base64 (not both): *buf malloc'd (free()), at most
  * api.max_payload bytes (else payload_too_large). */
 int api_payload(api_ctx *c, const json_t *req, unsigned char **buf, size_t *len, api_err *e);

@@ -86,6 +86,10 @@ static jet_sched *parse_spec(const json_t *req, const char *id, const char **kin
         api_fail(e, API_INVALID, "spec", "spec must not be empty");
         return NULL;
     }
+    if (!*tz) {
+        api_fail(e, API_INVALID, "tz", "tz must not be empty (omit it for UTC, or give an IANA name like Europe/Paris)");
+        return NULL;
+    }
     if (!kind)
         kind = derive_kind(spec);
     jet_sched *js = NULL;
@@ -432,6 +436,8 @@ json_t *api_schedule_preview(api_ctx *c, json_t *req, api_err *e)
     jet_err err;
     if (strcmp(from, "now") != 0 && jet_rfc3339_parse(from, &from_ms, &err) != JET_OK)
         return api_fail(e, API_INVALID, "from", "from: \"now\" or an RFC 3339 time: %s", err.msg);
+    if (!api_time_in_range("from", from_ms, e))
+        return NULL;
     json_t *spec_req = json_incref(req);
     if (id) {
         if (json_object_get(req, "spec") || json_object_get(req, "kind") || json_object_get(req, "tz")) {

@@ -63,6 +63,14 @@ json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
         return NULL;
     if (run_at >= 0 && delay >= 0)
         return api_fail(e, API_INVALID, "delay", "give either run_at or delay, not both");
+    int64_t deadline_ms = -1;
+    if (deadline)
+        jet_rfc3339_parse(deadline, &deadline_ms, NULL);
+    int64_t start_ms = run_at >= 0 ? run_at : delay >= 0 ? jet_now_ms() + delay : -1;
+    if (deadline && start_ms >= 0 && deadline_ms < start_ms)
+        return api_fail(e, API_INVALID, "deadline",
+                        "deadline %.40s is before the task is due (%s): it could never start", deadline,
+                        run_at >= 0 ? "run_at" : "now + delay");
     json_t *headers = NULL;
     if (api_headers(req, "headers", &headers, e) < 0)
         return NULL;
@@ -134,7 +142,7 @@ json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
 #define TASK_COLS(payload, result)                                                                              \
     "id, queue, handler, priority, status, attempts, max_attempts, " payload ", " result ", error, agent, "     \
     API_MS("created_at") ", " API_MS("scheduled_for") ", " API_MS("dispatched_at") ", " API_MS("started_at")  \
-    ", " API_MS("finished_at") ", schedule_id, trace_id, created_at::text"
+    ", " API_MS("finished_at") ", schedule_id, trace_id, (extract(epoch from created_at) * 1000000)::bigint"
 
 static json_t *task_json(PGresult *r, int i, bool full)
 {
@@ -241,10 +249,15 @@ json_t *api_task_list(api_ctx *c, json_t *req, api_err *e)
     if (cursor) {
         if (!(cur = api_cursor_decode(cursor, e)))
             return NULL;
+        /* "<created_at in Unix microseconds>|<task id>", both checked here:
+         * nothing of a crafted cursor reaches PostgreSQL unvalidated. */
         cur_id = strchr(cur, '|');
-        if (!cur_id) {
+        char *end = NULL;
+        long long us = cur_id ? strtoll(cur, &end, 10) : -1;
+        if (!cur_id || end != cur_id || cur == cur_id || us < 0 || us > JET_TIME_MAX_MS * 1000 ||
+            !jet_task_id_valid(cur_id + 1)) {
             free(cur);
-            return api_fail(e, API_INVALID, "cursor", "cursor is not one returned by task.list");
+            return api_fail(e, API_INVALID, "cursor", "cursor is not one returned by task.list (pass next_cursor unchanged)");
         }
         *cur_id++ = '\0';
     }
@@ -274,7 +287,7 @@ json_t *api_task_list(api_ctx *c, json_t *req, api_err *e)
     if (cur) {
         vals[n++] = cur;
         vals[n++] = cur_id;
-        snprintf(sql + strlen(sql), sizeof sql - strlen(sql), " AND (created_at, id) < ($%d::timestamptz, $%d)", n - 1,
+        snprintf(sql + strlen(sql), sizeof sql - strlen(sql), " AND (created_at, id) < (timestamptz 'epoch' + $%d::bigint * interval '1 microsecond', $%d)", n - 1,
                  n);
     }
     snprintf(lim, sizeof lim, "%lld", (long long)limit + 1);

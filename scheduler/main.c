@@ -9,6 +9,7 @@
 #include <jetsched/daemon_cli.h>
 #include <jetsched/httpd.h>
 #include <jetsched/ids.h>
+#include <jetsched/redact.h>
 #include <jetsched/log.h>
 #include <jetsched/metrics.h>
 #include <jetsched/migrate.h>
@@ -167,8 +168,9 @@ int main(int argc, char **argv)
         (st = jet_httpd_start(jet_cfg_str(s->cfg, "http.listen"), ready, s, &httpd, &err)))
         goto fail;
 
-    jet_info("scheduler %s ready: NATS %s, leader TTL %lld ms", s->id, jet_cfg_str(s->cfg, "nats.url"),
-             (long long)s->ttl_ms);
+    char nats_shown[2048];
+    jet_info("scheduler %s ready: NATS %s, leader TTL %lld ms", s->id,
+             jet_redact(jet_cfg_str(s->cfg, "nats.url"), nats_shown, sizeof nats_shown), (long long)s->ttl_ms);
     if (httpd)
         jet_info("http endpoints on %s (port %d)", jet_cfg_str(s->cfg, "http.listen"), jet_httpd_port(httpd));
     jet_sd_ready("running");

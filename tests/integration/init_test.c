@@ -799,7 +799,7 @@ static void scenario_nats_down(void)
     snprintf(url, sizeof url, "nats://scott:tiger-secret@127.0.0.1:%d", port);
     cli_run(url, "closed-port", (const char *[]){"--config", cfg, "init", NULL}, &r);
     CHECK(r.rc == 3, "closed port: exit %d, want 3", r.rc);
-    snprintf(want, sizeof want, "cannot reach NATS at nats://127.0.0.1:%d (nats.url)", port);
+    snprintf(want, sizeof want, "cannot reach NATS at nats://scott:<redacted>@127.0.0.1:%d (nats.url)", port);
     expect_contains(r.err, want, "closed-port message");
     CHECK(strstr(r.err, "tiger-secret") == NULL && strstr(r.out, "tiger-secret") == NULL,
           "the password in nats.url was printed");

@@ -37,6 +37,12 @@ for d in agentd schedulerd; do
   check "$d bad config reports the unknown key" grep -q "$tmp/bad.conf:5: bogus: unknown key" "$tmp/out"
   JETSCHED_NATS_URL=nats://10.9.9.9:4222 "$b" --check-config -c "$SRC/conf/$d.conf" >"$tmp/env.out" 2>/dev/null
   check "$d env override shown" grep -q 'url = "nats://10.9.9.9:4222";  # env JETSCHED_NATS_URL' "$tmp/env.out"
+  # issue 20 item 5: credentials inside nats.url and postgres.dsn are never printed
+  JETSCHED_NATS_URL=nats://ops:hunter2@10.9.9.9:4222,nats://tok3n@10.9.9.8:4222 \
+    JETSCHED_PG_DSN="host=db password='hunter 3' dbname=j" "$b" --check-config -c "$SRC/conf/$d.conf" >"$tmp/cred.out" 2>&1
+  check "$d --check-config hides passwords" bash -c "! grep -Eq 'hunter|tok3n' '$tmp/cred.out'"
+  check "$d --check-config shows the redacted URL" grep -q 'nats://ops:<redacted>@10.9.9.9:4222,nats://<redacted>@10.9.9.8:4222' "$tmp/cred.out"
+  check "$d --check-config shows the redacted DSN" grep -q "host=db password=<redacted> dbname=j" "$tmp/cred.out"
   "$b" --no-such-flag >/dev/null 2>&1
   check "$d unknown flag exits 2" test $? -eq 2
 done

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <jetsched/config.h>
+#include <jetsched/redact.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,6 +220,30 @@ static void environment_overrides_file(void **state)
     unsetenv("JETSCHED_TEST_ALIAS");
 }
 
+/* Issue 20 item 5: the one redaction helper used for URLs and DSNs. */
+static void redact_urls_and_dsns(void **state)
+{
+    (void)state;
+    static const struct { const char *in, *out; } cases[] = {
+        {"nats://user:pass@host:4222", "nats://user:<redacted>@host:4222"},
+        {"nats://token@host:4222", "nats://<redacted>@host:4222"},
+        {"nats://a:b@h1:1,tls://c:d@h2:2", "nats://a:<redacted>@h1:1,tls://c:<redacted>@h2:2"},
+        {"nats://h:4222", "nats://h:4222"},
+        {"host=db password=s3cret dbname=j", "host=db password=<redacted> dbname=j"},
+        {"host=db password = 'a b' user=x", "host=db password =<redacted> user=x"},
+        {"host=db PASSWORD='a\\' b' user=x", "host=db PASSWORD=<redacted> user=x"},
+        {"postgresql://u:pw@db:5432/j?sslmode=require&password=x", "postgresql://u:<redacted>@db:5432/j?sslmode=require&password=<redacted>"},
+        {"host=db passfile=/x dbname=j", "host=db passfile=/x dbname=j"},
+        {"", ""},
+    };
+    char buf[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_string_equal(jet_redact(cases[i].in, buf, sizeof buf), cases[i].out);
+    char tiny[8];
+    assert_string_equal(jet_redact("nats://u:p@h", tiny, sizeof tiny), "nats://");
+    assert_string_equal(jet_redact(NULL, buf, sizeof buf), "");
+}
+
 static void print_redacts_secrets_and_shows_sources(void **state)
 {
     (void)state;
@@ -286,6 +311,7 @@ int main(void)
         cmocka_unit_test(missing_file_is_an_io_error),
         cmocka_unit_test(environment_overrides_file),
         cmocka_unit_test(print_redacts_secrets_and_shows_sources),
+        cmocka_unit_test(redact_urls_and_dsns),
         cmocka_unit_test(printed_config_loads_back),
         cmocka_unit_test(reload_reports_nonreloadable_changes),
     };

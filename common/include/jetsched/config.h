@@ -29,6 +29,7 @@ enum {
     JET_CFG_RELOADABLE = 1u << 0, /* takes effect on SIGHUP */
     JET_CFG_SECRET     = 1u << 1, /* never printed or logged */
     JET_CFG_REQUIRED   = 1u << 2, /* must be set (file or env) */
+    JET_CFG_CREDENTIALS = 1u << 3, /* a URL/DSN that may embed a password: printed through jet_redact */
 };
 
 typedef struct jet_cfg_key {

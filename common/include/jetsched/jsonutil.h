@@ -16,6 +16,12 @@ jet_status jet_json_get_int(const json_t *obj, const char *field, bool required,
 jet_status jet_json_get_bool(const json_t *obj, const char *field, bool required, bool *out, jet_err *err);
 jet_status jet_json_get_obj(const json_t *obj, const char *field, bool required, json_t **out, jet_err *err);
 
+/* The deepest nesting of arrays and objects in JSON text buf[0..len) as a
+ * peer sent it, measured without parsing (strings and escapes skipped), so
+ * that a parser's recursion is bounded before it runs. Stops counting at
+ * max + 1. */
+int jet_json_depth(const char *buf, size_t len, int max);
+
 /* Parses a JSON object from bytes; a non-object or bad JSON is JET_ERR_INVALID with line:column. */
 jet_status jet_json_parse_object(const char *buf, size_t len, json_t **out, jet_err *err);
 

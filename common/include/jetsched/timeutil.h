@@ -13,9 +13,20 @@
 #define JET_MS_PER_HOUR INT64_C(3600000)
 #define JET_MS_PER_DAY  INT64_C(86400000)
 
+/* The longest duration jetsched accepts anywhere (delays, timeouts,
+ * backoffs, @every, config): 100 years. Bounding it keeps now + duration far
+ * from int64 overflow and inside what PostgreSQL's timestamptz holds. */
+#define JET_DURATION_MAX_MS (INT64_C(36500) * JET_MS_PER_DAY)
+#define JET_DURATION_MAX_TEXT "36500d (100 years)"
+/* The instants jetsched accepts from clients: 1970-01-01T00:00:00Z to
+ * 9999-12-31T23:59:59.999Z (what RFC 3339's four-digit year can say). */
+#define JET_TIME_MIN_MS INT64_C(0)
+#define JET_TIME_MAX_MS INT64_C(253402300799999)
+
 /* Parses a duration: one or more <number><unit> groups, units ms s m h d,
  * e.g. "30s", "1h30m", "1.5s", "0s". Rejects empty input, missing units,
- * negative values and overflow. */
+ * negative values, more than 64 characters and anything longer than
+ * JET_DURATION_MAX_MS. */
 jet_status jet_duration_parse(const char *s, int64_t *out_ms, jet_err *err);
 /* Formats as the shortest exact form ("1h30m", "250ms", "0s"). Returns buf. */
 char *jet_duration_format(int64_t ms, char *buf, size_t len);
