@@ -13,7 +13,7 @@
  *     comparing it with this incarnation's value (which carries a nonce);
  *   - on shutdown: a conditional delete (Nats-Expected-Last-Subject-Sequence
  *     = our revision), so we never delete a newer leader's key.
- * The KV lock is advisory: firer.c fences every write with the epoch in
+ * The KV lock is advisory: leader.c fences every write with the epoch in
  * PostgreSQL. */
 #include "schedulerd.h"
 
@@ -114,7 +114,7 @@ static void renew(sched *s)
     int64_t sent = jet_mono_ms();
     if (sent >= atomic_load(&s->deadline_mono)) {
         /* We are past our own deadline (e.g. the process was paused): the
-         * key may belong to someone else by now; the worker has already
+         * key may belong to someone else by now; the leader thread has already
          * stopped acting. A successful Update below would still be valid
          * (CAS on our revision) but we start over cleanly. */
         lose(s, "lease deadline passed before renewal (process paused or renewals too slow)");

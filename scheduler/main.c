@@ -1,6 +1,6 @@
 /* schedulerd: leader election, cron and delayed tasks, reconciler, API.
  * Start-up: configuration, NATS (retried), the JetStream objects,
- * PostgreSQL (retried), migrations, then the election and worker threads,
+ * PostgreSQL (retried), migrations, then the election and leader threads,
  * the API (api.c; served by every instance, leader or not), READY, /healthz /readyz /metrics and the watchdog. SIGTERM: stop acting,
  * resign, exit 0. SIGHUP: reload the reloadable keys. */
 #include "api.h"
@@ -146,7 +146,7 @@ int main(int argc, char **argv)
 
     if ((st = connect_nats(s, &err)) || (st = connect_pg_and_migrate(s, &err)))
         goto fail;
-    firer_metrics_init(s);
+    leader_metrics_init(s);
     jet_metric_gauge_fn("jetsched_scheduler_is_leader", "1 while this instance acts as the fenced leader.",
                         gauge_leader, s);
     jet_metric_gauge_fn("jetsched_scheduler_epoch", "The epoch this instance acts under (0: not leader).",
@@ -155,7 +155,7 @@ int main(int argc, char **argv)
     jet_metric_gauge_fn("jetsched_scheduler_nats_connected", "1 while connected to NATS.", gauge_connected, s);
     if ((st = election_start(s, &err)))
         goto fail;
-    if ((st = worker_start(s, &err))) {
+    if ((st = leader_start(s, &err))) {
         election_stop(s);
         goto fail;
     }
@@ -187,7 +187,7 @@ fail:
 out:
     api_stop();
     if (threads) {
-        worker_stop(s);
+        leader_stop(s);
         stats_stop(s);
         election_stop(s);
     }

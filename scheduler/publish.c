@@ -113,7 +113,7 @@ int sched_publish_row(sched *s, PGresult *r, int i, bool redispatch, int64_t *fi
 
 /* ---------------- asynchronous batches ---------------- */
 
-static jsCtx *ajs;                                     /* the firer's context, AckHandler on_ack */
+static jsCtx *ajs;                                     /* the leader's context, AckHandler on_ack */
 static pthread_mutex_t amu = PTHREAD_MUTEX_INITIALIZER; /* guards active and its items */
 static sched_pubset *active;
 

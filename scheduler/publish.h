@@ -1,5 +1,5 @@
 /* Publishing task rows to the task stream, shared by the leader's work
- * (firer.c: fires, delayed tasks, the reconciler) and the API (task.submit,
+ * (fire.c: fires, delayed tasks; reconcile.c: the reconciler) and the API (task.submit,
  * schedule.trigger, dlq.replay): the message and its headers built from a
  * PostgreSQL row, the publish with retries that tells a stored message from
  * one dropped by the duplicate window, and the leader's asynchronous publish
@@ -28,7 +28,7 @@ int sched_publish_msg(sched *s, natsMsg *m, const char *id);
 /* sched_task_msg + sched_publish_msg. */
 int sched_publish_row(sched *s, PGresult *r, int i, bool redispatch, int64_t *fire_ms);
 
-/* ---- asynchronous batches (the firer thread only) ----
+/* ---- asynchronous batches (the leader thread only) ----
  * sched_pubset_add() publishes with js_PublishMsgAsync on a JetStream
  * context of its own (at most SCHED_PUB_WINDOW pub-acks in flight, each
  * waited for at most nats.publish_timeout); sched_pubset_finish() waits for

@@ -1,5 +1,6 @@
 /* schedulerd internals shared between its modules: the daemon state, the
- * election (election.c), the leader's work (firer.c) and the API (api.h). */
+ * election (election.c), the leader's work (leader.c, fire.c, reconcile.c:
+ * leader.h) and the API (api.h). */
 #ifndef SCHEDULERD_H
 #define SCHEDULERD_H
 
@@ -30,10 +31,10 @@ typedef struct sched {
     /* Election state, written by the election thread. */
     _Atomic uint64_t won_rev;      /* revision of the winning Create (the epoch); 0: not leader */
     _Atomic int64_t deadline_mono; /* stop acting at this CLOCK_MONOTONIC ms */
-    _Atomic bool abdicate;         /* set by the worker when fenced out: stop renewing */
+    _Atomic bool abdicate;         /* set by the leader thread when fenced out: stop renewing */
     _Atomic bool stop;             /* shutting down */
 
-    /* Leader state, written by the worker thread. */
+    /* Leader state, written by the leader thread. */
     _Atomic uint64_t epoch;        /* fenced epoch we act under; 0: not acting */
     _Atomic bool pg_ok;
 
@@ -41,7 +42,7 @@ typedef struct sched {
     _Atomic int64_t tick_ms, catchup_ms, misfire_ms, reconcile_ms, redispatch_ms, retention_ms;
     _Atomic int64_t max_payload;   /* api.max_payload (bytes) */
 
-    pthread_t election_thread, worker_thread;
+    pthread_t election_thread, leader_thread;
 } sched;
 
 /* Election (election.c). */
@@ -51,13 +52,14 @@ void election_stop(sched *s);
 /* True when the election says we hold a valid lease now (monotonic deadline). */
 bool election_holds(sched *s, uint64_t *rev);
 
-/* The leader's work (firer.c). */
-jet_status worker_start(sched *s, jet_err *err);
-void worker_stop(sched *s);
-void firer_metrics_init(sched *s);
+/* The leader's work (leader.c): its thread acts while the election holds a
+ * lease and the epoch is fenced in PostgreSQL. */
+jet_status leader_start(sched *s, jet_err *err);
+void leader_stop(sched *s);
+void leader_metrics_init(sched *s);
 
 /* The leader's sampled gauges for /metrics (stats.c): started after the
- * worker, stopped after worker_stop (which sets s->stop). */
+ * leader thread, stopped after leader_stop (which sets s->stop). */
 jet_status stats_start(sched *s, jet_err *err);
 void stats_stop(sched *s);
 /* Counts a won election (election.c). */

@@ -1,0 +1,383 @@
+/* The leader loop (DESIGN §5): the PostgreSQL connection of the leader's
+ * thread, the epoch claim when the election wins a revision, the fence every
+ * leader transaction starts and ends with, step-down, and the loop that runs
+ * the fires and delayed tasks (fire.c) and the reconciler (reconcile.c) at
+ * the next due time.
+ *
+ * Every write happens in a transaction that first takes
+ * `SELECT epoch FROM scheduler_epoch FOR SHARE` and compares it with the
+ * epoch this process fenced; a newer leader's `UPDATE scheduler_epoch`
+ * waits for (or follows) that transaction, so a stale leader can never
+ * commit a fire. Publishing happens after COMMIT; a failed publish is left to
+ * the reconciler (the PostgreSQL row is the truth, the task id is the
+ * Nats-Msg-Id). */
+#include "leader.h"
+
+#include <jetsched/log.h>
+#include <jetsched/pgconn.h>
+#include <jetsched/timeutil.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static PGconn *pg;
+static int64_t next_reconcile_mono;
+static int64_t pg_warned_mono = -1;
+
+PGconn *leader_pg(void)
+{
+    return pg;
+}
+
+
+static bool pg_ready(sched *s)
+{
+    if (pg && PQstatus(pg) == CONNECTION_OK) {
+        atomic_store(&s->pg_ok, true);
+        return true;
+    }
+    if (pg) {
+        PQfinish(pg);
+        pg = NULL;
+    }
+    jet_err err = {0};
+    if (jet_pg_connect(s->cfg, "schedulerd", &pg, &err) != JET_OK) {
+        if (pg_warned_mono < 0 || jet_mono_ms() - pg_warned_mono > 10000) {
+            jet_warn("PostgreSQL unavailable: %s", err.msg);
+            pg_warned_mono = jet_mono_ms();
+        }
+        pg = NULL;
+        atomic_store(&s->pg_ok, false);
+        return false;
+    }
+    jet_info("PostgreSQL connected");
+    atomic_store(&s->pg_ok, true);
+    return true;
+}
+
+/* Runs sql; returns the result when its status is OK (tuples or command),
+ * else logs, clears and returns NULL. */
+PGresult *leader_q(sched *s, const char *what, const char *sql, int n, const char *const *params)
+{
+    PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return r;
+    jet_err err;
+    jet_pg_err(&err, pg, r, what);
+    jet_warn("%s", err.msg);
+    PQclear(r);
+    if (PQstatus(pg) != CONNECTION_OK)
+        atomic_store(&s->pg_ok, false);
+    return NULL;
+}
+
+static bool exec_ok(sched *s, const char *what, const char *sql)
+{
+    PGresult *r = leader_q(s, what, sql, 0, NULL);
+    PQclear(r);
+    return r != NULL;
+}
+
+void leader_rollback(sched *s)
+{
+    if (PQstatus(pg) == CONNECTION_OK && PQtransactionStatus(pg) != PQTRANS_IDLE)
+        exec_ok(s, "rollback", "ROLLBACK");
+}
+
+static void step_down(sched *s, const char *why)
+{
+    uint64_t e = atomic_exchange(&s->epoch, 0);
+    if (e != 0)
+        jet_warn("leader: %s; stepping down (epoch %llu)", why, (unsigned long long)e);
+}
+
+/* BEGIN + the fence: the epoch row FOR SHARE must hold our epoch. */
+bool leader_begin_fenced(sched *s, uint64_t epoch)
+{
+    if (!election_holds(s, NULL)) {
+        step_down(s, "lease deadline passed before a transaction");
+        return false;
+    }
+    if (!exec_ok(s, "begin", "BEGIN"))
+        return false;
+    PGresult *r = leader_q(s, "fence check",
+                           "SELECT epoch, coalesce(holder, '') FROM scheduler_epoch FOR SHARE", 0, NULL);
+    if (!r || PQntuples(r) != 1) {
+        PQclear(r);
+        leader_rollback(s);
+        return false;
+    }
+    uint64_t cur = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    if (cur != epoch) {
+        char why[512];
+        snprintf(why, sizeof why,
+                 "fenced: the PostgreSQL epoch is %llu (holder \"%s\"), ours is %llu: a newer leader was elected",
+                 (unsigned long long)cur, PQgetvalue(r, 0, 1), (unsigned long long)epoch);
+        PQclear(r);
+        leader_rollback(s);
+        step_down(s, why);
+        atomic_store(&s->abdicate, true);
+        return false;
+    }
+    PQclear(r);
+    return true;
+}
+
+bool leader_commit_fenced(sched *s)
+{
+    if (!election_holds(s, NULL)) {
+        leader_rollback(s);
+        step_down(s, "lease deadline passed during a transaction (rolled back)");
+        return false;
+    }
+    if (!exec_ok(s, "commit", "COMMIT")) {
+        leader_rollback(s);
+        return false;
+    }
+    return true;
+}
+
+/* Writes our KV revision as the epoch: UPDATE ... WHERE epoch < $rev. */
+static bool claim_epoch(sched *s, uint64_t rev)
+{
+    char rs[32];
+    snprintf(rs, sizeof rs, "%llu", (unsigned long long)rev);
+    const char *p[] = {rs, s->id};
+    PGresult *r = leader_q(s, "claim epoch",
+                           "UPDATE scheduler_epoch SET epoch = $1, holder = $2, updated_at = now()"
+                           " WHERE epoch < $1",
+                           2, p);
+    if (!r)
+        return false;
+    bool won = atoi(PQcmdTuples(r)) == 1;
+    PQclear(r);
+    if (!won) {
+        r = leader_q(s, "read epoch", "SELECT epoch, coalesce(holder, '') FROM scheduler_epoch", 0, NULL);
+        if (!r)
+            return false;
+        bool ours = PQntuples(r) == 1 && strtoull(PQgetvalue(r, 0, 0), NULL, 10) == rev &&
+                    strcmp(PQgetvalue(r, 0, 1), s->id) == 0;
+        if (!ours) {
+            jet_warn("leader: won KV revision %llu but PostgreSQL already has epoch %s (holder \"%s\"): a newer "
+                     "leader exists (or the KV bucket was recreated); not acting, stepping down",
+                     (unsigned long long)rev, PQntuples(r) ? PQgetvalue(r, 0, 0) : "?",
+                     PQntuples(r) ? PQgetvalue(r, 0, 1) : "?");
+            PQclear(r);
+            atomic_store(&s->abdicate, true);
+            return false;
+        }
+        PQclear(r);
+    }
+    atomic_store(&s->epoch, rev);
+    jet_info("leader: acting with epoch %llu (fenced in PostgreSQL)", (unsigned long long)rev);
+    return true;
+}
+
+void pgarr_add(pgarr *a, const char *v)
+{
+    size_t need = a->len + (v ? 2 * strlen(v) + 3 : 5) + 3;
+    if (need > a->cap) {
+        a->cap = need * 2 + 256;
+        a->buf = realloc(a->buf, a->cap);
+    }
+    a->buf[a->len++] = a->n++ ? ',' : '{';
+    if (!v) {
+        memcpy(a->buf + a->len, "NULL", 4);
+        a->len += 4;
+        return;
+    }
+    a->buf[a->len++] = '"';
+    for (; *v; v++) {
+        if (*v == '"' || *v == '\\')
+            a->buf[a->len++] = '\\';
+        a->buf[a->len++] = *v;
+    }
+    a->buf[a->len++] = '"';
+}
+
+/* v < 0 is NULL (no time). */
+void pgarr_add_ms(pgarr *a, int64_t v)
+{
+    char t[32];
+    snprintf(t, sizeof t, "%" PRId64, v);
+    pgarr_add(a, v >= 0 ? t : NULL);
+}
+
+const char *pgarr_lit(pgarr *a)
+{
+    if (!a->n)
+        return "{}";
+    a->buf[a->len] = '}';
+    a->buf[a->len + 1] = '\0';
+    return a->buf;
+}
+
+
+/* Sleeps up to us microseconds; a standby returns early (within 5 ms) when
+ * the election thread wins a revision other than refused, so the first
+ * batch runs at once. */
+static void nap_us(sched *s, int64_t us, uint64_t refused)
+{
+    int64_t end = jet_mono_ms() * 1000 + us;
+    for (;;) {
+        if (atomic_load(&s->stop))
+            return;
+        uint64_t won = 0;
+        if (election_holds(s, &won) && won != atomic_load(&s->epoch) && won != refused)
+            return; /* a new leadership to claim */
+        int64_t left = end - jet_mono_ms() * 1000;
+        if (left <= 0)
+            return;
+        bool acting = atomic_load(&s->epoch) != 0;
+        int64_t slice = acting ? left : (left < 5000 ? left : 5000);
+        struct timespec ts = {.tv_sec = slice / 1000000, .tv_nsec = (slice % 1000000) * 1000};
+        nanosleep(&ts, NULL);
+        if (acting)
+            return;
+    }
+}
+
+/* Microseconds until the next due schedule or delayed task, by PostgreSQL's
+ * clock (two indexed min() lookups: schedules_due_idx, tasks_due_idx);
+ * INT64_MAX when nothing is pending, -1 on error. */
+static int64_t next_due_us(sched *s)
+{
+    PGresult *r = leader_q(s, "next due time",
+                           "SELECT (extract(epoch from (SELECT min(next_fire_at) FROM schedules WHERE NOT paused AND"
+                           " next_fire_at IS NOT NULL) - clock_timestamp()) * 1000000)::bigint,"
+                           " (extract(epoch from (SELECT min(scheduled_for) FROM tasks WHERE status = 'scheduled')"
+                           " - clock_timestamp()) * 1000000)::bigint",
+                           0, NULL);
+    if (!r)
+        return -1;
+    int64_t best = INT64_MAX;
+    for (int c = 0; c < 2 && PQntuples(r) == 1; c++)
+        if (!PQgetisnull(r, 0, c)) {
+            int64_t v = strtoll(PQgetvalue(r, 0, c), NULL, 10);
+            if (v < best)
+                best = v;
+        }
+    PQclear(r);
+    return best;
+}
+
+static void *leader_main(void *arg)
+{
+    sched *s = arg;
+    uint64_t refused_rev = 0;
+    int64_t sleep_us = 0;
+    int idle_overdue = 0; /* rounds in a row that found nothing although something was due */
+    sched_pubset ps;
+    sched_pubset_init(&ps, s);
+    while (!atomic_load(&s->stop)) {
+        nap_us(s, sleep_us, refused_rev);
+        int64_t tick_us = atomic_load(&s->tick_ms) * 1000;
+        sleep_us = tick_us;
+        uint64_t rev = 0;
+        if (!election_holds(s, &rev)) {
+            if (rev != 0)
+                step_down(s, "lease deadline passed without a successful renewal");
+            else
+                step_down(s, "leadership lost in the election");
+            continue;
+        }
+        if (!pg_ready(s))
+            continue;
+        if (rev == refused_rev)
+            continue; /* fenced out with this revision; the election thread lets it go */
+        if (atomic_load(&s->epoch) != rev) {
+            atomic_store(&s->epoch, 0);
+            if (!claim_epoch(s, rev)) {
+                if (atomic_load(&s->abdicate))
+                    refused_rev = rev;
+                continue;
+            }
+            next_reconcile_mono = jet_mono_ms() + atomic_load(&s->reconcile_ms);
+        }
+        /* Fires: drain the due set (bounded per round); each committed
+         * batch is published asynchronously while the next one is written. */
+        int64_t until = jet_mono_ms() + 2000;
+        int n, worked = 0;
+        bool more = false;
+        do {
+            n = fire_due(s, rev, &ps, &more);
+            worked += n > 0 ? n : 0;
+        } while (more && n >= 0 && jet_mono_ms() < until && !atomic_load(&s->stop));
+        bool behind = more && n >= 0;
+        if (atomic_load(&s->epoch) != rev) {
+            fire_publish_finish(s, &ps);
+            if (atomic_load(&s->abdicate))
+                refused_rev = rev;
+            continue;
+        }
+        do {
+            n = fire_queue_delayed(s, rev, &ps);
+            worked += n > 0 ? n : 0;
+        } while (n == DELAYED_BATCH && jet_mono_ms() < until && !atomic_load(&s->stop));
+        behind = behind || n == DELAYED_BATCH;
+        fire_publish_finish(s, &ps);
+        if (atomic_load(&s->epoch) != rev) {
+            if (atomic_load(&s->abdicate))
+                refused_rev = rev;
+            continue;
+        }
+        if (jet_mono_ms() >= next_reconcile_mono) {
+            reconcile(s, rev);
+            if (atomic_load(&s->abdicate))
+                refused_rev = rev;
+            next_reconcile_mono = jet_mono_ms() + atomic_load(&s->reconcile_ms);
+        }
+        /* Wake at the next due time, at most one tick from now. */
+        if (behind) {
+            sleep_us = 0;
+            continue;
+        }
+        int64_t due = next_due_us(s);
+        if (due < 0 && due != -1)
+            due = 0;
+        if (due == -1)
+            due = tick_us;
+        if (due <= 0 && !worked)
+            idle_overdue++; /* due but not taken (locked by another transaction?): back off */
+        else
+            idle_overdue = 0;
+        if (idle_overdue)
+            due = (int64_t)1000 << (idle_overdue < 10 ? idle_overdue - 1 : 9);
+        sleep_us = due < 0 ? 0 : due < tick_us ? due : tick_us;
+    }
+    fire_publish_finish(s, &ps);
+    sched_pubset_free(&ps);
+    return NULL;
+}
+
+void leader_metrics_init(sched *s)
+{
+    (void)s;
+    fire_metrics_init();
+    reconcile_metrics_init();
+}
+
+jet_status leader_start(sched *s, jet_err *err)
+{
+    if (pthread_create(&s->leader_thread, NULL, leader_main, s) != 0)
+        return jet_err_set(err, JET_ERR_INTERNAL, "cannot start the scheduler thread");
+    return JET_OK;
+}
+
+void leader_stop(sched *s)
+{
+    atomic_store(&s->stop, true);
+    pthread_join(s->leader_thread, NULL);
+    if (atomic_load(&s->epoch))
+        jet_info("leader: stopped acting (shutdown)");
+    atomic_store(&s->epoch, 0);
+    sched_publish_close();
+    if (pg)
+        PQfinish(pg);
+    pg = NULL;
+    fire_cache_clear();
+}
