@@ -54,29 +54,29 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return reply(c, 404, "text/plain", strdup("not found\n"), 10);
 }
 
-/* Parses host:port into a sockaddr. */
-static jet_status parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sl, jet_err *err)
+jet_status jet_listen_parse(const char *key, const char *listen, struct sockaddr_storage *ss, socklen_t *sl,
+                            jet_err *err)
 {
     const char *colon = strrchr(listen, ':');
     if (!colon)
-        return jet_err_set(err, JET_ERR_INVALID, "http.listen \"%s\": expected host:port", listen);
+        return jet_err_set(err, JET_ERR_INVALID, "%s \"%s\": expected host:port", key, listen);
     char host[128];
     snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
     char *end;
     long port = strtol(colon + 1, &end, 10);
     if (*end || port < 0 || port > 65535)
-        return jet_err_set(err, JET_ERR_INVALID, "http.listen \"%s\": invalid port", listen);
+        return jet_err_set(err, JET_ERR_INVALID, "%s \"%s\": invalid port", key, listen);
     memset(ss, 0, sizeof *ss);
     if (host[0] == '[') {
         size_t n = strlen(host);
         if (n < 2 || host[n - 1] != ']')
-            return jet_err_set(err, JET_ERR_INVALID, "http.listen \"%s\": bad IPv6 address", listen);
+            return jet_err_set(err, JET_ERR_INVALID, "%s \"%s\": bad IPv6 address", key, listen);
         host[n - 1] = '\0';
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
         a->sin6_family = AF_INET6;
         a->sin6_port = htons((uint16_t)port);
         if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
-            return jet_err_set(err, JET_ERR_INVALID, "http.listen \"%s\": bad IPv6 address", listen);
+            return jet_err_set(err, JET_ERR_INVALID, "%s \"%s\": bad IPv6 address", key, listen);
         *sl = sizeof *a;
         return JET_OK;
     }
@@ -84,7 +84,7 @@ static jet_status parse_listen(const char *listen, struct sockaddr_storage *ss, 
     a->sin_family = AF_INET;
     a->sin_port = htons((uint16_t)port);
     if (host[0] && inet_pton(AF_INET, host, &a->sin_addr) != 1)
-        return jet_err_set(err, JET_ERR_INVALID, "http.listen \"%s\": bad IPv4 address", listen);
+        return jet_err_set(err, JET_ERR_INVALID, "%s \"%s\": bad IPv4 address", key, listen);
     *sl = sizeof *a;
     return JET_OK;
 }
@@ -93,7 +93,7 @@ jet_status jet_httpd_start(const char *listen, jet_ready_fn ready, void *arg, je
 {
     struct sockaddr_storage ss;
     socklen_t sl;
-    jet_status st = parse_listen(listen, &ss, &sl, err);
+    jet_status st = jet_listen_parse("http.listen", listen, &ss, &sl, err);
     if (st)
         return st;
     jet_httpd *h = calloc(1, sizeof *h);

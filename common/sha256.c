@@ -95,3 +95,39 @@ void jet_sha256_hex(const void *data, size_t len, char out[JET_SHA256_HEX_LEN])
     }
     out[64] = '\0';
 }
+
+void jet_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len, uint8_t out[JET_SHA256_LEN])
+{
+    uint8_t k[64] = {0}, pad[64], inner[JET_SHA256_LEN];
+    jet_sha256 c;
+    if (key_len > sizeof k) {
+        jet_sha256_init(&c);
+        jet_sha256_update(&c, key, key_len);
+        jet_sha256_final(&c, k);
+    } else if (key_len) {
+        memcpy(k, key, key_len);
+    }
+    for (size_t i = 0; i < sizeof k; i++)
+        pad[i] = k[i] ^ 0x36;
+    jet_sha256_init(&c);
+    jet_sha256_update(&c, pad, sizeof pad);
+    jet_sha256_update(&c, data, len);
+    jet_sha256_final(&c, inner);
+    for (size_t i = 0; i < sizeof k; i++)
+        pad[i] = k[i] ^ 0x5c;
+    jet_sha256_init(&c);
+    jet_sha256_update(&c, pad, sizeof pad);
+    jet_sha256_update(&c, inner, sizeof inner);
+    jet_sha256_final(&c, out);
+    explicit_bzero(k, sizeof k);
+    explicit_bzero(pad, sizeof pad);
+}
+
+int jet_memeq_consttime(const void *a, const void *b, size_t len)
+{
+    const volatile uint8_t *x = a, *y = b;
+    uint8_t d = 0;
+    for (size_t i = 0; i < len; i++)
+        d |= x[i] ^ y[i];
+    return d == 0;
+}

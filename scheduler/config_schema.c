@@ -8,6 +8,17 @@
 #define DAY  (24 * HOUR)
 #define NOBOUND 1, 0
 
+/* One element of web.tokens. */
+static const jet_cfg_key web_token_keys[] = {
+    {"name", JET_CFG_STRING, NULL, NOBOUND, NULL, JET_CFG_REQUIRED, NULL, NULL,
+     "the token's name, shown in the audit log (1-64 of [A-Za-z0-9_.-])"},
+    {"role", JET_CFG_ENUM, "viewer", NOBOUND, "viewer|operator", 0, NULL, NULL,
+     "viewer reads; operator reads and acts (submit, cancel, replay, purge, schedule changes)"},
+    {"file", JET_CFG_STRING, NULL, NOBOUND, NULL, JET_CFG_REQUIRED, NULL, NULL,
+     "file holding the token (at least 16 printable characters, e.g. openssl rand -hex 24)"},
+    {NULL},
+};
+
 static const jet_cfg_key schedulerd_keys[] = {
     {"scheduler.id", JET_CFG_STRING, NULL, NOBOUND, NULL, 0, NULL, NULL,
      "instance id shown as leader (default: host name and pid)"},
@@ -33,6 +44,37 @@ static const jet_cfg_key schedulerd_keys[] = {
      "most rows counted per task state by that sample (a bounded index scan; the cap means \"at least\")"},
     {"http.listen", JET_CFG_STRING, "127.0.0.1:9465", NOBOUND, NULL, 0, NULL, NULL,
      "address of /healthz, /readyz and /metrics (empty disables)"},
+    {"web.listen", JET_CFG_STRING, "", NOBOUND, NULL, 0, NULL, NULL,
+     "address of the web console and the REST API /api/v1 (empty disables); beyond loopback it needs TLS "
+     "(web.tls_cert/web.tls_key) or web.trust_proxy, and at least one token"},
+    {"web.root", JET_CFG_STRING, "/usr/share/jetsched/web", NOBOUND, NULL, 0, NULL, NULL,
+     "directory of the console's static files"},
+    {"web.tls_cert", JET_CFG_STRING, NULL, NOBOUND, NULL, 0, NULL, NULL, "PEM certificate (chain) for HTTPS"},
+    {"web.tls_key", JET_CFG_STRING, NULL, NOBOUND, NULL, 0, NULL, NULL, "PEM private key for HTTPS (unencrypted)"},
+    {"web.trust_proxy", JET_CFG_BOOL, "false", NOBOUND, NULL, 0, NULL, NULL,
+     "a TLS-terminating reverse proxy is the only client: allows plain HTTP beyond loopback and takes the client "
+     "address from X-Forwarded-For (its last entry)"},
+    {"web.tokens", JET_CFG_GROUPLIST, NULL, NOBOUND, NULL, 0, NULL, web_token_keys,
+     "API tokens: ( { name = \"ops\"; role = \"operator\"; file = \"/etc/jetsched/web/ops.token\"; } )"},
+    {"web.session_secret_file", JET_CFG_STRING, NULL, NOBOUND, NULL, 0, NULL, NULL,
+     "file with the key (at least 32 characters) that signs console sessions; give every schedulerd the same file "
+     "(unset: a random key per process)"},
+    {"web.session_ttl", JET_CFG_DURATION, "12h", MIN, 30 * DAY, NULL, 0, NULL, NULL,
+     "lifetime of a console session"},
+    {"web.login_max_failures", JET_CFG_INT, "5", 1, 1000000, NULL, 0, NULL, NULL,
+     "failed logins (or bad bearer tokens) from one address within web.login_window before it gets 429"},
+    {"web.login_window", JET_CFG_DURATION, "1m", SEC, DAY, NULL, 0, NULL, NULL,
+     "window of web.login_max_failures, and how long an address is then refused"},
+    {"web.max_connections", JET_CFG_INT, "512", 4, 100000, NULL, 0, NULL, NULL,
+     "open connections at most (one thread each; event streams included)"},
+    {"web.idle_timeout", JET_CFG_DURATION, "30s", SEC, HOUR, NULL, 0, NULL, NULL,
+     "a connection that makes no progress for this long is closed (keep it above web.sse_heartbeat)"},
+    {"web.sse_max_clients", JET_CFG_INT, "256", 1, 100000, NULL, 0, NULL, NULL,
+     "event streams (GET /api/v1/events) at most; more get 503"},
+    {"web.sse_buffer", JET_CFG_SIZE, "256KiB", 4096, 64 * 1048576, NULL, 0, NULL, NULL,
+     "events waiting for one stream at most; a client that falls further behind is cut off"},
+    {"web.sse_heartbeat", JET_CFG_DURATION, "15s", 100, 10 * MIN, NULL, 0, NULL, NULL,
+     "a comment line is sent on an idle event stream this often"},
     {NULL},
 };
 

@@ -1,10 +1,12 @@
 /* schedulerd: leader election, cron and delayed tasks, reconciler, API.
  * Start-up: configuration, NATS (retried), the JetStream objects,
  * PostgreSQL (retried), migrations, then the election and leader threads,
- * the API (api.c; served by every instance, leader or not), READY, /healthz /readyz /metrics and the watchdog. SIGTERM: stop acting,
+ * the API (api.c; served by every instance, leader or not), the web
+ * console and REST API (web.c, when web.listen is set), READY, /healthz /readyz /metrics and the watchdog. SIGTERM: stop acting,
  * resign, exit 0. SIGHUP: reload the reloadable keys. */
 #include "api.h"
 #include "schedulerd.h"
+#include "web.h"
 
 #include <jetsched/daemon_cli.h>
 #include <jetsched/httpd.h>
@@ -164,6 +166,8 @@ int main(int argc, char **argv)
         goto fail;
     if ((st = api_start(s, &err)))
         goto fail;
+    if ((st = web_start(s, &err)))
+        goto fail;
     if (jet_cfg_str(s->cfg, "http.listen") && *jet_cfg_str(s->cfg, "http.listen") &&
         (st = jet_httpd_start(jet_cfg_str(s->cfg, "http.listen"), ready, s, &httpd, &err)))
         goto fail;
@@ -185,6 +189,7 @@ fail:
     jet_error("%s", err.msg);
     rc = JET_EXIT_FAILURE;
 out:
+    web_stop();
     api_stop();
     if (threads) {
         leader_stop(s);

@@ -7,7 +7,14 @@
 #include <stddef.h>
 #include <jetsched/status.h>
 
+#include <sys/socket.h>
+
 typedef struct jet_httpd jet_httpd;
+
+/* Parses a listen address ("127.0.0.1:9464", "[::1]:9464", ":9464") into a
+ * sockaddr; errors name the configuration key. */
+jet_status jet_listen_parse(const char *key, const char *listen, struct sockaddr_storage *ss, socklen_t *sl,
+                            jet_err *err);
 
 /* Returns true when ready; otherwise writes the reason into why. */
 typedef bool (*jet_ready_fn)(void *arg, char *why, size_t len);
