@@ -59,6 +59,7 @@ static char *check_script(const lua_host_options *opt, const script *s)
     if (!w)
         return strdup("out of memory");
     w->check_only = true;
+    lh_cstack_init(w);
     w->L = lh_state_new(w, opt->mem_limit_bytes, msg, sizeof msg);
     if (!w->L) {
         free(w);

@@ -262,6 +262,7 @@ void lh_worker_reset_task(lua_worker *w)
     w->retry_ms = 0;
     w->errored = w->errmem = false;
     w->tripped = false;
+    w->co_nest = 0;
     w->msg[0] = w->killmsg[0] = w->err[0] = w->trace[0] = '\0';
 }
 
@@ -367,6 +368,7 @@ static lua_worker *worker_get(lua_host *h)
         w = calloc(1, sizeof *w);
         if (w) {
             atomic_init(&w->host, h);
+            lh_cstack_init(w);
             pthread_mutex_lock(&g_mu);
             w->hnext = h->workers;
             if (h->workers)
@@ -463,9 +465,10 @@ static jet_outcome run_task(lua_host *h, lua_worker *w, const jet_task *task, je
     } else if (w->decided == DEC_KILL) {
         r = JET_RETRY;
         api->set_error(ctx, w->msg);
-        atomic_fetch_add(w->kill == KILL_TIMEOUT  ? &h->st.timeouts
-                         : w->kill == KILL_CANCEL ? &h->st.cancels
-                                                  : &h->st.memory_errors,
+        atomic_fetch_add(w->kill == KILL_TIMEOUT   ? &h->st.timeouts
+                         : w->kill == KILL_CANCEL  ? &h->st.cancels
+                         : w->kill == KILL_MEMORY  ? &h->st.memory_errors
+                                                   : &h->st.errors,
                          1);
     } else if (memory) {
         r = JET_RETRY;

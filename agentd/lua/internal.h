@@ -87,6 +87,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define MAX_SCRIPT_BYTES (8u << 20)  /* larger handler files are refused */
@@ -137,7 +138,7 @@ typedef struct lh_scan_counts {
 
 /* ---- hosts and workers (host.c) ---- */
 
-enum { KILL_NONE = 0, KILL_TIMEOUT, KILL_CANCEL, KILL_MEMORY };
+enum { KILL_NONE = 0, KILL_TIMEOUT, KILL_CANCEL, KILL_MEMORY, KILL_CSTACK };
 enum { DEC_NONE = 0, DEC_FAIL, DEC_RETRY, DEC_KILL };
 
 typedef struct lua_worker lua_worker;
@@ -167,6 +168,8 @@ struct lua_worker {
     atomic_bool running;             /* inside lua_host_run (see lua_host_close) */
     bool resync;                     /* catalog switched: prune the chunk cache */
     int tasks;                       /* tasks run on this state */
+    uintptr_t cstack_floor;          /* C stack guard of coro.c (0 = bounds unknown) */
+    int co_nest;                     /* coroutine calls nested now (coro.c) */
     /* allocator budget (owner thread only) */
     size_t used, limit, reported;
     void *small[SMALL_CLASSES];      /* free blocks by size class (16-byte steps), linked through their first word */
@@ -229,6 +232,7 @@ void lh_push_new_env(lua_State *L);
 
 /* coro.c */
 void lh_install_coroutine(lua_State *L, int base);
+void lh_cstack_init(lua_worker *w); /* records the calling thread's stack bounds in w */
 
 /* json.c */
 void lh_install_json(lua_State *L, int base);

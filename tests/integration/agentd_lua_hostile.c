@@ -6,7 +6,9 @@
  * a script with a syntax error is unavailable with script:line, listed as
  * such in the registry, and its task is retried then dead-lettered with
  * reason handler_unavailable; a running loop is stopped by a cancellation
- * request. The agent stays up and ready throughout. */
+ * request; 5,000 nested coroutine.close (a Lua 5.4.4 bug that overflowed the
+ * 1 MiB worker stack and killed agentd) fails both attempts with "C stack
+ * overflow" and is dead-lettered. The agent stays up and ready throughout. */
 #include "agentd_lua_util.h"
 #include "harness.h"
 
@@ -46,6 +48,7 @@ int main(void)
     lt_copy(dir, "tests/lua/membomb.lua", "membomb");
     lt_copy(dir, "tests/lua/sandbox.lua", "sandbox");
     lt_copy(dir, "tests/lua/syntax_error.lua", "broken");
+    lt_copy(dir, "tests/lua/cstack.lua", "cstack");
     lt_write(dir, "neighbour", neighbour_lua);
     ts_agent ag;
     ts_agent_start(&ag, "hostile",
@@ -148,6 +151,13 @@ int main(void)
         dead_with(id, like);
     }
     CHECK(access("/tmp/jetsched-lua-escaped", F_OK) != 0, "os.execute escaped the sandbox");
+
+    /* nested coroutine.close: each attempt stopped by the C stack guard, the agent alive after both */
+    ts_publish("default", "normal", "cstack", "cstack-close", "close_nest 5000", 15, twice);
+    dead_with("cstack-close", "attempts_exhausted: cstack.lua:%: coroutine.close: C stack overflow (coroutines "
+                              "resumed or closed inside __close handlers nest too deeply)%");
+    CHECK(ts_pg_long("SELECT count(*) FROM task_attempts WHERE task_id='cstack-close' AND error LIKE "
+                     "'%%C stack overflow%%'") == 2, "the C stack overflow was not retried once");
 
     char body[256];
     CHECK(ts_agent_http(&ag, "/readyz", body, sizeof body) == 200, "agent not ready after the hostile scripts");
