@@ -629,13 +629,25 @@ static void on_request(natsConnection *nc, natsSubscription *s, natsMsg *msg, vo
     natsMsg_Destroy(msg);
 }
 
-jet_status api_start(sched *s, jet_err *err)
+static void api_metrics(void)
 {
-    ctx.s = s;
     m_requests = jet_metric_counter("jetsched_api_requests_total", "API requests served, by verb and result code.",
                                     "verb,code");
     m_seconds = jet_metric_histogram("jetsched_api_request_seconds", "API request handling time, by verb and code.",
                                      "verb,code");
+}
+
+void api_init_offline(sched *s)
+{
+    ctx.s = s;
+    ctx.offline = true;
+    api_metrics();
+}
+
+jet_status api_start(sched *s, jet_err *err)
+{
+    ctx.s = s;
+    api_metrics();
     natsStatus st = js_KeyValue(&ctx.cancel_kv, s->js, s->names.kv_cancel);
     if (st == NATS_OK)
         st = js_KeyValue(&ctx.agents_kv, s->js, s->names.kv_agents);

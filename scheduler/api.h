@@ -53,6 +53,10 @@ typedef struct api_verb_def {
 /* Prepares the verbs (KV handles, metrics) and starts serving them on NATS
  * (subscribes in the queue group); api_stop drains. */
 jet_status api_start(sched *s, jet_err *err);
+/* Prepares api_call without NATS or PostgreSQL: every verb validates its
+ * request, then answers `unavailable` where it would reach a server (the
+ * seam the API fuzz target uses). */
+void api_init_offline(sched *s);
 void api_stop(void);
 
 /* ---- transport-neutral calls (api.c; used by the NATS subscription and
