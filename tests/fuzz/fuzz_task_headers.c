@@ -17,7 +17,11 @@
 static void add(void *arg, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     natsMsg *m = arg;
-    char *n = strndup(name, nlen), *v = strndup(value, vlen);
+    char *n = malloc(nlen + 1), *v = malloc(vlen + 1);
+    memcpy(n, name, nlen);
+    n[nlen] = '\0';
+    memcpy(v, value, vlen);
+    v[vlen] = '\0';
     natsMsgHeader_Add(m, n, v);
     free(n);
     free(v);
