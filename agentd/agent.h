@@ -11,6 +11,8 @@
 #include <jetsched/config.h>
 #include <jetsched/jsobjects.h>
 
+#include <jetsched/task.h>
+
 #include "task.h"
 
 typedef struct agent agent;
@@ -46,32 +48,37 @@ typedef struct inflight {
     struct inflight *prev, *next; /* the agent's in-flight list */
 } inflight;
 
-/* One served queue: its lanes, puller thread and worker pool. */
+/* One served queue: its lanes, puller thread and worker pool. q->mu guards
+ * every field below it but the ones marked otherwise. */
 struct queue_rt {
     agent *a;
     char name[JET_NAME_MAX + 1];
     int concurrency;
-    task_defaults defaults;
-    char pull_subject[JET_PRIO_COUNT][256];
+    task_defaults defaults;        /* reloadable */
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;             /* puller: slots freed, messages arrived, stop */
+    pthread_cond_t cv;             /* puller, drain: slots freed, messages arrived, stop */
     pthread_cond_t work_cv;        /* workers: a task is ready, or stop */
+
+    /* dispatch.c: the slots. busy + ready_len + outstanding <= concurrency. */
     inflight **ready;              /* FIFO of pulled tasks waiting for a worker */
     size_t ready_head, ready_len, ready_cap;
     int busy;                      /* workers running a handler */
     int idle;                      /* workers waiting on work_cv */
     int outstanding;               /* pull requests that may still deliver */
+
+    /* worker.c: the pool. */
     int workers_alive;
     bool stop_workers;
 
+    /* puller.c: lanes and pull requests. */
+    char pull_subject[JET_PRIO_COUNT][256];
     struct lane {
         int64_t weight, current;   /* smooth weighted round robin */
         int64_t empty_until_mono;  /* a no_wait pull found nothing: skip until then */
         uint64_t pulled;           /* messages received (metrics, tests) */
     } lanes[JET_PRIO_COUNT];
     bool strict;
-
     char inbox[128];
     natsSubscription *sub;
     struct pending_req {
@@ -88,6 +95,24 @@ struct queue_rt {
     pthread_t puller;
 };
 
+/* What a finished (or settled) attempt amounts to: built by outcome.c (or
+ * admission.c), stored by recorder.c, acted on by acker.c. */
+typedef struct outcome {
+    jet_task_state status; /* succeeded retrying dead expired cancelled duplicate */
+    const char *reason;    /* dead: a JET_REASON_*; retrying: JET_REASON_HANDLER_UNAVAILABLE or NULL */
+    const char *error;     /* human message, or NULL */
+    const char *result;    /* succeeded: the handler's result, or NULL */
+    int64_t delay_ms;      /* retrying: the Nak delay */
+} outcome;
+
+/* The in-flight list (inflight.c): every task the agent holds, from its
+ * arrival to the action on its message. */
+typedef struct inflight_list {
+    pthread_mutex_t mu;
+    inflight *head;
+    _Atomic int count;
+} inflight_list;
+
 struct agent {
     jet_config *cfg;
     char id[128];
@@ -99,23 +124,20 @@ struct agent {
     _Atomic bool draining;         /* SIGTERM: stop pulling */
     _Atomic bool stopped;          /* everything must exit now */
     int64_t ack_wait_ms;
-    bool idempotency_always;       /* idempotency.check = always */
+    _Atomic bool idempotency_always; /* idempotency.check = always (reloadable) */
 
-    pthread_mutex_t inflight_mu;
-    inflight *inflight_head;
-    _Atomic int inflight_count;
-    _Atomic int recording;         /* outcomes waiting for their PostgreSQL commit */
+    inflight_list inflight;        /* inflight.c */
+    _Atomic int recording;         /* outcomes waiting for their PostgreSQL commit (outcome.c +, acker.c -) */
     int64_t max_recording;         /* history.max_pending */
 
-    PGconn *query_pg;              /* idempotency checks (guarded by query_mu) */
-    pthread_mutex_t query_mu;
-
-    struct jet_history *history;   /* the history writer */
-    struct handlers *handlers;     /* plugins + Lua */
-    struct cancel_watch *cancels;
+    /* Each module's own state, created by its start function. */
+    struct recorder *recorder;     /* recorder.c: history writer, idempotency lookups */
+    struct outcomes *outcomes;     /* outcome.c: its metrics */
+    struct acker *acker;           /* acker.c: the post-commit action thread */
+    struct supervisor *supervisor; /* supervisor.c: progress and timeouts */
+    struct cancel_watch *cancels;  /* cancel.c: the cancellation watch */
+    struct handlers *handlers;     /* handlers.c: plugins + Lua */
+    struct registry *registry;     /* registry.c: the heartbeat */
 };
-
-/* True when the agent must not take new work (draining, or history full). */
-bool agent_paused(agent *a);
 
 #endif

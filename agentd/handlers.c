@@ -1,13 +1,13 @@
 /* Handler dispatch (native plugins and Lua scripts side by side: a native
- * handler wins a name clash), the host API given to both, SIGHUP reload of
- * the Lua scripts, and the cancellation watch on the jetsched_cancel bucket. */
+ * handler wins a name clash), the host API given to both, and SIGHUP reload
+ * of the Lua scripts. */
 #include "handlers.h"
+#include "events.h"
 #include "lua/host.h"
-#include "outcome.h"
 #include "plugin_host.h"
-#include "worker.h"
 
 #include <jansson.h>
+#include <jetsched/alloc.h>
 #include <jetsched/ids.h>
 #include <jetsched/log.h>
 #include <jetsched/metrics.h>
@@ -23,41 +23,25 @@ struct handlers {
     jet_plugin_registry *plugins;
     lua_host *lua;
     kvStore *checkpoints;
-    kvStore *cancel_kv;
-    kvWatcher *cancel_watcher;
-    pthread_t cancel_thread;
-    bool cancel_running;
-    pthread_mutex_t cancel_mu;
-    struct cancelled_id {
-        char *id;
-        int64_t until_mono;
-        struct cancelled_id *next;
-    } *cancel_buckets[1024];
+    jet_host_api lua_api;          /* host_api with the Lua cancelled() */
 };
 
-static agent *the_agent; /* the host API reaches the agent through it */
-
+/* A handler's context is its in-flight task; the agent is reached through it. */
 static inflight *ctx_inflight(jet_task_ctx *ctx) { return (inflight *)ctx; }
+static agent *ctx_agent(jet_task_ctx *ctx) { return ctx_inflight(ctx)->queue->a; }
 
 /* ---- host API ---- */
 
 static void host_progress(jet_task_ctx *ctx, int percent, const char *note)
 {
-    inflight *f = ctx_inflight(ctx);
-    json_t *extra = json_pack("{s:i}", "progress", percent < 0 ? 0 : percent > 100 ? 100 : percent);
-    if (note)
-        json_object_set_new(extra, "note", json_string(note));
-    char *text = json_dumps(extra, JSON_COMPACT);
-    event_publish(the_agent, f->task, "running", task_attempt(f->task), NULL, text);
-    free(text);
-    json_decref(extra);
+    event_progress(ctx_agent(ctx), ctx_inflight(ctx)->task, percent, note);
 }
 
 static int host_checkpoint_save(jet_task_ctx *ctx, const void *data, size_t len)
 {
     inflight *f = ctx_inflight(ctx);
     uint64_t rev = 0;
-    natsStatus s = kvStore_Put(&rev, the_agent->handlers->checkpoints, f->task->id, data, (int)len);
+    natsStatus s = kvStore_Put(&rev, ctx_agent(ctx)->handlers->checkpoints, f->task->id, data, (int)len);
     if (s != NATS_OK)
         jet_warn("task %s: checkpoint not saved: %s", f->task->id, natsStatus_GetText(s));
     return s == NATS_OK ? 0 : -1;
@@ -69,14 +53,14 @@ static int host_checkpoint_load(jet_task_ctx *ctx, void **data, size_t *len)
     *data = NULL;
     *len = 0;
     kvEntry *e = NULL;
-    natsStatus s = kvStore_Get(&e, the_agent->handlers->checkpoints, f->task->id);
+    natsStatus s = kvStore_Get(&e, ctx_agent(ctx)->handlers->checkpoints, f->task->id);
     if (s == NATS_NOT_FOUND)
         return 0;
     if (s != NATS_OK)
         return -1;
     int n = kvEntry_ValueLen(e);
     if (kvEntry_Operation(e) == kvOp_Put && n > 0) {
-        *data = malloc((size_t)n);
+        *data = jet_xmalloc((size_t)n);
         memcpy(*data, kvEntry_Value(e), (size_t)n);
         *len = (size_t)n;
     }
@@ -112,7 +96,7 @@ static int host_submit(jet_task_ctx *ctx, const char *queue, const char *priorit
         return -1;
     }
     char subject[256], gen[JET_ULID_LEN + 1];
-    jet_js_task_subject(&the_agent->names, queue, p, subject, sizeof subject);
+    jet_js_task_subject(&ctx_agent(ctx)->names, queue, p, subject, sizeof subject);
     natsMsg *m = NULL;
     if (natsMsg_Create(&m, subject, NULL, payload, (int)payload_len) != NATS_OK)
         return -1;
@@ -130,7 +114,7 @@ static int host_submit(jet_task_ctx *ctx, const char *queue, const char *priorit
         natsMsgHeader_Set(m, JET_HDR_TRACEPARENT, f->task->traceparent); /* follow-ups join the trace */
     jsPubAck *pa = NULL;
     jsErrCode jerr = 0;
-    natsStatus s = js_PublishMsg(&pa, the_agent->js, m, NULL, &jerr);
+    natsStatus s = js_PublishMsg(&pa, ctx_agent(ctx)->js, m, NULL, &jerr);
     jsPubAck_Destroy(pa);
     natsMsg_Destroy(m);
     if (s != NATS_OK)
@@ -143,11 +127,8 @@ static void set_text(inflight *f, char **slot, const char *text, size_t len)
     pthread_mutex_lock(&f->mu);
     free(*slot);
     *slot = NULL;
-    if (text) {
-        *slot = malloc(len + 1);
-        memcpy(*slot, text, len);
-        (*slot)[len] = '\0';
-    }
+    if (text)
+        *slot = jet_xstrndup(text, len);
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -191,82 +172,6 @@ static int host_lua_cancelled(jet_task_ctx *ctx)
 {
     inflight *f = ctx_inflight(ctx);
     return atomic_load(&f->cancel) && !atomic_load(&f->timed_out) ? 1 : 0;
-}
-
-static jet_host_api lua_api;
-
-/* ---- cancellation watch ---- */
-
-static unsigned bucket_of(const char *id)
-{
-    unsigned h = 2166136261u;
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 16777619u;
-    return h % 1024;
-}
-
-bool handlers_cancelled(agent *a, const char *task_id)
-{
-    struct handlers *h = a->handlers;
-    if (!h)
-        return false;
-    bool found = false;
-    int64_t now = jet_mono_ms();
-    pthread_mutex_lock(&h->cancel_mu);
-    for (struct cancelled_id *c = h->cancel_buckets[bucket_of(task_id)]; c && !found; c = c->next)
-        found = c->until_mono > now && strcmp(c->id, task_id) == 0;
-    pthread_mutex_unlock(&h->cancel_mu);
-    return found;
-}
-
-static void remember_cancel(agent *a, const char *id)
-{
-    struct handlers *h = a->handlers;
-    struct cancelled_id *c = calloc(1, sizeof *c);
-    c->id = strdup(id);
-    c->until_mono = jet_mono_ms() + jet_cfg_int(a->cfg, "jetstream.cancel_ttl");
-    unsigned b = bucket_of(id);
-    pthread_mutex_lock(&h->cancel_mu);
-    /* Drop expired entries of this bucket while here. */
-    for (struct cancelled_id **pp = &h->cancel_buckets[b]; *pp;) {
-        if ((*pp)->until_mono <= jet_mono_ms()) {
-            struct cancelled_id *dead = *pp;
-            *pp = dead->next;
-            free(dead->id);
-            free(dead);
-        } else {
-            pp = &(*pp)->next;
-        }
-    }
-    c->next = h->cancel_buckets[b];
-    h->cancel_buckets[b] = c;
-    pthread_mutex_unlock(&h->cancel_mu);
-    /* A running task with that id is signalled like a timeout. */
-    pthread_mutex_lock(&a->inflight_mu);
-    for (inflight *f = a->inflight_head; f; f = f->next)
-        if (strcmp(f->task->id, id) == 0) {
-            atomic_store(&f->cancel, true);
-            jet_info("task %s: cancellation requested", id);
-        }
-    pthread_mutex_unlock(&a->inflight_mu);
-}
-
-static void *cancel_main(void *arg)
-{
-    agent *a = arg;
-    struct handlers *h = a->handlers;
-    while (!atomic_load(&a->stopped)) {
-        kvEntry *e = NULL;
-        natsStatus s = kvWatcher_Next(&e, h->cancel_watcher, 500);
-        if (s == NATS_TIMEOUT)
-            continue;
-        if (s != NATS_OK)
-            break; /* stopped */
-        if (e && kvEntry_Operation(e) == kvOp_Put)
-            remember_cancel(a, kvEntry_Key(e));
-        kvEntry_Destroy(e);
-    }
-    return NULL;
 }
 
 /* ---- plugin configuration from agentd.conf ---- */
@@ -417,20 +322,11 @@ void handlers_reload(agent *a, const char *lua_dir)
 
 jet_status handlers_init(agent *a, jet_err *err)
 {
-    the_agent = a;
-    struct handlers *h = calloc(1, sizeof *h);
+    struct handlers *h = jet_xcalloc(1, sizeof *h);
     a->handlers = h;
-    pthread_mutex_init(&h->cancel_mu, NULL);
     natsStatus s;
     if ((s = js_KeyValue(&h->checkpoints, a->js, a->names.kv_checkpoints)) != NATS_OK)
         return jet_nats_err(err, s, a->names.kv_checkpoints);
-    if ((s = js_KeyValue(&h->cancel_kv, a->js, a->names.kv_cancel)) != NATS_OK)
-        return jet_nats_err(err, s, a->names.kv_cancel);
-    if ((s = kvStore_WatchAll(&h->cancel_watcher, h->cancel_kv, NULL)) != NATS_OK)
-        return jet_nats_err(err, s, "watch the cancellation bucket");
-    if (pthread_create(&h->cancel_thread, NULL, cancel_main, a) != 0)
-        return jet_err_set(err, JET_ERR_INTERNAL, "cannot start the cancellation watch");
-    h->cancel_running = true;
 
     json_t *configs = plugin_configs(a, err);
     if (!configs)
@@ -454,9 +350,9 @@ jet_status handlers_init(agent *a, jet_err *err)
     }
     lua_host_options opt;
     lua_options(a->cfg, &opt);
-    lua_api = host_api;
-    lua_api.cancelled = host_lua_cancelled;
-    if ((st = lua_host_open(&opt, &lua_api, &h->lua, err)) != JET_OK)
+    h->lua_api = host_api;
+    h->lua_api.cancelled = host_lua_cancelled;
+    if ((st = lua_host_open(&opt, &h->lua_api, &h->lua, err)) != JET_OK)
         return st;
     lua_report(a, opt.dir);
     lua_metrics(a);
@@ -468,23 +364,9 @@ void handlers_shutdown(agent *a)
     struct handlers *h = a->handlers;
     if (!h)
         return;
-    if (h->cancel_running) {
-        kvWatcher_Stop(h->cancel_watcher);
-        pthread_join(h->cancel_thread, NULL);
-    }
-    kvWatcher_Destroy(h->cancel_watcher);
-    kvStore_Destroy(h->cancel_kv);
     kvStore_Destroy(h->checkpoints);
     lua_host_close(h->lua); /* worker threads still alive free their states at exit */
     jet_plugins_free(h->plugins);
-    for (int b = 0; b < 1024; b++)
-        while (h->cancel_buckets[b]) {
-            struct cancelled_id *c = h->cancel_buckets[b];
-            h->cancel_buckets[b] = c->next;
-            free(c->id);
-            free(c);
-        }
-    pthread_mutex_destroy(&h->cancel_mu);
     free(h);
     a->handlers = NULL;
 }

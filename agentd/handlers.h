@@ -1,7 +1,6 @@
 /* Handler dispatch: a task's handler name resolves to a native plugin
  * (plugin_host.c) or a Lua script; this module also owns the host API given
- * to handlers (progress, checkpoints, log, cancelled, submit, result) and the
- * cancellation watch on the jetsched_cancel bucket. */
+ * to handlers (progress, checkpoints, log, cancelled, submit, result). */
 #ifndef AGENTD_HANDLERS_H
 #define AGENTD_HANDLERS_H
 
@@ -19,9 +18,6 @@ bool handlers_unavailable_reason(agent *a, const char *handler, inflight *f);
 bool handlers_is_native(agent *a, const char *handler);
 /* Runs the handler in the calling thread. */
 jet_outcome handlers_run(agent *a, inflight *f);
-
-/* Cancellation requests seen on the KV watch (task ids). */
-bool handlers_cancelled(agent *a, const char *task_id);
 
 /* Names of every handler served (registry heartbeat): native plugins, then
  * the runnable Lua scripts whose name no plugin has, as a JSON array text

@@ -2,19 +2,25 @@
  * reload), readiness, the systemd watchdog, and shutdown. */
 #include "agentd.h"
 #include "agent.h"
+#include "acker.h"
+#include "cancel.h"
+#include "dispatch.h"
 #include "handlers.h"
+#include "inflight.h"
 #include "outcome.h"
 #include "puller.h"
 #include "recorder.h"
 #include "registry.h"
+#include "supervisor.h"
 #include "worker.h"
 
-#include <jetsched/redact.h>
+#include <jetsched/alloc.h>
 #include <jetsched/daemon_cli.h>
 #include <jetsched/httpd.h>
 #include <jetsched/log.h>
 #include <jetsched/metrics.h>
 #include <jetsched/natsconn.h>
+#include <jetsched/redact.h>
 #include <jetsched/sdnotify.h>
 #include <jetsched/timeutil.h>
 
@@ -24,15 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-bool agent_paused(agent *a)
-{
-    if (atomic_load(&a->draining) || atomic_load(&a->stopped))
-        return true;
-    if (atomic_load(&a->recording) >= a->max_recording)
-        return true;
-    return !recorder_healthy(a, NULL, 0);
-}
 
 static bool ready(void *arg, char *why, size_t len)
 {
@@ -55,10 +52,10 @@ static bool ready(void *arg, char *why, size_t len)
     return true;
 }
 
-static double gauge_inflight(void *arg) { return atomic_load(&((agent *)arg)->inflight_count); }
+static double gauge_inflight(void *arg) { return inflight_count(arg); }
 static double gauge_recording(void *arg) { return atomic_load(&((agent *)arg)->recording); }
 static double gauge_reconnects(void *arg) { (void)arg; return (double)jet_nats_reconnects(); }
-static double gauge_abandoned(void *arg) { (void)arg; return (double)atomic_load(&abandoned_threads); }
+static double gauge_abandoned(void *arg) { return (double)supervisor_abandoned(arg); }
 static double gauge_connected(void *arg) { return natsConnection_Status(((agent *)arg)->nc) == NATS_CONN_STATUS_CONNECTED; }
 static double gauge_concurrency(void *arg)
 {
@@ -73,7 +70,7 @@ static double gauge_ready(void *arg) { return ready(arg, (char[64]){0}, 64) ? 1 
 static void apply_reloadable(agent *a, const jet_config *cfg)
 {
     jet_log_init_from_config("agentd", cfg);
-    a->idempotency_always = strcmp(jet_cfg_str(cfg, "idempotency.check"), "always") == 0;
+    atomic_store(&a->idempotency_always, strcmp(jet_cfg_str(cfg, "idempotency.check"), JET_IDEMPOTENCY_ALWAYS) == 0);
     bool strict = strcmp(jet_cfg_str(cfg, "priority.mode"), "strict") == 0;
     const char *w[] = {"priority.weight_high", "priority.weight_normal", "priority.weight_low"};
     for (size_t i = 0; i < a->nqueues; i++) {
@@ -99,7 +96,7 @@ static jet_status setup_queues(agent *a, jet_err *err)
 {
     size_t n = jet_cfg_groups(a->cfg, "queues");
     a->nqueues = n ? n : 1;
-    a->queues = calloc(a->nqueues, sizeof *a->queues);
+    a->queues = jet_xcalloc(a->nqueues, sizeof *a->queues);
     for (size_t i = 0; i < a->nqueues; i++) {
         queue_rt *q = &a->queues[i];
         const jet_config *qc = n ? jet_cfg_group_at(a->cfg, "queues", i) : NULL;
@@ -164,6 +161,12 @@ static void on_sighup(void *arg)
         puller_wake(&a->queues[i]);
 }
 
+static void hand_back_unfinished(inflight *f, void *a)
+{
+    if (atomic_load(&f->state) == RUN_RUNNING || atomic_load(&f->state) == RUN_WAITING)
+        acker_nak_now(a, f->task);
+}
+
 static void drain(agent *a, int64_t grace_ms)
 {
     jet_info("draining: no new tasks; running tasks may finish for %lld ms", (long long)grace_ms);
@@ -190,11 +193,7 @@ static void drain(agent *a, int64_t grace_ms)
             break;
         jet_sleep_ms(20);
     }
-    pthread_mutex_lock(&a->inflight_mu);
-    for (inflight *f = a->inflight_head; f; f = f->next)
-        if (atomic_load(&f->state) == RUN_RUNNING || atomic_load(&f->state) == RUN_WAITING)
-            ack_send(a, f->task, "-NAK");
-    pthread_mutex_unlock(&a->inflight_mu);
+    inflight_foreach(a, hand_back_unfinished, a);
 }
 
 int main(int argc, char **argv)
@@ -219,8 +218,7 @@ int main(int argc, char **argv)
     jet_err err = {0};
     jet_status st = JET_OK;
     jet_httpd *httpd = NULL;
-    pthread_mutex_init(&a->inflight_mu, NULL);
-    pthread_mutex_init(&a->query_mu, NULL);
+    inflight_init(a);
     if (jet_cfg_str(a->cfg, "agent.id"))
         snprintf(a->id, sizeof a->id, "%s", jet_cfg_str(a->cfg, "agent.id"));
     else
@@ -230,7 +228,8 @@ int main(int argc, char **argv)
     a->max_recording = jet_cfg_int(a->cfg, "history.max_pending");
 
     if ((st = setup_queues(a, &err)) || (st = connect_nats(a, &err)) || (st = recorder_start(a, &err)) ||
-        (st = handlers_init(a, &err)) || (st = outcome_start(a, &err)) || (st = supervisor_start(a, &err)))
+        (st = cancel_start(a, &err)) || (st = handlers_init(a, &err)) || (st = outcome_start(a, &err)) ||
+        (st = acker_start(a, &err)) || (st = supervisor_start(a, &err)))
         goto fail;
     for (size_t i = 0; i < a->nqueues; i++)
         if ((st = puller_init(&a->queues[i], &err)) || (st = workers_start(&a->queues[i], &err)) ||
@@ -261,7 +260,8 @@ int main(int argc, char **argv)
 
     jet_daemon_run_signals(on_sighup, a);
     drain(a, jet_cfg_int(a->cfg, "shutdown.grace"));
-    outcome_stop(a, 10000);
+    recorder_flush(a, 10000);
+    acker_stop(a);
     registry_stop(a);
     rc = JET_EXIT_OK;
     jet_info("drained; exiting");
@@ -277,12 +277,14 @@ fail:
         rc = JET_EXIT_FAILURE;
     }
     atomic_store(&a->draining, true);
-    if (a->history)
-        recorder_flush(a, 0);
+    recorder_flush(a, 0);
+    acker_stop(a);
+    registry_stop(a);
 out:
     atomic_store(&a->stopped, true);
-    supervisor_stop(a);
     jet_httpd_stop(httpd);
+    supervisor_stop(a);
+    cancel_stop(a);
     handlers_shutdown(a);
     if (a->nc) {
         natsConnection_FlushTimeout(a->nc, 2000);
@@ -290,8 +292,10 @@ out:
         natsConnection_Destroy(a->nc);
     }
     for (size_t i = 0; i < a->nqueues; i++)
-        free(a->queues[i].ready);
+        dispatch_free(&a->queues[i]);
     free(a->queues);
+    outcome_free(a);
+    recorder_free(a);
     jet_config_free(a->cfg);
     jet_metrics_reset();
     nats_Close();

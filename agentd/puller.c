@@ -1,7 +1,10 @@
 /* The per-queue puller thread. See puller.h for the design. */
 #include "puller.h"
-#include "worker.h"
+#include "acker.h"
+#include "dispatch.h"
+#include "recorder.h"
 
+#include <jetsched/alloc.h>
 #include <jetsched/log.h>
 #include <jetsched/natsconn.h>
 #include <jetsched/timeutil.h>
@@ -14,20 +17,12 @@
 #define LONGPOLL_MS 1000         /* server-side expiry of an idle wait */
 #define NOWAIT_GRACE_MS 5000     /* a no_wait request with no answer is given up after this */
 
-void ack_send(agent *a, const agent_task *t, const char *body)
+/* The agent must not take new work: draining, or the history backlog is full. */
+static bool paused(agent *a)
 {
-    if (!t->reply[0])
-        return;
-    natsStatus s = natsConnection_PublishString(a->nc, t->reply, body);
-    if (s != NATS_OK)
-        jet_warn("task %s: sending %s failed: %s", t->id, body, natsStatus_GetText(s));
-}
-
-void ack_nak_delay(agent *a, const agent_task *t, int64_t delay_ms)
-{
-    char body[64];
-    snprintf(body, sizeof body, "-NAK {\"delay\":%lld}", (long long)(delay_ms < 0 ? 0 : delay_ms) * 1000000LL);
-    ack_send(a, t, body);
+    if (atomic_load(&a->draining) || atomic_load(&a->stopped))
+        return true;
+    return recorder_backlogged(a);
 }
 
 void puller_wake(queue_rt *q)
@@ -54,20 +49,17 @@ static void on_inbox(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
     bool wake = false;
     pthread_mutex_lock(&q->mu);
     if (atomic_load(&a->draining) || atomic_load(&a->stopped)) {
-        if (q->arrived_len == q->arrived_cap) {
-            q->arrived_cap = q->arrived_cap ? q->arrived_cap * 2 : 16;
-            q->arrived = realloc(q->arrived, q->arrived_cap * sizeof *q->arrived);
-        }
+        q->arrived = jet_xgrow(q->arrived, &q->arrived_cap, q->arrived_len + 1, sizeof *q->arrived, 16);
         q->arrived[q->arrived_len++] = msg;
         pthread_cond_broadcast(&q->cv);
     } else {
         wake = handle_arrival(q, msg);
-        if (!agent_paused(a))
+        if (!paused(a))
             issue_requests(q, jet_mono_ms());
     }
     pthread_mutex_unlock(&q->mu);
     if (wake)
-        worker_wake(q);
+        dispatch_wake(q);
 }
 
 jet_status puller_init(queue_rt *q, jet_err *err)
@@ -148,13 +140,10 @@ static void send_pull(queue_rt *q, int lane, bool longpoll)
         q->lanes[lane].empty_until_mono = jet_mono_ms() + EMPTY_BACKOFF_MS * 10;
         return;
     }
-    if (q->nreqs == q->reqs_cap) {
-        q->reqs_cap = q->reqs_cap ? q->reqs_cap * 2 : 8;
-        q->reqs = realloc(q->reqs, q->reqs_cap * sizeof *q->reqs);
-    }
+    q->reqs = jet_xgrow(q->reqs, &q->reqs_cap, q->nreqs + 1, sizeof *q->reqs, 8);
     q->reqs[q->nreqs++] = (struct pending_req){
         id, lane, longpoll, jet_mono_ms() + (longpoll ? LONGPOLL_MS + NOWAIT_GRACE_MS : NOWAIT_GRACE_MS)};
-    q->outstanding++;
+    dispatch_request_sent(q);
 }
 
 /* Removes request `id`; returns false when it is unknown (a late delivery). */
@@ -163,7 +152,7 @@ static bool finish_request(queue_rt *q, uint64_t id)
     for (size_t i = 0; i < q->nreqs; i++)
         if (q->reqs[i].id == id) {
             q->reqs[i] = q->reqs[--q->nreqs];
-            q->outstanding--;
+            dispatch_request_done(q);
             return true;
         }
     return false;
@@ -176,7 +165,7 @@ static void expire_requests(queue_rt *q, int64_t now)
             jet_debug("queue %s: pull request %llu got no answer; giving it up", q->name,
                       (unsigned long long)q->reqs[i].id);
             q->reqs[i] = q->reqs[--q->nreqs];
-            q->outstanding--;
+            dispatch_request_done(q);
         } else {
             i++;
         }
@@ -246,17 +235,12 @@ static bool handle_arrival(queue_rt *q, natsMsg *m)
         jet_debug("queue %s: late delivery on lane %s", q->name, jet_priority_name((jet_priority)lane));
     q->lanes[lane].empty_until_mono = 0;
     q->lanes[lane].pulled++;
-    return worker_enqueue_locked(q, m, (jet_priority)lane);
-}
-
-static int free_slots(const queue_rt *q)
-{
-    return q->concurrency - q->busy - (int)q->ready_len - q->outstanding;
+    return dispatch_enqueue(q, m, (jet_priority)lane);
 }
 
 static void issue_requests(queue_rt *q, int64_t now)
 {
-    int free = free_slots(q);
+    int free = dispatch_free_slots(q);
     bool eligible[JET_PRIO_COUNT];
     for (int p = 0; p < JET_PRIO_COUNT; p++)
         eligible[p] = !lane_has_longpoll(q, p) && q->lanes[p].empty_until_mono <= now;
@@ -285,7 +269,7 @@ static void issue_requests(queue_rt *q, int64_t now)
 
 void puller_refill_locked(queue_rt *q)
 {
-    if (!agent_paused(q->a))
+    if (!paused(q->a))
         issue_requests(q, jet_mono_ms());
 }
 
@@ -305,10 +289,10 @@ static void *puller_main(void *arg)
             wake |= handle_arrival(q, m);
         }
         if (wake)
-            pthread_cond_broadcast(&q->work_cv);
+            dispatch_wake_all(q);
         int64_t now = jet_mono_ms();
         expire_requests(q, now);
-        if (!agent_paused(a))
+        if (!paused(a))
             issue_requests(q, now);
         if (q->arrived_len == 0)
             jet_cond_wait_ms(&q->cv, &q->mu, 50);
@@ -335,9 +319,7 @@ void puller_join(queue_rt *q)
     for (;;) {
         while (q->arrived_len > 0) {
             natsMsg *m = q->arrived[--q->arrived_len];
-            const char *reply = natsMsg_GetReply(m);
-            if (reply && natsMsg_GetDataLength(m) >= 0 && strncmp(reply, "$JS.ACK.", 8) == 0)
-                natsConnection_PublishString(q->a->nc, reply, "-NAK");
+            acker_nak_reply(q->a, natsMsg_GetReply(m));
             natsMsg_Destroy(m);
         }
         int64_t now = jet_mono_ms();
@@ -352,9 +334,7 @@ void puller_join(queue_rt *q)
     q->sub = NULL;
     pthread_mutex_lock(&q->mu);
     for (size_t i = 0; i < q->arrived_len; i++) {
-        const char *reply = natsMsg_GetReply(q->arrived[i]);
-        if (reply && strncmp(reply, "$JS.ACK.", 8) == 0)
-            natsConnection_PublishString(q->a->nc, reply, "-NAK");
+        acker_nak_reply(q->a, natsMsg_GetReply(q->arrived[i]));
         natsMsg_Destroy(q->arrived[i]);
     }
     q->arrived_len = 0;

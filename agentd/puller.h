@@ -6,7 +6,11 @@
  * write past its result array when late messages of an earlier pull are
  * buffered (fixed in 3.9.0). We publish to $JS.API.CONSUMER.MSG.NEXT.<stream>.
  * <consumer> ourselves with a reply subject <inbox>.<lane>.<request id>, so
- * every delivery, late or not, is accounted for by request id. */
+ * every delivery, late or not, is accounted for by request id.
+ *
+ * Deliveries go to dispatch.c (which owns the slot rule) straight from the
+ * subscription callback; this thread expires unanswered requests, resumes
+ * after a pause, long-polls idle lanes and hands back late arrivals on drain. */
 #ifndef AGENTD_PULLER_H
 #define AGENTD_PULLER_H
 
@@ -17,15 +21,12 @@ jet_status puller_init(queue_rt *q, jet_err *err);
 jet_status puller_start(queue_rt *q, jet_err *err);
 /* Wakes the puller (pause state changed, stop requested). */
 void puller_wake(queue_rt *q);
-/* With q->mu held: sends pull requests for the free slots unless the agent
- * is paused (called by a worker that just freed its slot). */
+/* With q->mu held: sends pull requests for the free slots (dispatch.h)
+ * unless the agent is draining or its history backlog is full (called by a
+ * worker that just freed its slot). */
 void puller_refill_locked(queue_rt *q);
 /* Waits for the puller thread to exit (after a->draining/stopped was set) and
  * Naks, without delay, any message that still arrives for it. */
 void puller_join(queue_rt *q);
-
-/* Sends "+ACK", "+WPI", "+TERM" or "-NAK {...}" for a task. */
-void ack_send(agent *a, const agent_task *t, const char *body);
-void ack_nak_delay(agent *a, const agent_task *t, int64_t delay_ms);
 
 #endif

@@ -1,6 +1,7 @@
 /* agentd on the history writer (common/history.c) and the idempotency lookup. */
 #include "recorder.h"
 
+#include <jetsched/alloc.h>
 #include <jetsched/daemon_cli.h>
 #include <jetsched/history.h>
 #include <jetsched/log.h>
@@ -26,12 +27,20 @@ static void on_done(void *ctx, jet_status st, const char *reason)
     free(rc);
 }
 
-static bool history_enabled = true;
+struct recorder {
+    bool enabled;                  /* history.enabled (false: benchmark mode) */
+    jet_history *history;          /* the writer; NULL once flushed */
+    PGconn *query_pg;              /* idempotency checks (guarded by query_mu) */
+    pthread_mutex_t query_mu;
+};
 
 jet_status recorder_start(agent *a, jet_err *err)
 {
-    history_enabled = jet_cfg_bool(a->cfg, "history.enabled");
-    if (!history_enabled) {
+    struct recorder *r = jet_xcalloc(1, sizeof *r);
+    pthread_mutex_init(&r->query_mu, NULL);
+    a->recorder = r;
+    r->enabled = jet_cfg_bool(a->cfg, "history.enabled");
+    if (!r->enabled) {
         jet_warn("history.enabled = false: tasks are acked without being recorded (benchmark mode)");
         return JET_OK;
     }
@@ -43,19 +52,19 @@ jet_status recorder_start(agent *a, jet_err *err)
      * the few records submitted while the pause takes effect. */
     o.max_pending = (size_t)jet_cfg_int(a->cfg, "history.max_pending") + 1024;
     o.application_name = "agentd";
-    jet_status st = jet_history_open(a->cfg, &o, (jet_history **)&a->history, err);
+    jet_status st = jet_history_open(a->cfg, &o, &r->history, err);
     if (st)
         return st;
     /* READY only after PostgreSQL answered once (DESIGN §6), and only once
      * the writer holds its connection too, so the first tasks never wait
      * for it (recorder_healthy() would pause the pullers meanwhile). Up to
      * 60 s; SIGTERM/SIGINT stop the wait at once. */
-    st = jet_pg_connect_wait(a->cfg, "agentd", 60000, &a->query_pg, err);
+    st = jet_pg_connect_wait(a->cfg, "agentd", 60000, &r->query_pg, err);
     if (st)
         return jet_stop_signal_pending() ? st : jet_err_set(err, st, "postgres: %s", err->msg);
     for (int64_t until = jet_mono_ms() + 10000; jet_mono_ms() < until;) {
         jet_history_stats hs;
-        jet_history_stats_get(a->history, &hs);
+        jet_history_stats_get(r->history, &hs);
         if (hs.connected)
             break;
         if (jet_stop_signal_pending())
@@ -65,42 +74,51 @@ jet_status recorder_start(agent *a, jet_err *err)
     return JET_OK;
 }
 
-void recorder_submit(agent *a, inflight *f, const outcome *o, int64_t started_ms, void (*done)(void *, bool),
-                     void *ctx)
+/* The fields of a history record every attempt record shares. trace
+ * receives the trace id (33 bytes). */
+static jet_history_record record_of(agent *a, const agent_task *t, jet_task_state status, int64_t started_ms,
+                                    char trace[33])
 {
-    if (!history_enabled) {
-        done(ctx, true);
-        return;
-    }
-    agent_task *t = f->task;
-    char trace[33];
     jet_trace_id(t->traceparent, trace);
-    jet_history_record r = {
+    return (jet_history_record){
         .task_id = t->id,
         .queue = t->queue,
         .handler = t->handler[0] ? t->handler : NULL,
         .priority = jet_priority_name(t->prio),
-        .status = o->status,
+        .status = jet_task_state_name(status),
         .attempt = task_attempt(t),
         .max_attempts = t->max_attempts,
         .agent = a->id,
-        .error = o->reason && o->reason[0] ? NULL : o->error,
-        .result = o->result,
         .created_ms = t->published_ms,
         .started_ms = started_ms,
         .schedule_id = t->schedule_id[0] ? t->schedule_id : NULL,
         .trace_id = trace[0] ? trace : NULL,
     };
+}
+
+void recorder_submit(agent *a, inflight *f, const outcome *o, int64_t started_ms, void (*done)(void *, bool),
+                     void *ctx)
+{
+    struct recorder *rec = a->recorder;
+    if (!rec->enabled) {
+        done(ctx, true);
+        return;
+    }
+    agent_task *t = f->task;
+    char trace[33];
+    jet_history_record r = record_of(a, t, o->status, started_ms, trace);
+    r.error = o->error;
+    r.result = o->result;
     char with_reason[1200];
     if (o->reason && o->reason[0]) {
         snprintf(with_reason, sizeof with_reason, "%s: %s", o->reason, o->error ? o->error : "");
         r.error = with_reason;
     }
-    record_ctx *rc = malloc(sizeof *rc);
+    record_ctx *rc = jet_xmalloc(sizeof *rc);
     rc->done = done;
     rc->ctx = ctx;
     jet_err err;
-    jet_status st = jet_history_submit(a->history, &r, on_done, rc, -1, &err);
+    jet_status st = jet_history_submit(rec->history, &r, on_done, rc, -1, &err);
     if (st != JET_OK) {
         /* Malformed (cannot happen for what agentd builds) or closing: not recorded, so never acked. */
         jet_error("task %s: history submit failed: %s", t->id, err.msg);
@@ -118,48 +136,36 @@ static void on_running_done(void *ctx, jet_status st, const char *reason)
 
 void recorder_running(agent *a, inflight *f, int64_t started_ms)
 {
-    if (!history_enabled)
+    struct recorder *rec = a->recorder;
+    if (!rec->enabled)
         return;
-    agent_task *t = f->task;
     char trace[33];
-    jet_trace_id(t->traceparent, trace);
-    jet_history_record r = {
-        .task_id = t->id,
-        .queue = t->queue,
-        .handler = t->handler,
-        .priority = jet_priority_name(t->prio),
-        .status = "running",
-        .attempt = task_attempt(t),
-        .max_attempts = t->max_attempts,
-        .agent = a->id,
-        .created_ms = t->published_ms,
-        .started_ms = started_ms,
-        .schedule_id = t->schedule_id[0] ? t->schedule_id : NULL,
-        .trace_id = trace[0] ? trace : NULL,
-    };
+    jet_history_record r = record_of(a, f->task, JET_TASK_RUNNING, started_ms, trace);
+    r.handler = f->task->handler;
     /* Best effort and never waits: the final record is what acks depend on. */
-    jet_history_submit(a->history, &r, on_running_done, NULL, 0, NULL);
+    jet_history_submit(rec->history, &r, on_running_done, NULL, 0, NULL);
 }
 
 bool recorder_succeeded(agent *a, const char *id, int *attempts)
 {
+    struct recorder *rec = a->recorder;
     bool yes = false;
     *attempts = 0;
-    if (!history_enabled)
+    if (!rec->enabled)
         return false;
-    pthread_mutex_lock(&a->query_mu);
+    pthread_mutex_lock(&rec->query_mu);
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (!a->query_pg || PQstatus(a->query_pg) != CONNECTION_OK) {
-            PQfinish(a->query_pg);
-            a->query_pg = NULL;
+        if (!rec->query_pg || PQstatus(rec->query_pg) != CONNECTION_OK) {
+            PQfinish(rec->query_pg);
+            rec->query_pg = NULL;
             jet_err err;
-            if (jet_pg_connect(a->cfg, "agentd", &a->query_pg, &err) != JET_OK) {
+            if (jet_pg_connect(a->cfg, "agentd", &rec->query_pg, &err) != JET_OK) {
                 jet_warn("idempotency check for %s skipped: %s", id, err.msg);
                 break;
             }
         }
         const char *params[] = {id};
-        PGresult *res = PQexecParams(a->query_pg,
+        PGresult *res = PQexecParams(rec->query_pg,
                                      "SELECT status = 'succeeded', greatest(attempts, (SELECT coalesce(max(attempt), 0) "
                                      "FROM task_attempts WHERE task_id = $1)) FROM tasks WHERE id = $1",
                                      1, NULL, params, NULL, NULL, 0);
@@ -170,22 +176,23 @@ bool recorder_succeeded(agent *a, const char *id, int *attempts)
             break;
         }
         PQclear(res);
-        PQreset(a->query_pg);
+        PQreset(rec->query_pg);
     }
-    pthread_mutex_unlock(&a->query_mu);
+    pthread_mutex_unlock(&rec->query_mu);
     return yes;
 }
 
-long recorder_pending(agent *a) { return a->history ? (long)jet_history_pending(a->history) : 0; }
-
 bool recorder_healthy(agent *a, char *why, size_t len)
 {
-    if (!history_enabled)
+    struct recorder *rec = a->recorder;
+    if (!rec)
+        return false;
+    if (!rec->enabled)
         return true;
-    if (!a->history)
+    if (!rec->history)
         return false;
     jet_history_stats s;
-    jet_history_stats_get(a->history, &s);
+    jet_history_stats_get(rec->history, &s);
     /* With nothing pending the writer is healthy (it reconnects on its
      * own); with records waiting it must be connected. */
     bool ok = s.connected || s.pending == 0;
@@ -194,14 +201,39 @@ bool recorder_healthy(agent *a, char *why, size_t len)
     return ok;
 }
 
+bool recorder_backlogged(agent *a)
+{
+    if (atomic_load(&a->recording) >= a->max_recording)
+        return true;
+    return !recorder_healthy(a, NULL, 0);
+}
+
 void recorder_flush(agent *a, int64_t wait_ms)
 {
-    if (!history_enabled)
+    struct recorder *rec = a->recorder;
+    if (!rec || !rec->enabled || !rec->history)
         return;
-    if (jet_history_close(a->history, wait_ms) != JET_OK)
+    if (jet_history_close(rec->history, wait_ms) != JET_OK)
         jet_error("history: some records could not be written before shutdown; their tasks were not acked and "
                   "will be redelivered");
-    a->history = NULL;
-    PQfinish(a->query_pg);
-    a->query_pg = NULL;
+    rec->history = NULL;
+    pthread_mutex_lock(&rec->query_mu);
+    PQfinish(rec->query_pg);
+    rec->query_pg = NULL;
+    pthread_mutex_unlock(&rec->query_mu);
+}
+
+void recorder_free(agent *a)
+{
+    struct recorder *rec = a->recorder;
+    if (!rec)
+        return;
+    if (rec->history) { /* not flushed (start-up failed before the writer was used) */
+        jet_history_close(rec->history, 0);
+        rec->history = NULL;
+    }
+    PQfinish(rec->query_pg);
+    pthread_mutex_destroy(&rec->query_mu);
+    free(rec);
+    a->recorder = NULL;
 }

@@ -1,8 +1,10 @@
 /* Registry heartbeat into KV jetsched_agents (key = agent id). */
 #include "registry.h"
 #include "handlers.h"
+#include "inflight.h"
 
 #include <jansson.h>
+#include <jetsched/alloc.h>
 #include <jetsched/log.h>
 #include <jetsched/natsconn.h>
 #include <jetsched/timeutil.h>
@@ -12,10 +14,13 @@
 #include <string.h>
 #include <unistd.h>
 
-static kvStore *registry_kv;
-static pthread_t heartbeat_thread;
-static _Atomic bool heartbeat_stop;
-static int64_t started_ms;
+struct registry {
+    kvStore *kv;
+    pthread_t thread;
+    _Atomic bool stop;
+    int64_t started_ms;
+    int64_t every_ms;              /* agent.heartbeat */
+};
 
 /* KV keys allow [-/_=.a-zA-Z0-9]; agent ids are host names, already fine, but be safe. */
 static void key_for(const char *id, char *key, size_t len)
@@ -48,8 +53,8 @@ static char *describe(agent *a)
     json_t *o = json_pack("{s:s,s:s,s:i,s:s,s:o,s:o,s:i,s:i,s:i,s:s}", "id", a->id, "host", host, "pid",
                           (int)getpid(), "version", JET_VERSION, "queues", queues, "handlers",
                           h ? h : json_array(), "concurrency", concurrency, "in_flight",
-                          atomic_load(&a->inflight_count), "recording", atomic_load(&a->recording), "started_at",
-                          jet_rfc3339_format(started_ms, at, sizeof at));
+                          inflight_count(a), "recording", atomic_load(&a->recording), "started_at",
+                          jet_rfc3339_format(a->registry->started_ms, at, sizeof at));
     json_object_set_new(o, "draining", json_boolean(atomic_load(&a->draining)));
     /* Lua scripts that exist but cannot run (their tasks are retried). */
     json_object_set_new(o, "handlers_unavailable", u ? u : json_array());
@@ -64,7 +69,7 @@ static void beat(agent *a)
     key_for(a->id, key, sizeof key);
     char *v = describe(a);
     uint64_t rev = 0;
-    natsStatus s = kvStore_PutString(&rev, registry_kv, key, v);
+    natsStatus s = kvStore_PutString(&rev, a->registry->kv, key, v);
     if (s != NATS_OK)
         jet_warn("registry heartbeat failed: %s", natsStatus_GetText(s));
     free(v);
@@ -73,8 +78,9 @@ static void beat(agent *a)
 static void *heartbeat_main(void *arg)
 {
     agent *a = arg;
-    int64_t every = jet_cfg_int(a->cfg, "agent.heartbeat"), next = jet_mono_ms() + every;
-    while (!atomic_load(&heartbeat_stop)) {
+    struct registry *r = a->registry;
+    int64_t every = r->every_ms, next = jet_mono_ms() + every;
+    while (!atomic_load(&r->stop)) {
         if (jet_mono_ms() >= next) {
             beat(a);
             next = jet_mono_ms() + every;
@@ -86,28 +92,40 @@ static void *heartbeat_main(void *arg)
 
 jet_status registry_start(agent *a, jet_err *err)
 {
-    started_ms = jet_now_ms();
-    natsStatus s = js_KeyValue(&registry_kv, a->js, a->names.kv_agents);
+    struct registry *r = jet_xcalloc(1, sizeof *r);
+    r->started_ms = jet_now_ms();
+    r->every_ms = jet_cfg_int(a->cfg, "agent.heartbeat");
+    a->registry = r;
+    natsStatus s = js_KeyValue(&r->kv, a->js, a->names.kv_agents);
     if (s != NATS_OK)
         return jet_nats_err(err, s, a->names.kv_agents);
     beat(a);
-    atomic_store(&heartbeat_stop, false);
-    if (pthread_create(&heartbeat_thread, NULL, heartbeat_main, a) != 0)
+    if (pthread_create(&r->thread, NULL, heartbeat_main, a) != 0) {
+        kvStore_Destroy(r->kv);
+        r->kv = NULL;
         return jet_err_set(err, JET_ERR_INTERNAL, "cannot start the heartbeat thread");
+    }
     return JET_OK;
 }
 
 void registry_stop(agent *a)
 {
-    if (!registry_kv)
+    struct registry *r = a->registry;
+    if (!r)
         return;
-    atomic_store(&heartbeat_stop, true);
-    pthread_join(heartbeat_thread, NULL);
+    if (!r->kv) {
+        a->registry = NULL;
+        free(r);
+        return;
+    }
+    atomic_store(&r->stop, true);
+    pthread_join(r->thread, NULL);
     char key[160];
     key_for(a->id, key, sizeof key);
-    natsStatus s = kvStore_Delete(registry_kv, key);
+    natsStatus s = kvStore_Delete(r->kv, key);
     if (s != NATS_OK)
         jet_warn("removing registry key %s failed: %s", key, natsStatus_GetText(s));
-    kvStore_Destroy(registry_kv);
-    registry_kv = NULL;
+    kvStore_Destroy(r->kv);
+    a->registry = NULL;
+    free(r);
 }

@@ -1,6 +1,7 @@
 /* Parsing and validation of delivered task messages. */
 #include "task.h"
 
+#include <jetsched/alloc.h>
 #include <jetsched/timeutil.h>
 
 #include <errno.h>
@@ -82,20 +83,15 @@ static void copy_headers(agent_task *t)
     if (natsMsgHeader_Keys(t->msg, &keys, &nkeys) != NATS_OK || nkeys <= 0)
         return;
     size_t cap = (size_t)nkeys + 4;
-    t->headers = calloc(cap, sizeof *t->headers);
-    for (int i = 0; t->headers && i < nkeys; i++) {
+    t->headers = jet_xcalloc(cap, sizeof *t->headers);
+    for (int i = 0; i < nkeys; i++) {
         const char **vals = NULL;
         int nv = 0;
         if (natsMsgHeader_Values(t->msg, keys[i], &vals, &nv) != NATS_OK)
             continue;
         if (t->n_headers + (size_t)nv > cap) {
             size_t ncap = (t->n_headers + (size_t)nv) * 2;
-            jet_header *n = realloc(t->headers, ncap * sizeof *n);
-            if (!n) {
-                free((void *)vals);
-                break;
-            }
-            t->headers = n;
+            t->headers = jet_xrealloc(t->headers, ncap * sizeof *t->headers);
             cap = ncap;
         }
         for (int j = 0; j < nv; j++) {
@@ -176,14 +172,12 @@ static void parse_headers(agent_task *t, const task_defaults *def)
     if ((v = task_header(t, JET_HDR_FIRE_TIME)) != NULL)
         jet_rfc3339_parse(v, &t->fire_time_ms, NULL);
     if ((v = task_header(t, JET_HDR_TRACEPARENT)) != NULL && strlen(v) < 128)
-        t->traceparent = strdup(v);
+        t->traceparent = jet_xstrdup(v);
 }
 
 agent_task *task_from_msg(natsMsg *msg, const char *queue, jet_priority prio, const task_defaults *def)
 {
-    agent_task *t = calloc(1, sizeof *t);
-    if (!t)
-        return NULL;
+    agent_task *t = jet_xcalloc(1, sizeof *t);
     t->msg = msg;
     t->prio = prio;
     snprintf(t->queue, sizeof t->queue, "%s", queue);

@@ -54,7 +54,7 @@ typedef struct agent_task {
 } agent_task;
 
 /* Parses a delivered message. Never fails for bad input (sets dead_reason
- * instead); returns NULL only when out of memory. Takes ownership of msg. */
+ * instead). Takes ownership of msg. */
 agent_task *task_from_msg(natsMsg *msg, const char *queue, jet_priority prio, const task_defaults *def);
 void task_free(agent_task *t);
 

@@ -1,0 +1,45 @@
+/* Dispatch: the hand-off between a queue's puller and its workers, and the
+ * one rule on a queue's slots:
+ *
+ *     busy + ready + outstanding <= concurrency
+ *
+ * busy = workers running a task, ready = tasks pulled and waiting for a
+ * worker, outstanding = pull requests that may still deliver. The puller
+ * asks dispatch_free_slots() before every pull request; a delivery moves a
+ * slot from outstanding to ready, a worker taking it moves it to busy, and
+ * a finished task frees it. Every function here is called with q->mu held
+ * unless it says otherwise. */
+#ifndef AGENTD_DISPATCH_H
+#define AGENTD_DISPATCH_H
+
+#include "agent.h"
+
+/* Slots a new pull request may use (never negative). */
+int dispatch_free_slots(const queue_rt *q);
+
+/* Pull requests: one more that may deliver / one that will not any more. */
+void dispatch_request_sent(queue_rt *q);
+void dispatch_request_done(queue_rt *q);
+
+/* A delivered task: wraps the message (ownership taken) and queues it.
+ * Does not wake a worker: returns true when one is idle, and the caller
+ * calls dispatch_wake() after unlocking (so the woken worker does not block
+ * on q->mu). */
+bool dispatch_enqueue(queue_rt *q, natsMsg *m, jet_priority lane);
+/* Wakes one idle worker (without q->mu). */
+void dispatch_wake(queue_rt *q);
+/* Wakes every worker waiting on the queue (with q->mu). */
+void dispatch_wake_all(queue_rt *q);
+
+/* Workers: the next ready task (NULL when none), counted busy. */
+inflight *dispatch_take(queue_rt *q);
+/* A ready task taken out for good (drain), not counted busy. */
+inflight *dispatch_take_unstarted(queue_rt *q);
+/* A worker waits for a ready task or a stop. */
+void dispatch_wait(queue_rt *q);
+/* A busy slot is free again (the task finished, or was abandoned). */
+void dispatch_done(queue_rt *q);
+
+void dispatch_free(queue_rt *q); /* at exit, no lock */
+
+#endif
