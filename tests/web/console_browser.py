@@ -1,0 +1,347 @@
+#!/usr/bin/python3
+"""tests/web/console_browser.py: the web console (web/) in a real headless
+Chromium driven over WebDriver, against a real stack: nats-server and
+PostgreSQL of tests/harness/with-servers --nats --pg, schedulerd with
+web.listen (serving web/ of the source tree, two tokens: operator, viewer)
+and agentd (native plugins, an exec handler `flaky` that fails until a file
+exists).
+
+Asserts, in the browser:
+  1. log in with the operator token (typed, submitted with Enter);
+  2. the overview shows the leader, the agent and a chart per queue;
+  3. a failed (dead) task is listed with its error, and its detail page
+     shows the error and its attempts;
+  4. replayed from the dead-letter page, its row turns `succeeded` without a
+     reload (the status arrives over SSE);
+  5. a schedule with a bad spec: the preview and the create error show the
+     position; fixed, the preview lists the next fire times; created, then
+     paused from the list;
+  6. the viewer token sees no operator button on any page, and the API
+     refuses a state change made with its session (cookie + CSRF header) and
+     with its bearer token (403);
+  7. no SEVERE message in the browser console except the expected refusals.
+Screenshots (1280x800 and 390x844, phone width) are saved in
+$JETSCHED_BUILD_DIR/web-console/ as artifacts.
+
+    with-servers --nats --pg -- console_browser.py
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from browser import Browser
+
+T0 = time.monotonic()
+OP_TOKEN = "op-" + os.urandom(12).hex()
+VIEW_TOKEN = "view-" + os.urandom(12).hex()
+
+
+def env(name):
+    v = os.environ.get(name)
+    if not v:
+        sys.exit("FATAL: %s is not set (run under tests/harness/with-servers --nats --pg)" % name)
+    return v
+
+
+def log(msg):
+    print("[%5.1fs] %s" % (time.monotonic() - T0, msg), flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Stack:
+    """schedulerd (web.listen) and agentd on the harness's servers."""
+
+    def __init__(self):
+        self.build, self.src = env("JETSCHED_BUILD_DIR"), env("JETSCHED_SOURCE_DIR")
+        self.nats, self.dsn = env("JETSCHED_TEST_NATS_URL"), env("JETSCHED_TEST_PG_DSN")
+        self.tmp = tempfile.mkdtemp(prefix="console.", dir=os.environ.get("JETSCHED_TEST_STATE"))
+        self.procs = []
+        self.env = dict(os.environ, JETSCHED_NATS_URL=self.nats, JETSCHED_PG_DSN=self.dsn,
+                        JETSCHED_SQL_DIR=os.path.join(self.src, "sql"))
+        self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        self.env.pop("JETSCHED_CONFIG", None)
+        self.web_port = free_port()
+        self.url = "http://127.0.0.1:%d/" % self.web_port
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def secret(self, name, value):
+        p = self.path(name)
+        with open(p, "w") as f:
+            f.write(value + "\n")
+        os.chmod(p, 0o600)
+        return p
+
+    def jetsched(self, *args):
+        subprocess.run([os.path.join(self.build, "cli", "jetsched")] + list(args), check=True, env=self.env,
+                       stdout=subprocess.DEVNULL)
+
+    def start(self, name, binary, conf):
+        port = free_port()
+        with open(self.path(name + ".conf"), "w") as f:
+            f.write(conf + 'http = { listen = "127.0.0.1:%d"; };\n' % port)
+        out = open(self.path(name + ".log"), "w")
+        p = subprocess.Popen([binary, "-c", self.path(name + ".conf")], stdout=out, stderr=subprocess.STDOUT,
+                             env=self.env)
+        self.procs.append((name, p))
+        until = time.monotonic() + 30
+        while time.monotonic() < until:
+            if p.poll() is not None:
+                self.fail("%s exited during start-up (rc %s)" % (name, p.returncode))
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % port, timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.1)
+        self.fail("%s not ready after 30 s" % name)
+
+    def up(self):
+        self.jetsched("migrate")
+        self.jetsched("init", "--queue", "default", "--queue", "emails")
+        op = self.secret("operator.token", OP_TOKEN)
+        view = self.secret("viewer.token", VIEW_TOKEN)
+        key = self.secret("session.key", os.urandom(32).hex())
+        self.start("schedulerd", os.path.join(self.build, "scheduler", "schedulerd"),
+                   'scheduler = { id = "console-sched"; tick = "100ms"; };\n'
+                   'web = { listen = "127.0.0.1:%d"; root = "%s"; session_secret_file = "%s";\n'
+                   '  tokens = ( { name = "ops"; role = "operator"; file = "%s"; },\n'
+                   '             { name = "watcher"; role = "viewer"; file = "%s"; } ); };\n'
+                   % (self.web_port, os.path.join(self.src, "web"), key, op, view))
+        fixed = self.path("fixed")
+        self.start("agentd", os.path.join(self.build, "agentd", "agentd"),
+                   'agent = { id = "console-agent"; plugin_dir = "%s/plugins"; lua_dir = "%s/scripts/lua"; '
+                   'heartbeat = "1s"; };\nqueues = ( { name = "default"; }, { name = "emails"; } );\n'
+                   'exec = { commands = ( { name = "flaky"; argv = ["/bin/sh", "-c", '
+                   '"if [ -f %s ]; then echo fixed; else echo smtp relay refused the message >&2; exit 3; fi"]; } ); };\n'
+                   % (self.build, self.src, fixed))
+        self.fixed = fixed
+
+    def api(self, method, path, body=None, token=OP_TOKEN, want=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + "api/v1" + path, data=data, method=method)
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                status, text = r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            status, text = e.code, e.read().decode()
+        if want is not None and status != want:
+            self.fail("%s %s: HTTP %d, expected %d: %s" % (method, path, status, want, text[:300]))
+        return status, (json.loads(text) if text else {})
+
+    def wait_status(self, task_id, statuses, seconds=20):
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            st, d = self.api("GET", "/tasks/" + task_id)
+            if st == 200 and d["task"]["status"] in statuses:
+                return d
+            time.sleep(0.1)
+        self.fail("task %s not %s within %d s" % (task_id, "/".join(statuses), seconds))
+
+    def fail(self, msg):
+        print("FAIL: " + msg, flush=True)
+        for name, _ in self.procs:
+            try:
+                with open(self.path(name + ".log"), errors="replace") as f:
+                    print("--- %s.log (tail)\n%s" % (name, "".join(f.readlines()[-25:])), flush=True)
+            except OSError:
+                pass
+        raise SystemExit(1)
+
+    def down(self):
+        for _, p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for name, p in self.procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def main():
+    stack = Stack()
+    shots = os.path.join(env("JETSCHED_BUILD_DIR"), "web-console")
+    shutil.rmtree(shots, ignore_errors=True)
+    os.makedirs(shots)
+    b = None
+    try:
+        stack.up()
+        log("stack up: console at " + stack.url)
+        # Data: tasks that succeed, and one that fails for good (max_attempts 1).
+        for i in range(6):
+            stack.api("POST", "/tasks", {"handler": "echo", "payload": '{"n":%d}' % i})
+        stack.api("POST", "/tasks", {"handler": "echo", "queue": "emails", "payload": "hi"})
+        _, r = stack.api("POST", "/tasks", {"id": "mail-7", "queue": "emails", "handler": "flaky",
+                                            "payload": '{"to":"ada@example.com"}', "max_attempts": 1})
+        dead = stack.wait_status("mail-7", ("dead",))
+        error = dead["task"]["error"]
+        if not error:
+            stack.fail("the dead task has no error")
+        log("task mail-7 dead: " + error)
+
+        b = Browser(stack.url, shots, stack.tmp, stack.fail)
+        # 1. login by keyboard (a bad token first: the error shows, nothing else).
+        b.d.get(stack.url)
+        tok = b.one("#token", "the login form")
+        tok.send_keys("not-a-token-at-all" + Keys.ENTER)
+        b.wait(lambda d: d.find_element(By.ID, "login-error").is_displayed(), "the login error")
+        b.login(OP_TOKEN)
+        b.one("#overview-cards .card", "the overview after login")
+        if b.d.execute_script("return document.documentElement.dataset.role") != "operator":
+            stack.fail("the console does not know the role operator after login")
+        # 2. overview: leader, agents, one chart per queue.
+        b.wait(lambda d: "console-sched" in b.text("#card-leader"), "the leader on the overview")
+        b.wait(lambda d: "1" in b.text("#card-agents"), "the agent count on the overview")
+        b.one('#throughput figure[data-queue="emails"]', "the emails chart")
+        b.one('#overview-queues tr[data-queue="default"]', "the default queue row")
+        b.shot("overview-1280x800")
+        b.shot("overview-phone", 390, 844)
+        log("logged in; overview shown")
+
+        # 3. the failed task and its error: list filtered by status, then the detail.
+        b.go("#/tasks?status=dead", 'tr[data-task="mail-7"]')
+        row = b.one('tr[data-task="mail-7"]')
+        if error[:40] not in row.text:
+            stack.fail("the dead task's row does not show its error %r: %r" % (error, row.text))
+        b.shot("tasks-dead-1280x800")
+        b.shot("tasks-phone", 390, 844)
+        row.find_element(By.CSS_SELECTOR, "a").click()
+        err = b.one("#task-error", "the task's error")
+        if err.text.strip() != error.strip():
+            stack.fail("task detail error %r != API error %r" % (err.text, error))
+        if not b.css('#attempts tr[data-attempt="1"]'):
+            stack.fail("task detail shows no attempt 1")
+        if not b.css("#task-replay[data-op]"):
+            stack.fail("no Replay button on a dead task for the operator")
+        b.shot("task-detail-1280x800")
+        log("dead task and error shown")
+
+        # 4. replay from the dead-letter page; the row turns succeeded over SSE, no reload.
+        open(stack.fixed, "w").close()
+        b.go("#/dlq", 'tr[data-task="mail-7"]')
+        b.wait(lambda d: d.execute_script("return document.documentElement.dataset.sse") == "open", "the SSE stream open")
+        b.d.execute_script("window.__noReload = 42")
+        b.shot("dlq-1280x800")
+        b.one('tr[data-task="mail-7"] button.replay').click()
+        b.wait(lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-task="mail-7"]').get_attribute("data-live") == "succeeded",
+               "the replayed task turning succeeded")
+        if b.d.execute_script("return window.__noReload") != 42:
+            stack.fail("the page reloaded during the replay")
+        if "succeeded" not in b.text('tr[data-task="mail-7"] .live-status'):
+            stack.fail("the row's status cell does not say succeeded")
+        stack.wait_status("mail-7", ("succeeded",), 5)
+        b.shot("dlq-replayed-1280x800")
+        log("replayed from the DLQ; succeeded seen live")
+
+        # 5. a schedule: bad spec (position), fixed (preview), created, paused.
+        b.go("#/schedules/new", "#schedule-form")
+        b.one("#s-id").send_keys("digest")
+        b.one("#s-handler").send_keys("echo")
+        b.one("#s-queue").clear()
+        b.one("#s-queue").send_keys("emails")
+        b.one("#s-spec").send_keys("*/0 * * * *")
+        b.one("#schedule-preview #spec-error mark", "the spec error position in the preview")
+        if "position 3" not in b.text("#schedule-preview"):
+            stack.fail("preview error does not name position 3: %r" % b.text("#schedule-preview"))
+        b.one("#schedule-save").click()
+        b.one("#schedule-form-error #spec-error mark", "the create error with the position")
+        mark = b.one("#schedule-form-error mark").text
+        if mark != "0":
+            stack.fail("the marked character is %r, expected the 0 of */0" % mark)
+        b.shot("schedule-bad-spec-1280x800")
+        b.shot("schedule-bad-spec-phone", 390, 844)
+        spec = b.one("#s-spec")
+        spec.send_keys(Keys.CONTROL, "a")
+        spec.send_keys("*/15 9-17 * * mon-fri")
+        b.wait(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#schedule-preview ol.fires li")) == 5, "5 preview fire times")
+        if b.css("#schedule-preview #spec-error"):
+            stack.fail("the preview still shows an error after the fix")
+        b.shot("schedule-preview-1280x800")
+        b.one("#schedule-save").click()
+        b.one('tr[data-schedule="digest"]', "the new schedule in the list")
+        b.one('tr[data-schedule="digest"] button[data-action="pause"]').click()
+        b.wait(lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-schedule="digest"]').get_attribute("data-paused") == "true",
+               "the schedule paused")
+        _, s = stack.api("GET", "/schedules/digest", want=200)
+        if not s["schedule"]["paused"] or s["schedule"]["spec"] != "*/15 9-17 * * mon-fri":
+            stack.fail("the API does not show the schedule paused with the fixed spec: %r" % s)
+        b.shot("schedules-1280x800")
+        log("schedule: bad spec position, preview, create, pause")
+
+        # 6. the viewer: no operator buttons anywhere, refused by the API.
+        b.one("#logout").click()
+        b.login(VIEW_TOKEN)
+        b.one("#overview-cards .card", "the overview for the viewer")
+        if b.d.execute_script("return document.documentElement.dataset.role") != "viewer":
+            stack.fail("the console does not know the role viewer")
+        os.unlink(stack.fixed)
+        stack.api("POST", "/tasks", {"id": "mail-8", "queue": "emails", "handler": "flaky", "max_attempts": 1})
+        stack.wait_status("mail-8", ("dead",))
+        for page, ready in (("#/", "#overview-cards .card"), ("#/tasks", "tr[data-task]"),
+                            ("#/task/mail-8", "#task-error"), ("#/dlq", 'tr[data-task="mail-8"]'),
+                            ("#/schedules", 'tr[data-schedule="digest"]'), ("#/schedules/digest/edit", "#schedule-form"),
+                            ("#/agents", "article.agent"), ("#/queues", "#queues table")):
+            b.go(page, ready)
+            ops = b.css("[data-op]") + [e for e in b.css("button") if e.text in ("Replay", "Purge", "Pause", "Cancel", "Delete")]
+            if ops:
+                b.shot("FAILED-viewer")
+                stack.fail("viewer sees operator controls on %s: %r" % (page, [e.text for e in ops]))
+        b.shot("viewer-schedules-1280x800")
+        # The viewer's own session, with its CSRF token, is refused by the API.
+        res = b.d.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            fetch('api/v1/session').then(r => r.json()).then(s =>
+              fetch('api/v1/schedules/digest/resume', {method: 'POST', headers: {'Content-Type': 'application/json',
+                    'X-CSRF-Token': s.csrf_token || ''}, body: '{}'}))
+              .then(r => r.text().then(t => done([r.status, t]))).catch(e => done([0, String(e)]));""")
+        if res[0] != 403 or "permission_denied" not in res[1]:
+            stack.fail("viewer session resume: %r, expected 403 permission_denied" % res)
+        st, body = stack.api("POST", "/schedules/digest/resume", {}, token=VIEW_TOKEN)
+        if st != 403 or body.get("error", {}).get("code") != "permission_denied":
+            stack.fail("viewer bearer resume: %d %r, expected 403 permission_denied" % (st, body))
+        _, s = stack.api("GET", "/schedules/digest", want=200)
+        if not s["schedule"]["paused"]:
+            stack.fail("the viewer's refused request resumed the schedule")
+        log("viewer: no operator controls, refused by the API")
+
+        # 7. the browser console: nothing SEVERE but the expected refusals.
+        b.drain_log()
+        expected = ("/api/v1/session", "/api/v1/login", "resume")
+        bad = [e for e in b.console if e.get("level") == "SEVERE" and not any(x in e.get("message", "") for x in expected)]
+        if bad:
+            stack.fail("browser console errors: %r" % bad[:5])
+    finally:
+        if b:
+            b.quit()
+        stack.down()
+    log("OK: screenshots in " + shots)
+
+
+if __name__ == "__main__":
+    main()
