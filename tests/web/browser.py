@@ -51,6 +51,12 @@ class Browser:
     def one(self, sel, what=None, seconds=15):
         return self.wait(lambda d: (d.find_elements(By.CSS_SELECTOR, sel) or [None])[0], what or sel, seconds)
 
+    def attr(self, sel, name):
+        """Attribute of the first match, read in the page (no stale element
+        when the page redraws the list meanwhile); None without a match."""
+        return self.d.execute_script("var e = document.querySelector(arguments[0]);"
+                                     "return e ? e.getAttribute(arguments[1]) : null;", sel, name)
+
     def text(self, sel):
         return " ".join(e.text for e in self.css(sel))
 

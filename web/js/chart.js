@@ -8,7 +8,7 @@ var JS = window.JS || (window.JS = {});
  * returns an <svg> with a text summary for screen readers. */
 JS.barChart = function (minutes, opts) {
   opts = opts || {};
-  var W = 600, H = 120, padL = 34, padB = 16, padT = 6;
+  var W = 480, H = 130, padL = 30, padB = 16, padT = 8;
   var span = 60, now = opts.now || Date.now();
   var end = Math.floor(now / 60000) * 60000, start = end - (span - 1) * 60000;
   var byMin = {}, max = 1, ok = 0, failed = 0;
@@ -22,7 +22,7 @@ JS.barChart = function (minutes, opts) {
     if (+k >= start) { ok += e.ok; failed += e.failed; max = Math.max(max, e.ok + e.failed); }
   });
   var label = (opts.title ? opts.title + ": " : "") + ok + " succeeded, " + failed + " failed in the last hour";
-  var svg = JS.svg("svg", { viewBox: "0 0 " + W + " " + H, class: "chart", role: "img", "aria-label": label, preserveAspectRatio: "none" });
+  var svg = JS.svg("svg", { viewBox: "0 0 " + W + " " + H, class: "chart", role: "img", "aria-label": label });
   svg.appendChild(JS.svg("title", {}, label));
   var plotH = H - padB - padT, bw = (W - padL) / span;
   var y = function (v) { return padT + plotH - (v / max) * plotH; };

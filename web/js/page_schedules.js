@@ -87,36 +87,45 @@ function scheduleList(ctx) {
 function scheduleForm(ctx, id) {
   var main = ctx.main, editing = !!id, orig = null;
   var I = {
-    id: JS.h("input#s-id", { name: "id", required: true, spellcheck: "false", pattern: "[a-z0-9_-]{1,64}", disabled: editing }),
+    id: JS.h("input#s-id", { name: "id", required: true, spellcheck: "false", pattern: "[a-z0-9_\\-]{1,64}", disabled: editing }),
     spec: JS.h("input#s-spec.mono", { name: "spec", required: true, spellcheck: "false", autocomplete: "off", placeholder: "0 3 * * *  or  @every 10m  or  2026-12-24T18:00:00Z" }),
     tz: JS.h("input#s-tz", { name: "tz", value: "UTC", spellcheck: "false" }),
     queue: JS.h("input#s-queue", { name: "queue", value: "default", spellcheck: "false" }),
     handler: JS.h("input#s-handler", { name: "handler", required: true, spellcheck: "false" }),
     priority: JS.select({ name: "priority", id: "s-priority" }, ["normal", "high", "low"], "normal"),
-    payload: JS.h("textarea#s-payload.mono", { name: "payload", rows: 3, spellcheck: "false" }),
+    payload: JS.h("textarea#s-payload.mono", { name: "payload", rows: 2, spellcheck: "false" }),
     max_attempts: JS.h("input#s-max-attempts", { name: "max_attempts", type: "number", min: 1, max: 1000, placeholder: "queue default" }),
     misfire: JS.select({ name: "misfire", id: "s-misfire" }, ["fire_once", "skip", "fire_all"], "fire_once"),
     overlap: JS.select({ name: "overlap", id: "s-overlap" }, ["allow", "forbid"], "allow"),
     paused: JS.h("input#s-paused", { name: "paused", type: "checkbox" })
   };
   var preview = JS.h("div.preview#schedule-preview", { "aria-live": "polite" });
+  var specErr = JS.h("div#spec-field-error", { "aria-live": "polite" });
   var formErr = JS.h("div#schedule-form-error");
   var form = JS.h("form.schedule-form#schedule-form", { onsubmit: submit },
     JS.h("div.cols",
       JS.h("div.col",
-        JS.field("Id", I.id, "1-64 of a-z 0-9 _ -"),
+        JS.h("div.row", JS.field("Id", I.id, "1-64 of a-z 0-9 _ -"), JS.field("Handler", I.handler)),
         JS.field("Spec", I.spec, "cron (5 or 6 fields, L W # H), @every 10m, or an RFC 3339 time"),
-        JS.field("Time zone", I.tz),
-        JS.h("div.row", JS.field("Queue", I.queue), JS.field("Priority", I.priority)),
-        JS.field("Handler", I.handler),
+        specErr,
+        JS.h("div.row", JS.field("Time zone", I.tz), JS.field("Queue", I.queue), JS.field("Priority", I.priority)),
         JS.field("Payload", I.payload),
-        JS.h("div.row", JS.field("Max attempts", I.max_attempts), JS.field("Misfire", I.misfire), JS.field("Overlap", I.overlap)),
-        JS.h("label.check", I.paused, " Paused")),
+        JS.h("div.row", JS.field("Max attempts", I.max_attempts), JS.field("Misfire", I.misfire), JS.field("Overlap", I.overlap),
+          JS.h("label.check", I.paused, " Paused"))),
       JS.h("div.col", JS.h("h2", "Next fire times"), preview)),
     formErr,
     JS.h("div.actions",
       JS.h("button.primary#schedule-save", { type: "submit", "data-op": "" }, editing ? "Save" : "Create"),
       JS.link("#/schedules", "Cancel", { class: "button" })));
+  /* The spec's error, from the live preview or from the save, under the spec field. */
+  function showSpecError(spec, e, source) {
+    JS.clear(specErr);
+    if (!e) { I.spec.removeAttribute("aria-invalid"); return; }
+    var box = JS.specError(spec, e);
+    box.dataset.source = source;
+    specErr.appendChild(box);
+    I.spec.setAttribute("aria-invalid", "true");
+  }
   main.appendChild(JS.h("p.crumbs", JS.link("#/schedules", "Schedules"), " / "));
   main.appendChild(JS.h("h1", editing ? "Schedule " + id : "New schedule"));
   if (!JS.api.canOperate()) {
@@ -134,24 +143,25 @@ function scheduleForm(ctx, id) {
   function runPreview() {
     var spec = I.spec.value.trim(), my = ++seq;
     JS.clear(preview);
-    if (!spec) { preview.appendChild(JS.h("p.muted", "Type a spec to see when it fires.")); return; }
+    if (!spec) { showSpecError(spec, null); preview.appendChild(JS.h("p.muted", "Type a spec to see when it fires.")); return; }
     preview.dataset.state = "loading";
     var req = { spec: spec, tz: I.tz.value.trim() || "UTC", count: 5 };
     if (editing && orig && spec === orig.spec && req.tz === orig.tz) req = { id: id, count: 5 };
     JS.api.call("schedule.preview", null, req).then(function (r) {
       if (my !== seq) return;
       JS.clear(preview);
+      showSpecError(spec, null);
       preview.dataset.state = "ok";
       var ol = JS.h("ol.fires");
-      (r.next || []).forEach(function (t) { ol.appendChild(JS.h("li", JS.h("code", t), " ", JS.when(t))); });
-      preview.appendChild(JS.h("p.muted", r.kind + " in " + r.tz));
+      (r.next || []).forEach(function (t) { ol.appendChild(JS.h("li", JS.h("code", t.replace("T", " ").replace(/\.000Z$/, "Z")), " ", JS.when(t))); });
+      preview.appendChild(JS.h("p.muted", r.kind + ", " + r.tz + " (times in UTC)"));
       preview.appendChild(ol);
     }, function (e) {
       if (my !== seq) return;
       JS.clear(preview);
       preview.dataset.state = "error";
-      if (e.field === "spec") preview.appendChild(JS.specError(spec, e));
-      else preview.appendChild(JS.h("div.spec-error", { role: "alert" }, JS.h("p", (e.field ? e.field + ": " : "") + e.message)));
+      if (e.field === "spec") { showSpecError(spec, e, "preview"); preview.appendChild(JS.h("p.muted", "Fix the spec to see its fire times.")); }
+      else { showSpecError(spec, null); preview.appendChild(JS.h("div.spec-error", { role: "alert" }, JS.h("p", (e.field ? e.field + ": " : "") + e.message))); }
     });
   }
   I.spec.addEventListener("input", schedulePreview);
@@ -177,7 +187,7 @@ function scheduleForm(ctx, id) {
       JS.go("#/schedules");
     }, function (e) {
       save.disabled = false;
-      if (e.field === "spec") { formErr.appendChild(JS.specError(I.spec.value.trim(), e)); I.spec.focus(); }
+      if (e.field === "spec") { showSpecError(I.spec.value.trim(), e, "create"); I.spec.focus(); }
       else {
         JS.showError(formErr, e);
         var input = e.field && I[e.field];

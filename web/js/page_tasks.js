@@ -129,11 +129,11 @@ JS.pages.task = function (ctx) {
     var t = d.task;
     JS.clear(box);
     var acts = JS.h("div.actions#task-actions");
-    if (!JS.TERMINAL[t.status]) acts.appendChild(JS.opButton("Cancel", function () {
+    if (!JS.TERMINAL[t.status]) JS.append(acts, JS.opButton("Cancel", function () {
       if (!JS.confirm("Cancel task " + t.id + "?")) return;
       return JS.api.call("task.cancel", { id: t.id }, {}).then(function (r) { JS.flash("task " + r.id + ": " + r.status, "ok"); return load(); });
     }, { id: "task-cancel", class: "danger" }));
-    if (t.status === "dead") acts.appendChild(JS.opButton("Replay", function () {
+    if (t.status === "dead") JS.append(acts, JS.opButton("Replay", function () {
       return JS.findDeadLetter(t.id, t.queue).then(function (m) {
         if (!m) throw new Error("no dead letter of task " + t.id + " in queue " + t.queue + " (purged?): nothing to replay");
         return JS.api.call("dlq.replay", { seq: m.seq }, {});
