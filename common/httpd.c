@@ -1,4 +1,6 @@
-/* /healthz, /readyz and /metrics on libmicrohttpd (internal thread). */
+/* /healthz, /readyz and /metrics on libmicrohttpd (internal thread), with
+ * bounded resources per peer: idle or half-open connections cannot starve
+ * the probes (see HTTPD_* below and docs/RELIABILITY.md). */
 #include <jetsched/httpd.h>
 #include <jetsched/metrics.h>
 
@@ -7,6 +9,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A liveness probe must answer while a peer holds idle sockets open: a
+ * request needs well under a second, so a connection idle for
+ * HTTPD_IDLE_TIMEOUT_S is closed; one address holds at most
+ * HTTPD_PER_IP_LIMIT connections, all together HTTPD_CONNECTION_LIMIT
+ * (epoll, so no select() FD_SETSIZE limit); a request (line + headers) may
+ * take HTTPD_MEMORY_LIMIT bytes. */
+#define HTTPD_CONNECTION_LIMIT 512u
+#define HTTPD_PER_IP_LIMIT 32u
+#define HTTPD_IDLE_TIMEOUT_S 2u
+#define HTTPD_MEMORY_LIMIT ((size_t)16384)
 
 struct jet_httpd {
     struct MHD_Daemon *d;
@@ -54,6 +67,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return reply(c, 404, "text/plain", strdup("not found\n"), 10);
 }
 
+/* The paths served are plain ASCII: nothing is percent-decoded, so
+ * "/metrics%00" (which decodes to "/metrics" and a NUL) is not /metrics. */
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
 jet_status jet_listen_parse(const char *key, const char *listen, struct sockaddr_storage *ss, socklen_t *sl,
                             jet_err *err)
 {
@@ -99,12 +121,14 @@ jet_status jet_httpd_start(const char *listen, jet_ready_fn ready, void *arg, je
     jet_httpd *h = calloc(1, sizeof *h);
     h->ready = ready;
     h->arg = arg;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_AUTO;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-                            MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_LIMIT, HTTPD_CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                            HTTPD_PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_IDLE_TIMEOUT_S,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTPD_MEMORY_LIMIT, MHD_OPTION_UNESCAPE_CALLBACK,
+                            no_unescape, NULL, MHD_OPTION_END);
     if (!h->d) {
         free(h);
         return jet_err_set(err, JET_ERR_IO, "http.listen \"%s\": cannot listen (address in use?)", listen);
