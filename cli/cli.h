@@ -114,9 +114,19 @@ int cli_help(const char *usage);
  * error ("missing <what>" / "unexpected argument") into *rc. */
 bool cli_want_args(cli_ctx *ctx, const char *usage, int argc, char **argv, int n, const char *what, int *rc);
 
+/* The most the CLI reads as one payload ("@file", "-"), and as one line of
+ * --from-file: input from a peer or a device (/dev/zero) is bounded. */
+#define CLI_MAX_PAYLOAD_READ ((size_t)64 << 20)
+#define CLI_MAX_LINE ((size_t)16 << 20)
+
 /* Reads a payload: "@file", "-" (stdin) or the argument itself. *out is
- * malloc'ed (NUL-terminated, *len bytes). Prints the error and returns false. */
+ * malloc'ed (NUL-terminated, *len bytes). Reads at most
+ * CLI_MAX_PAYLOAD_READ bytes. Prints the error and returns false. */
 bool cli_read_payload(cli_ctx *ctx, const char *arg, char **out, size_t *len);
+/* Reads one line of f into *buf (grown as needed, NUL-terminated, without
+ * the newline): 1 a line (*len bytes), 0 end of input, -1 the line is longer
+ * than max bytes (the rest of it is left unread), -2 a read error. */
+int cli_read_line(FILE *f, char **buf, size_t *cap, size_t max, size_t *len);
 /* Sets "payload" (valid UTF-8 without NUL) or "payload_base64" in obj. */
 void cli_set_payload(json_t *obj, const char *buf, size_t len);
 /* Adds a "-H Name:Value" header to the object *headers (created on first use). */

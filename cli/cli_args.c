@@ -122,7 +122,9 @@ bool cli_want_args(cli_ctx *ctx, const char *usage, int argc, char **argv, int n
     return false;
 }
 
-static bool read_stream(FILE *f, char **out, size_t *len)
+/* Reads all of f, at most max bytes: false on a read error or when there
+ * is more (errno EFBIG). */
+static bool read_stream(FILE *f, size_t max, char **out, size_t *len)
 {
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
@@ -130,6 +132,11 @@ static bool read_stream(FILE *f, char **out, size_t *len)
         return false;
     for (;;) {
         if (n + 1 >= cap) {
+            if (cap > max + 1) {
+                free(buf);
+                errno = EFBIG;
+                return false;
+            }
             char *b = realloc(buf, cap *= 2);
             if (!b) {
                 free(buf);
@@ -142,7 +149,9 @@ static bool read_stream(FILE *f, char **out, size_t *len)
         if (r == 0)
             break;
     }
-    if (ferror(f)) {
+    if (ferror(f) || n > max) {
+        if (!ferror(f))
+            errno = EFBIG;
         free(buf);
         return false;
     }
@@ -152,12 +161,44 @@ static bool read_stream(FILE *f, char **out, size_t *len)
     return true;
 }
 
+int cli_read_line(FILE *f, char **buf, size_t *cap, size_t max, size_t *len)
+{
+    size_t n = 0;
+    int c;
+    for (;;) {
+        c = getc(f);
+        if (c == EOF || c == '\n')
+            break;
+        if (n >= max)
+            return -1;
+        if (n + 1 >= *cap) {
+            size_t ncap = *cap ? *cap * 2 : 4096;
+            char *b = realloc(*buf, ncap);
+            if (!b)
+                return -2;
+            *buf = b;
+            *cap = ncap;
+        }
+        (*buf)[n++] = (char)c;
+    }
+    if (c == EOF && (ferror(f) || n == 0))
+        return ferror(f) ? -2 : 0;
+    if (!*buf) {
+        *buf = malloc(1);
+        *cap = 1;
+    }
+    (*buf)[n] = '\0';
+    *len = n;
+    return 1;
+}
+
 bool cli_read_payload(cli_ctx *ctx, const char *arg, char **out, size_t *len)
 {
     (void)ctx;
     if (strcmp(arg, "-") == 0) {
-        if (!read_stream(stdin, out, len)) {
-            fprintf(stderr, "jetsched: cannot read the payload from stdin: %s\n", strerror(errno));
+        if (!read_stream(stdin, CLI_MAX_PAYLOAD_READ, out, len)) {
+            fprintf(stderr, "jetsched: cannot read the payload from stdin: %s\n",
+                    errno == EFBIG ? "more than 64 MiB" : strerror(errno));
             return false;
         }
         return true;
@@ -168,11 +209,13 @@ bool cli_read_payload(cli_ctx *ctx, const char *arg, char **out, size_t *len)
             fprintf(stderr, "jetsched: cannot open payload file %s: %s\n", arg + 1, strerror(errno));
             return false;
         }
-        bool ok = read_stream(f, out, len);
+        bool ok = read_stream(f, CLI_MAX_PAYLOAD_READ, out, len);
         int e = errno;
         fclose(f);
         if (!ok)
-            fprintf(stderr, "jetsched: cannot read payload file %s: %s\n", arg + 1, strerror(e));
+            fprintf(stderr, "jetsched: cannot read payload file %s: %s\n", arg + 1,
+                    e == EFBIG ? "more than 64 MiB (the API takes at most api.max_payload, 1 MiB by default)"
+                               : strerror(e));
         return ok;
     }
     *out = strdup(arg);

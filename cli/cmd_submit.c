@@ -249,12 +249,25 @@ typedef struct line_req {
 static int read_lines(const char *path, FILE *f, line_req **out, size_t *n)
 {
     char *line = NULL;
-    size_t cap = 0, used = 0, alloc = 0;
-    ssize_t len;
-    int lineno = 0, bad = 0;
+    size_t cap = 0, used = 0, alloc = 0, len = 0;
+    int lineno = 0, bad = 0, got;
     line_req *v = NULL;
-    while ((len = getline(&line, &cap, f)) >= 0) {
+    while ((got = cli_read_line(f, &line, &cap, CLI_MAX_LINE, &len)) != 0) {
         lineno++;
+        if (got < 0) {
+            fprintf(stderr, "jetsched submit: %s:%d: %s\n", path, lineno,
+                    got == -1 ? "line longer than 16 MiB" : strerror(errno));
+            bad++;
+            break; /* the rest of an endless line (a device) is never read */
+        }
+        if (memchr(line, '\0', len)) {
+            if (bad < 20)
+                fprintf(stderr, "jetsched submit: %s:%d: the line holds a NUL byte (not JSON text)\n", path, lineno);
+            bad++;
+            if (bad > 1000)
+                break; /* binary input (e.g. a device): stop reading */
+            continue;
+        }
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = '\0';
         size_t skip = strspn(line, " \t");
@@ -284,6 +297,58 @@ static int read_lines(const char *path, FILE *f, line_req **out, size_t *n)
     return bad;
 }
 
+/* Every line checked by the API itself (task.submit with validate_only:
+ * the server's own rules and limits) before any is submitted; a line too
+ * large for one NATS message is refused here. Prints each problem with its
+ * line; true when all lines are good. */
+static bool check_all(cli_ctx *ctx, const char *path, line_req *lines, size_t n)
+{
+    int rc = CLI_OK;
+    natsConnection *nc = cli_nats(ctx, &rc);
+    if (!nc)
+        return false;
+    int64_t max = natsConnection_GetMaxPayload(nc);
+    json_t **reqs = calloc(n ? n : 1, sizeof *reqs), **replies = calloc(n ? n : 1, sizeof *replies);
+    int *rcs = calloc(n ? n : 1, sizeof *rcs), bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        reqs[i] = json_deep_copy(lines[i].req);
+        json_object_set_new(reqs[i], "validate_only", json_true());
+        char *text = json_dumps(reqs[i], JSON_COMPACT);
+        size_t size = text ? strlen(text) : 0;
+        free(text);
+        if (max > 0 && (int64_t)size > max) {
+            if (bad++ < 20)
+                fprintf(stderr, "jetsched submit: %s:%d: the request is %zu bytes, more than the NATS server takes "
+                                "in one message (max_payload %lld)\n",
+                        path, lines[i].line, size, (long long)max);
+        }
+    }
+    if (!bad) {
+        cli_request_many(ctx, "task.submit", reqs, n, 64, replies, rcs, NULL);
+        for (size_t i = 0; i < n; i++) {
+            if (rcs[i] == CLI_OK)
+                continue;
+            char where[600];
+            snprintf(where, sizeof where, "%s:%d", path, lines[i].line);
+            if (replies[i] && bad < 20)
+                cli_print_api_error(ctx, replies[i], where);
+            else if (bad < 20)
+                fprintf(stderr, "jetsched submit: %s: not checked (no reply from schedulerd)\n", where);
+            bad++;
+        }
+    }
+    if (bad > 20)
+        fprintf(stderr, "jetsched submit: %s: %d more bad lines\n", path, bad - 20);
+    for (size_t i = 0; i < n; i++) {
+        json_decref(reqs[i]);
+        json_decref(replies[i]);
+    }
+    free(reqs);
+    free(replies);
+    free(rcs);
+    return bad == 0;
+}
+
 static int submit_file(cli_ctx *ctx, const submit_opts *o, const char *handler)
 {
     FILE *f = strcmp(o->from_file, "-") == 0 ? stdin : fopen(o->from_file, "r");
@@ -309,6 +374,16 @@ static int submit_file(cli_ctx *ctx, const submit_opts *o, const char *handler)
     for (size_t i = 0; i < n; i++) {
         apply_defaults(lines[i].req, o, handler);
         reqs[i] = lines[i].req;
+    }
+    if (!check_all(ctx, path, lines, n)) {
+        fprintf(stderr, "jetsched submit: %s: nothing was submitted\n", path);
+        for (size_t i = 0; i < n; i++)
+            json_decref(lines[i].req);
+        free(reqs);
+        free(replies);
+        free(rcs);
+        free(lines);
+        return CLI_FAILED;
     }
     cli_progress bar;
     cli_progress_start(&bar, "submitting", (int64_t)n);

@@ -34,7 +34,7 @@ json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
 {
     static const char *const fields[] = {"queue", "priority", "handler", "payload", "payload_base64", "id",
                                          "headers", "max_attempts", "timeout", "deadline", "backoff", "run_at",
-                                         "delay", NULL};
+                                         "delay", "validate_only", NULL};
     if (!api_check_fields(req, fields, e))
         return NULL;
     const char *queue = "default", *prio = "normal", *handler = NULL, *id = NULL, *timeout = NULL,
@@ -79,6 +79,14 @@ json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
     if (api_payload(c, req, &payload, &plen, e) < 0) {
         json_decref(headers);
         return NULL;
+    }
+    /* validate_only: every check above, nothing stored (jetsched submit
+     * --from-file checks all lines this way before it submits any). */
+    bool validate_only = false;
+    if (api_bool(req, "validate_only", false, &validate_only, e) < 0 || validate_only) {
+        free(payload);
+        json_decref(headers);
+        return validate_only ? json_pack("{s:b}", "valid", 1) : NULL;
     }
 
     /* The stored headers: the extra ones plus those given as fields. */

@@ -151,10 +151,24 @@ has err "bad.jsonl:3:1: a line must be a JSON object"
 has err "nothing was submitted"
 after=$("$JS" --json list --all | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tasks"]))')
 [[ $before == "$after" ]] || fail "a bad file submitted tasks ($before -> $after)"
-printf '{"payload":"x"}\n{"payload":"y","priority":"urgent"}\n' >"$TMP/badfield.jsonl"
+# issue 20 item 9: a bad field value on line 3 submits nothing (the API checks every line first)
+printf '{"payload":"x"}\n{"payload":"x2"}\n{"payload":"y","priority":"urgent"}\n{"payload":"z"}\n{"payload":"w","delay":"999999999h"}\n' >"$TMP/badfield.jsonl"
 run 1 "$JS" submit --from-file "$TMP/badfield.jsonl" hello
-has err "jetsched: invalid_argument: .*priority.*badfield.jsonl:2"
-has out "submitted 1 task(s) from .*, 1 failed"
+has err "jetsched: invalid_argument: .*priority.*badfield.jsonl:3"
+has err "invalid_argument: .*delay.*badfield.jsonl:5"
+has err "nothing was submitted"
+# a 2 MB line is refused before anything is submitted
+python3 -c 'import json; print(json.dumps({"payload":"a"})); print(json.dumps({"payload":"x"*2000000}))' >"$TMP/big.jsonl"
+run 1 "$JS" submit --from-file "$TMP/big.jsonl" hello
+has err "big.jsonl:2: the request is .* bytes, more than the NATS server takes"
+has err "nothing was submitted"
+# devices: bounded reads, a clear error, exit 1
+run 1 "$JS" submit --from-file /dev/zero hello
+has err "/dev/zero:1: line longer than 16 MiB"
+run 1 "$JS" submit hello @/dev/zero
+has err "cannot read payload file /dev/zero: more than 64 MiB"
+after=$("$JS" --json list --all | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tasks"]))')
+[[ $before == "$after" ]] || fail "a refused file submitted tasks ($before -> $after)"
 
 run 0 "$JS" submit --from-file - hello < <(printf '{"payload":"s1"}\n{"payload":"s2"}\n')
 has out "submitted 2 task(s) from <stdin>"
