@@ -47,6 +47,19 @@ has "$OUT" "schedule heartbeat created"
 has "$OUT" "jetsched is running"
 [[ -f $JETSCHED_RUN_DIR/env ]] || fail "no env file"
 grep -q "QS_NATS_PORT=$JETSCHED_QS_NATS_PORT" "$JETSCHED_RUN_DIR/env" || fail "ports not in env: $(cat "$JETSCHED_RUN_DIR/env")"
+# issue 20 item 13: no trust, a private socket, private files
+PGB=${JETSCHED_PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}
+grep -Eq '^[^#]*[[:space:]]trust([[:space:]]|$)' "$JETSCHED_RUN_DIR/pg/data/pg_hba.conf" && fail "pg_hba.conf trusts local users"
+PGPASSWORD= PGPASSFILE=/dev/null "$PGB/psql" -w -h 127.0.0.1 -p "$JETSCHED_QS_PG_PORT" -U postgres -c 'select 1' jetsched \
+  >/dev/null 2>&1 && fail "PostgreSQL accepted a connection without the password"
+PGPASSWORD=$(cat "$JETSCHED_RUN_DIR/pg-password") "$PGB/psql" -w -h 127.0.0.1 -p "$JETSCHED_QS_PG_PORT" -U postgres \
+  -qAtc 'select 1' jetsched | grep -q 1 || fail "the password in pg-password does not work"
+for f in env pg-password schedulerd.conf agentd.conf schedulerd.log agentd.log pg/postgres.log nats/nats.log; do
+  mode=$(stat -c %a "$JETSCHED_RUN_DIR/$f")
+  [[ $mode == 600 ]] || fail "$f has mode $mode, want 600"
+done
+mode=$(stat -c %a "$JETSCHED_RUN_DIR/pg")
+[[ $mode == 700 ]] || fail "the socket directory has mode $mode, want 700"
 first_pids=$(pids | sort)
 [[ $(wc -l <<<"$first_pids") == 4 ]] || fail "expected 4 pids, got: $first_pids"
 
