@@ -17,7 +17,7 @@ unset JETSCHED_CONFIG JETSCHED_NATS_URL JETSCHED_PG_DSN
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # preferred ports that are free now: the defaults may be a developer's quickstart
 export JETSCHED_QS_NATS_PORT=$(free_port) JETSCHED_QS_PG_PORT=$(free_port)
-export JETSCHED_QS_SCHED_HTTP_PORT=$(free_port) JETSCHED_QS_AGENT_HTTP_PORT=$(free_port)
+export JETSCHED_QS_SCHED_HTTP_PORT=$(free_port) JETSCHED_QS_AGENT_HTTP_PORT=$(free_port) JETSCHED_QS_WEB_PORT=$(free_port)
 OUT=$STATE/qs-out
 trap '"$QS" stop >/dev/null 2>&1 || true' EXIT
 
@@ -45,6 +45,11 @@ has "$OUT" "result: hello, Ada"
 has "$OUT" "dead after 1 of 1 attempt(s)"
 has "$OUT" "schedule heartbeat created"
 has "$OUT" "jetsched is running"
+has "$OUT" "web console on http://127.0.0.1:$JETSCHED_QS_WEB_PORT/"
+has "$OUT" "operator token: $(cat "$JETSCHED_RUN_DIR/web/operator.token")"
+curl -sf "http://127.0.0.1:$JETSCHED_QS_WEB_PORT/" | grep -q "<title>jetsched" || fail "the console's index.html is not served"
+curl -sf -H 'Content-Type: application/json' -d "{\"token\":\"$(cat "$JETSCHED_RUN_DIR/web/viewer.token")\"}" \
+  "http://127.0.0.1:$JETSCHED_QS_WEB_PORT/api/v1/login" | grep -q '"role":"viewer"' || fail "no console login with the viewer token"
 [[ -f $JETSCHED_RUN_DIR/env ]] || fail "no env file"
 grep -q "QS_NATS_PORT=$JETSCHED_QS_NATS_PORT" "$JETSCHED_RUN_DIR/env" || fail "ports not in env: $(cat "$JETSCHED_RUN_DIR/env")"
 # issue 20 item 13: no trust, a private socket, private files

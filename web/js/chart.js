@@ -39,8 +39,10 @@ JS.barChart = function (minutes, opts) {
     var e = byMin[start + i * 60000];
     if (!e) continue;
     var x0 = padL + i * bw + 0.5, w = Math.max(bw - 1, 1);
-    if (e.ok) svg.appendChild(JS.svg("rect", { x: x0, y: y(e.ok), width: w, height: y(0) - y(e.ok), class: "bar-ok" }));
-    if (e.failed) svg.appendChild(JS.svg("rect", { x: x0, y: y(e.ok + e.failed), width: w, height: y(e.ok) - y(e.ok + e.failed), class: "bar-failed" }));
+    /* a minute with any task gets a visible bar (2 units at least per part) */
+    var hOk = e.ok ? Math.max(y(0) - y(e.ok), 2) : 0, hFail = e.failed ? Math.max(y(e.ok) - y(e.ok + e.failed), 2) : 0;
+    if (hOk) svg.appendChild(JS.svg("rect", { x: x0, y: y(0) - hOk, width: w, height: hOk, class: "bar-ok" }));
+    if (hFail) svg.appendChild(JS.svg("rect", { x: x0, y: y(0) - hOk - hFail, width: w, height: hFail, class: "bar-failed" }));
   }
   return { svg: svg, ok: ok, failed: failed };
 };

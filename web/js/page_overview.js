@@ -63,10 +63,15 @@ JS.pages.overview = function (ctx) {
   var cards = JS.h("section.cards#overview-cards", { "aria-label": "cluster" });
   var charts = JS.h("div.charts#throughput");
   var queues = JS.h("div#overview-queues");
+  var failures = JS.h("div#overview-failures");
+  var agentsBox = JS.h("div#overview-agents");
   main.appendChild(JS.h("h1", "Overview"));
   main.appendChild(cards);
   main.appendChild(JS.h("section", JS.h("h2", "Throughput and failures per queue, last hour"), charts));
-  main.appendChild(JS.h("section", JS.h("h2", "Queue depth and lag"), queues));
+  main.appendChild(JS.h("div.two",
+    JS.h("section", JS.h("h2", "Queue depth and lag"), queues),
+    JS.h("section", JS.h("h2", JS.link("#/tasks?status=dead", "Recent failures")), failures)));
+  main.appendChild(JS.h("section", JS.h("h2", JS.link("#/agents", "Agents")), agentsBox));
   var prev = null;
 
   function card(title, value, sub, id) {
@@ -78,9 +83,16 @@ JS.pages.overview = function (ctx) {
       JS.api.call("cluster.leader").catch(function (e) { return { error: e }; }),
       JS.api.call("cluster.agents").catch(function (e) { return { error: e }; }),
       JS.api.call("cluster.queues").catch(function (e) { return { error: e }; }),
+      JS.api.call("task.list", { status: "dead,expired", limit: 5 }).catch(function (e) { return { error: e }; }),
       JS.overviewStats()
     ]).then(function (r) {
-      var leader = r[0], agents = r[1], lanes = r[2], stats = r[3];
+      var leader = r[0], agents = r[1], lanes = r[2], dead = r[3], stats = r[4];
+      JS.clear(failures);
+      if (dead.error) JS.showError(failures, dead.error);
+      else failures.appendChild(JS.failureList(dead.tasks || []));
+      JS.clear(agentsBox);
+      if (agents.error) JS.showError(agentsBox, agents.error);
+      else agentsBox.appendChild(JS.agentTable(agents.agents || []));
       JS.clear(cards);
       if (leader.error) cards.appendChild(card("Leader", "?", leader.error.message, "card-leader"));
       else if (!leader.leader) cards.appendChild(card("Leader", "none", "no schedulerd holds the lease", "card-leader"));
@@ -155,4 +167,38 @@ JS.queueTable = function (folded, rates, actions) {
       JS.h("th.num", { scope: "col", title: "acknowledged per second between two refreshes" }, "Done rate"),
       actions ? JS.h("th", { scope: "col" }, JS.h("span.sr", "Actions")) : null)),
     body));
+};
+
+/* The newest dead or expired tasks: id, queue/handler, error, when. */
+JS.failureList = function (tasks) {
+  if (!tasks.length) return JS.h("p.muted", "No dead or expired task.");
+  var body = JS.h("tbody");
+  tasks.forEach(function (t) {
+    body.appendChild(JS.h("tr", { "data-task": t.id },
+      JS.h("td.id", JS.link("#/task/" + encodeURIComponent(t.id), t.id)),
+      JS.h("td", t.handler || "-"),
+      JS.h("td.err", { title: t.error || "" }, t.error || t.status),
+      JS.h("td.nowrap", JS.when(t.finished_at || t.created_at))));
+  });
+  return JS.h("div.scroll", JS.h("table.grid.failures",
+    JS.h("thead", JS.h("tr", ["Task", "Handler", "Error", "When"].map(function (c) { return JS.h("th", { scope: "col" }, c); }))), body));
+};
+
+/* Agents in one table: id, host, queues, busy slots, up since, handlers. */
+JS.agentTable = function (list) {
+  if (!list.length) return JS.h("p.muted", "No agent is registered.");
+  var body = JS.h("tbody");
+  list.forEach(function (a) {
+    body.appendChild(JS.h("tr", { "data-agent": a.id },
+      JS.h("td.id", a.id, a.draining ? [" ", JS.h("span.badge.st-retrying", "draining")] : null),
+      JS.h("td.opt", a.host || "-"),
+      JS.h("td", (a.queues || []).join(", ")),
+      JS.h("td.num", (a.in_flight || 0) + " / " + (a.concurrency || 0)),
+      JS.h("td.nowrap.opt", a.started_at ? JS.dur(Date.now() - Date.parse(a.started_at)) : "-"),
+      JS.h("td.handlers", (a.handlers || []).join(", "))));
+  });
+  return JS.h("div.scroll", JS.h("table.grid.agents",
+    JS.h("thead", JS.h("tr", [["Agent"], ["Host", "opt"], ["Queues"], ["Busy", "num"], ["Up", "opt"], ["Handlers"]].map(function (c) {
+      return JS.h("th" + (c[1] ? "." + c[1] : ""), { scope: "col" }, c[0]);
+    }))), body));
 };
