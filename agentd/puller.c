@@ -65,11 +65,7 @@ static void on_inbox(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
 jet_status puller_init(queue_rt *q, jet_err *err)
 {
     agent *a = q->a;
-    natsInbox *inbox = NULL;
-    if (natsInbox_Create(&inbox) != NATS_OK)
-        return jet_err_set(err, JET_ERR_NOMEM, "cannot create an inbox");
-    snprintf(q->inbox, sizeof q->inbox, "%s", (const char *)inbox);
-    natsInbox_Destroy(inbox);
+    jet_nats_new_inbox(q->inbox, sizeof q->inbox); /* under nats.inbox_prefix */
     for (int p = 0; p < JET_PRIO_COUNT; p++) {
         char consumer[96];
         jet_js_consumer_name(q->name, (jet_priority)p, consumer, sizeof consumer);

@@ -208,13 +208,13 @@ int cli_request_many(cli_ctx *ctx, const char *verb, json_t **reqs, size_t n, si
     }
     int rc = CLI_OK;
     natsConnection *nc = cli_nats(ctx, &rc);
-    natsInbox *inbox = NULL;
+    char inbox[200]; /* under nats.inbox_prefix */
     natsSubscription *sub = NULL;
     char subject[256], wildcard[300];
     snprintf(subject, sizeof subject, "%s.api.%s", cli_prefix(ctx), verb);
-    if (nc && (natsInbox_Create(&inbox) != NATS_OK ||
-               (snprintf(wildcard, sizeof wildcard, "%s.*", (const char *)inbox),
-                natsConnection_SubscribeSync(&sub, nc, wildcard)) != NATS_OK ||
+    jet_nats_new_inbox(inbox, sizeof inbox);
+    snprintf(wildcard, sizeof wildcard, "%s.*", inbox);
+    if (nc && (natsConnection_SubscribeSync(&sub, nc, wildcard) != NATS_OK ||
                natsSubscription_SetPendingLimits(sub, -1, -1) != NATS_OK)) {
         fprintf(stderr, "jetsched: unavailable: cannot subscribe to the reply inbox\n");
         rc = CLI_UNAVAILABLE;
@@ -227,7 +227,7 @@ int cli_request_many(cli_ctx *ctx, const char *verb, json_t **reqs, size_t n, si
             json_decref(reqs[next]);
             reqs[next] = NULL;
             char reply_to[320];
-            snprintf(reply_to, sizeof reply_to, "%s.%zu", (const char *)inbox, next);
+            snprintf(reply_to, sizeof reply_to, "%s.%zu", inbox, next);
             natsStatus s = natsConnection_PublishRequestString(nc, subject, reply_to, body ? body : "{}");
             free(body);
             if (s != NATS_OK) {
@@ -286,6 +286,5 @@ int cli_request_many(cli_ctx *ctx, const char *verb, json_t **reqs, size_t n, si
         reqs[i] = NULL;
     }
     natsSubscription_Destroy(sub);
-    natsInbox_Destroy(inbox);
     return rc;
 }

@@ -37,6 +37,8 @@ const jet_cfg_key jet_cfg_keys_nats[] = {
     {"nats.connect_timeout", JET_CFG_DURATION, "5s", 100, 5 * MIN, NULL, 0, NULL, NULL, "timeout of one connect attempt"},
     {"nats.ping_interval", JET_CFG_DURATION, "5s", SEC, 10 * MIN, NULL, 0, NULL, NULL,
      "client ping interval; a dead server is noticed after two missed pings"},
+    {"nats.inbox_prefix", JET_CFG_STRING, "_INBOX", NOBOUND, NULL, 0, NULL, NULL,
+     "subject prefix of this client's reply inboxes; give each NATS user its own (e.g. _INBOX_agentd) and allow it to subscribe only there"},
     {"nats.reconnect_wait", JET_CFG_DURATION, "1s", 10, MIN, NULL, 0, NULL, NULL,
      "wait between reconnect attempts (reconnects are unlimited)"},
     {"nats.publish_timeout", JET_CFG_DURATION, "5s", 100, 5 * MIN, NULL, 0, NULL, NULL,

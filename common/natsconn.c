@@ -10,6 +10,7 @@
 #include <string.h>
 
 static _Atomic uint64_t reconnects, disconnects;
+static char inbox_prefix[128] = "_INBOX";
 
 uint64_t jet_nats_reconnects(void) { return atomic_load(&reconnects); }
 uint64_t jet_nats_disconnects(void) { return atomic_load(&disconnects); }
@@ -47,9 +48,38 @@ static void on_closed(natsConnection *nc, void *closure)
 
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
-    (void)nc;
     (void)sub;
-    jet_warn("NATS %s: asynchronous error: %s", (const char *)closure, natsStatus_GetText(err));
+    /* The server's text names the cause and the subject, e.g. Permissions
+     * Violation for Publish to "$JS.API.STREAM.INFO.JETSCHED_TASKS". */
+    const char *text = NULL;
+    natsConnection_GetLastError(nc, &text);
+    if (err == NATS_NOT_PERMITTED)
+        jet_error("NATS %s: %s: this client's NATS user lacks that permission (docs/OPERATIONS.md, Secured NATS)",
+                  (const char *)closure, text && *text ? text : natsStatus_GetText(err));
+    else
+        jet_warn("NATS %s: asynchronous error: %s%s%s", (const char *)closure, natsStatus_GetText(err),
+                 text && *text ? ": " : "", text ? text : "");
+}
+
+bool jet_nats_inbox_prefix_valid(const char *p)
+{
+    size_t n = p ? strlen(p) : 0;
+    if (n == 0 || n >= sizeof inbox_prefix || p[0] == '.' || p[n - 1] == '.' || strstr(p, ".."))
+        return false;
+    for (; *p; p++)
+        if (*p == '*' || *p == '>' || *p == ' ' || *p == '\t')
+            return false;
+    return true;
+}
+
+void jet_nats_new_inbox(char *buf, size_t len)
+{
+    natsInbox *inbox = NULL;
+    const char *id = "";
+    if (natsInbox_Create(&inbox) == NATS_OK) /* "_INBOX.<nuid>": keep the unique part */
+        id = strchr((const char *)inbox, '.') ? strchr((const char *)inbox, '.') + 1 : (const char *)inbox;
+    snprintf(buf, len, "%s.%s", inbox_prefix, id);
+    natsInbox_Destroy(inbox);
 }
 
 /* Sets a secret from `key` or, when unset, from the file named by `key`_file. */
@@ -101,6 +131,18 @@ jet_status jet_nats_connect(const jet_config *cfg, const char *client_name, bool
         TRY(n ? natsOptions_SetServers(o, servers, n) : NATS_INVALID_ARG, "nats.url");
     }
     TRY(natsOptions_SetName(o, client_name), "client name");
+    {
+        const char *pfx = jet_cfg_str(cfg, "nats.inbox_prefix");
+        if (!jet_nats_inbox_prefix_valid(pfx)) {
+            st = jet_err_set(err, JET_ERR_INVALID,
+                             "nats.inbox_prefix: \"%s\" is not a subject prefix (tokens without * > or spaces)",
+                             pfx ? pfx : "");
+            goto done;
+        }
+        snprintf(inbox_prefix, sizeof inbox_prefix, "%s", pfx);
+        if (strcmp(pfx, "_INBOX") != 0)
+            TRY(natsOptions_SetCustomInboxPrefix(o, pfx), "nats.inbox_prefix");
+    }
     TRY(natsOptions_SetTimeout(o, jet_cfg_int(cfg, "nats.connect_timeout")), "nats.connect_timeout");
     TRY(natsOptions_SetPingInterval(o, jet_cfg_int(cfg, "nats.ping_interval")), "nats.ping_interval");
     TRY(natsOptions_SetMaxPingsOut(o, 2), "max pings out");
@@ -147,8 +189,13 @@ jet_status jet_nats_connect(const jet_config *cfg, const char *client_name, bool
     s = natsConnection_Connect(out, o);
     if (s == NATS_NOT_YET_CONNECTED && retry_on_failed_connect)
         s = NATS_OK;
-    if (s != NATS_OK)
-        st = jet_nats_err(err, s, "connect to nats.url");
+    if (s != NATS_OK) {
+        char url[512], what[700];
+        jet_redact(jet_cfg_str(cfg, "nats.url"), url, sizeof url);
+        snprintf(what, sizeof what, "connect to nats.url %s%s%s", url, jet_cfg_str(cfg, "nats.user") ? " as user " : "",
+                 jet_cfg_str(cfg, "nats.user") ? jet_cfg_str(cfg, "nats.user") : "");
+        st = jet_nats_err(err, s, what);
+    }
 #undef TRY
 done:
     if (password) {

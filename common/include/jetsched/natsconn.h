@@ -30,6 +30,14 @@ jet_status jet_nats_jetstream(natsConnection *nc, const jet_config *cfg, jsCtx *
 uint64_t jet_nats_reconnects(void);
 uint64_t jet_nats_disconnects(void);
 
+/* A new reply inbox "<nats.inbox_prefix>.<unique id>" (the prefix of the
+ * last jet_nats_connect; "_INBOX" before): for subscriptions a daemon makes
+ * itself (pull replies, API replies), so that a NATS user allowed to
+ * subscribe only to its own prefix works. libnats's own requests use the
+ * same prefix (natsOptions_SetCustomInboxPrefix). */
+void jet_nats_new_inbox(char *buf, size_t len);
+bool jet_nats_inbox_prefix_valid(const char *prefix);
+
 /* Formats a libnats status and the library's last error text into *err. */
 jet_status jet_nats_err(jet_err *err, natsStatus s, const char *what);
 
