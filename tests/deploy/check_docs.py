@@ -25,7 +25,7 @@ def registered(src):
         if not re.match(r"(agentd|scheduler|common|cli)/", os.path.relpath(path, src)):
             continue
         text = open(path, errors="replace").read()
-        for m in re.finditer(r'jet_metric_(counter|histogram|gauge_fn|gauge)\(\s*"(jetsched_\w+)"\s*,\s*"(?:[^"\\]|\\.)*"\s*,\s*'
+        for m in re.finditer(r'jet_metric_(counter|histogram|gauge_fn|gauge)\(\s*"(jetsched_\w+)"\s*,\s*"(?:[^"\\]|\\.)*"(?:\s*"(?:[^"\\]|\\.)*")*\s*,\s*'
                              r'(?:"([^"]*)"|NULL|\w+)', text):
             labels = set(filter(None, (m.group(3) or "").split(",")))
             metrics[m.group(2)] = (m.group(1), labels)
