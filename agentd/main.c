@@ -291,9 +291,17 @@ out:
         jsCtx_Destroy(a->js);
         natsConnection_Destroy(a->nc);
     }
+    /* The worker threads are detached: the queues are freed only once every
+     * one of them has left (an abandoned handler may keep one; then the
+     * queues stay allocated until the process exits). */
+    bool all_stopped = true;
     for (size_t i = 0; i < a->nqueues; i++)
-        dispatch_free(&a->queues[i]);
-    free(a->queues);
+        all_stopped &= workers_stop(&a->queues[i], 2000);
+    if (all_stopped) {
+        for (size_t i = 0; i < a->nqueues; i++)
+            dispatch_free(&a->queues[i]);
+        free(a->queues);
+    }
     outcome_free(a);
     recorder_free(a);
     jet_config_free(a->cfg);

@@ -137,3 +137,18 @@ void workers_drain(queue_rt *q, int64_t grace_ms)
     /* Still running after the grace: cancel them (main hands their tasks back). */
     inflight_foreach(a, cancel_if_running, q);
 }
+
+bool workers_stop(queue_rt *q, int64_t wait_ms)
+{
+    int64_t until = jet_mono_ms() + wait_ms;
+    pthread_mutex_lock(&q->mu);
+    q->stop_workers = true;
+    dispatch_wake_all(q);
+    while (q->workers_alive > 0 && jet_mono_ms() < until)
+        jet_cond_wait_ms(&q->cv, &q->mu, 20);
+    int left = q->workers_alive;
+    pthread_mutex_unlock(&q->mu);
+    if (left > 0)
+        jet_warn("queue %s: %d worker thread(s) still running a handler at exit", q->name, left);
+    return left == 0;
+}

@@ -9,17 +9,23 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The component is named once at start (a reload passes the same name and
+ * leaves it alone); level and format change on reload while other threads
+ * log, hence atomics. */
 static char log_component[32] = "jetsched";
 static _Atomic int log_min_level = JET_LOG_INFO;
-static bool log_json;
+static _Atomic bool log_json;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void jet_log_init(const char *component, jet_log_level level, bool json)
 {
-    snprintf(log_component, sizeof log_component, "%s", component ? component : "jetsched");
+    if (!component)
+        component = "jetsched";
+    if (strncmp(log_component, component, sizeof log_component - 1) != 0)
+        snprintf(log_component, sizeof log_component, "%s", component);
     atomic_store(&log_min_level, (int)level);
-    log_json = json;
+    atomic_store(&log_json, json);
 }
 
 void jet_log_set_level(jet_log_level level) { atomic_store(&log_min_level, (int)level); }
@@ -80,7 +86,7 @@ void jet_log(jet_log_level level, const char *fmt, ...)
 
     char line[4600];
     size_t n;
-    if (log_json) {
+    if (atomic_load(&log_json)) {
         n = (size_t)snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"%s\",\"msg\":\"",
                              when, jet_log_level_name(level), log_component);
         n = json_escape(line, n, sizeof line - 3, msg);

@@ -7,11 +7,12 @@
 #include "harness.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int progress_events;
+static _Atomic int progress_events; /* written by libnats' delivery thread */
 static void on_event(natsConnection *c, natsSubscription *s, natsMsg *m, void *closure)
 {
     (void)c, (void)s, (void)closure;
