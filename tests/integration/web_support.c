@@ -21,6 +21,10 @@ static void write_file(const char *path, const char *text)
     chmod(path, 0600);
 }
 
+static char listen_host[64] = "127.0.0.1";
+
+void wt_listen_host(const char *host) { snprintf(listen_host, sizeof listen_host, "%s", host); }
+
 void wt_start(wt_server *w, const char *id, const char *root, const char *web_extra, const char *conf_extra)
 {
     char *dir = th_tmpdir();
@@ -39,11 +43,11 @@ void wt_start(wt_server *w, const char *id, const char *root, const char *web_ex
     w->port = th_free_port();
     snprintf(w->scheme, sizeof w->scheme, "%s", strstr(web_extra ? web_extra : "", "tls_cert") ? "https" : "http");
     snprintf(conf, sizeof conf,
-             "web = { listen = \"127.0.0.1:%d\"; root = \"%s\"; session_secret_file = \"%s/session.key\";\n"
+             "web = { listen = \"%s:%d\"; root = \"%s\"; session_secret_file = \"%s/session.key\";\n"
              "  tokens = ( { name = \"watcher\"; role = \"viewer\"; file = \"%s/viewer.token\"; },\n"
              "             { name = \"ops\"; role = \"operator\"; file = \"%s/operator.token\"; } );\n"
              "  %s };\n%s\n",
-             w->port, root ? root : "/nonexistent", w->dir, w->dir, w->dir, web_extra ? web_extra : "",
+             listen_host, w->port, root ? root : "/nonexistent", w->dir, w->dir, w->dir, web_extra ? web_extra : "",
              conf_extra ? conf_extra : "");
     ss_start(&w->s, id, conf);
 }

@@ -31,6 +31,9 @@ typedef struct wt_resp {
  * the web = { ... } group (e.g. "sse_heartbeat = \"200ms\";"). root: web.root. */
 void wt_start(wt_server *w, const char *id, const char *root, const char *web_extra, const char *conf_extra);
 
+/* The address wt_start listens on (default 127.0.0.1). */
+void wt_listen_host(const char *host);
+
 /* One request. auth: NULL, "viewer", "operator", a raw "Bearer x", or
  * "cookie:<value>". headers: more "Name: value" lines, NULL-terminated (may be NULL). */
 wt_resp *wt_req(wt_server *w, const char *method, const char *path, const char *body, const char *auth,
