@@ -62,7 +62,10 @@ class Browser:
 
     def go(self, hash_, ready):
         """Loads the console at #hash_ and waits for the selector ready."""
-        self.d.get(self.url + hash_)
+        if self.d.current_url == self.url + hash_:
+            self.d.refresh()  # same URL: get() would only compare hashes and not load
+        else:
+            self.d.get(self.url + hash_)
         return self.one(ready)
 
     def login(self, token):

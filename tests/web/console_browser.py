@@ -12,7 +12,9 @@ Asserts, in the browser:
   3. a failed (dead) task is listed with its error, and its detail page
      shows the error and its attempts;
   4. replayed from the dead-letter page, its row turns `succeeded` without a
-     reload (the status arrives over SSE);
+     reload (the status arrives over SSE); one dead letter purged, then
+     "Replay all" (reached with Tab, pressed with Enter) replays the rest with
+     a progress bar, after one confirmation;
   5. a schedule with a bad spec: the preview and the create error show the
      position; fixed, the preview lists the next fire times; created, then
      paused from the list;
@@ -259,6 +261,43 @@ def main():
         stack.wait_status("mail-7", ("succeeded",), 5)
         b.shot("dlq-replayed-1280x800")
         log("replayed from the DLQ; succeeded seen live")
+
+        # 4b. purge one dead letter, then replay all by keyboard, with progress.
+        os.unlink(stack.fixed)
+        for t in ("bulk-1", "bulk-2", "bulk-3"):
+            stack.api("POST", "/tasks", {"id": t, "queue": "emails", "handler": "flaky", "max_attempts": 1})
+        for t in ("bulk-1", "bulk-2", "bulk-3"):
+            stack.wait_status(t, ("dead",))
+        b.go("#/dlq", 'tr[data-task="bulk-3"]')
+        b.d.execute_script("window.__confirms = []; window.confirm = function (m) { window.__confirms.push(m); return true; };")
+        b.one('tr[data-task="bulk-3"] button.purge').click()
+        b.wait(lambda d: b.attr('tr[data-task="bulk-3"]', "data-live") == "purged", "the purged row")
+        _, d = stack.api("GET", "/dlq?queue=emails", want=200)
+        if sorted(m["task_id"] for m in d["messages"]) != ["bulk-1", "bulk-2"]:
+            stack.fail("after purging bulk-3 the DLQ holds %r" % [m["task_id"] for m in d["messages"]])
+        open(stack.fixed, "w").close()
+        b.go("#/dlq", 'tr[data-task="bulk-2"]')
+        b.wait(lambda d: b.attr("html", "data-sse") == "open", "the SSE stream open")
+        b.d.execute_script("window.__confirms = []; window.confirm = function (m) { window.__confirms.push(m); return true; };"
+                           "document.activeElement && document.activeElement.blur();")
+        for _ in range(40):  # Tab from the top of the page to the Replay all button, then Enter
+            b.d.switch_to.active_element.send_keys(Keys.TAB)
+            if b.d.execute_script("return document.activeElement.id") == "dlq-replay-all":
+                break
+        else:
+            stack.fail("Replay all is not reachable with Tab")
+        b.d.switch_to.active_element.send_keys(Keys.ENTER)
+        b.wait(lambda d: b.attr("#dlq-progress", "data-done") == "1", "the replay-all progress to finish")
+        if "2 of 2 replayed" not in b.text("#dlq-progress"):
+            stack.fail("progress says %r, expected 2 of 2 replayed" % b.text("#dlq-progress"))
+        if b.attr("#dlq-progress progress", "value") != "2":
+            stack.fail("the progress bar is at %r, expected 2" % b.attr("#dlq-progress progress", "value"))
+        for t in ("bulk-1", "bulk-2"):
+            b.wait(lambda d: b.attr('tr[data-task="%s"]' % t, "data-live") == "succeeded", t + " succeeded live")
+        if b.d.execute_script("return window.__confirms.length") != 1:
+            stack.fail("Replay all did not ask for a confirmation once")
+        b.shot("dlq-replay-all-1280x800")
+        log("purged one, replayed all (keyboard) with progress")
 
         # 5. a schedule: bad spec (position), fixed (preview), created, paused.
         b.go("#/schedules/new", "#schedule-form")

@@ -37,7 +37,7 @@ JS.pages.dlq = function (ctx) {
       (d.messages || []).forEach(function (m) { body.appendChild(row(m)); });
       if (!(d.messages || []).length) body.appendChild(JS.h("tr", JS.h("td.muted", { colspan: 9 }, "The dead-letter queue is empty.")));
       table.appendChild(JS.h("div.scroll", JS.h("table.grid.dlq",
-        JS.h("thead", JS.h("tr", ["Seq", "Queue", "Task", "Handler", "Reason", "Tries", "Dead", "Last error", "Now"].map(function (c, i) {
+        JS.h("thead", JS.h("tr", ["Seq", "Queue", "Task", "Handler", "Reason", "Tries", "Dead", "Last error", "Task now"].map(function (c, i) {
           return JS.h(i === 1 || i === 4 ? "th.opt" : "th", { scope: "col" }, c);
         }).concat(JS.api.canOperate() ? [JS.h("th", { scope: "col" }, JS.h("span.sr", "Actions"))] : []))), body)));
       if (cursors.length > 1) pager.appendChild(JS.h("button", { type: "button", onclick: function () { cursors.pop(); load(); } }, "← Previous"));
@@ -75,7 +75,8 @@ JS.pages.dlq = function (ctx) {
     var tr = table.querySelector('tr[data-seq="' + Number(m.seq) + '"]');
     if (!tr) return;
     tr.classList.add("done");
-    tr.querySelectorAll("button[data-op]").forEach(function (b) { b.remove(); });
+    var acts = tr.querySelector("td.actions");
+    if (acts) JS.clear(acts).appendChild(JS.h("span.muted", what));
     if (what === "purged") setLive(tr, "purged");
     else if (tr.dataset.live === undefined || tr.dataset.live === "dead") setLive(tr, "queued");
   }
