@@ -62,6 +62,14 @@ void leader_metrics_init(sched *s);
  * leader thread, stopped after leader_stop (which sets s->stop). */
 jet_status stats_start(sched *s, jet_err *err);
 void stats_stop(sched *s);
+/* The leader's sweeper of messages on task subjects no agent reads
+ * (sweep.c): started and stopped with the stats thread. */
+jet_status sweep_start(sched *s, jet_err *err);
+void sweep_stop(sched *s);
+/* True when subject is a lane <prefix>.task.<valid queue>.<priority>;
+ * queue receives the DLQ queue token for it (the queue when valid, else
+ * "_invalid"). */
+bool sweep_subject_is_lane(const char *prefix, const char *subject, char *queue, size_t qlen);
 /* Counts a won election (election.c). */
 void stats_leader_won(void);
 

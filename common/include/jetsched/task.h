@@ -28,6 +28,7 @@
 #define JET_HDR_DEAD_REASON  "Jetsched-Dead-Reason"
 #define JET_HDR_ATTEMPTS     "Jetsched-Attempts"
 #define JET_HDR_LAST_ERROR   "Jetsched-Last-Error"
+#define JET_HDR_ORIGINAL_SUBJECT "Jetsched-Original-Subject" /* a swept dead letter: where it was published */
 
 /* Values of Jetsched-Idempotency-Check. */
 #define JET_IDEMPOTENCY_ALWAYS      "always"
@@ -73,5 +74,6 @@ bool jet_task_status_ok(const char *status);
 #define JET_REASON_ATTEMPTS_EXHAUSTED  "attempts_exhausted"
 #define JET_REASON_PERMANENT_FAILURE   "permanent_failure"
 #define JET_REASON_HANDLER_UNAVAILABLE "handler_unavailable" /* also the reason of such a retry */
+#define JET_REASON_INVALID_SUBJECT     "invalid_subject"     /* on a task subject no agent reads (schedulerd's sweeper) */
 
 #endif
