@@ -10,7 +10,7 @@ Asserts, in the browser:
   1. log in with the operator token (typed, submitted with Enter);
   2. the overview shows the leader, the agent and a chart per queue;
   3. a failed (dead) task is listed with its error, and its detail page
-     shows the error and its attempts;
+     shows the error and its attempts; a delayed task is cancelled from its page;
   4. replayed from the dead-letter page, its row turns `succeeded` without a
      reload (the status arrives over SSE); one dead letter purged, then
      "Replay all" (reached with Tab, pressed with Enter) replays the rest with
@@ -244,6 +244,15 @@ def main():
             stack.fail("no Replay button on a dead task for the operator")
         b.shot("task-detail-1280x800")
         log("dead task and error shown")
+        # A delayed task cancelled from its page.
+        stack.api("POST", "/tasks", {"id": "later-1", "handler": "echo", "delay": "1h", "payload": "x"})
+        b.go("#/task/later-1", "#task-cancel")
+        b.d.execute_script("window.confirm = function () { return true; };")
+        b.one("#task-cancel").click()
+        b.wait(lambda d: "cancelled" in b.text("#task-detail .headline .badge"), "the cancelled task")
+        if b.css("#task-cancel"):
+            stack.fail("a cancelled task still has a Cancel button")
+        stack.wait_status("later-1", ("cancelled",), 5)
 
         # 4. replay from the dead-letter page; the row turns succeeded over SSE, no reload.
         open(stack.fixed, "w").close()
