@@ -8,6 +8,7 @@
 #include <jetsched/timeutil.h>
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void lh_decide(lua_worker *w, int kind, const char *msg)
@@ -79,11 +80,27 @@ static int ctx_cancelled(lua_State *L)
     return 1;
 }
 
+/* The host's malloc'd checkpoint buffer, held by a userdata whose __gc frees
+ * it if pushing it as a string raises (the memory cap). */
+typedef struct holder {
+    void *buf;
+} holder;
+
+static int holder_gc(lua_State *L)
+{
+    holder *hd = luaL_checkudata(L, 1, HOLDER_MT);
+    free(hd->buf);
+    hd->buf = NULL;
+    return 0;
+}
+
 static int ctx_checkpoint(lua_State *L)
 {
     lua_worker *w = ctx_enter(L);
     if (lua_gettop(L) == 0) { /* load */
-        holder *hd = lh_holder_new(L);
+        holder *hd = lua_newuserdatauv(L, sizeof *hd, 0);
+        hd->buf = NULL;
+        luaL_setmetatable(L, HOLDER_MT);
         size_t len = 0;
         if (w->api->checkpoint_load(w->ctx, &hd->buf, &len) < 0) {
             lua_pushnil(L);
@@ -93,7 +110,8 @@ static int ctx_checkpoint(lua_State *L)
         if (!hd->buf)
             return 0;
         lua_pushlstring(L, hd->buf, len);
-        lh_holder_done(hd);
+        free(hd->buf);
+        hd->buf = NULL;
         return 1;
     }
     if (lua_type(L, 1) != LUA_TSTRING && lua_type(L, 1) != LUA_TNUMBER)
@@ -299,6 +317,11 @@ void lh_push_task(lua_State *L, const jet_task *t)
 
 void lh_install_ctx(lua_State *L)
 {
+    luaL_newmetatable(L, HOLDER_MT);
+    lh_set_fn(L, "__gc", holder_gc);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
     lua_createtable(L, 0, 8);
     lh_set_fn(L, "progress", ctx_progress);
     lh_set_fn(L, "checkpoint", ctx_checkpoint);

@@ -238,16 +238,6 @@ void lh_cstack_init(lua_worker *w); /* records the calling thread's stack bounds
 void lh_install_json(lua_State *L, int base);
 int lh_json_encode(lua_State *L);
 
-/* C resources that a Lua error must not leak: freed by __gc if an error
- * unwinds past their owner, or explicitly once done (json.c). */
-typedef struct holder {
-    struct json_t *json;
-    char *text;
-    void *buf;
-} holder;
-holder *lh_holder_new(lua_State *L);
-void lh_holder_done(holder *hd);
-
 /* ctx.c */
 void lh_install_ctx(lua_State *L);
 void lh_decide(lua_worker *w, int kind, const char *msg);

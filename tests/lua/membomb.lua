@@ -39,6 +39,24 @@ function modes.json()
   while true do all[#all + 1] = json.decode(big) end
 end
 
+-- One 10 MB JSON text (700,000 small objects): its decoded tables need far
+-- more than the cap, and all of that memory must be Lua's, counted (a
+-- C-side tree took agentd from 20 to 236 MB in one task).
+local function big_json_text()
+  return "[" .. string.rep('{"k":[1,2,3]},', 700000) .. "{}]"
+end
+function modes.json_text() return #json.decode(big_json_text()) end
+function modes.json_text_pcall()
+  pcall(json.decode, big_json_text())
+  return "survived"
+end
+-- Encoding: a table of 200,000 strings of 100 bytes (20 MB of text).
+function modes.json_encode_big()
+  local t = {}
+  for i = 1, 200000 do t[i] = string.rep("e", 100) end
+  return #json.encode(t)
+end
+
 -- Within the limit: a few MiB is fine.
 function modes.ok()
   local s = string.rep("z", 4 << 20)
