@@ -58,7 +58,9 @@ class Browser:
                                      "return e ? e.getAttribute(arguments[1]) : null;", sel, name)
 
     def text(self, sel):
-        return " ".join(e.text for e in self.css(sel))
+        """Visible text of every match, read in the page (no stale element)."""
+        return self.d.execute_script("return Array.from(document.querySelectorAll(arguments[0]))"
+                                     ".map(function (e) { return e.innerText; }).join(' ');", sel)
 
     def go(self, hash_, ready):
         """Loads the console at #hash_ and waits for the selector ready."""
