@@ -10,7 +10,8 @@ Asserts, in the browser:
   1. log in with the operator token (typed, submitted with Enter);
   2. the overview shows the leader, the agent and a chart per queue;
   3. a failed (dead) task is listed with its error, and its detail page
-     shows the error and its attempts; a delayed task is cancelled from its page;
+     shows the error and its attempts (its payload's markup as text, never
+     run); the task list announces a task submitted meanwhile (SSE); a delayed task is cancelled from its page;
   4. replayed from the dead-letter page, its row turns `succeeded` without a
      reload (the status arrives over SSE); one dead letter purged, then
      "Replay all" (reached with Tab, pressed with Enter) replays the rest with
@@ -48,6 +49,8 @@ from browser import Browser
 T0 = time.monotonic()
 OP_TOKEN = "op-" + os.urandom(12).hex()
 VIEW_TOKEN = "view-" + os.urandom(12).hex()
+# Server data that would run script if the console used innerHTML.
+XSS = "<img src=x onerror=window.__xss=1><script>window.__xss=2</script>"
 
 
 def env(name):
@@ -201,7 +204,7 @@ def main():
             stack.api("POST", "/tasks", {"handler": "echo", "payload": '{"n":%d}' % i})
         stack.api("POST", "/tasks", {"handler": "echo", "queue": "emails", "payload": "hi"})
         _, r = stack.api("POST", "/tasks", {"id": "mail-7", "queue": "emails", "handler": "flaky",
-                                            "payload": '{"to":"ada@example.com"}', "max_attempts": 1})
+                                            "payload": '{"to":"ada@example.com","note":"' + XSS + '"}', "max_attempts": 1})
         dead = stack.wait_status("mail-7", ("dead",))
         error = dead["task"]["error"]
         if not error:
@@ -238,6 +241,10 @@ def main():
         err = b.one("#task-error", "the task's error")
         if err.text.strip() != error.strip():
             stack.fail("task detail error %r != API error %r" % (err.text, error))
+        if XSS not in b.text("#task-payload") or b.css("#task-detail img, #task-detail script"):
+            stack.fail("the payload's markup was not shown as text: %r" % b.text("#task-payload"))
+        if b.d.execute_script("return window.__xss") is not None:
+            stack.fail("server data ran as script")
         if not b.css('#attempts tr[data-attempt="1"]'):
             stack.fail("task detail shows no attempt 1")
         if not b.css("#task-replay[data-op]"):
@@ -253,6 +260,14 @@ def main():
         if b.css("#task-cancel"):
             stack.fail("a cancelled task still has a Cancel button")
         stack.wait_status("later-1", ("cancelled",), 5)
+
+        # Live list: a task submitted now is announced above the list, without a reload.
+        b.go("#/tasks", 'tr[data-task="mail-7"]')
+        b.wait(lambda d: b.attr("html", "data-sse") == "open", "the tasks page's SSE stream open")
+        stack.api("POST", "/tasks", {"id": "live-1", "handler": "echo", "payload": "x"})
+        b.wait(lambda d: b.attr("#tasks-new", "hidden") is None and "new" in b.text("#tasks-new"), "the new-task notice")
+        b.one("#tasks-new").click()
+        b.one('tr[data-task="live-1"]', "the new task in the list after Show")
 
         # 4. replay from the dead-letter page; the row turns succeeded over SSE, no reload.
         open(stack.fixed, "w").close()
