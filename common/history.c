@@ -8,6 +8,7 @@
  * backoff. */
 #include <jetsched/history.h>
 #include <jetsched/log.h>
+#include <jetsched/pgarray.h>
 #include <jetsched/pgconn.h>
 #include <jetsched/task.h>
 #include <jetsched/timeutil.h>
@@ -408,60 +409,7 @@ static void mark_winners(batch_row *rows, size_t n)
     }
 }
 
-/* ------------------------------------------------------------ array encoding */
-
-/* Array literals in text format: every string element is quoted, with " and
- * \ escaped; NULL is unquoted. */
-static char *put_text(char *o, const char *s, size_t n)
-{
-    if (!s) {
-        memcpy(o, "NULL", 4);
-        return o + 4;
-    }
-    *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"' || s[i] == '\\')
-            *o++ = '\\';
-        *o++ = s[i];
-    }
-    *o++ = '"';
-    return o;
-}
-
-/* An integer; 0 is written as NULL when zero_null. */
-static char *put_int(char *o, int64_t v, bool zero_null)
-{
-    if (zero_null && v == 0)
-        return put_text(o, NULL, 0);
-    char tmp[24];
-    int k = 0;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[k++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *o++ = '-';
-    while (k)
-        *o++ = tmp[--k];
-    return o;
-}
-
-/* bytea hex input "\x0a0b", escaped for the array literal. */
-static char *put_bytea(char *o, const unsigned char *p, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    if (!p)
-        return put_text(o, NULL, 0);
-    memcpy(o, "\"\\\\x", 4);
-    o += 4;
-    for (size_t i = 0; i < n; i++) {
-        *o++ = hex[p[i] >> 4];
-        *o++ = hex[p[i] & 15];
-    }
-    *o++ = '"';
-    return o;
-}
+/* ------------------------------------------------------------ array encoding (jetsched/pgarray.h) */
 
 /* Column c of one row, in the order of UPSERT_SQL's parameters. */
 static char *put_elem(char *o, const batch_row *row, int c)
@@ -470,14 +418,14 @@ static char *put_elem(char *o, const batch_row *row, int c)
                                           F_ERROR, F_RESULT, -1, -1, -1, F_SCHEDULE_ID, F_TRACE_ID, -1, -1, -1};
     const hrec *r = row->r;
     if (text_field[c] >= 0)
-        return put_text(o, r->f[text_field[c]], r->flen[text_field[c]]);
+        return jet_pgarr_put_text(o, r->f[text_field[c]], r->flen[text_field[c]]);
     switch (c) {
-    case 5: return put_int(o, row->eff, false); /* == attempt, except 0 inherits the batch's latest */
-    case 6: return put_int(o, r->max_attempts, true);
-    case 10: return put_int(o, r->created_ms, true);
-    case 11: return put_int(o, r->started_ms, true);
-    case 12: return put_int(o, r->finished_ms, true);
-    case 15: return put_bytea(o, r->payload, r->payload_len);
+    case 5: return jet_pgarr_put_int(o, row->eff, false); /* == attempt, except 0 inherits the batch's latest */
+    case 6: return jet_pgarr_put_int(o, r->max_attempts, true);
+    case 10: return jet_pgarr_put_int(o, r->created_ms, true);
+    case 11: return jet_pgarr_put_int(o, r->started_ms, true);
+    case 12: return jet_pgarr_put_int(o, r->finished_ms, true);
+    case 15: return jet_pgarr_put_bytea(o, r->payload, r->payload_len);
     case 16: *o = row->tw ? 't' : 'f'; return o + 1;
     default: *o = row->aw ? 't' : 'f'; return o + 1;
     }

@@ -109,12 +109,20 @@ void jet_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
     *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
-static bool is_leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+bool jet_leap_year(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
-static unsigned days_in_month(int64_t y, unsigned m)
+unsigned jet_month_days(int64_t y, unsigned m)
 {
     static const unsigned dim[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : dim[m - 1];
+    return m == 2 && jet_leap_year(y) ? 29 : dim[m - 1];
+}
+
+int jet_weekday(int64_t day) { return (int)(((day % 7) + 11) % 7); }
+
+int64_t jet_floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
 /* Reads exactly n digits. */
@@ -168,7 +176,7 @@ jet_status jet_rfc3339_parse(const char *s, int64_t *out_unix_ms, jet_err *err)
     }
     if (*p)
         return BAD("trailing characters");
-    if (M < 1 || M > 12 || D < 1 || (unsigned)D > days_in_month(Y, (unsigned)M))
+    if (M < 1 || M > 12 || D < 1 || (unsigned)D > jet_month_days(Y, (unsigned)M))
         return BAD("date out of range");
     if (h > 23 || mi > 59 || sec > 60)
         return BAD("time out of range");

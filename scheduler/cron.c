@@ -49,22 +49,6 @@ struct jet_sched {
 
 /* ------------------------------------------------------------------ misc */
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-
-static bool leap_year(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-static unsigned month_days(int64_t y, unsigned m)
-{
-    static const unsigned dim[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && leap_year(y) ? 29 : dim[m - 1];
-}
-
-static int weekday(int64_t day) { return (int)(((day % 7) + 11) % 7); } /* 0 = Sunday */
-
 /* FNV-1a 64 of the schedule id, then SplitMix64 of (hash XOR field index)
  * gives each field its own well-mixed value (docs/CRON.md "H"). */
 static uint64_t fnv1a64(const char *s)
@@ -331,7 +315,7 @@ static bool days_possible(const jet_sched *s)
     for (unsigned m = 1; m <= 12; m++) {
         if (!(s->bits[F_MON] >> m & 1))
             continue;
-        unsigned maxd = m == 2 ? 29 : month_days(2001, m);
+        unsigned maxd = m == 2 ? 29 : jet_month_days(2001, m);
         for (unsigned d = 1; d <= maxd; d++)
             if (s->bits[F_DOM] >> d & 1)
                 return true;
@@ -468,7 +452,7 @@ static jet_status parse_at(pctx *c, jet_sched *s)
             const char *why = strstr(lerr.msg, "\": ");
             return perr(c, NULL, "invalid local date-time (%s)", why ? why + 3 : lerr.msg);
         }
-        int64_t wall = floor_div(ms, 1000), frac = ms - wall * 1000, u[2], gap = 0;
+        int64_t wall = jet_floor_div(ms, 1000), frac = ms - wall * 1000, u[2], gap = 0;
         int k = jet_tz_wall_to_utc(s->tz, wall, u, &gap);
         s->at_ms = k > 0 ? u[0] * 1000 + frac : gap * 1000; /* repeated: first; skipped: end of the gap */
     }
@@ -548,7 +532,7 @@ static bool day_matches(const jet_sched *s, unsigned d, int wd)
 /* The first matching local wall time in [ws, we] (wall seconds), pure calendar. */
 static bool wall_next(const jet_sched *s, int64_t ws, int64_t we, int64_t *out)
 {
-    int64_t day = floor_div(ws, DAY), last = floor_div(we, DAY);
+    int64_t day = jet_floor_div(ws, DAY), last = jet_floor_div(we, DAY);
     int sod = (int)(ws - day * DAY);
     int64_t y;
     unsigned m, d;
@@ -566,7 +550,7 @@ static bool wall_next(const jet_sched *s, int64_t ws, int64_t we, int64_t *out)
             sod = 0;
             continue;
         }
-        if (day_matches(s, d, weekday(day))) {
+        if (day_matches(s, d, jet_weekday(day))) {
             int t = time_in_day(s, sod);
             if (t >= 0) {
                 int64_t w = day * DAY + t;
@@ -578,7 +562,7 @@ static bool wall_next(const jet_sched *s, int64_t ws, int64_t we, int64_t *out)
         }
         day++;
         sod = 0;
-        if (++d > month_days(y, m)) {
+        if (++d > jet_month_days(y, m)) {
             d = 1;
             if (++m > 12) {
                 m = 1;
@@ -625,12 +609,12 @@ int64_t jet_sched_next(const jet_sched *s, int64_t after)
         if (after < INT64_MIN / 2 || after > INT64_MAX / 2 || s->anchor_ms < INT64_MIN / 2 ||
             s->anchor_ms > INT64_MAX / 2)
             return -1;
-        __int128 k = floor_div(after - s->anchor_ms, s->every_ms) + 1;
+        __int128 k = jet_floor_div(after - s->anchor_ms, s->every_ms) + 1;
         __int128 r = (__int128)s->anchor_ms + k * s->every_ms;
         return r > MAX_T * 1000 ? -1 : (int64_t)r;
     }
     case JET_SCHED_CRON: {
-        int64_t t = cron_next(s, floor_div(after, 1000));
+        int64_t t = cron_next(s, jet_floor_div(after, 1000));
         return t < 0 ? -1 : t * 1000;
     }
     }

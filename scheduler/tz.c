@@ -52,25 +52,11 @@ typedef struct tz_trans {
 
 /* ---------------------------------------------------------------- helpers */
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-
-static bool leap_year(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-static int month_days(int64_t y, int m)
-{
-    static const int dim[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && leap_year(y) ? 29 : dim[m - 1];
-}
-
 static int64_t year_of(int64_t t)
 {
     int64_t y;
     unsigned m, d;
-    jet_civil_from_days(floor_div(t, DAY), &y, &m, &d);
+    jet_civil_from_days(jet_floor_div(t, DAY), &y, &m, &d);
     return y;
 }
 
@@ -91,14 +77,14 @@ static int64_t rule_day(const tz_rule *r, int64_t y)
     int64_t jan1 = jet_days_from_civil(y, 1, 1);
     switch (r->kind) {
     case 'J':
-        return jan1 + r->day - 1 + (leap_year(y) && r->day >= 60 ? 1 : 0);
+        return jan1 + r->day - 1 + (jet_leap_year(y) && r->day >= 60 ? 1 : 0);
     case 'N':
         return jan1 + r->day;
     default: {
         int64_t first = jet_days_from_civil(y, (unsigned)r->month, 1);
         int wd = (int)(((first % 7) + 11) % 7); /* 1970-01-01 was a Thursday (4) */
         int64_t day = first + (r->day - wd + 7) % 7 + (int64_t)(r->week - 1) * 7;
-        while (day >= first + month_days(y, r->month))
+        while (day >= first + jet_month_days(y, r->month))
             day -= 7;
         return day;
     }

@@ -20,6 +20,8 @@
  * the parent never blocks (poll() with the deadline, non-blocking stdin). */
 #include <jetsched/plugin.h>
 
+#include "skeleton.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -102,58 +104,31 @@ static void free_state(exec_state *st)
     free(st);
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* A JSON array of strings -> NULL-terminated copies. */
 static int strv_from_json(const json_t *arr, const char *what, char ***out, char *err, size_t errlen)
 {
     if (!json_is_array(arr))
-        return fail(err, errlen, "%s: must be an array of strings", what);
+        return plugin_fail(err, errlen, "%s: must be an array of strings", what);
     size_t n = json_array_size(arr);
     char **v = calloc(n + 1, sizeof *v);
     if (!v)
-        return fail(err, errlen, "%s: out of memory", what);
+        return plugin_fail(err, errlen, "%s: out of memory", what);
     for (size_t i = 0; i < n; i++) {
         const json_t *s = json_array_get(arr, i);
         if (!json_is_string(s)) {
             free_strv(v);
-            return fail(err, errlen, "%s[%zu]: must be a string", what, i);
+            return plugin_fail(err, errlen, "%s[%zu]: must be a string", what, i);
         }
         if (strlen(json_string_value(s)) != json_string_length(s)) {
             free_strv(v);
-            return fail(err, errlen, "%s[%zu]: must not contain NUL characters", what, i);
+            return plugin_fail(err, errlen, "%s[%zu]: must not contain NUL characters", what, i);
         }
         if (!(v[i] = strdup(json_string_value(s)))) {
             free_strv(v);
-            return fail(err, errlen, "%s: out of memory", what);
+            return plugin_fail(err, errlen, "%s: out of memory", what);
         }
     }
     *out = v;
-    return 0;
-}
-
-static int get_int(const json_t *obj, const char *key, const char *what, int64_t min, int64_t max, bool *present,
-                   int64_t *out, char *err, size_t errlen)
-{
-    const json_t *v = json_object_get(obj, key);
-    *present = v != NULL;
-    if (!v)
-        return 0;
-    if (!json_is_integer(v))
-        return fail(err, errlen, "%s.%s: must be an integer", what, key);
-    json_int_t x = json_integer_value(v);
-    if (x < min || x > max)
-        return fail(err, errlen, "%s.%s: %" JSON_INTEGER_FORMAT " is out of range [%" PRId64 ", %" PRId64 "]", what,
-                    key, x, min, max);
-    *out = (int64_t)x;
     return 0;
 }
 
@@ -162,15 +137,15 @@ static int parse_command(const json_t *obj, size_t idx, exec_cmd *c, char *err, 
     char what[96];
     snprintf(what, sizeof what, "commands[%zu]", idx);
     if (!json_is_object(obj))
-        return fail(err, errlen, "%s: must be an object", what);
+        return plugin_fail(err, errlen, "%s: must be an object", what);
     static const char *const known[] = {"name", "argv", "timeout_ms", "kill_grace_ms", "rlimit_cpu_s",
                                         "rlimit_as_bytes", "rlimit_nofile", "env", "cwd", "permanent_exit_codes",
                                         "max_output_bytes", NULL};
     const json_t *name = json_object_get(obj, "name");
     if (!json_is_string(name) || json_string_length(name) == 0)
-        return fail(err, errlen, "%s.name: required, a non-empty string (the handler name)", what);
+        return plugin_fail(err, errlen, "%s.name: required, a non-empty string (the handler name)", what);
     if (!(c->name = strdup(json_string_value(name))))
-        return fail(err, errlen, "out of memory");
+        return plugin_fail(err, errlen, "out of memory");
     snprintf(what, sizeof what, "commands[%zu] (%.40s)", idx, c->name);
 
     const char *key;
@@ -180,20 +155,20 @@ static int parse_command(const json_t *obj, size_t idx, exec_cmd *c, char *err, 
         while (known[k] && strcmp(known[k], key) != 0)
             k++;
         if (!known[k])
-            return fail(err, errlen, "%s: unknown key \"%s\"", what, key);
+            return plugin_fail(err, errlen, "%s: unknown key \"%s\"", what, key);
     }
 
     const json_t *argv = json_object_get(obj, "argv");
     char sub[128];
     snprintf(sub, sizeof sub, "%s.argv", what);
     if (!argv)
-        return fail(err, errlen, "%s: required", sub);
+        return plugin_fail(err, errlen, "%s: required", sub);
     if (strv_from_json(argv, sub, &c->argv, err, errlen) != 0)
         return -1;
     if (!c->argv[0])
-        return fail(err, errlen, "%s: must not be empty", sub);
+        return plugin_fail(err, errlen, "%s: must not be empty", sub);
     if (c->argv[0][0] != '/')
-        return fail(err, errlen, "%s[0]: \"%s\" must be an absolute path (no PATH search)", sub, c->argv[0]);
+        return plugin_fail(err, errlen, "%s[0]: \"%s\" must be an absolute path (no PATH search)", sub, c->argv[0]);
 
     const json_t *env = json_object_get(obj, "env");
     snprintf(sub, sizeof sub, "%s.env", what);
@@ -203,39 +178,39 @@ static int parse_command(const json_t *obj, size_t idx, exec_cmd *c, char *err, 
         for (size_t i = 0; c->env[i]; i++) {
             const char *eq = strchr(c->env[i], '=');
             if (!eq || eq == c->env[i])
-                return fail(err, errlen, "%s[%zu]: \"%s\" is not of the form NAME=value", sub, i, c->env[i]);
+                return plugin_fail(err, errlen, "%s[%zu]: \"%s\" is not of the form NAME=value", sub, i, c->env[i]);
             if (strncmp(c->env[i], "PATH=", 5) == 0)
                 c->env_has_path = true;
         }
     } else if (!(c->env = calloc(1, sizeof *c->env))) {
-        return fail(err, errlen, "out of memory");
+        return plugin_fail(err, errlen, "out of memory");
     }
 
     const json_t *cwd = json_object_get(obj, "cwd");
     if (cwd && (!json_is_string(cwd) || json_string_value(cwd)[0] != '/'))
-        return fail(err, errlen, "%s.cwd: must be an absolute path", what);
+        return plugin_fail(err, errlen, "%s.cwd: must be an absolute path", what);
     if (!(c->cwd = strdup(cwd ? json_string_value(cwd) : "/")))
-        return fail(err, errlen, "out of memory");
+        return plugin_fail(err, errlen, "out of memory");
 
     bool present;
     int64_t v = 0;
     c->timeout_ms = 0;
-    if (get_int(obj, "timeout_ms", what, 1, INT64_MAX / 4, &present, &v, err, errlen) != 0)
+    if (plugin_get_int(obj, "timeout_ms", what, 1, INT64_MAX / 4, &present, &v, err, errlen) != 0)
         return -1;
     if (present)
         c->timeout_ms = v;
     c->kill_grace_ms = EXEC_DEFAULT_GRACE_MS;
-    if (get_int(obj, "kill_grace_ms", what, 0, 600000, &present, &v, err, errlen) != 0)
+    if (plugin_get_int(obj, "kill_grace_ms", what, 0, 600000, &present, &v, err, errlen) != 0)
         return -1;
     if (present)
         c->kill_grace_ms = v;
     c->max_output = EXEC_DEFAULT_MAX_OUTPUT;
-    if (get_int(obj, "max_output_bytes", what, 0, 64 * 1024 * 1024, &present, &v, err, errlen) != 0)
+    if (plugin_get_int(obj, "max_output_bytes", what, 0, 64 * 1024 * 1024, &present, &v, err, errlen) != 0)
         return -1;
     if (present)
         c->max_output = (size_t)v;
     for (int l = 0; l < LIM_COUNT; l++) {
-        if (get_int(obj, lim_key[l], what, 1, INT64_MAX / 4, &present, &v, err, errlen) != 0)
+        if (plugin_get_int(obj, lim_key[l], what, 1, INT64_MAX / 4, &present, &v, err, errlen) != 0)
             return -1;
         c->lim_set[l] = present;
         c->lim[l] = (rlim_t)v;
@@ -244,16 +219,16 @@ static int parse_command(const json_t *obj, size_t idx, exec_cmd *c, char *err, 
     const json_t *perm = json_object_get(obj, "permanent_exit_codes");
     if (perm) {
         if (!json_is_array(perm))
-            return fail(err, errlen, "%s.permanent_exit_codes: must be an array of exit codes", what);
+            return plugin_fail(err, errlen, "%s.permanent_exit_codes: must be an array of exit codes", what);
         c->n_permanent = json_array_size(perm);
         if (!(c->permanent = calloc(c->n_permanent + 1, sizeof *c->permanent)))
-            return fail(err, errlen, "out of memory");
+            return plugin_fail(err, errlen, "out of memory");
         for (size_t i = 0; i < c->n_permanent; i++) {
             const json_t *x = json_array_get(perm, i);
             if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > 255)
-                return fail(err, errlen, "%s.permanent_exit_codes[%zu]: must be an exit code 1-255", what, i);
+                return plugin_fail(err, errlen, "%s.permanent_exit_codes[%zu]: must be an exit code 1-255", what, i);
             if (json_integer_value(x) == EX_TEMPFAIL_CODE)
-                return fail(err, errlen,
+                return plugin_fail(err, errlen,
                             "%s.permanent_exit_codes[%zu]: 75 (EX_TEMPFAIL) always means \"retry\"", what, i);
             c->permanent[i] = (int)json_integer_value(x);
         }
@@ -261,63 +236,29 @@ static int parse_command(const json_t *obj, size_t idx, exec_cmd *c, char *err, 
     return 0;
 }
 
+static int parse_command_item(const json_t *obj, size_t idx, void *item, char *err, size_t errlen)
+{
+    return parse_command(obj, idx, item, err, errlen);
+}
+
 static int exec_init(const jet_host_api *host, const char *config_json, void **state, char *err, size_t errlen)
 {
-    json_error_t je;
-    json_t *root = json_loads(config_json ? config_json : "{}", 0, &je);
-    if (!root)
-        return fail(err, errlen, "settings are not valid JSON: %s (line %d, column %d)", je.text, je.line,
-                    je.column);
-    int rc = -1;
     exec_state *st = calloc(1, sizeof *st);
-    if (!st) {
-        fail(err, errlen, "out of memory");
-        goto out;
-    }
+    if (!st)
+        return plugin_fail(err, errlen, "out of memory");
     st->host = host;
-    if (!json_is_object(root)) {
-        fail(err, errlen, "settings must be a JSON object");
-        goto out;
-    }
-    const char *key;
-    json_t *val;
-    json_object_foreach(root, key, val) {
-        if (strcmp(key, "commands") != 0) {
-            fail(err, errlen, "unknown key \"%s\" (expected \"commands\")", key);
-            goto out;
-        }
-    }
-    const json_t *cmds = json_object_get(root, "commands");
-    if (cmds && !json_is_array(cmds)) {
-        fail(err, errlen, "commands: must be an array of command objects");
-        goto out;
-    }
-    size_t n = cmds ? json_array_size(cmds) : 0;
-    st->cmds = calloc(n ? n : 1, sizeof *st->cmds);
-    st->names = calloc(n + 1, sizeof *st->names);
-    if (!st->cmds || !st->names) {
-        fail(err, errlen, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        st->n = i + 1; /* so free_state() frees the partially parsed one too */
-        if (parse_command(json_array_get(cmds, i), i, &st->cmds[i], err, errlen) != 0)
-            goto out;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(st->cmds[j].name, st->cmds[i].name) == 0) {
-                fail(err, errlen, "commands[%zu]: name \"%s\" is already used by commands[%zu]", i,
-                     st->cmds[i].name, j);
-                goto out;
-            }
-        st->names[i] = st->cmds[i].name;
+    plugin_list list = {0};
+    int rc = plugin_parse_list(config_json, "commands", "command", sizeof(exec_cmd), parse_command_item, &list, err,
+                               errlen);
+    st->cmds = list.items;
+    st->n = list.n;
+    st->names = list.names;
+    if (rc != 0) {
+        free_state(st);
+        return -1;
     }
     *state = st;
-    st = NULL;
-    rc = 0;
-out:
-    free_state(st);
-    json_decref(root);
-    return rc;
+    return 0;
 }
 
 static const char *const *exec_handlers_after_init(void *state) { return ((exec_state *)state)->names; }
@@ -534,10 +475,7 @@ static bool child_exited(pid_t pid)
 
 static const exec_cmd *find_cmd(const exec_state *st, const char *name)
 {
-    for (size_t i = 0; name && i < st->n; i++)
-        if (strcmp(st->cmds[i].name, name) == 0)
-            return &st->cmds[i];
-    return NULL;
+    return plugin_find(&(plugin_list){st->cmds, st->n, st->names}, sizeof *st->cmds, name);
 }
 
 static void host_log(const exec_state *st, jet_task_ctx *ctx, jet_log_severity sev, const char *fmt, ...)
@@ -552,19 +490,6 @@ static void host_log(const exec_state *st, jet_task_ctx *ctx, jet_log_severity s
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     st->host->log(ctx, sev, msg);
-}
-
-static jet_outcome set_error(const exec_state *st, jet_task_ctx *ctx, jet_outcome o, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static jet_outcome set_error(const exec_state *st, jet_task_ctx *ctx, jet_outcome o, const char *fmt, ...)
-{
-    char msg[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    st->host->set_error(ctx, msg);
-    return o;
 }
 
 static char **build_env(const exec_cmd *c, const jet_task *t, char ***owned)
@@ -636,7 +561,7 @@ static jet_outcome exec_run(const exec_state *st, const exec_cmd *c, const jet_t
         free(cap.out);
         free(envp);
         free_strv(owned);
-        return set_error(st, ctx, JET_RETRY, "exec %s: out of memory", c->name);
+        return plugin_set_error(st->host, ctx, JET_RETRY, "exec %s: out of memory", c->name);
     }
 
     int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, rep[2] = {-1, -1};
@@ -650,7 +575,7 @@ static jet_outcome exec_run(const exec_state *st, const exec_cmd *c, const jet_t
         free(cap.out);
         free(envp);
         free_strv(owned);
-        return set_error(st, ctx, JET_RETRY, "exec %s: pipe: %s", c->name, strerror(e));
+        return plugin_set_error(st->host, ctx, JET_RETRY, "exec %s: pipe: %s", c->name, strerror(e));
     }
 
     child_plan plan;
@@ -701,7 +626,7 @@ static jet_outcome exec_run(const exec_state *st, const exec_cmd *c, const jet_t
         close_fd(&rep[0]);
         free(cap.out);
         pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
-        return set_error(st, ctx, JET_RETRY, "exec %s: fork: %s", c->name, strerror(fork_errno));
+        return plugin_set_error(st->host, ctx, JET_RETRY, "exec %s: fork: %s", c->name, strerror(fork_errno));
     }
     setpgid(pid, pid); /* also done by the child: whichever runs first; errors are harmless */
     host_log(st, ctx, JET_PLOG_DEBUG, "exec %s: started %s (pid %d)", c->name, c->argv[0], (int)pid);
@@ -894,16 +819,16 @@ static jet_outcome exec_run(const exec_state *st, const exec_cmd *c, const jet_t
     jet_outcome o;
     if (spawn_failed) {
         int stage = report.stage >= 0 && report.stage <= ST_EXEC ? report.stage : ST_EXEC;
-        o = set_error(st, ctx, JET_RETRY, "exec %s: cannot execute %s: %s: %s", c->name, c->argv[0],
+        o = plugin_set_error(st->host, ctx, JET_RETRY, "exec %s: cannot execute %s: %s: %s", c->name, c->argv[0],
                       stage_name[stage], strerror(report.err));
     } else if (timed_out) {
-        o = set_error(st, ctx, JET_RETRY, "exec %s: timed out after %" PRId64 " ms; process group %d killed%s%s",
+        o = plugin_set_error(st->host, ctx, JET_RETRY, "exec %s: timed out after %" PRId64 " ms; process group %d killed%s%s",
                       c->name, limit, (int)pid, sep, tail);
     } else if (cancelled) {
-        o = set_error(st, ctx, JET_RETRY, "exec %s: cancelled after %" PRId64 " ms; process group %d killed%s%s",
+        o = plugin_set_error(st->host, ctx, JET_RETRY, "exec %s: cancelled after %" PRId64 " ms; process group %d killed%s%s",
                       c->name, ran, (int)pid, sep, tail);
     } else if (!reaped) {
-        o = set_error(st, ctx, JET_RETRY,
+        o = plugin_set_error(st->host, ctx, JET_RETRY,
                       "exec %s: exit status of %s unavailable (is SIGCHLD ignored or reaped elsewhere?)%s%s",
                       c->name, c->argv[0], sep, tail);
     } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
@@ -913,15 +838,15 @@ static jet_outcome exec_run(const exec_state *st, const exec_cmd *c, const jet_t
         o = JET_SUCCESS;
     } else if (WIFEXITED(status)) {
         int code = WEXITSTATUS(status);
-        o = set_error(st, ctx, is_permanent(c, code) ? JET_FAIL : JET_RETRY, "exec %s: %s exited with code %d%s%s",
+        o = plugin_set_error(st->host, ctx, is_permanent(c, code) ? JET_FAIL : JET_RETRY, "exec %s: %s exited with code %d%s%s",
                       c->name, c->argv[0], code, sep, tail);
     } else if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
         const char *abbrev = sigabbrev_np(sig);
-        o = set_error(st, ctx, JET_RETRY, "exec %s: %s killed by signal %d (SIG%s)%s%s", c->name, c->argv[0], sig,
+        o = plugin_set_error(st->host, ctx, JET_RETRY, "exec %s: %s killed by signal %d (SIG%s)%s%s", c->name, c->argv[0], sig,
                       abbrev ? abbrev : "?", sep, tail);
     } else {
-        o = set_error(st, ctx, JET_RETRY, "exec %s: %s ended with status 0x%x%s%s", c->name, c->argv[0],
+        o = plugin_set_error(st->host, ctx, JET_RETRY, "exec %s: %s ended with status 0x%x%s%s", c->name, c->argv[0],
                       (unsigned)status, sep, tail);
     }
     free(cap.out);
@@ -933,7 +858,7 @@ static jet_outcome exec_handle(void *state, const jet_task *task, jet_task_ctx *
     const exec_state *st = state;
     const exec_cmd *c = find_cmd(st, task->handler);
     if (!c)
-        return set_error(st, ctx, JET_FAIL, "exec: no command named \"%s\" is configured",
+        return plugin_set_error(st->host, ctx, JET_FAIL, "exec: no command named \"%s\" is configured",
                          task->handler ? task->handler : "(null)");
     return exec_run(st, c, task, ctx);
 }

@@ -21,6 +21,8 @@
  * set since the agent is multi-threaded. */
 #include <jetsched/plugin.h>
 
+#include "skeleton.h"
+
 #include <curl/curl.h>
 #include <ctype.h>
 #include <inttypes.h>
@@ -66,16 +68,6 @@ typedef struct http_state {
 
 /* ------------------------------------------------------------------ config */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static void free_state(http_state *st)
 {
     if (!st)
@@ -109,31 +101,19 @@ static bool header_safe(const char *s, size_t max)
     return true;
 }
 
-static int get_int(const json_t *obj, const char *key, const char *what, int64_t min, int64_t max, int64_t *out,
-                   char *err, size_t errlen)
-{
-    const json_t *v = json_object_get(obj, key);
-    if (!v)
-        return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-        return fail(err, errlen, "%s.%s: must be an integer in [%" PRId64 ", %" PRId64 "]", what, key, min, max);
-    *out = (int64_t)json_integer_value(v);
-    return 0;
-}
-
 static int parse_endpoint(const json_t *obj, size_t idx, http_ep *e, char *err, size_t errlen)
 {
     char what[96];
     snprintf(what, sizeof what, "endpoints[%zu]", idx);
     if (!json_is_object(obj))
-        return fail(err, errlen, "%s: must be an object", what);
+        return plugin_fail(err, errlen, "%s: must be an object", what);
     static const char *const known[] = {"name", "url", "timeout_ms", "connect_timeout_ms", "headers",
                                         "max_response_bytes", "follow_redirects", "ca_file", NULL};
     const json_t *name = json_object_get(obj, "name");
     if (!json_is_string(name) || json_string_length(name) == 0)
-        return fail(err, errlen, "%s.name: required, a non-empty string (the handler name)", what);
+        return plugin_fail(err, errlen, "%s.name: required, a non-empty string (the handler name)", what);
     if (!(e->name = strdup(json_string_value(name))))
-        return fail(err, errlen, "out of memory");
+        return plugin_fail(err, errlen, "out of memory");
     snprintf(what, sizeof what, "endpoints[%zu] (%.40s)", idx, e->name);
 
     const char *key;
@@ -143,15 +123,15 @@ static int parse_endpoint(const json_t *obj, size_t idx, http_ep *e, char *err, 
         while (known[k] && strcmp(known[k], key) != 0)
             k++;
         if (!known[k])
-            return fail(err, errlen, "%s: unknown key \"%s\"", what, key);
+            return plugin_fail(err, errlen, "%s: unknown key \"%s\"", what, key);
     }
 
     const json_t *url = json_object_get(obj, "url");
     if (!json_is_string(url))
-        return fail(err, errlen, "%s.url: required, a string", what);
+        return plugin_fail(err, errlen, "%s.url: required, a string", what);
     CURLU *u = curl_url();
     if (!u)
-        return fail(err, errlen, "out of memory");
+        return plugin_fail(err, errlen, "out of memory");
     CURLUcode uc = curl_url_set(u, CURLUPART_URL, json_string_value(url), 0);
     char *scheme = NULL;
     if (uc == CURLUE_OK)
@@ -160,117 +140,85 @@ static int parse_endpoint(const json_t *obj, size_t idx, http_ep *e, char *err, 
     curl_free(scheme);
     curl_url_cleanup(u);
     if (uc != CURLUE_OK)
-        return fail(err, errlen, "%s.url: invalid URL: %s", what, curl_url_strerror(uc));
+        return plugin_fail(err, errlen, "%s.url: invalid URL: %s", what, curl_url_strerror(uc));
     if (!web)
-        return fail(err, errlen, "%s.url: only http:// and https:// URLs are allowed", what);
+        return plugin_fail(err, errlen, "%s.url: only http:// and https:// URLs are allowed", what);
     if (!(e->url = strdup(json_string_value(url))))
-        return fail(err, errlen, "out of memory");
+        return plugin_fail(err, errlen, "out of memory");
 
     e->timeout_ms = HTTP_DEFAULT_TIMEOUT_MS;
     e->max_response = HTTP_DEFAULT_MAX_RESPONSE;
     int64_t maxresp = (int64_t)e->max_response;
-    if (get_int(obj, "timeout_ms", what, 1, 24 * 3600 * 1000LL, &e->timeout_ms, err, errlen) ||
-        get_int(obj, "connect_timeout_ms", what, 1, 24 * 3600 * 1000LL, &e->connect_timeout_ms, err, errlen) ||
-        get_int(obj, "max_response_bytes", what, 0, 64 * 1024 * 1024, &maxresp, err, errlen))
+    if (plugin_get_int(obj, "timeout_ms", what, 1, 24 * 3600 * 1000LL, NULL, &e->timeout_ms, err, errlen) ||
+        plugin_get_int(obj, "connect_timeout_ms", what, 1, 24 * 3600 * 1000LL, NULL, &e->connect_timeout_ms, err,
+                       errlen) ||
+        plugin_get_int(obj, "max_response_bytes", what, 0, 64 * 1024 * 1024, NULL, &maxresp, err, errlen))
         return -1;
     e->max_response = (size_t)maxresp;
 
     const json_t *fr = json_object_get(obj, "follow_redirects");
     if (fr && !json_is_boolean(fr))
-        return fail(err, errlen, "%s.follow_redirects: must be true or false", what);
+        return plugin_fail(err, errlen, "%s.follow_redirects: must be true or false", what);
     e->follow_redirects = fr && json_is_true(fr);
 
     const json_t *ca = json_object_get(obj, "ca_file");
     if (ca && !json_is_string(ca))
-        return fail(err, errlen, "%s.ca_file: must be a string", what);
+        return plugin_fail(err, errlen, "%s.ca_file: must be a string", what);
     if (ca && !(e->ca_file = strdup(json_string_value(ca))))
-        return fail(err, errlen, "out of memory");
+        return plugin_fail(err, errlen, "out of memory");
 
     const json_t *hs = json_object_get(obj, "headers");
     if (hs && !json_is_array(hs))
-        return fail(err, errlen, "%s.headers: must be an array of \"Name: value\" strings", what);
+        return plugin_fail(err, errlen, "%s.headers: must be an array of \"Name: value\" strings", what);
     size_t nh = hs ? json_array_size(hs) : 0;
     if (!(e->headers = calloc(nh + 1, sizeof *e->headers)))
-        return fail(err, errlen, "out of memory");
+        return plugin_fail(err, errlen, "out of memory");
     for (size_t i = 0; i < nh; i++) {
         const json_t *h = json_array_get(hs, i);
         const char *s = json_is_string(h) ? json_string_value(h) : NULL;
         const char *colon = s ? strchr(s, ':') : NULL;
         if (!s || !colon || colon == s || !header_safe(s, 8192) || strlen(s) != json_string_length(h))
-            return fail(err, errlen, "%s.headers[%zu]: must be a \"Name: value\" string without control characters",
+            return plugin_fail(err, errlen, "%s.headers[%zu]: must be a \"Name: value\" string without control characters",
                         what, i);
         if ((size_t)(colon - s) == strlen("Content-Type") && strncasecmp(s, "Content-Type", 12) == 0)
             e->has_content_type = true;
         if (!(e->headers[i] = strdup(s)))
-            return fail(err, errlen, "out of memory");
+            return plugin_fail(err, errlen, "out of memory");
     }
     return 0;
 }
 
+static int parse_endpoint_item(const json_t *obj, size_t idx, void *item, char *err, size_t errlen)
+{
+    return parse_endpoint(obj, idx, item, err, errlen);
+}
+
 static int http_init(const jet_host_api *host, const char *config_json, void **state, char *err, size_t errlen)
 {
-    json_error_t je;
-    json_t *root = json_loads(config_json ? config_json : "{}", 0, &je);
-    if (!root)
-        return fail(err, errlen, "settings are not valid JSON: %s (line %d, column %d)", je.text, je.line,
-                    je.column);
-    int rc = -1;
     http_state *st = calloc(1, sizeof *st);
-    if (!st) {
-        json_decref(root);
-        return fail(err, errlen, "out of memory");
-    }
+    if (!st)
+        return plugin_fail(err, errlen, "out of memory");
     pthread_mutex_init(&st->mu, NULL);
     st->host = host;
     CURLcode cc = curl_global_init(CURL_GLOBAL_DEFAULT);
     if (cc != CURLE_OK) {
-        fail(err, errlen, "curl_global_init: %s", curl_easy_strerror(cc));
-        goto out;
+        plugin_fail(err, errlen, "curl_global_init: %s", curl_easy_strerror(cc));
+        free_state(st);
+        return -1;
     }
     st->curl_ready = true;
-    if (!json_is_object(root)) {
-        fail(err, errlen, "settings must be a JSON object");
-        goto out;
-    }
-    const char *key;
-    json_t *val;
-    json_object_foreach(root, key, val) {
-        if (strcmp(key, "endpoints") != 0) {
-            fail(err, errlen, "unknown key \"%s\" (expected \"endpoints\")", key);
-            goto out;
-        }
-    }
-    const json_t *eps = json_object_get(root, "endpoints");
-    if (eps && !json_is_array(eps)) {
-        fail(err, errlen, "endpoints: must be an array of endpoint objects");
-        goto out;
-    }
-    size_t n = eps ? json_array_size(eps) : 0;
-    st->eps = calloc(n ? n : 1, sizeof *st->eps);
-    st->names = calloc(n + 1, sizeof *st->names);
-    if (!st->eps || !st->names) {
-        fail(err, errlen, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        st->n = i + 1;
-        if (parse_endpoint(json_array_get(eps, i), i, &st->eps[i], err, errlen) != 0)
-            goto out;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(st->eps[j].name, st->eps[i].name) == 0) {
-                fail(err, errlen, "endpoints[%zu]: name \"%s\" is already used by endpoints[%zu]", i,
-                     st->eps[i].name, j);
-                goto out;
-            }
-        st->names[i] = st->eps[i].name;
+    plugin_list list = {0};
+    int rc = plugin_parse_list(config_json, "endpoints", "endpoint", sizeof(http_ep), parse_endpoint_item, &list, err,
+                               errlen);
+    st->eps = list.items;
+    st->n = list.n;
+    st->names = list.names;
+    if (rc != 0) {
+        free_state(st);
+        return -1;
     }
     *state = st;
-    st = NULL;
-    rc = 0;
-out:
-    free_state(st);
-    json_decref(root);
-    return rc;
+    return 0;
 }
 
 static const char *const *http_handlers_after_init(void *state) { return ((http_state *)state)->names; }
@@ -385,25 +333,9 @@ static void handle_put(http_state *st, CURL *h)
         curl_easy_cleanup(h);
 }
 
-static jet_outcome set_error(const http_state *st, jet_task_ctx *ctx, jet_outcome o, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static jet_outcome set_error(const http_state *st, jet_task_ctx *ctx, jet_outcome o, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    st->host->set_error(ctx, msg);
-    return o;
-}
-
 static const http_ep *find_ep(const http_state *st, const char *name)
 {
-    for (size_t i = 0; name && i < st->n; i++)
-        if (strcmp(st->eps[i].name, name) == 0)
-            return &st->eps[i];
-    return NULL;
+    return plugin_find(&(plugin_list){st->eps, st->n, st->names}, sizeof *st->eps, name);
 }
 
 static struct curl_slist *build_headers(const http_ep *e, const jet_task *t)
@@ -463,7 +395,7 @@ static jet_outcome http_handle(void *state, const jet_task *task, jet_task_ctx *
     const jet_host_api *host = st->host;
     const http_ep *e = find_ep(st, task->handler);
     if (!e)
-        return set_error(st, ctx, JET_FAIL, "http: no endpoint named \"%s\" is configured",
+        return plugin_set_error(st->host, ctx, JET_FAIL, "http: no endpoint named \"%s\" is configured",
                          task->handler ? task->handler : "(null)");
     int64_t limit = e->timeout_ms;
     if (task->timeout_ms > 0 && task->timeout_ms < limit)
@@ -482,7 +414,7 @@ static jet_outcome http_handle(void *state, const jet_task *task, jet_task_ctx *
         curl_slist_free_all(hdrs);
         if (h)
             curl_easy_cleanup(h);
-        return set_error(st, ctx, JET_RETRY, "http %s: out of memory", e->name);
+        return plugin_set_error(st->host, ctx, JET_RETRY, "http %s: out of memory", e->name);
     }
     char errbuf[CURL_ERROR_SIZE];
     errbuf[0] = '\0';
@@ -528,13 +460,13 @@ static jet_outcome http_handle(void *state, const jet_task *task, jet_task_ctx *
     jet_outcome o;
     const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
     if (rc == CURLE_ABORTED_BY_CALLBACK && c.cancelled) {
-        o = set_error(st, ctx, JET_RETRY, "http %s: cancelled; transfer aborted", e->name);
+        o = plugin_set_error(st->host, ctx, JET_RETRY, "http %s: cancelled; transfer aborted", e->name);
     } else if (rc == CURLE_OPERATION_TIMEDOUT) {
-        o = set_error(st, ctx, JET_RETRY, "http %s: timed out after %" PRId64 " ms (%s)", e->name, limit, detail);
+        o = plugin_set_error(st->host, ctx, JET_RETRY, "http %s: timed out after %" PRId64 " ms (%s)", e->name, limit, detail);
     } else if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL) {
-        o = set_error(st, ctx, JET_FAIL, "http %s: %s", e->name, detail);
+        o = plugin_set_error(st->host, ctx, JET_FAIL, "http %s: %s", e->name, detail);
     } else if (rc != CURLE_OK) {
-        o = set_error(st, ctx, JET_RETRY, "http %s: %s (curl error %d)", e->name, detail, (int)rc);
+        o = plugin_set_error(st->host, ctx, JET_RETRY, "http %s: %s (curl error %d)", e->name, detail, (int)rc);
     } else if (status >= 200 && status < 300) {
         if (c.truncated && host->log)
             host->log(ctx, JET_PLOG_WARN, "http: response body truncated");
@@ -552,13 +484,13 @@ static jet_outcome http_handle(void *state, const jet_task *task, jet_task_ctx *
         if ((status == 429 || status == 503) && c.has_retry_after)
             delay = retry_after_ms(c.retry_after);
         if (delay >= 0)
-            set_error(st, ctx, o, "http %s: HTTP %ld (Retry-After %s)%s%s", e->name, status, c.retry_after, sep,
+            plugin_set_error(st->host, ctx, o, "http %s: HTTP %ld (Retry-After %s)%s%s", e->name, status, c.retry_after, sep,
                       body);
         else if (status >= 300 && status < 400)
-            set_error(st, ctx, o, "http %s: HTTP %ld redirect not followed (set follow_redirects)%s%s", e->name,
+            plugin_set_error(st->host, ctx, o, "http %s: HTTP %ld redirect not followed (set follow_redirects)%s%s", e->name,
                       status, sep, body);
         else
-            set_error(st, ctx, o, "http %s: HTTP %ld%s%s", e->name, status, sep, body);
+            plugin_set_error(st->host, ctx, o, "http %s: HTTP %ld%s%s", e->name, status, sep, body);
         if (delay >= 0 && host->retry_in)
             host->retry_in(ctx, delay);
     }

@@ -3,6 +3,7 @@
 #ifndef JETSCHED_TIMEUTIL_H
 #define JETSCHED_TIMEUTIL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <pthread.h>
@@ -40,6 +41,13 @@ char *jet_rfc3339_format(int64_t unix_ms, char *buf, size_t len);
 /* Days since 1970-01-01 for a proleptic Gregorian date, and back. */
 int64_t jet_days_from_civil(int64_t y, unsigned m, unsigned d);
 void jet_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
+/* Calendar helpers (proleptic Gregorian; m is 1-12). */
+bool jet_leap_year(int64_t y);
+unsigned jet_month_days(int64_t y, unsigned m);
+/* Day of the week of a day number (days since 1970-01-01): 0 = Sunday. */
+int jet_weekday(int64_t day);
+/* Division rounding toward minus infinity (b > 0 or b < 0, never 0). */
+int64_t jet_floor_div(int64_t a, int64_t b);
 
 int64_t jet_now_ms(void);       /* CLOCK_REALTIME */
 int64_t jet_mono_ms(void);      /* CLOCK_MONOTONIC */
