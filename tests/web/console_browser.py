@@ -18,7 +18,7 @@ Asserts, in the browser:
      a progress bar, after one confirmation;
   5. a schedule with a bad spec: the preview and the create error show the
      position; fixed, the preview lists the next fire times; created, then
-     paused from the list;
+     paused from the list; edited (spec and time zone, previewed, saved);
   6. the viewer token sees no operator button on any page, and the API
      refuses a state change made with its session (cookie + CSRF header) and
      with its bearer token (403);
@@ -355,6 +355,21 @@ def main():
         _, s = stack.api("GET", "/schedules/digest", want=200)
         if not s["schedule"]["paused"] or s["schedule"]["spec"] != "*/15 9-17 * * mon-fri":
             stack.fail("the API does not show the schedule paused with the fixed spec: %r" % s)
+        # Edit: a new spec and time zone, previewed, saved; still paused.
+        b.go("#/schedules/digest/edit", "#schedule-preview ol.fires li")
+        spec = b.one("#s-spec")
+        spec.send_keys(Keys.CONTROL, "a")
+        spec.send_keys("0 9 * * mon-fri")
+        tz = b.one("#s-tz")
+        tz.send_keys(Keys.CONTROL, "a")
+        tz.send_keys("Europe/Paris")
+        b.wait(lambda d: "Europe/Paris" in b.text("#schedule-preview") and "08:00:00Z" in b.text("#schedule-preview"),
+               "the preview of 0 9 * * mon-fri in Europe/Paris (08:00 UTC in winter)")
+        b.one("#schedule-save").click()
+        b.wait(lambda d: "0 9 * * mon-fri" in b.text('tr[data-schedule="digest"]'), "the edited spec in the list")
+        _, s = stack.api("GET", "/schedules/digest", want=200)
+        if (s["schedule"]["spec"], s["schedule"]["tz"], s["schedule"]["paused"]) != ("0 9 * * mon-fri", "Europe/Paris", True):
+            stack.fail("after the edit the API shows %r" % s["schedule"])
         b.shot("schedules-1280x800")
         log("schedule: bad spec position, preview, create, pause")
 
