@@ -32,7 +32,10 @@ if [[ -z ${JETSCHED_TEST_PG_DSN:-} ]]; then
 fi
 
 export JETSCHED_PG_DSN=$JETSCHED_TEST_PG_DSN
-PG_BINDIR=${JETSCHED_PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}
+# shellcheck source=../scripts/lib/server-bins.sh
+. "$ROOT/scripts/lib/server-bins.sh"
+jetsched_find_pg_bindir || { echo "history.sh: $JETSCHED_FIND_ERROR" >&2; exit 1; }
+PG_BINDIR=$JETSCHED_FOUND
 BENCH=$BUILD/bench/history_bench
 JS=$BUILD/cli/jetsched
 [[ -x $BENCH && -x $JS ]] || { echo "history.sh: build history_bench and jetsched_cli in $BUILD first" >&2; exit 1; }

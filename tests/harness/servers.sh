@@ -26,12 +26,14 @@
 #   nats/ cluster/nK/ pg/ config files, logs, stores, data dir
 #
 # Tunables (environment): JETSCHED_TEST_START_TIMEOUT (s, default 30),
-# JETSCHED_PG_BINDIR (default: newest /usr/lib/postgresql/*/bin),
-# JETSCHED_NATS_SERVER (default: nats-server from PATH or /usr/sbin).
+# JETSCHED_PG_BINDIR, JETSCHED_NATS_SERVER (the binaries; defaults: see
+# scripts/lib/server-bins.sh, the lookup shared with scripts/quickstart).
 
 # Directory of this library (absolute).
 JH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 JH_LIB="$JH_DIR/servers.sh"
+# shellcheck source=../../scripts/lib/server-bins.sh
+source "$JH_DIR/../../scripts/lib/server-bins.sh"
 
 # ---------------------------------------------------------------- utilities
 
@@ -232,35 +234,16 @@ _jh_need_state() {
 
 _jh_timeout_ms() { printf '%s' $((${JETSCHED_TEST_START_TIMEOUT:-30} * 1000)); }
 
+# The binaries: the one lookup shared with scripts/quickstart
+# (scripts/lib/server-bins.sh), with this library's error prefix.
 _jh_nats_bin() {
-  if [[ -n ${JETSCHED_NATS_SERVER:-} ]]; then printf '%s' "$JETSCHED_NATS_SERVER"; return 0; fi
-  local b
-  b=$(command -v nats-server 2>/dev/null) || b=
-  if [[ -z $b && -x /usr/sbin/nats-server ]]; then b=/usr/sbin/nats-server; fi
-  if [[ -z $b ]]; then _jh_err "nats-server not found (install nats-server or set JETSCHED_NATS_SERVER)"; return 1; fi
-  printf '%s' "$b"
+  jetsched_find_nats_server || { _jh_err "$JETSCHED_FIND_ERROR"; return 1; }
+  printf '%s' "$JETSCHED_FOUND"
 }
 
 _jh_pg_bindir() {
-  if [[ -n ${JETSCHED_PG_BINDIR:-} ]]; then
-    if [[ ! -x $JETSCHED_PG_BINDIR/initdb || ! -x $JETSCHED_PG_BINDIR/postgres ]]; then
-      _jh_err "PostgreSQL server binaries (initdb, postgres) not found in JETSCHED_PG_BINDIR=$JETSCHED_PG_BINDIR"
-      return 1
-    fi
-    printf '%s' "$JETSCHED_PG_BINDIR"
-    return 0
-  fi
-  local d best=
-  for d in /usr/lib/postgresql/*/bin; do
-    [[ -x $d/initdb && -x $d/postgres ]] || continue
-    if [[ -z $best ]] || [[ $(printf '%s\n%s\n' "$best" "$d" | sort -V | tail -n1) == "$d" ]]; then best=$d; fi
-  done
-  if [[ -z $best ]]; then
-    d=$(command -v initdb 2>/dev/null) || d=
-    if [[ -n $d ]]; then best=$(dirname "$d"); fi
-  fi
-  if [[ -z $best ]]; then _jh_err "PostgreSQL server binaries (initdb, postgres) not found; set JETSCHED_PG_BINDIR"; return 1; fi
-  printf '%s' "$best"
+  jetsched_find_pg_bindir || { _jh_err "$JETSCHED_FIND_ERROR"; return 1; }
+  printf '%s' "$JETSCHED_FOUND"
 }
 
 # _jh_as_pg CMD...: run CMD as the postgres system user when we are root

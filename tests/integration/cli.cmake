@@ -11,3 +11,9 @@ if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/cli_quickstart.sh)
   jetsched_integration_test(cli_quickstart "" ${CMAKE_CURRENT_SOURCE_DIR}/cli_quickstart.sh)
   set_tests_properties(integration.cli_quickstart PROPERTIES TIMEOUT 300)
 endif()
+# First contact (issue 21): quickstart as root from a directory user postgres
+# cannot enter, and as an ordinary user whose PATH lacks /usr/sbin.
+foreach(mode root-private user)
+  jetsched_integration_test(quickstart_${mode} "" ${CMAKE_CURRENT_SOURCE_DIR}/quickstart_as.sh ${mode})
+  set_tests_properties(integration.quickstart_${mode} PROPERTIES TIMEOUT 180)
+endforeach()

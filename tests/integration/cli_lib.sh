@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/integration/cli_lib.sh: sourced by the cli_*.sh tests. Runs against
 # the servers of tests/harness/with-servers --nats --pg: migrates, creates
 # the NATS objects, starts a real schedulerd and agentd (native plugins of
@@ -49,8 +50,8 @@ has() { grep -q -- "$2" "$TMP/$1" || { cat "$TMP/out" "$TMP/err" >&2; fail "no '
 json() { python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read()); print(eval(sys.argv[2]))' "$TMP/out" "$1"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_ready() { # port seconds pid name
-  local i
-  for i in $(seq 1 $(($2 * 10))); do
+  local _
+  for _ in $(seq 1 $(($2 * 10))); do
     kill -0 "$3" 2>/dev/null || fail "$4 exited during start-up"
     curl -sf "http://127.0.0.1:$1/readyz" >/dev/null 2>&1 && return 0
     sleep 0.1
@@ -80,6 +81,7 @@ http = { listen = "127.0.0.1:$port"; };
 EOF
   "$JETSCHED_BUILD_DIR/scheduler/schedulerd" -c "$TMP/$1.conf" >"$TMP/$1.log" 2>&1 &
   CLI_PIDS+=($!)
+  # shellcheck disable=SC2034 # read by the sourcing test (cli_dlq.sh)
   SCHED_PID=$!
   wait_ready "$port" 30 "$!" "schedulerd $1"
 }
@@ -98,6 +100,7 @@ exec = { commands = (
 EOF
   "$JETSCHED_BUILD_DIR/agentd/agentd" -c "$TMP/$1.conf" >"$TMP/$1.log" 2>&1 &
   CLI_PIDS+=($!)
+  # shellcheck disable=SC2034 # read by the sourcing test (cli_dlq.sh)
   AGENT_PID=$!
   wait_ready "$port" 30 "$!" "agentd $1"
 }

@@ -16,8 +16,9 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 unset JETSCHED_CONFIG JETSCHED_NATS_URL JETSCHED_PG_DSN
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # preferred ports that are free now: the defaults may be a developer's quickstart
-export JETSCHED_QS_NATS_PORT=$(free_port) JETSCHED_QS_PG_PORT=$(free_port)
-export JETSCHED_QS_SCHED_HTTP_PORT=$(free_port) JETSCHED_QS_AGENT_HTTP_PORT=$(free_port) JETSCHED_QS_WEB_PORT=$(free_port)
+JETSCHED_QS_NATS_PORT=$(free_port) JETSCHED_QS_PG_PORT=$(free_port) JETSCHED_QS_WEB_PORT=$(free_port)
+JETSCHED_QS_SCHED_HTTP_PORT=$(free_port) JETSCHED_QS_AGENT_HTTP_PORT=$(free_port)
+export JETSCHED_QS_NATS_PORT JETSCHED_QS_PG_PORT JETSCHED_QS_SCHED_HTTP_PORT JETSCHED_QS_AGENT_HTTP_PORT JETSCHED_QS_WEB_PORT
 OUT=$STATE/qs-out
 trap '"$QS" stop >/dev/null 2>&1 || true' EXIT
 
