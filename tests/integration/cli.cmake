@@ -15,5 +15,5 @@ endif()
 # cannot enter, and as an ordinary user whose PATH lacks /usr/sbin.
 foreach(mode root-private user)
   jetsched_integration_test(quickstart_${mode} "" ${CMAKE_CURRENT_SOURCE_DIR}/quickstart_as.sh ${mode})
-  set_tests_properties(integration.quickstart_${mode} PROPERTIES TIMEOUT 180)
+  set_tests_properties(integration.quickstart_${mode} PROPERTIES TIMEOUT 300)
 endforeach()

@@ -54,9 +54,12 @@ curl -sf -H 'Content-Type: application/json' -d "{\"token\":\"$(cat "$JETSCHED_R
 [[ -f $JETSCHED_RUN_DIR/env ]] || fail "no env file"
 grep -q "QS_NATS_PORT=$JETSCHED_QS_NATS_PORT" "$JETSCHED_RUN_DIR/env" || fail "ports not in env: $(cat "$JETSCHED_RUN_DIR/env")"
 # issue 20 item 13: no trust, a private socket, private files
-PGB=${JETSCHED_PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}
+# shellcheck source=../../scripts/lib/server-bins.sh
+. "$JETSCHED_SOURCE_DIR/scripts/lib/server-bins.sh"
+jetsched_find_pg_bindir || fail "$JETSCHED_FIND_ERROR"
+PGB=$JETSCHED_FOUND
 grep -Eq '^[^#]*[[:space:]]trust([[:space:]]|$)' "$JETSCHED_RUN_DIR/pg/data/pg_hba.conf" && fail "pg_hba.conf trusts local users"
-PGPASSWORD= PGPASSFILE=/dev/null "$PGB/psql" -w -h 127.0.0.1 -p "$JETSCHED_QS_PG_PORT" -U postgres -c 'select 1' jetsched \
+PGPASSWORD='' PGPASSFILE=/dev/null "$PGB/psql" -w -h 127.0.0.1 -p "$JETSCHED_QS_PG_PORT" -U postgres -c 'select 1' jetsched \
   >/dev/null 2>&1 && fail "PostgreSQL accepted a connection without the password"
 PGPASSWORD=$(cat "$JETSCHED_RUN_DIR/pg-password") "$PGB/psql" -w -h 127.0.0.1 -p "$JETSCHED_QS_PG_PORT" -U postgres \
   -qAtc 'select 1' jetsched | grep -q 1 || fail "the password in pg-password does not work"
