@@ -32,7 +32,7 @@ pids() {
   head -1 "$RUN/pg/data/postmaster.pid" 2>/dev/null || true
 }
 ports=(JETSCHED_QS_NATS_PORT="$(free_port)" JETSCHED_QS_PG_PORT="$(free_port)"
-  JETSCHED_QS_SCHED_HTTP_PORT="$(free_port)" JETSCHED_QS_AGENT_HTTP_PORT="$(free_port)")
+  JETSCHED_QS_SCHED_HTTP_PORT="$(free_port)" JETSCHED_QS_AGENT_HTTP_PORT="$(free_port)" JETSCHED_QS_WEB_PORT="$(free_port)")
 san=(ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}")
 
 # check_run QS...: start, status, stop with the command prefix QS...; the
@@ -106,9 +106,9 @@ case $MODE in
     }
     trap cleanup EXIT
     useradd --create-home --home-dir "$H" --shell /bin/bash "$U" || fail "useradd $U"
-    # the built tree the user gets: the scripts, the SQL, the daemons, CLI and plugins
+    # the built tree the user gets: the scripts, the SQL, the web console, the daemons, CLI and plugins
     mkdir -p "$H/jetsched/build"/{cli,scheduler,agentd}
-    cp -a "$JETSCHED_SOURCE_DIR/scripts" "$JETSCHED_SOURCE_DIR/sql" "$H/jetsched/"
+    cp -a "$JETSCHED_SOURCE_DIR/scripts" "$JETSCHED_SOURCE_DIR/sql" "$JETSCHED_SOURCE_DIR/web" "$H/jetsched/"
     cp -a "$JETSCHED_BUILD_DIR/plugins" "$H/jetsched/build/"
     cp -a "$JETSCHED_BUILD_DIR/cli/jetsched" "$H/jetsched/build/cli/"
     cp -a "$JETSCHED_BUILD_DIR/scheduler/schedulerd" "$H/jetsched/build/scheduler/"
