@@ -49,6 +49,7 @@ static const api_verb_def verbs[] = {
     {"cluster.leader", api_cluster_leader, false},
     {"cluster.agents", api_cluster_agents, false},
     {"cluster.queues", api_cluster_queues, false},
+    {"stats.minutes", api_stats_minutes, false},
 };
 
 static api_ctx ctx;

@@ -167,4 +167,6 @@ json_t *api_cluster_leader(api_ctx *c, json_t *req, api_err *e);
 json_t *api_cluster_agents(api_ctx *c, json_t *req, api_err *e);
 json_t *api_cluster_queues(api_ctx *c, json_t *req, api_err *e);
 
+json_t *api_stats_minutes(api_ctx *c, json_t *req, api_err *e);
+
 #endif

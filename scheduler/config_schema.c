@@ -44,6 +44,10 @@ static const jet_cfg_key schedulerd_keys[] = {
      "most rows counted per task state by that sample (a bounded index scan; the cap means \"at least\")"},
     {"http.listen", JET_CFG_STRING, "127.0.0.1:9465", NOBOUND, NULL, 0, NULL, NULL,
      "address of /healthz, /readyz and /metrics (empty disables)"},
+    {"rollup.interval", JET_CFG_DURATION, "5s", 100, 10 * MIN, NULL, 0, NULL, NULL,
+     "how often the leader adds finished tasks to the per-minute rollup task_minutes (the console's overview)"},
+    {"rollup.grace", JET_CFG_DURATION, "30s", 0, 10 * MIN, NULL, 0, NULL, NULL,
+     "a finished task is rolled up this long after it finished (tasks recorded later than that are not counted)"},
     {"web.listen", JET_CFG_STRING, "", NOBOUND, NULL, 0, NULL, NULL,
      "address of the web console and the REST API /api/v1 (empty disables); beyond loopback it needs TLS "
      "(web.tls_cert/web.tls_key) or web.trust_proxy, and at least one token"},

@@ -162,7 +162,7 @@ int main(int argc, char **argv)
         goto fail;
     }
     threads = true;
-    if ((st = stats_start(s, &err)) || (st = sweep_start(s, &err)))
+    if ((st = stats_start(s, &err)) || (st = sweep_start(s, &err)) || (st = rollup_start(s, &err)))
         goto fail;
     if ((st = api_start(s, &err)))
         goto fail;
@@ -194,6 +194,7 @@ out:
     if (threads) {
         leader_stop(s);
         stats_stop(s);
+        rollup_stop(s);
         sweep_stop(s);
         election_stop(s);
     }

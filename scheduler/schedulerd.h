@@ -61,6 +61,9 @@ void leader_metrics_init(sched *s);
 /* The leader's sampled gauges for /metrics (stats.c): started after the
  * leader thread, stopped after leader_stop (which sets s->stop). */
 jet_status stats_start(sched *s, jet_err *err);
+/* The leader's per-minute rollup of finished tasks (rollup.c). */
+jet_status rollup_start(sched *s, jet_err *err);
+void rollup_stop(sched *s);
 void stats_stop(sched *s);
 /* The leader's sweeper of messages on task subjects no agent reads
  * (sweep.c): started and stopped with the stats thread. */

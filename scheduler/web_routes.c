@@ -20,8 +20,6 @@
 #define CURSOR {"cursor", NULL, WEB_ARG_STR, "next_cursor of the previous page, unchanged"}
 #define QUEUE {"queue", NULL, WEB_ARG_STR, "only this queue"}
 
-enum MHD_Result web_stats(web_req *r);
-
 static const web_route routes[] = {
     {"POST", "/api/v1/login", "login", NULL, "Log in with a token: sets the session cookie, returns the CSRF token",
      .special = web_login, .auth_none = true, .writes = true},
@@ -79,6 +77,8 @@ static const web_route routes[] = {
     {"GET", "/api/v1/leader", NULL, "cluster.leader", "The leader schedulerd", .body = false},
     {"GET", "/api/v1/agents", NULL, "cluster.agents", "The agents of the registry", .body = false},
     {"GET", "/api/v1/queues", NULL, "cluster.queues", "Every queue lane: depth, consumer lag", .body = false},
+    {"GET", "/api/v1/stats", NULL, "stats.minutes", "Finished tasks per queue and minute (the per-minute rollup)",
+     .args = {P("since", "how far back, a duration (default 1h, at most 8d)"), QUEUE}},
 };
 
 const web_route *web_routes(size_t *n)

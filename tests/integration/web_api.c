@@ -293,6 +293,27 @@ static void dlq(void)
               "invalid_argument", "queue", "replay all of a bad queue name");
 }
 
+/* The per-minute rollup: w-1 succeeded and dead-* died in queue default. */
+static void stats(void)
+{
+    long long ok = 0, dead = 0;
+    for (int64_t until = ts_now_ms() + 15000; (ok < 1 || dead < 3) && ts_now_ms() < until; ts_sleep_ms(200)) {
+        wt_resp *r = wt_req(&w, "GET", "/api/v1/stats?since=1h&queue=default", NULL, "viewer", NULL);
+        ok = dead = 0;
+        json_t *m = json_object_get(r->json, "minutes");
+        for (size_t i = 0; i < json_array_size(m); i++) {
+            ok += sa_int(json_array_get(m, i), "succeeded");
+            dead += sa_int(json_array_get(m, i), "dead");
+        }
+        CHECK(r->status == 200 && strlen(sa_str(r->json, "rolled_to")) > 10, "stats: %.200s", r->body);
+        wt_free(r);
+    }
+    CHECK(ok >= 1 && dead >= 3, "the rollup counts the finished tasks (succeeded %lld, dead %lld)", ok, dead);
+    CHECK(ts_pg_long("SELECT count(*) FROM task_minutes WHERE queue = 'default'") >= 1, "task_minutes rows");
+    wt_expect(wt_req(&w, "GET", "/api/v1/stats?since=9d", NULL, "viewer", NULL), 400, "invalid_argument", "since",
+              "stats beyond the rollup's retention");
+}
+
 static void cluster(void)
 {
     json_t *j = ok_json(wt_req(&w, "GET", "/api/v1/leader", NULL, "viewer", NULL), 200, "leader");
@@ -515,7 +536,8 @@ int main(void)
     ts_agent_start(&ag, "agent-web",
                    "queues = ( { name = \"default\"; concurrency = 4; } );\n"
                    "exec = { commands = ( { name = \"fail\"; argv = [\"/bin/false\"]; } ); };\n");
-    wt_start(&w, "web-api", www, NULL, "api = { max_payload = \"1KiB\"; };");
+    wt_start(&w, "web-api", www, NULL,
+             "api = { max_payload = \"1KiB\"; };\nrollup = { interval = \"200ms\"; grace = \"0s\"; };");
 
     json_t *openapi = ok_json(wt_req(&w, "GET", "/api/v1/openapi.json", NULL, NULL, NULL), 200, "openapi.json");
     CHECK(!strcmp(sa_str(openapi, "openapi"), "3.0.3"), "OpenAPI 3.0.3");
@@ -525,6 +547,7 @@ int main(void)
     tasks();
     schedules();
     dlq();
+    stats();
     cluster();
     sessions();
     statics(www);
