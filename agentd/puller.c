@@ -197,7 +197,10 @@ static bool handle_arrival(queue_rt *q, natsMsg *m)
     const char *subj = natsMsg_GetSubject(m);
     const char *status = NULL;
     size_t il = strlen(q->inbox);
-    if (natsMsg_GetDataLength(m) == 0 && natsMsgHeader_Get(m, "Status", &status) == NATS_OK && status) {
+    /* Only a status reply (no reply subject) is asked for its headers here: a
+     * task's header block is parsed by task_from_msg before libnats touches it. */
+    if (natsMsg_GetReply(m) == NULL && natsMsg_GetDataLength(m) == 0 &&
+        natsMsgHeader_Get(m, "Status", &status) == NATS_OK && status) {
         int lane = -1;
         unsigned long long id = 0;
         if (strncmp(subj, q->inbox, il) != 0 || sscanf(subj + il, ".%d.%llu", &lane, &id) != 2 || lane < 0 ||

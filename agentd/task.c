@@ -2,6 +2,7 @@
 #include "task.h"
 
 #include <jetsched/alloc.h>
+#include <jetsched/natshdr.h>
 #include <jetsched/timeutil.h>
 
 #include <errno.h>
@@ -73,11 +74,73 @@ static void mark_dead(agent_task *t, const char *reason, const char *fmt, const 
     snprintf(t->dead_detail, sizeof t->dead_detail, fmt, a, b);
 }
 
-/* The task's header list: views into the message's own header storage
- * (libnats keeps the strings for the message's lifetime, and agentd never
- * modifies a delivered message), so no per-header copies. */
+/* The raw header block of a delivered message, as libnats 3.4 stores it:
+ * one allocation "subject\0reply\0<header block>\0<data>". Found from the
+ * public pointers and checked ("NATS/1.0" at the start, NUL right before
+ * the data); false when the message has no block there (e.g. one built by
+ * natsMsg_Create) or the layout differs. */
+static bool raw_header_block(natsMsg *m, const char **block, size_t *len)
+{
+    const char *subj = natsMsg_GetSubject(m), *reply = natsMsg_GetReply(m), *data = natsMsg_GetData(m);
+    if (!subj || !data)
+        return false;
+    const char *start = subj + strlen(subj) + 1;
+    if (reply) {
+        if (reply != start)
+            return false;
+        start = reply + strlen(reply) + 1;
+    }
+    if (data <= start + 8 || (size_t)(data - start) > (size_t)16 << 20 || data[-1] != '\0' ||
+        memcmp(start, "NATS/1.0", 8) != 0)
+        return false;
+    *block = start;
+    *len = (size_t)(data - start) - 1;
+    return true;
+}
+
+typedef struct hdr_copy {
+    agent_task *t;
+    size_t cap;
+    char *store, *at;
+} hdr_copy;
+
+static void keep_header(void *arg, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    hdr_copy *c = arg;
+    agent_task *t = c->t;
+    if (t->n_headers == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        t->headers = jet_xrealloc(t->headers, c->cap * sizeof *t->headers);
+    }
+    char *n = c->at, *v = n + nlen + 1;
+    memcpy(n, name, nlen);
+    n[nlen] = '\0';
+    memcpy(v, value, vlen);
+    v[vlen] = '\0';
+    c->at = v + vlen + 1;
+    t->headers[t->n_headers].name = n;
+    t->headers[t->n_headers].value = v;
+    t->n_headers++;
+}
+
+/* The task's header list. A delivered message's raw block is parsed here,
+ * before libnats ever looks at it: libnats rejects a whole block for one
+ * odd line (an empty value, a line without a colon) and would leave the
+ * task without its handler and id; jet_hdr_block_parse keeps every good
+ * header (copies in t->hdr_store) and counts the skipped lines. Otherwise
+ * (a message built in-process) the headers are views into libnats'
+ * strings, which live as long as the message. */
 static void copy_headers(agent_task *t)
 {
+    const char *block;
+    size_t blen;
+    if (raw_header_block(t->msg, &block, &blen)) {
+        hdr_copy c = {.t = t, .store = jet_xmalloc(blen + 2)};
+        c.at = c.store; /* names and values together never exceed the block (each loses at least ": ") */
+        t->hdr_store = c.store;
+        t->skipped_header_lines = jet_hdr_block_parse(block, blen, keep_header, &c);
+        return;
+    }
     const char **keys = NULL;
     int nkeys = 0;
     if (natsMsgHeader_Keys(t->msg, &keys, &nkeys) != NATS_OK || nkeys <= 0)
@@ -153,6 +216,8 @@ static void parse_headers(agent_task *t, const task_defaults *def)
     t->timeout_ms = def->timeout_ms;
     if ((v = task_header(t, JET_HDR_TIMEOUT)) != NULL && jet_duration_parse(v, &t->timeout_ms, &err) != JET_OK)
         mark_dead(t, JET_REASON_INVALID_HEADER, JET_HDR_TIMEOUT ": %.200s%s", err.msg, "");
+    else if (v && t->timeout_ms <= 0)
+        mark_dead(t, JET_REASON_INVALID_HEADER, JET_HDR_TIMEOUT ": \"%.64s\" must be more than 0s%s", v, "");
     else if (t->timeout_ms <= 0)
         t->timeout_ms = def->timeout_ms;
     if ((v = task_header(t, JET_HDR_DEADLINE)) != NULL && jet_rfc3339_parse(v, &t->deadline_ms, &err) != JET_OK)
@@ -209,7 +274,8 @@ void task_free(agent_task *t)
 {
     if (!t)
         return;
-    free(t->headers); /* the strings belong to t->msg */
+    free(t->headers); /* the strings belong to t->msg or t->hdr_store */
+    free(t->hdr_store);
     free(t->traceparent);
     natsMsg_Destroy(t->msg);
     free(t);

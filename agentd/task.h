@@ -44,8 +44,10 @@ typedef struct agent_task {
     int attempt_base;             /* redispatched: attempts recorded before this message (from PostgreSQL) */
     char schedule_id[JET_NAME_MAX + 1];
     int64_t fire_time_ms;
-    jet_header *headers;          /* every header: views into msg's strings */
+    jet_header *headers;          /* every header: views into msg's strings or hdr_store */
     size_t n_headers;
+    char *hdr_store;              /* owned copies of the headers parsed from the raw block (or NULL) */
+    int skipped_header_lines;     /* malformed header lines left out (a line without ':', a bad name) */
     char *traceparent;
     /* Set when the message cannot run: a DESIGN reason (missing_handler,
      * invalid_id, invalid_header) and a detail naming the header. */

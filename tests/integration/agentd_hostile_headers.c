@@ -1,0 +1,87 @@
+/* Issue 20 item 3 and the Jetsched-Timeout minor, against a real agentd:
+ * a header with an empty value and a header line without a colon used to
+ * make libnats drop every header (the task became seq-<n>, dead with
+ * missing_handler, and its dead letter lost handler and id). Now every
+ * good header is kept and the task runs under its own id; a
+ * `Jetsched-Timeout: 0s` on a direct publish is refused like the API
+ * refuses it. The malformed block is sent with a raw HPUB over TCP. */
+#include "agent_support.h"
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char *conf = "queues = ( { name = \"default\"; concurrency = 2; } );\n";
+
+/* HPUB of a raw header block and body on a fresh TCP connection; waits for PONG. */
+static void raw_hpub(const char *subject, const char *hdrs, const char *body)
+{
+    const char *url = th_require_env("JETSCHED_TEST_NATS_URL");
+    const char *hp = strstr(url, "://") ? strstr(url, "://") + 3 : url;
+    int port = atoi(strrchr(hp, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "raw connect to nats-server");
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf - 1); /* INFO */
+    CHECK(n > 0, "INFO");
+    size_t hl = strlen(hdrs), bl = strlen(body);
+    n = snprintf(buf, sizeof buf,
+                 "CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true,\"no_responders\":false}\r\n"
+                 "HPUB %s %zu %zu\r\n%s%s\r\nPING\r\n",
+                 subject, hl, hl + bl, hdrs, body);
+    CHECK(write(fd, buf, (size_t)n) == n, "HPUB written");
+    char got[512] = "";
+    size_t used = 0;
+    for (int i = 0; i < 50 && !strstr(got, "PONG"); i++) {
+        ssize_t r = read(fd, got + used, sizeof got - 1 - used);
+        if (r <= 0)
+            break;
+        used += (size_t)r;
+        got[used] = '\0';
+    }
+    CHECK(strstr(got, "PONG") != NULL, "PONG after HPUB (got %s)", got);
+    close(fd);
+}
+
+int main(void)
+{
+    ts_setup("default");
+    ts_agent ag;
+    ts_agent_start(&ag, "hostile-headers", conf);
+
+    /* A header line without a colon, and an empty value, in one block. */
+    raw_hpub("jetsched.task.default.normal",
+             "NATS/1.0\r\nJetsched-Handler: echo\r\nthis line has no colon\r\nNats-Msg-Id: hdr-nocolon\r\n"
+             "X-Empty: \r\nX-Keep: yes\r\n\r\n",
+             "nocolon-body");
+    /* An empty value through libnats' own encoder. */
+    const char *empty[] = {"X-Empty: ", NULL};
+    ts_publish("default", "normal", "echo", "hdr-empty", "empty-body", 10, empty);
+    /* Jetsched-Timeout: 0s */
+    const char *zero[] = {"Jetsched-Timeout: 0s", NULL};
+    ts_publish("default", "normal", "echo", "hdr-timeout0", "t", 1, zero);
+
+    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM tasks WHERE id = 'hdr-nocolon' AND status = 'succeeded'") == 1,
+          "the task with a line without a colon ran under its id");
+    char *res = ts_pg_text("SELECT result FROM tasks WHERE id = 'hdr-nocolon'");
+    CHECK(strcmp(res, "nocolon-body") == 0, "its result is its payload: %s", res);
+    free(res);
+    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM tasks WHERE id = 'hdr-empty' AND status = 'succeeded'") == 1,
+          "the task with an empty header value ran under its id");
+    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM tasks WHERE id = 'hdr-timeout0' AND status = 'dead'") == 1,
+          "Jetsched-Timeout: 0s is dead");
+    char *err = ts_pg_text("SELECT error FROM tasks WHERE id = 'hdr-timeout0'");
+    CHECK(strstr(err, "invalid_header") && strstr(err, "more than 0s"), "its error: %s", err);
+    free(err);
+    CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id LIKE 'seq-%%'") == 0, "no task lost its id");
+    CHECK(ts_agent_stop(&ag, SIGTERM, 15000) == 0, "agentd exits 0");
+    return ts_finish();
+}
