@@ -23,6 +23,7 @@
 #include "skeleton.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -241,6 +242,8 @@ static int parse_command_item(const json_t *obj, size_t idx, void *item, char *e
     return parse_command(obj, idx, item, err, errlen);
 }
 
+static void reaper_acquire(void);
+
 static int exec_init(const jet_host_api *host, const char *config_json, void **state, char *err, size_t errlen)
 {
     exec_state *st = calloc(1, sizeof *st);
@@ -258,12 +261,137 @@ static int exec_init(const jet_host_api *host, const char *config_json, void **s
         return -1;
     }
     *state = st;
+    reaper_acquire();
     return 0;
 }
 
 static const char *const *exec_handlers_after_init(void *state) { return ((exec_state *)state)->names; }
 
-static void exec_shutdown(void *state) { free_state(state); }
+/* ------------------------------------------------------------------ orphans
+ * agentd is a child subreaper: a process a command started that left its
+ * group (`setsid cmd &`) and outlived its parent is re-parented to agentd,
+ * and would stay a zombie of agentd until agentd exits. The reaper thread
+ * reaps every exited child of this process that is not one of our own
+ * commands (those are waited for by pid in exec_run, so their exit status
+ * is never taken from them): `kids` holds the pids forked and not yet
+ * reaped, updated under kids_mu, which is also held across fork() so a
+ * command that exits at once is never seen untracked. */
+static pthread_mutex_t kids_mu = PTHREAD_MUTEX_INITIALIZER;
+static pid_t *kids;
+static size_t nkids, capkids;
+static pthread_t reaper_thread;
+static int reaper_users; /* exec states alive (under kids_mu) */
+static volatile bool reaper_stop;
+#define REAPER_INTERVAL_MS 200
+
+static bool is_kid(pid_t pid)
+{
+    for (size_t i = 0; i < nkids; i++)
+        if (kids[i] == pid)
+            return true;
+    return false;
+}
+
+static void kid_forget(pid_t pid)
+{
+    pthread_mutex_lock(&kids_mu);
+    for (size_t i = 0; i < nkids; i++)
+        if (kids[i] == pid) {
+            kids[i] = kids[--nkids];
+            break;
+        }
+    pthread_mutex_unlock(&kids_mu);
+}
+
+/* Reaps exited children that are not ours (kids_mu held). */
+static void reap_orphans(void)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    /* Cheap check first: is any child waitable at all? */
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0)
+        return;
+    if (!is_kid(si.si_pid)) {
+        waitpid(si.si_pid, NULL, WNOHANG);
+        return;
+    }
+    /* The first waitable one is ours (its worker reaps it soon): look for
+     * other exited children of ours among the processes. */
+    pid_t me = getpid();
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 0 || is_kid((pid_t)pid))
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        buf[n] = '\0';
+        const char *rp = strrchr(buf, ')'); /* "pid (comm) state ppid ...": comm may hold anything */
+        char state = 0;
+        long ppid = 0;
+        if (rp && sscanf(rp + 1, " %c %ld", &state, &ppid) == 2 && state == 'Z' && ppid == (long)me)
+            waitpid((pid_t)pid, NULL, WNOHANG);
+    }
+    if (d)
+        closedir(d);
+}
+
+static void *reaper_main(void *arg)
+{
+    (void)arg;
+    while (!reaper_stop) {
+        pthread_mutex_lock(&kids_mu);
+        reap_orphans();
+        pthread_mutex_unlock(&kids_mu);
+        struct timespec ts = {0, REAPER_INTERVAL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static void reaper_acquire(void)
+{
+    pthread_mutex_lock(&kids_mu);
+    if (reaper_users++ == 0) {
+        reaper_stop = false;
+        if (pthread_create(&reaper_thread, NULL, reaper_main, NULL) != 0)
+            reaper_users = 0;
+    }
+    pthread_mutex_unlock(&kids_mu);
+}
+
+static void reaper_release(void)
+{
+    pthread_mutex_lock(&kids_mu);
+    bool last = reaper_users > 0 && --reaper_users == 0;
+    if (last)
+        reaper_stop = true;
+    pthread_mutex_unlock(&kids_mu);
+    if (last) {
+        pthread_join(reaper_thread, NULL);
+        pthread_mutex_lock(&kids_mu); /* the plugin may be unloaded next: nothing of it stays behind */
+        free(kids);
+        kids = NULL;
+        nkids = capkids = 0;
+        pthread_mutex_unlock(&kids_mu);
+    }
+}
+
+static void exec_shutdown(void *state)
+{
+    if (state)
+        reaper_release();
+    free_state(state);
+}
 
 /* ------------------------------------------------------------------ running */
 
@@ -607,10 +735,24 @@ static jet_outcome exec_run(const exec_state *st, const exec_cmd *c, const jet_t
 
     sigfillset(&all_set);
     pthread_sigmask(SIG_SETMASK, &all_set, &pre_fork);
+    pthread_mutex_lock(&kids_mu); /* the reaper never sees our child untracked */
     pid_t pid = fork();
     int fork_errno = errno;
     if (pid == 0)
         child_run(&plan); /* never returns */
+    if (pid > 0) {
+        if (nkids == capkids) {
+            size_t ncap = capkids ? capkids * 2 : 16;
+            pid_t *nk = realloc(kids, ncap * sizeof *nk);
+            if (nk) {
+                kids = nk;
+                capkids = ncap;
+            }
+        }
+        if (nkids < capkids)
+            kids[nkids++] = pid;
+    }
+    pthread_mutex_unlock(&kids_mu);
     pthread_sigmask(SIG_SETMASK, &pre_fork, NULL);
 
     close_fd(&in[0]);
@@ -772,6 +914,7 @@ static jet_outcome exec_run(const exec_state *st, const exec_cmd *c, const jet_t
         struct timespec ts = {0, 2 * 1000000};
         nanosleep(&ts, NULL);
     }
+    kid_forget(pid); /* reaped, or given up: the reaper may take it from now on */
     /* What the group wrote before it died; the pipes close as it dies. */
     for (int i = 0; i < 50 && (out_fd >= 0 || err_fd >= 0); i++) {
         struct pollfd pf[2];

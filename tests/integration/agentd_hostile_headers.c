@@ -4,11 +4,13 @@
  * missing_handler, and its dead letter lost handler and id). Now every
  * good header is kept and the task runs under its own id; a
  * `Jetsched-Timeout: 0s` on a direct publish is refused like the API
- * refuses it. The malformed block is sent with a raw HPUB over TCP. */
+ * refuses it. The malformed block is sent with a raw HPUB over TCP.
+ * Item 11: an exec child that escapes with `setsid cmd &` is reaped. */
 #include "agent_support.h"
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,7 +19,36 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static const char *conf = "queues = ( { name = \"default\"; concurrency = 2; } );\n";
+static const char *conf =
+    "queues = ( { name = \"default\"; concurrency = 2; } );\n"
+    "exec = { commands = ( { name = \"escape\"; argv = [\"/bin/sh\", \"-c\","
+    " \"setsid sh -c 'sleep 0.3' </dev/null >/dev/null 2>&1 & echo started\"]; } ); };\n";
+
+/* Zombies whose parent is pid. */
+static int zombies_of(pid_t parent)
+{
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t r = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[r] = '\0';
+        const char *rp = strrchr(buf, ')');
+        char st = 0;
+        long pp = 0;
+        if (rp && sscanf(rp + 1, " %c %ld", &st, &pp) == 2 && st == 'Z' && pp == (long)parent)
+            n++;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
 
 /* HPUB of a raw header block and body on a fresh TCP connection; waits for PONG. */
 static void raw_hpub(const char *subject, const char *hdrs, const char *body)
@@ -82,6 +113,22 @@ int main(void)
     CHECK(strstr(err, "invalid_header") && strstr(err, "more than 0s"), "its error: %s", err);
     free(err);
     CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id LIKE 'seq-%%'") == 0, "no task lost its id");
+
+    /* Item 11: a process that escaped its exec group (setsid ... &) and
+     * exited is reaped by agentd (a child subreaper), not left a zombie. */
+    for (int i = 0; i < 3; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "escape-%d", i);
+        ts_publish("default", "normal", "escape", id, "", 0, NULL);
+    }
+    CHECK(ts_wait_long(3, 20000, "SELECT count(*) FROM tasks WHERE id LIKE 'escape-%%' AND status = 'succeeded'") == 3,
+          "the escaping commands ran");
+    int z = -1;
+    for (int i = 0; i < 40 && (z = zombies_of(ag.pid)) != 0; i++)
+        ts_sleep_ms(100);
+    ts_sleep_ms(1000); /* the escaped sleeps (0.3 s) are over by now */
+    z = zombies_of(ag.pid);
+    CHECK(z == 0, "no zombie children of agentd (%d)", z);
     CHECK(ts_agent_stop(&ag, SIGTERM, 15000) == 0, "agentd exits 0");
     return ts_finish();
 }
