@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 enum value_source { SRC_UNSET, SRC_DEFAULT, SRC_FILE, SRC_ENV };
 
@@ -503,6 +504,62 @@ static void apply_env(jet_config *cfg, errs *e)
     }
 }
 
+/* The most a configuration file may hold. */
+#define CONFIG_MAX_BYTES (1 << 20)
+
+/* Reads a configuration file for libconfig, refusing what libconfig
+ * handles by exiting the process or by reading other files (found by
+ * tests/fuzz/fuzz_config): anything but a regular file, more than 1 MiB, NUL
+ * bytes (its flex scanner calls exit(2) on some), and @include (a daemon
+ * reads exactly its one file; an include of a directory also exits). */
+static jet_status read_config_text(const char *file, char **out, jet_err *err)
+{
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return jet_err_set(err, JET_ERR_IO, "%s: cannot open: %s", file, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return jet_err_set(err, JET_ERR_IO, "%s: not a regular file", file);
+    }
+    char *text = malloc(CONFIG_MAX_BYTES + 2);
+    size_t n = text ? fread(text, 1, CONFIG_MAX_BYTES + 1, f) : 0;
+    bool bad_read = !text || ferror(f);
+    fclose(f);
+    if (bad_read) {
+        free(text);
+        return jet_err_set(err, JET_ERR_IO, "%s: cannot read", file);
+    }
+    if (n > CONFIG_MAX_BYTES) {
+        free(text);
+        return jet_err_set(err, JET_ERR_INVALID, "%s: larger than 1 MiB", file);
+    }
+    text[n] = '\0';
+    int line = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] == '\n')
+            line++;
+        if (text[i] == '\0') {
+            free(text);
+            return jet_err_set(err, JET_ERR_INVALID, "%s:%d: a NUL byte (not a text file)", file, line);
+        }
+        if (i == 0 || text[i - 1] == '\n') {
+            size_t j = i;
+            while (j < n && (text[j] == ' ' || text[j] == '\t'))
+                j++;
+            if (n - j >= 8 && strncmp(text + j, "@include", 8) == 0) {
+                free(text);
+                return jet_err_set(err, JET_ERR_INVALID,
+                                   "%s:%d: @include is not supported (a daemon reads exactly one file; use "
+                                   "environment variables for per-host values)",
+                                   file, line);
+            }
+        }
+    }
+    *out = text;
+    return JET_OK;
+}
+
 jet_status jet_config_load(const jet_cfg_key *const *schema, const char *file, jet_config **out, jet_err *err)
 {
     *out = NULL;
@@ -510,15 +567,17 @@ jet_status jet_config_load(const jet_cfg_key *const *schema, const char *file, j
     errs e = {.err = err};
     if (file) {
         cfg->file = strdup(file);
-        FILE *f = fopen(file, "r");
-        if (!f) {
+        char *text = NULL;
+        jet_status rst = read_config_text(file, &text, err);
+        if (rst != JET_OK) {
             jet_config_free(cfg);
-            return jet_err_set(err, JET_ERR_IO, "%s: cannot open: %s", file, strerror(errno));
+            return rst;
         }
-        fclose(f);
         config_t lc;
         config_init(&lc);
-        if (config_read_file(&lc, file) != CONFIG_TRUE) {
+        int ok = config_read_string(&lc, text);
+        free(text);
+        if (ok != CONFIG_TRUE) {
             jet_err_set(err, JET_ERR_INVALID, "%s:%d: syntax error: %s",
                         config_error_file(&lc) ? config_error_file(&lc) : file, config_error_line(&lc),
                         config_error_text(&lc));

@@ -220,6 +220,26 @@ static void environment_overrides_file(void **state)
     unsetenv("JETSCHED_TEST_ALIAS");
 }
 
+/* Found by fuzz_config: libconfig exits the process on an @include of a
+ * directory and on some NUL bytes; the loader refuses both, naming the line. */
+static void hostile_files_are_refused(void **state)
+{
+    (void)state;
+    assert_non_null(strstr(load_fails("a = { count = 1; };\n  @include \"/etc\"\n"), ":2: @include is not supported"));
+    static const char nul[] = "a = { count = 1; };\nb\0c\n";
+    snprintf(path, sizeof path, "/tmp/jetsched-cfg-XXXXXX");
+    int fd = mkstemp(path);
+    assert_int_equal(write(fd, nul, sizeof nul - 1), (ssize_t)(sizeof nul - 1));
+    close(fd);
+    jet_err err;
+    jet_config *cfg = NULL;
+    assert_int_equal(jet_config_load(test_schema, path, &cfg, &err), JET_ERR_INVALID);
+    unlink(path);
+    assert_non_null(strstr(err.msg, ":2: a NUL byte"));
+    assert_int_equal(jet_config_load(test_schema, "/tmp", &cfg, &err), JET_ERR_IO);
+    assert_non_null(strstr(err.msg, "not a regular file"));
+}
+
 /* Issue 20 item 5: the one redaction helper used for URLs and DSNs. */
 static void redact_urls_and_dsns(void **state)
 {
@@ -312,6 +332,7 @@ int main(void)
         cmocka_unit_test(environment_overrides_file),
         cmocka_unit_test(print_redacts_secrets_and_shows_sources),
         cmocka_unit_test(redact_urls_and_dsns),
+        cmocka_unit_test(hostile_files_are_refused),
         cmocka_unit_test(printed_config_loads_back),
         cmocka_unit_test(reload_reports_nonreloadable_changes),
     };
