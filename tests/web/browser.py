@@ -32,6 +32,7 @@ class Browser:
         self.d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
         self.size(1280, 800)
         self.console = []
+        self.too_wide = []  # shots at a given width whose page was wider
 
     def size(self, w, h):
         """An exact viewport of w x h CSS pixels (a phone below 600)."""
@@ -83,6 +84,9 @@ class Browser:
         p = os.path.join(self.shots, name + ".png")
         self.d.save_screenshot(p)
         if w:
+            wide = self.d.execute_script("return document.documentElement.scrollWidth")
+            if wide > w:  # the page itself scrolls sideways (tables scroll in their own box)
+                self.too_wide.append("%s: %d px wide at %d" % (name, wide, w))
             self.size(1280, 800)
         return p
 

@@ -275,6 +275,7 @@ def main():
         b.wait(lambda d: d.execute_script("return document.documentElement.dataset.sse") == "open", "the SSE stream open")
         b.d.execute_script("window.__noReload = 42")
         b.shot("dlq-1280x800")
+        b.shot("dlq-phone", 390, 844)
         b.one('tr[data-task="mail-7"] button.replay').click()
         b.wait(lambda d: b.attr('tr[data-task="mail-7"]', "data-live") == "succeeded",
                "the replayed task turning succeeded")
@@ -371,6 +372,7 @@ def main():
         if (s["schedule"]["spec"], s["schedule"]["tz"], s["schedule"]["paused"]) != ("0 9 * * mon-fri", "Europe/Paris", True):
             stack.fail("after the edit the API shows %r" % s["schedule"])
         b.shot("schedules-1280x800")
+        b.shot("schedules-phone", 390, 844)
         log("schedule: bad spec position, preview, create, pause")
 
         # 6. the viewer: no operator buttons anywhere, refused by the API.
@@ -413,6 +415,8 @@ def main():
             stack.fail("the viewer's refused request resumed the schedule")
         log("viewer: no operator controls, refused by the API")
 
+        if b.too_wide:
+            stack.fail("pages wider than the phone: %r" % b.too_wide)
         # 7. the browser console: nothing SEVERE but the refusals the test caused
         # (session before login, the bad token, the bad spec, the viewer's resume).
         b.drain_log()
