@@ -8,7 +8,8 @@ exists).
 
 Asserts, in the browser:
   1. log in with the operator token (typed, submitted with Enter);
-  2. the overview shows the leader, the agent and a chart per queue;
+  2. the overview shows the leader, the agent and a chart per queue with the
+     finished and failed tasks of the per-minute rollup (GET /api/v1/stats);
   3. a failed (dead) task is listed with its error, and its detail page
      shows the error and its attempts (its payload's markup as text, never
      run); the task list announces a task submitted meanwhile (SSE); a delayed task is cancelled from its page;
@@ -130,6 +131,7 @@ class Stack:
         key = self.secret("session.key", os.urandom(32).hex())
         self.start("schedulerd", os.path.join(self.build, "scheduler", "schedulerd"),
                    'scheduler = { id = "console-sched"; tick = "100ms"; };\n'
+                   'rollup = { interval = "500ms"; grace = "0s"; };\n'
                    'web = { listen = "127.0.0.1:%d"; root = "%s"; session_secret_file = "%s";\n'
                    '  tokens = ( { name = "ops"; role = "operator"; file = "%s"; },\n'
                    '             { name = "watcher"; role = "viewer"; file = "%s"; } ); };\n'
@@ -224,7 +226,11 @@ def main():
         # 2. overview: leader, agents, one chart per queue.
         b.wait(lambda d: "console-sched" in b.text("#card-leader"), "the leader on the overview")
         b.wait(lambda d: "1" in b.text("#card-agents"), "the agent count on the overview")
-        b.one('#throughput figure[data-queue="emails"]', "the emails chart")
+        # The per-minute rollup (GET /api/v1/stats): 6 echo tasks ok in default, mail-7 failed in emails.
+        if not b.d.execute_script('return JS.api.hasRoute("GET", "/stats")'):
+            stack.fail("the console does not see GET /api/v1/stats in the OpenAPI document")
+        b.wait(lambda d: "6 ok" in b.text('#throughput figure[data-queue="default"] figcaption')
+               and "1 failed" in b.text('#throughput figure[data-queue="emails"] figcaption'), "the rollup in the charts")
         b.one('#overview-queues tr[data-queue="default"]', "the default queue row")
         b.shot("overview-1280x800")
         b.shot("overview-phone", 390, 844)
