@@ -1,6 +1,7 @@
 /* Native plugin host: dlopen, ABI checks, init, handler registry. See plugin_host.h. */
 #include "plugin_host.h"
 
+#include <jetsched/alloc.h>
 #include <jetsched/log.h>
 #include <jetsched/names.h>
 
@@ -57,9 +58,8 @@ jet_plugin_registry *jet_plugins_new(const jet_host_api *api)
 {
     if (!api)
         return NULL;
-    jet_plugin_registry *reg = calloc(1, sizeof *reg);
-    if (reg)
-        reg->api = api;
+    jet_plugin_registry *reg = jet_xcalloc(1, sizeof *reg);
+    reg->api = api;
     return reg;
 }
 
@@ -164,39 +164,10 @@ static jet_status check_handlers(const jet_plugin_registry *reg, const char *wha
 
 static jet_status registry_add(jet_plugin_registry *reg, jet_loaded_plugin *p, const char *const *names, size_t n)
 {
-    if (reg->n_plugins == reg->cap_plugins) {
-        size_t cap = reg->cap_plugins ? reg->cap_plugins * 2 : 8;
-        jet_loaded_plugin **np = realloc(reg->plugins, cap * sizeof *np);
-        if (!np)
-            return JET_ERR_NOMEM;
-        reg->plugins = np;
-        reg->cap_plugins = cap;
-    }
-    if (reg->n_handlers + n > reg->cap_handlers) {
-        size_t cap = reg->cap_handlers ? reg->cap_handlers : 16;
-        while (cap < reg->n_handlers + n)
-            cap *= 2;
-        jet_plugin_handler **nh = realloc(reg->handlers, cap * sizeof *nh);
-        if (!nh)
-            return JET_ERR_NOMEM;
-        reg->handlers = nh;
-        reg->cap_handlers = cap;
-    }
-    /* Allocate every entry first so that a failure leaves the registry unchanged. */
-    jet_plugin_handler **entries = calloc(n ? n : 1, sizeof *entries);
-    if (!entries)
-        return JET_ERR_NOMEM;
+    reg->plugins = jet_xgrow(reg->plugins, &reg->cap_plugins, reg->n_plugins + 1, sizeof *reg->plugins, 8);
+    reg->handlers = jet_xgrow(reg->handlers, &reg->cap_handlers, reg->n_handlers + n, sizeof *reg->handlers, 16);
     for (size_t i = 0; i < n; i++) {
-        entries[i] = calloc(1, sizeof **entries + strlen(names[i]) + 1);
-        if (!entries[i]) {
-            for (size_t j = 0; j < i; j++)
-                free(entries[j]);
-            free(entries);
-            return JET_ERR_NOMEM;
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        jet_plugin_handler *h = entries[i];
+        jet_plugin_handler *h = jet_xcalloc(1, sizeof *h + strlen(names[i]) + 1);
         char *name_copy = (char *)(h + 1);
         strcpy(name_copy, names[i]);
         h->name = name_copy;
@@ -211,7 +182,6 @@ static jet_status registry_add(jet_plugin_registry *reg, jet_loaded_plugin *p, c
         reg->handlers[at] = h;
         reg->n_handlers++;
     }
-    free(entries);
     reg->plugins[reg->n_plugins++] = p;
     return JET_OK;
 }
@@ -221,9 +191,7 @@ static char *handler_list_text(const char *const *names, size_t n)
     size_t len = 1;
     for (size_t i = 0; i < n; i++)
         len += strlen(names[i]) + 2;
-    char *s = malloc(len);
-    if (!s)
-        return NULL;
+    char *s = jet_xmalloc(len);
     s[0] = '\0';
     for (size_t i = 0; i < n; i++) {
         if (i)
@@ -242,7 +210,9 @@ jet_status jet_plugins_load(jet_plugin_registry *reg, const char *path, const js
 
     /* dlopen() searches the library path for a name without '/': never do that. */
     char *dlpath = NULL;
-    if (strchr(path, '/') ? (dlpath = strdup(path)) == NULL : asprintf(&dlpath, "./%s", path) < 0)
+    if (strchr(path, '/'))
+        dlpath = jet_xstrdup(path);
+    else if (asprintf(&dlpath, "./%s", path) < 0)
         return jet_err_set(err, JET_ERR_NOMEM, "%s: out of memory", path);
 
     dlerror();
@@ -343,14 +313,12 @@ jet_status jet_plugins_load(jet_plugin_registry *reg, const char *path, const js
         return st;
     }
 
-    char *config_text = cfg ? json_dumps(cfg, JSON_COMPACT) : strdup("{}");
-    jet_loaded_plugin *p = calloc(1, sizeof *p);
-    if (p) {
-        p->path = strdup(path);
-        p->name = strdup(d.name);
-        p->version = strdup(d.version ? d.version : "");
-    }
-    if (!config_text || !p || !p->path || !p->name || !p->version) {
+    char *config_text = cfg ? json_dumps(cfg, JSON_COMPACT) : jet_xstrdup("{}");
+    jet_loaded_plugin *p = jet_xcalloc(1, sizeof *p);
+    p->path = jet_xstrdup(path);
+    p->name = jet_xstrdup(d.name);
+    p->version = jet_xstrdup(d.version ? d.version : "");
+    if (!config_text) {
         free(config_text);
         plugin_unload(p, false);
         dlclose(dl);
@@ -422,21 +390,8 @@ jet_status jet_plugins_load_dir(jet_plugin_registry *reg, const char *dir, const
         size_t len = strlen(de->d_name);
         if (de->d_name[0] == '.' || len <= 3 || strcmp(de->d_name + len - 3, ".so") != 0)
             continue;
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            char **nn = realloc(names, nc * sizeof *nn);
-            if (!nn) {
-                st = JET_ERR_NOMEM;
-                break;
-            }
-            names = nn;
-            cap = nc;
-        }
-        if (!(names[n] = strdup(de->d_name))) {
-            st = JET_ERR_NOMEM;
-            break;
-        }
-        n++;
+        names = jet_xgrow(names, &cap, n + 1, sizeof *names, 16);
+        names[n++] = jet_xstrdup(de->d_name);
     }
     closedir(d);
     if (st == JET_OK && n > 0)

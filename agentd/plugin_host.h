@@ -6,13 +6,17 @@
  *     jet_plugin_registry *reg = jet_plugins_new(&host_api);
  *     jet_plugins_load_dir(reg, "/usr/lib/jetsched/plugins", configs, &err);
  *     jet_plugins_load(reg, "/opt/x/extra.so", configs, &err);   // explicit ones
- *     jet_plugins_check_configs(reg, configs, &err);             // typos in plugins.<name>
+ *     jet_plugins_check_configs(reg, configs, &err);             // settings for no plugin (typos)
  *     ... workers: h = jet_plugins_find(reg, task->handler);
  *                  outcome = h ? jet_plugin_run(h, task, ctx) : <unknown handler>;
  *     jet_plugins_free(reg);                                      // shutdown() + dlclose
  *
- * `configs` is a JSON object {"<plugin name>": {...settings...}} (agentd.conf
- * `plugins.<name>`); a plugin without an entry gets "{}". NULL = no settings.
+ * `configs` is a JSON object {"<plugin name>": {...settings...}}: the file
+ * named by agentd.conf's plugins.config_file, plus {"exec": {"commands": ...}}
+ * and {"http": {"endpoints": ...}} built from the exec.commands and webhooks
+ * groups (agentd/handlers.c); a plugin without an entry gets "{}". NULL = no
+ * settings. Errors name an entry as `plugins.<name>` (the member <name> of
+ * that object).
  *
  * Threading: loading and jet_plugins_free() are not thread-safe. Once loading
  * is over the registry is read-only: jet_plugins_find(), jet_plugins_count(),
@@ -71,8 +75,9 @@ jet_status jet_plugins_load(jet_plugin_registry *reg, const char *path, const js
  * is JET_ERR_NOT_FOUND; an unreadable one JET_ERR_IO. */
 jet_status jet_plugins_load_dir(jet_plugin_registry *reg, const char *dir, const json_t *configs, jet_err *err);
 
-/* JET_ERR_INVALID naming `plugins.<name>` when `configs` (an object, or
- * NULL) has an entry for which no plugin is loaded; JET_OK otherwise. */
+/* JET_ERR_INVALID naming `plugins.<name>` (the entry <name> of configs) when
+ * `configs` (an object, or NULL) has an entry for which no plugin is loaded;
+ * JET_OK otherwise. */
 jet_status jet_plugins_check_configs(const jet_plugin_registry *reg, const json_t *configs, jet_err *err);
 
 /* The handler of that name, or NULL when no loaded plugin serves it. */

@@ -105,7 +105,8 @@ typedef struct jet_plugin {
     const char *version;       /* plugin version string */
     const char *const *handlers; /* NULL-terminated handler names this plugin serves */
     /* Called once before any task. config: the plugin's settings as a JSON
-     * object text (from agentd.conf `plugins.<name>`), or "{}". Returns 0 on
+     * object text (the "<name>" member of agentd.conf's plugins.config_file;
+     * exec and http get exec.commands / webhooks), or "{}". Returns 0 on
      * success; on failure writes a message into err (errlen bytes) and the
      * plugin is not used. *state is passed back to handle() and shutdown(). */
     int (*init)(const jet_host_api *host, const char *config_json, void **state, char *err, size_t errlen);
