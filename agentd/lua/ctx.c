@@ -36,11 +36,16 @@ static lua_worker *ctx_enter(lua_State *L)
     return w;
 }
 
+#define PROGRESS_NOTE_MAX 1024 /* each note goes out in a live event */
+
 static int ctx_progress(lua_State *L)
 {
     lua_worker *w = ctx_enter(L);
     lua_Number pct = luaL_checknumber(L, 1);
-    const char *note = luaL_optstring(L, 2, NULL);
+    size_t nlen = 0;
+    const char *note = luaL_optlstring(L, 2, NULL, &nlen);
+    if (note && nlen > PROGRESS_NOTE_MAX)
+        return luaL_argerror(L, 2, "note longer than 1024 bytes");
     int p = !(pct >= 0) ? 0 : pct > 100 ? 100 : (int)pct;
     w->api->progress(w->ctx, p, note);
     return 0;

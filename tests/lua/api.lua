@@ -58,4 +58,5 @@ function modes.wait_go(task, ctx)          -- waits until the test stores "go" a
   return "v1"
 end
 
+function modes.progress_long_note(task, ctx) ctx.progress(1, string.rep("n", 1025)) end
 return { handle = function(task, ctx) return modes[task.payload](task, ctx) end }

@@ -261,6 +261,10 @@ static void ctx_functions(void **state)
     assert_int_equal(lt_run(th, "api", "log_bad", &c), JET_RETRY);
     assert_contains(c.error, "level must be debug, info, warn or error");
     th_ctx_free(&c);
+    assert_int_equal(lt_run(th, "api", "progress_long_note", &c), JET_RETRY); /* each note is a live event */
+    assert_contains(c.error, "api.lua:");
+    assert_contains(c.error, "note longer than 1024 bytes");
+    th_ctx_free(&c);
 }
 
 static void outcome_mapping(void **state)
