@@ -7,6 +7,8 @@
 
 #include <jetsched/timeutil.h>
 
+#include <stdio.h>
+
 /* On redelivery, Jetsched-Redispatch, or with idempotency checks always on:
  * true when PostgreSQL says this task id already succeeded. */
 static bool already_succeeded(agent *a, agent_task *t)
@@ -50,8 +52,14 @@ bool admission_settle(agent *a, inflight *f)
             outcome_unavailable(a, f);
             return true;
         }
-        o = (outcome){.status = JET_TASK_DEAD, .reason = JET_REASON_UNKNOWN_HANDLER,
-                      .error = "no plugin or Lua script serves it"};
+        /* Another agent of the queue (or this one after a rolling upgrade)
+         * may serve it: retry with backoff like handler_unavailable, and
+         * dead-letter (reason kept) only when the attempts run out. */
+        char why[200];
+        snprintf(why, sizeof why, "agent %.64s has no plugin or Lua script serving handler %.64s", a->id,
+                 t->handler);
+        outcome_retry_or_dead(a, f, JET_REASON_UNKNOWN_HANDLER, why);
+        return true;
     } else {
         return false;
     }

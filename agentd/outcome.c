@@ -121,18 +121,22 @@ void outcome_from_handler(agent *a, inflight *f, jet_outcome r)
     free(result);
 }
 
-void outcome_unavailable(agent *a, inflight *f)
+void outcome_retry_or_dead(agent *a, inflight *f, const char *reason, const char *error)
 {
     agent_task *t = f->task;
-    pthread_mutex_lock(&f->mu);
-    char *why = f->error ? jet_xstrdup(f->error) : NULL;
-    pthread_mutex_unlock(&f->mu);
-    outcome o = {.status = JET_TASK_RETRYING, .reason = JET_REASON_HANDLER_UNAVAILABLE,
-                 .error = why ? why : "handler unavailable"};
+    outcome o = {.status = JET_TASK_RETRYING, .reason = reason, .error = error};
     if (task_attempt(t) >= t->max_attempts)
         o.status = JET_TASK_DEAD;
     else
         o.delay_ms = jet_backoff_delay(&t->backoff, task_attempt(t), random64());
     outcome_record(a, f, &o);
+}
+
+void outcome_unavailable(agent *a, inflight *f)
+{
+    pthread_mutex_lock(&f->mu);
+    char *why = f->error ? jet_xstrdup(f->error) : NULL;
+    pthread_mutex_unlock(&f->mu);
+    outcome_retry_or_dead(a, f, JET_REASON_HANDLER_UNAVAILABLE, why ? why : "handler unavailable");
     free(why);
 }

@@ -20,6 +20,9 @@ void outcome_from_handler(agent *a, inflight *f, jet_outcome r);
  * handler_unavailable, dead-lettered with that reason once the attempts are
  * used up. The handler did not run; the delivery still counts as an attempt. */
 void outcome_unavailable(agent *a, inflight *f);
+/* Retries the task with its backoff (an attempt spent, the reason kept in
+ * the history), or dead-letters it with reason when its attempts are used up. */
+void outcome_retry_or_dead(agent *a, inflight *f, const char *reason, const char *error);
 /* The handler is about to run: start latency, "running" record and event. */
 void outcome_started(agent *a, inflight *f);
 

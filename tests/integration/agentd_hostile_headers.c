@@ -5,7 +5,8 @@
  * good header is kept and the task runs under its own id; a
  * `Jetsched-Timeout: 0s` on a direct publish is refused like the API
  * refuses it. The malformed block is sent with a raw HPUB over TCP.
- * Item 11: an exec child that escapes with `setsid cmd &` is reaped. */
+ * Item 11: an exec child that escapes with `setsid cmd &` is reaped.
+ * Item 14: an unknown handler is retried, then dead-lettered. */
 #include "agent_support.h"
 #include "harness.h"
 
@@ -113,6 +114,16 @@ int main(void)
     CHECK(strstr(err, "invalid_header") && strstr(err, "more than 0s"), "its error: %s", err);
     free(err);
     CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id LIKE 'seq-%%'") == 0, "no task lost its id");
+
+    /* Item 14: an unknown handler is retried with backoff (another agent of
+     * the queue may have it) and dead-lettered only when attempts run out. */
+    const char *unknown[] = {"Jetsched-Max-Attempts: 3", "Jetsched-Backoff: fixed:100ms", NULL};
+    ts_publish("default", "normal", "nosuch", "unknown-1", "u", 1, unknown);
+    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM tasks WHERE id = 'unknown-1' AND status = 'dead' AND "
+                                 "error LIKE 'unknown_handler:%%'") == 1,
+          "the unknown handler's task is dead with unknown_handler after its attempts");
+    CHECK(ts_pg_long("SELECT count(*) FROM task_attempts WHERE task_id = 'unknown-1'") == 3,
+          "3 attempts were made (%ld)", ts_pg_long("SELECT count(*) FROM task_attempts WHERE task_id = 'unknown-1'"));
 
     /* Item 11: a process that escaped its exec group (setsid ... &) and
      * exited is reaped by agentd (a child subreaper), not left a zombie. */
