@@ -134,6 +134,13 @@ static jet_status connect_nats(agent *a, jet_err *err)
     st = jet_js_ensure_base(a->js, a->cfg, NULL, NULL, err);
     for (size_t i = 0; st == JET_OK && i < a->nqueues; i++)
         st = jet_js_ensure_queue(a->js, a->cfg, a->queues[i].name, NULL, NULL, err);
+    /* The task stream's incarnation (its creation time) makes the ids of
+     * tasks published without Nats-Msg-Id unique across a recreated stream. */
+    jsStreamInfo *si = NULL;
+    if (st == JET_OK && js_GetStreamInfo(&si, a->js, a->names.task_stream, NULL, NULL) == NATS_OK && si) {
+        task_set_stream_created(si->Created / 1000000000);
+        jsStreamInfo_Destroy(si);
+    }
     return st;
 }
 

@@ -6,6 +6,7 @@
 #include <jetsched/timeutil.h>
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,10 @@ const char *task_header(const agent_task *t, const char *name)
             return t->headers[i].value;
     return NULL;
 }
+
+static _Atomic int64_t stream_created_s;
+
+void task_set_stream_created(int64_t unix_s) { atomic_store(&stream_created_s, unix_s); }
 
 static void mark_dead(agent_task *t, const char *reason, const char *fmt, const char *a, const char *b)
 {
@@ -182,8 +187,13 @@ static void parse_headers(agent_task *t, const task_defaults *def)
             mark_dead(t, JET_REASON_INVALID_ID, "Nats-Msg-Id \"%.120s\" is not 1-128 characters of [A-Za-z0-9_-]%s", v, "");
         snprintf(t->id, sizeof t->id, "%s", jet_task_id_valid(v) ? v : "");
     }
-    if (!t->id[0])
-        snprintf(t->id, sizeof t->id, "seq-%llu", (unsigned long long)t->stream_seq);
+    if (!t->id[0]) {
+        int64_t inc = atomic_load(&stream_created_s);
+        if (inc > 0)
+            snprintf(t->id, sizeof t->id, "seq-%lld-%llu", (long long)inc, (unsigned long long)t->stream_seq);
+        else
+            snprintf(t->id, sizeof t->id, "seq-%llu", (unsigned long long)t->stream_seq);
+    }
 
     size_t header_bytes = 0;
     for (size_t i = 0; i < t->n_headers; i++)

@@ -58,6 +58,10 @@ typedef struct agent_task {
 /* Parses a delivered message. Never fails for bad input (sets dead_reason
  * instead). Takes ownership of msg. */
 agent_task *task_from_msg(natsMsg *msg, const char *queue, jet_priority prio, const task_defaults *def);
+/* The task stream's creation time (Unix s): a task published without
+ * Nats-Msg-Id (and Jetsched-Task-Id) is named seq-<created>-<stream seq>,
+ * unique across stream incarnations (seq-<stream seq> when unknown). */
+void task_set_stream_created(int64_t unix_s);
 void task_free(agent_task *t);
 
 /* Parses a JetStream ack subject ($JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts_ns>.<pending>,

@@ -82,7 +82,7 @@ static void add_header(void *arg, const char *name, size_t nlen, const char *val
 
 /* Moves the first message of subject (at or after *seq) to the DLQ; false
  * when there is none left or something failed (logged). */
-static bool move_one(sched *s, const char *subject, const char *queue, uint64_t *seq)
+static bool move_one(sched *s, const char *subject, const char *queue, int64_t created_s, uint64_t *seq)
 {
     char api[200], body[700];
     snprintf(api, sizeof api, "$JS.API.STREAM.MSG.GET.%s", s->names.task_stream);
@@ -121,8 +121,8 @@ static bool move_one(sched *s, const char *subject, const char *queue, uint64_t 
         if ((natsMsgHeader_Get(dm, JET_HDR_TASK_ID, &v) == NATS_OK || natsMsgHeader_Get(dm, JET_HDR_MSG_ID, &v) == NATS_OK) &&
             v && jet_task_id_valid(v))
             snprintf(tid, sizeof tid, "%s", v);
-        else
-            snprintf(tid, sizeof tid, "seq-%llu", (unsigned long long)n);
+        else /* agentd's name for a task without an id (docs/NATS-OBJECTS.md) */
+            snprintf(tid, sizeof tid, "seq-%lld-%llu", (long long)created_s, (unsigned long long)n);
         natsMsgHeader_Set(dm, JET_HDR_TASK_ID, tid);
         snprintf(msg_id, sizeof msg_id, "sweep-%llu", (unsigned long long)n);
         snprintf(err_text, sizeof err_text,
@@ -164,6 +164,8 @@ static void sweep_once(sched *s)
     snprintf(body, sizeof body, "{\"subjects_filter\":\"%s\"}", s->names.task_subjects);
     json_t *r = js_api(s, api, body);
     json_t *subjects = json_object_get(json_object_get(r, "state"), "subjects");
+    int64_t created_ms = 0;
+    jet_rfc3339_parse(json_string_value(json_object_get(r, "created")), &created_ms, NULL);
     const char *subject;
     json_t *count;
     int moved = 0;
@@ -175,7 +177,7 @@ static void sweep_once(sched *s)
                  (long long)json_integer_value(count), subject, s->names.prefix, queue, JET_REASON_INVALID_SUBJECT);
         uint64_t seq = 1;
         while (moved < SWEEP_MAX_PER_ROUND && !atomic_load(&s->stop) && atomic_load(&s->epoch) != 0 &&
-               move_one(s, subject, queue, &seq))
+               move_one(s, subject, queue, created_ms / 1000, &seq))
             moved++;
     }
     json_decref(r);

@@ -115,6 +115,17 @@ int main(void)
     free(err);
     CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id LIKE 'seq-%%'") == 0, "no task lost its id");
 
+    /* Item 2 (ids): a task without Nats-Msg-Id is seq-<stream created>-<seq>,
+     * so a recreated stream (sequences from 1 again) never repeats an id. */
+    jsStreamInfo *si = NULL;
+    CHECK(js_GetStreamInfo(&si, ts_js(), "JETSCHED_TASKS", NULL, NULL) == NATS_OK, "stream info");
+    long long created = si ? (long long)(si->Created / 1000000000) : 0;
+    jsStreamInfo_Destroy(si);
+    ts_publish("default", "normal", "echo", NULL, "noid", 4, NULL);
+    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM tasks WHERE id ~ '^seq-%lld-[0-9]+$' AND status = 'succeeded'",
+                       created) == 1,
+          "the task without an id is seq-%lld-<seq>", created);
+
     /* Item 14: an unknown handler is retried with backoff (another agent of
      * the queue may have it) and dead-lettered only when attempts run out. */
     const char *unknown[] = {"Jetsched-Max-Attempts: 3", "Jetsched-Backoff: fixed:100ms", NULL};
