@@ -13,6 +13,7 @@
 
 #include <jetsched/task.h>
 
+#include "agentd.h"
 #include "task.h"
 
 typedef struct agent agent;
@@ -115,6 +116,7 @@ typedef struct inflight_list {
 
 struct agent {
     jet_config *cfg;
+    agentd_settings set;           /* cfg bound to types (agentd.h); reloadable values are copied out on SIGHUP */
     char id[128];
     jet_js_names names;
     natsConnection *nc;

@@ -90,7 +90,7 @@ jet_status cancel_start(agent *a, jet_err *err)
 {
     struct cancel_watch *c = jet_xcalloc(1, sizeof *c);
     c->a = a;
-    c->ttl_ms = jet_cfg_int(a->cfg, "jetstream.cancel_ttl");
+    c->ttl_ms = a->set.cancel_ttl_ms;
     c->ids = jet_strmap_new();
     pthread_mutex_init(&c->mu, NULL);
     a->cancels = c;

@@ -2,6 +2,9 @@
  * (log, nats, jetstream, postgres) are composed in agentd_schema. */
 #include "agentd.h"
 
+#include <stddef.h>
+#include <stdlib.h>
+
 #define SEC  INT64_C(1000)
 #define MIN  (60 * SEC)
 #define HOUR (60 * MIN)
@@ -97,3 +100,52 @@ static const jet_cfg_key agentd_keys[] = {
 const jet_cfg_key *const agentd_schema[] = {
     jet_cfg_keys_log, jet_cfg_keys_nats, jet_cfg_keys_jetstream, jet_cfg_keys_postgres, agentd_keys, NULL,
 };
+
+/* ---- the typed settings (agentd.h) ---- */
+
+#define F(path, ctype, member) JET_CFG_FIELD(path, ctype, agentd_settings, member)
+static const jet_cfg_field settings_fields[] = {
+    F("agent.id", JET_CT_STR, agent_id),
+    F("nats.prefix", JET_CT_STR, nats_prefix),
+    F("agent.lua_dir", JET_CT_STR, lua_dir),
+    F("http.listen", JET_CT_STR, http_listen),
+    F("agent.heartbeat", JET_CT_I64, heartbeat_ms),
+    F("jetstream.ack_wait", JET_CT_I64, ack_wait_ms),
+    F("jetstream.cancel_ttl", JET_CT_I64, cancel_ttl_ms),
+    F("shutdown.grace", JET_CT_I64, shutdown_grace_ms),
+    F("history.enabled", JET_CT_BOOL, history_enabled),
+    F("history.batch_size", JET_CT_INT, history_batch_size),
+    F("history.flush_interval", JET_CT_I64, history_flush_ms),
+    F("history.max_pending", JET_CT_I64, history_max_pending),
+    F("priority.mode", JET_CT_CHOICE, priority_mode),
+    F("priority.weight_high", JET_CT_INT, weights[0]),
+    F("priority.weight_normal", JET_CT_INT, weights[1]),
+    F("priority.weight_low", JET_CT_INT, weights[2]),
+    F("idempotency.check", JET_CT_CHOICE, idempotency),
+    {NULL, 0, 0},
+};
+#undef F
+
+#define Q(path, ctype, member) JET_CFG_FIELD(path, ctype, queue_settings, member)
+static const jet_cfg_field queue_fields[] = {
+    Q("name", JET_CT_STR, name),
+    Q("concurrency", JET_CT_INT, concurrency),
+    Q("max_attempts", JET_CT_INT, max_attempts),
+    Q("timeout", JET_CT_I64, timeout_ms),
+    Q("backoff", JET_CT_STR, backoff),
+    {NULL, 0, 0},
+};
+#undef Q
+
+void agentd_settings_bind(const jet_config *cfg, agentd_settings *s)
+{
+    *s = (agentd_settings){0};
+    jet_cfg_bind(cfg, settings_fields, s);
+    s->queues = jet_cfg_bind_groups(cfg, "queues", queue_fields, sizeof *s->queues, true, &s->nqueues);
+}
+
+void agentd_settings_free(agentd_settings *s)
+{
+    free(s->queues);
+    *s = (agentd_settings){0};
+}

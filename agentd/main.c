@@ -67,57 +67,56 @@ static double gauge_concurrency(void *arg)
 }
 static double gauge_ready(void *arg) { return ready(arg, (char[64]){0}, 64) ? 1 : 0; }
 
-static void apply_reloadable(agent *a, const jet_config *cfg)
+/* The reloadable settings, into the running queues (start-up and SIGHUP). */
+static void apply_reloadable(agent *a, const agentd_settings *set, const jet_config *cfg)
 {
     jet_log_init_from_config("agentd", cfg);
-    atomic_store(&a->idempotency_always, strcmp(jet_cfg_str(cfg, "idempotency.check"), JET_IDEMPOTENCY_ALWAYS) == 0);
-    bool strict = strcmp(jet_cfg_str(cfg, "priority.mode"), "strict") == 0;
-    const char *w[] = {"priority.weight_high", "priority.weight_normal", "priority.weight_low"};
+    atomic_store(&a->idempotency_always, set->idempotency == IDEMPOTENCY_ALWAYS);
     for (size_t i = 0; i < a->nqueues; i++) {
         queue_rt *q = &a->queues[i];
         pthread_mutex_lock(&q->mu);
-        q->strict = strict;
+        q->strict = set->priority_mode == PRIORITY_STRICT;
         for (int p = 0; p < JET_PRIO_COUNT; p++)
-            q->lanes[p].weight = jet_cfg_int(cfg, w[p]);
-        for (size_t g = 0; g < jet_cfg_groups(cfg, "queues"); g++) {
-            const jet_config *qc = jet_cfg_group_at(cfg, "queues", g);
-            if (strcmp(jet_cfg_str(qc, "name"), q->name) != 0)
+            q->lanes[p].weight = set->weights[p];
+        for (size_t g = 0; g < set->nqueues; g++) {
+            const queue_settings *qs = &set->queues[g];
+            if (!qs->name || strcmp(qs->name, q->name) != 0)
                 continue;
-            q->defaults.max_attempts = (int)jet_cfg_int(qc, "max_attempts");
-            q->defaults.timeout_ms = jet_cfg_int(qc, "timeout");
-            jet_backoff_parse(jet_cfg_str(qc, "backoff"), &q->defaults.backoff, NULL);
+            q->defaults.max_attempts = qs->max_attempts;
+            q->defaults.timeout_ms = qs->timeout_ms;
+            jet_backoff_parse(qs->backoff, &q->defaults.backoff, NULL);
         }
         pthread_mutex_unlock(&q->mu);
     }
 }
 
-/* Builds the queue runtimes from `queues` (default: one queue "default"). */
+/* Builds the queue runtimes from `queues` (default: one queue "default"
+ * with the defaults of the schema's queue keys). */
 static jet_status setup_queues(agent *a, jet_err *err)
 {
-    size_t n = jet_cfg_groups(a->cfg, "queues");
-    a->nqueues = n ? n : 1;
+    a->nqueues = a->set.nqueues;
     a->queues = jet_xcalloc(a->nqueues, sizeof *a->queues);
     for (size_t i = 0; i < a->nqueues; i++) {
         queue_rt *q = &a->queues[i];
-        const jet_config *qc = n ? jet_cfg_group_at(a->cfg, "queues", i) : NULL;
+        const queue_settings *qs = &a->set.queues[i];
         q->a = a;
-        snprintf(q->name, sizeof q->name, "%s", qc ? jet_cfg_str(qc, "name") : "default");
+        pthread_mutex_init(&q->mu, NULL);
+        pthread_cond_init(&q->cv, NULL);
+        pthread_cond_init(&q->work_cv, NULL);
+        snprintf(q->name, sizeof q->name, "%s", qs->name ? qs->name : "default");
         if (!jet_name_valid(q->name))
             return jet_err_set(err, JET_ERR_INVALID, "queues[%zu].name: \"%s\" is not a valid queue name", i, q->name);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(a->queues[j].name, q->name))
                 return jet_err_set(err, JET_ERR_INVALID, "queues[%zu].name: queue \"%s\" is listed twice", i, q->name);
-        q->concurrency = qc ? (int)jet_cfg_int(qc, "concurrency") : 4;
-        q->defaults.max_attempts = qc ? (int)jet_cfg_int(qc, "max_attempts") : 5;
-        q->defaults.timeout_ms = qc ? jet_cfg_int(qc, "timeout") : 300000;
-        jet_status st = jet_backoff_parse(qc ? jet_cfg_str(qc, "backoff") : "exp:1s:10m", &q->defaults.backoff, err);
+        q->concurrency = qs->concurrency;
+        q->defaults.max_attempts = qs->max_attempts;
+        q->defaults.timeout_ms = qs->timeout_ms;
+        jet_status st = jet_backoff_parse(qs->backoff, &q->defaults.backoff, err);
         if (st)
             return jet_err_set(err, st, "queues[%zu].backoff: %s", i, err->msg);
-        pthread_mutex_init(&q->mu, NULL);
-        pthread_cond_init(&q->cv, NULL);
-        pthread_cond_init(&q->work_cv, NULL);
     }
-    apply_reloadable(a, a->cfg);
+    apply_reloadable(a, &a->set, a->cfg);
     return JET_OK;
 }
 
@@ -158,8 +157,11 @@ static void on_sighup(void *arg)
     }
     if (jet_config_nonreloadable_changes(a->cfg, fresh, &err) > 0)
         jet_warn("SIGHUP: %s", err.msg);
-    apply_reloadable(a, fresh);
-    handlers_reload(a, jet_cfg_str(fresh, "agent.lua_dir"));
+    agentd_settings set;
+    agentd_settings_bind(fresh, &set);
+    apply_reloadable(a, &set, fresh);
+    handlers_reload(a, set.lua_dir);
+    agentd_settings_free(&set);
     /* The running config keeps ownership of everything the threads hold; the
      * reloadable values were copied out above. */
     jet_config_free(fresh);
@@ -226,13 +228,14 @@ int main(int argc, char **argv)
     jet_status st = JET_OK;
     jet_httpd *httpd = NULL;
     inflight_init(a);
-    if (jet_cfg_str(a->cfg, "agent.id"))
-        snprintf(a->id, sizeof a->id, "%s", jet_cfg_str(a->cfg, "agent.id"));
+    agentd_settings_bind(a->cfg, &a->set);
+    if (a->set.agent_id)
+        snprintf(a->id, sizeof a->id, "%s", a->set.agent_id);
     else
         gethostname(a->id, sizeof a->id - 1);
-    jet_js_names_init(&a->names, jet_cfg_str(a->cfg, "nats.prefix"));
-    a->ack_wait_ms = jet_cfg_int(a->cfg, "jetstream.ack_wait");
-    a->max_recording = jet_cfg_int(a->cfg, "history.max_pending");
+    jet_js_names_init(&a->names, a->set.nats_prefix);
+    a->ack_wait_ms = a->set.ack_wait_ms;
+    a->max_recording = a->set.history_max_pending;
 
     if ((st = setup_queues(a, &err)) || (st = connect_nats(a, &err)) || (st = recorder_start(a, &err)) ||
         (st = cancel_start(a, &err)) || (st = handlers_init(a, &err)) || (st = outcome_start(a, &err)) ||
@@ -254,19 +257,18 @@ int main(int argc, char **argv)
     jet_metric_gauge_fn("jetsched_agent_abandoned_threads", "Handler threads abandoned after ignoring a timeout.",
                         gauge_abandoned, a);
     jet_metric_gauge_fn("jetsched_agent_ready", "1 when /readyz is OK.", gauge_ready, a);
-    if (jet_cfg_str(a->cfg, "http.listen") &&
-        (st = jet_httpd_start(jet_cfg_str(a->cfg, "http.listen"), ready, a, &httpd, &err)))
+    if (a->set.http_listen && (st = jet_httpd_start(a->set.http_listen, ready, a, &httpd, &err)))
         goto fail;
 
     char nats_shown[2048];
     jet_info("agent %s ready: %zu queue(s), NATS %s", a->id, a->nqueues,
              jet_redact(jet_cfg_str(a->cfg, "nats.url"), nats_shown, sizeof nats_shown));
     if (httpd)
-        jet_info("http endpoints on %s (port %d)", jet_cfg_str(a->cfg, "http.listen"), jet_httpd_port(httpd));
+        jet_info("http endpoints on %s (port %d)", a->set.http_listen, jet_httpd_port(httpd));
     jet_sd_ready("running");
 
     jet_daemon_run_signals(on_sighup, a);
-    drain(a, jet_cfg_int(a->cfg, "shutdown.grace"));
+    drain(a, a->set.shutdown_grace_ms);
     recorder_flush(a, 10000);
     acker_stop(a);
     registry_stop(a);
@@ -311,6 +313,7 @@ out:
     }
     outcome_free(a);
     recorder_free(a);
+    agentd_settings_free(&a->set);
     jet_config_free(a->cfg);
     jet_metrics_reset();
     nats_Close();

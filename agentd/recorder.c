@@ -39,18 +39,18 @@ jet_status recorder_start(agent *a, jet_err *err)
     struct recorder *r = jet_xcalloc(1, sizeof *r);
     pthread_mutex_init(&r->query_mu, NULL);
     a->recorder = r;
-    r->enabled = jet_cfg_bool(a->cfg, "history.enabled");
+    r->enabled = a->set.history_enabled;
     if (!r->enabled) {
         jet_warn("history.enabled = false: tasks are acked without being recorded (benchmark mode)");
         return JET_OK;
     }
     jet_history_options o;
     jet_history_options_default(&o);
-    o.batch_size = (int)jet_cfg_int(a->cfg, "history.batch_size");
-    o.flush_interval_ms = jet_cfg_int(a->cfg, "history.flush_interval");
+    o.batch_size = a->set.history_batch_size;
+    o.flush_interval_ms = a->set.history_flush_ms;
     /* The writer holds at most what the agent may hold un-acked, plus room for
      * the few records submitted while the pause takes effect. */
-    o.max_pending = (size_t)jet_cfg_int(a->cfg, "history.max_pending") + 1024;
+    o.max_pending = (size_t)a->set.history_max_pending + 1024;
     o.application_name = "agentd";
     jet_status st = jet_history_open(a->cfg, &o, &r->history, err);
     if (st)

@@ -94,7 +94,7 @@ jet_status registry_start(agent *a, jet_err *err)
 {
     struct registry *r = jet_xcalloc(1, sizeof *r);
     r->started_ms = jet_now_ms();
-    r->every_ms = jet_cfg_int(a->cfg, "agent.heartbeat");
+    r->every_ms = a->set.heartbeat_ms;
     a->registry = r;
     natsStatus s = js_KeyValue(&r->kv, a->js, a->names.kv_agents);
     if (s != NATS_OK)

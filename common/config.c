@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ typedef struct cfg_val {
     size_t nlist;
     jet_config **groups;
     size_t ngroups;
+    jet_config *elem_defaults; /* GROUPLIST: one element with the sub-schema's defaults (jet_cfg_bind_groups) */
 } cfg_val;
 
 struct jet_config {
@@ -324,6 +326,8 @@ static jet_config *config_new(const jet_cfg_key *const *schema, const jet_cfg_ke
         for (const jet_cfg_key *k = cfg->schema[t]; k->path; k++) {
             cfg_val *v = &cfg->vals[i++];
             v->key = k;
+            if (k->type == JET_CFG_GROUPLIST && k->sub)
+                v->elem_defaults = config_new(NULL, k->sub);
             if (k->def) {
                 jet_err e;
                 if (parse_text(v, k->def, &e) != JET_OK) {
@@ -605,8 +609,10 @@ void jet_config_free(jet_config *cfg)
 {
     if (!cfg)
         return;
-    for (size_t i = 0; i < cfg->n; i++)
+    for (size_t i = 0; i < cfg->n; i++) {
         free_value(&cfg->vals[i]);
+        jet_config_free(cfg->vals[i].elem_defaults);
+    }
     free(cfg->vals);
     free(cfg->file);
     free(cfg);
@@ -870,4 +876,68 @@ char *jet_read_secret_file(const char *path, jet_err *err)
     char *s = strdup(buf);
     explicit_bzero(buf, sizeof buf);
     return s;
+}
+
+/* ---- typed settings ---- */
+
+static void bind_one(const jet_config *cfg, const jet_cfg_field *f, char *out)
+{
+    const cfg_val *v = find_val(cfg, f->path);
+    int t = v ? (int)v->key->type : -1;
+    bool ok = v && ((f->ctype == JET_CT_BOOL && t == JET_CFG_BOOL) ||
+                    ((f->ctype == JET_CT_I64 || f->ctype == JET_CT_INT) &&
+                     (t == JET_CFG_INT || t == JET_CFG_DURATION || t == JET_CFG_SIZE)) ||
+                    (f->ctype == JET_CT_STR && (t == JET_CFG_STRING || t == JET_CFG_ENUM)) ||
+                    (f->ctype == JET_CT_CHOICE && t == JET_CFG_ENUM));
+    if (ok && f->ctype == JET_CT_INT && !(v->key->min <= v->key->max && v->key->min >= INT_MIN && v->key->max <= INT_MAX))
+        ok = false; /* only a key whose bounds fit an int binds to an int */
+    if (!ok) {
+        fprintf(stderr, "jetsched: bug: config key %s %s\n", f->path, v ? "bound to the wrong C type" : "not in schema");
+        abort();
+    }
+    char *at = out + f->offset;
+    switch (f->ctype) {
+    case JET_CT_BOOL: *(bool *)at = v->b; break;
+    case JET_CT_I64: *(int64_t *)at = v->i; break;
+    case JET_CT_INT: *(int *)at = (int)v->i; break;
+    case JET_CT_STR: *(const char **)at = v->s && v->s[0] ? v->s : NULL; break;
+    case JET_CT_CHOICE: {
+        int idx = 0;
+        const char *c = v->key->choices, *s = v->s ? v->s : "";
+        size_t len = strlen(s);
+        for (; c && *c; idx++) {
+            const char *bar = strchr(c, '|');
+            size_t n = bar ? (size_t)(bar - c) : strlen(c);
+            if (n == len && strncmp(c, s, n) == 0)
+                break;
+            c = bar ? bar + 1 : c + n;
+        }
+        *(int *)at = idx;
+        break;
+    }
+    }
+}
+
+void jet_cfg_bind(const jet_config *cfg, const jet_cfg_field *map, void *out)
+{
+    for (const jet_cfg_field *f = map; f->path; f++)
+        bind_one(cfg, f, out);
+}
+
+void *jet_cfg_bind_groups(const jet_config *cfg, const char *path, const jet_cfg_field *map, size_t elem_size,
+                          bool default_one, size_t *n)
+{
+    const cfg_val *v = get(cfg, path, T(JET_CFG_GROUPLIST));
+    size_t count = v->ngroups ? v->ngroups : default_one ? 1 : 0;
+    char *arr = calloc(count ? count : 1, elem_size);
+    if (!arr) {
+        fprintf(stderr, "jetsched: out of memory binding %s\n", path);
+        abort();
+    }
+    if (v->ngroups == 0 && default_one && v->elem_defaults)
+        jet_cfg_bind(v->elem_defaults, map, arr);
+    for (size_t i = 0; i < v->ngroups; i++)
+        jet_cfg_bind(v->groups[i], map, arr + i * elem_size);
+    *n = count;
+    return arr;
 }

@@ -1,12 +1,14 @@
 /* Unit tests of small shared helpers: PostgreSQL array literals
  * (jetsched/pgarray.h), the string hash table (jetsched/strmap.h), the
- * calendar helpers (jetsched/timeutil.h) and jet_xgrow (jetsched/alloc.h). */
+ * calendar helpers (jetsched/timeutil.h), jet_xgrow (jetsched/alloc.h) and
+ * typed settings (jet_cfg_bind, jetsched/config.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
 #include <jetsched/alloc.h>
+#include <jetsched/config.h>
 #include <jetsched/pgarray.h>
 #include <jetsched/strmap.h>
 #include <jetsched/timeutil.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void array_literals(void **state)
 {
@@ -108,6 +111,98 @@ static void grow(void **state)
     free(v);
 }
 
+typedef struct elem {
+    const char *name;
+    int n;
+    const char *mode;
+} elem;
+
+typedef struct settings {
+    bool on;
+    int64_t wait_ms;
+    int count;
+    int choice;
+    const char *label;
+    elem *elems;
+    size_t nelems;
+} settings;
+
+static const jet_cfg_key elem_keys[] = {
+    {"name", JET_CFG_STRING, NULL, 1, 0, NULL, 0, NULL, NULL, "name"},
+    {"n", JET_CFG_INT, "4", 1, 100, NULL, 0, NULL, NULL, "n"},
+    {"mode", JET_CFG_STRING, "exp:1s", 1, 0, NULL, 0, NULL, NULL, "mode"},
+    {NULL},
+};
+static const jet_cfg_key test_keys[] = {
+    {"t.on", JET_CFG_BOOL, "true", 1, 0, NULL, 0, NULL, NULL, "on"},
+    {"t.wait", JET_CFG_DURATION, "30s", 1, 0, NULL, 0, NULL, NULL, "wait"},
+    {"t.count", JET_CFG_INT, "7", 0, 1000, NULL, 0, NULL, NULL, "count"},
+    {"t.choice", JET_CFG_ENUM, "b", 1, 0, "a|b|c", 0, NULL, NULL, "choice"},
+    {"t.label", JET_CFG_STRING, NULL, 1, 0, NULL, 0, NULL, NULL, "label"},
+    {"elems", JET_CFG_GROUPLIST, NULL, 1, 0, NULL, 0, NULL, elem_keys, "elems"},
+    {NULL},
+};
+static const jet_cfg_key *const test_schema[] = {test_keys, NULL};
+
+static const jet_cfg_field test_fields[] = {
+    JET_CFG_FIELD("t.on", JET_CT_BOOL, settings, on),       JET_CFG_FIELD("t.wait", JET_CT_I64, settings, wait_ms),
+    JET_CFG_FIELD("t.count", JET_CT_INT, settings, count),  JET_CFG_FIELD("t.choice", JET_CT_CHOICE, settings, choice),
+    JET_CFG_FIELD("t.label", JET_CT_STR, settings, label),  {NULL, 0, 0},
+};
+static const jet_cfg_field elem_fields[] = {
+    JET_CFG_FIELD("name", JET_CT_STR, elem, name),
+    JET_CFG_FIELD("n", JET_CT_INT, elem, n),
+    JET_CFG_FIELD("mode", JET_CT_STR, elem, mode),
+    {NULL, 0, 0},
+};
+
+static void config_binding(void **state)
+{
+    (void)state;
+    jet_config *cfg = NULL;
+    jet_err err;
+    /* Defaults only: the group list is empty, so the default element comes from elem_keys. */
+    assert_int_equal(jet_config_load(test_schema, NULL, &cfg, &err), JET_OK);
+    settings s = {0};
+    jet_cfg_bind(cfg, test_fields, &s);
+    s.elems = jet_cfg_bind_groups(cfg, "elems", elem_fields, sizeof *s.elems, true, &s.nelems);
+    assert_true(s.on);
+    assert_int_equal(s.wait_ms, 30000);
+    assert_int_equal(s.count, 7);
+    assert_int_equal(s.choice, 1);
+    assert_null(s.label);
+    assert_int_equal(s.nelems, 1);
+    assert_null(s.elems[0].name);
+    assert_int_equal(s.elems[0].n, 4);
+    assert_string_equal(s.elems[0].mode, "exp:1s");
+    free(s.elems);
+    jet_config_free(cfg);
+
+    char path[] = "/tmp/jetsched-test-bind-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char text[] = "t = { on = false; wait = \"250ms\"; choice = \"c\"; label = \"x\"; };\n"
+                        "elems = ( { name = \"one\"; }, { name = \"two\"; n = 9; mode = \"fixed\"; } );\n";
+    assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    assert_int_equal(jet_config_load(test_schema, path, &cfg, &err), JET_OK);
+    unlink(path);
+    jet_cfg_bind(cfg, test_fields, &s);
+    s.elems = jet_cfg_bind_groups(cfg, "elems", elem_fields, sizeof *s.elems, true, &s.nelems);
+    assert_false(s.on);
+    assert_int_equal(s.wait_ms, 250);
+    assert_int_equal(s.choice, 2);
+    assert_string_equal(s.label, "x");
+    assert_int_equal(s.nelems, 2);
+    assert_string_equal(s.elems[0].name, "one");
+    assert_int_equal(s.elems[0].n, 4);
+    assert_string_equal(s.elems[1].name, "two");
+    assert_int_equal(s.elems[1].n, 9);
+    assert_string_equal(s.elems[1].mode, "fixed");
+    free(s.elems);
+    jet_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -115,6 +210,7 @@ int main(void)
         cmocka_unit_test(string_map),
         cmocka_unit_test(calendar),
         cmocka_unit_test(grow),
+        cmocka_unit_test(config_binding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #define JETSCHED_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <jetsched/status.h>
@@ -76,6 +77,37 @@ void jet_config_print_schema(const jet_cfg_key *const *schema, FILE *out);
 /* After a reload: reports (as warnings in *err, one per line) the
  * non-reloadable keys whose value changed; returns the number of them. */
 int jet_config_nonreloadable_changes(const jet_config *old_cfg, const jet_config *new_cfg, jet_err *err);
+
+/* ---- typed settings (like Fluent Bit's config map) ----
+ * A daemon binds its configuration to a settings struct once, at load and
+ * on SIGHUP, instead of looking keys up by path where it uses them. Each
+ * field names a schema key, the C type it is stored as and its offset;
+ * defaults stay in the schema (the one place they are stated). */
+typedef enum jet_cfg_ctype {
+    JET_CT_BOOL,   /* bool            <- BOOL */
+    JET_CT_I64,    /* int64_t         <- INT, DURATION (ms), SIZE (bytes) */
+    JET_CT_INT,    /* int             <- INT (checked to fit) */
+    JET_CT_STR,    /* const char *    <- STRING, ENUM (NULL when unset); points into the jet_config */
+    JET_CT_CHOICE, /* int             <- ENUM: index of the value in the key's choices ("a|b": 0, 1) */
+} jet_cfg_ctype;
+
+typedef struct jet_cfg_field {
+    const char *path;          /* NULL ends a map */
+    jet_cfg_ctype ctype;
+    size_t offset;
+} jet_cfg_field;
+
+#define JET_CFG_FIELD(path, ctype, type, member) {path, ctype, offsetof(type, member)}
+
+/* Stores every field of `map` from cfg into the struct at `out`. A path
+ * missing from the schema or a type mismatch is a programming error and
+ * aborts (as the accessors do). Strings stay valid while cfg lives. */
+void jet_cfg_bind(const jet_config *cfg, const jet_cfg_field *map, void *out);
+/* The list of groups at `path` bound into a new array of *n structs of
+ * elem_size bytes each (caller frees). With `default_one`, an empty list
+ * gives one element holding the group schema's defaults. */
+void *jet_cfg_bind_groups(const jet_config *cfg, const char *path, const jet_cfg_field *map, size_t elem_size,
+                          bool default_one, size_t *n);
 
 /* Reads a secret from a file: trims one trailing newline. NULL on error (err set). */
 char *jet_read_secret_file(const char *path, jet_err *err);
