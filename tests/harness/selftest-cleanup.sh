@@ -125,7 +125,7 @@ case1() {
     _ "$sf" "$go" &
   local ws=$!
   BG_PIDS+=("$ws")
-  check "case 1: servers start (state dir announced)" wait_file "$sf" 60
+  check "case 1: servers start (state dir announced)" wait_file "$sf" 180
   state=$(<"$sf")
   snapshot "$state" >"$snap"
   check "case 1: snapshot holds nats-server and postgres (with children)" eval '(($(count_servers "$snap") >= 3))'
@@ -145,7 +145,7 @@ case2() {
     'printf "%s\n" "$JETSCHED_TEST_STATE" >"$1"; exec sleep 300' _ "$sf" &
   local ws=$!
   BG_PIDS+=("$ws")
-  check "case 2: servers start (state dir announced)" wait_file "$sf" 60
+  check "case 2: servers start (state dir announced)" wait_file "$sf" 180
   state=$(<"$sf")
   sleep 0.2 # let the command exec sleep
   snapshot "$state" >"$snap"
@@ -169,7 +169,7 @@ case3() {
     'printf "%s\n" "$JETSCHED_TEST_STATE" >"$1"; sleep 300' _ "$sf" &
   local ws=$!
   BG_PIDS+=("$ws")
-  check "case 3: servers start (state dir announced)" wait_file "$sf" 60
+  check "case 3: servers start (state dir announced)" wait_file "$sf" 180
   state=$(<"$sf")
   sleep 0.2
   snapshot "$state" >"$snap"
@@ -191,7 +191,7 @@ case4() {
   ) &
   local ws=$!
   BG_PIDS+=("$ws")
-  check "case 4 ($sig): servers start" wait_file "$sf" 60
+  check "case 4 ($sig): servers start" wait_file "$sf" 180
   state=$(<"$sf")
   sleep 0.2
   snapshot "$state" >"$snap"
