@@ -11,6 +11,7 @@
 #include <jetsched/log.h>
 #include <jetsched/metrics.h>
 #include <jetsched/names.h>
+#include <jetsched/strmap.h>
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #define FIRE_ALL_CAP 1000   /* fire_all fires of one schedule per transaction */
 
 static jet_metric *m_fires, *m_lag, *m_delayed, *m_misfires;
+static int64_t earliest_planned = INT64_MAX;
 jet_metric *leader_m_publish_fail;
 
 /* ---------------- schedule cache ---------------- */
@@ -34,13 +36,6 @@ typedef struct cached_sched {
 #define CACHE_BUCKETS 4096
 static cached_sched *cache[CACHE_BUCKETS];
 
-static unsigned hash_str(const char *s)
-{
-    unsigned h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
 
 static void cache_free_entry(cached_sched *c)
 {
@@ -55,7 +50,7 @@ static void cache_free_entry(cached_sched *c)
 /* The parsed schedule for (id, kind, spec, tz), parsed once and reused. */
 static const jet_sched *sched_get(const char *id, const char *kind, const char *spec, const char *tz, jet_err *err)
 {
-    unsigned b = hash_str(id) % CACHE_BUCKETS;
+    unsigned b = jet_str_hash(id) % CACHE_BUCKETS;
     cached_sched **pp = &cache[b];
     for (cached_sched *c = *pp; c; pp = &c->next, c = c->next) {
         if (strcmp(c->id, id) != 0)
@@ -99,12 +94,12 @@ void fire_publish_finish(sched *s, sched_pubset *ps)
     if (!ps->n)
         return;
     sched_pubset_finish(ps);
-    pgarr ok = {0};
+    jet_pgarr ok = {0};
     int dups = 0, failed = 0;
     for (size_t i = 0; i < ps->n; i++) {
         const sched_pub_item *it = &ps->items[i];
         if (it->result == 1) {
-            pgarr_add(&ok, it->id);
+            jet_pgarr_add(&ok, it->id);
             if (it->fire_ms > 0 && !it->redispatch) {
                 int64_t lag = it->acked_ms - it->fire_ms;
                 jet_metric_observe(m_lag, NULL, (double)(lag > 0 ? lag : 0));
@@ -120,11 +115,27 @@ void fire_publish_finish(sched *s, sched_pubset *ps)
     if (dups)
         jet_info("%d task(s) were already in the stream (duplicate window)", dups);
     if (ok.n) {
-        const char *p[] = {pgarr_lit(&ok)};
+        /* A planned row (fire ahead, delayed task) moves to queued now that
+         * its message is stored; a row that moved on meanwhile (running,
+         * finished, skipped, cancelled) is left alone. */
+        char es[32];
+        uint64_t epoch = atomic_load(&s->epoch);
+        snprintf(es, sizeof es, "%llu", (unsigned long long)epoch);
+        const char *p[] = {jet_pgarr_lit(&ok), epoch ? es : NULL, s->id};
         PQclear(leader_q(s, "record dispatched_at",
-                         "UPDATE tasks SET dispatched_at = now() WHERE id = ANY($1::text[])"
-                         " AND status = 'queued'",
-                         1, p));
+                         "WITH u AS (UPDATE tasks SET status = CASE WHEN status = 'scheduled' THEN 'queued' ELSE status END,"
+                         " dispatched_at = CASE WHEN status IN ('scheduled', 'queued') THEN now()"
+                         " ELSE coalesce(dispatched_at, now()) END,"
+                         " updated_at = CASE WHEN status = 'scheduled' THEN now() ELSE updated_at END,"
+                         " fire_epoch = coalesce(fire_epoch, $2::bigint), fired_by = coalesce(fired_by, $3)"
+                         " WHERE id = ANY($1::text[])"
+                         " AND (status IN ('scheduled', 'queued') OR fire_epoch IS NULL OR dispatched_at IS NULL)"
+                         " RETURNING schedule_id, scheduled_for, created_at)"
+                         /* last_fire_at of the schedules whose planned fires left now */
+                         " UPDATE schedules sc SET last_fire_at = m.t FROM (SELECT schedule_id, max(scheduled_for) AS t"
+                         " FROM u WHERE schedule_id IS NOT NULL AND created_at < scheduled_for GROUP BY 1) m"
+                         " WHERE sc.id = m.schedule_id AND (sc.last_fire_at IS NULL OR sc.last_fire_at < m.t)",
+                         3, p));
     }
     free(ok.buf);
     sched_pubset_free(ps);
@@ -147,6 +158,7 @@ typedef struct fire_ev {
 typedef struct due_row {
     const char *id, *kind, *spec, *tz, *misfire, *overlap;
     int64_t next_ms, now_ms, window_ms;
+    int64_t horizon_ms; /* fires up to this are planned: now, or now + plan_ahead (not overlap=forbid) */
     int64_t new_next, last_fired;
     bool forbid, disabled;
     char busy[JET_TASK_ID_MAX + 32]; /* overlap=forbid: an unfinished run ("": none) */
@@ -192,7 +204,7 @@ static void plan_schedule(sched *s, due_row *d, int idx, fire_plan *pl)
     }
     int64_t latest_missed = -1;
     long missed = 0, fired_n = 0;
-    for (long iter = 0; t >= 0 && t <= now; iter++) {
+    for (long iter = 0; t >= 0 && t <= d->horizon_ms; iter++) {
         if (fire_all && fired_n >= FIRE_ALL_CAP)
             break; /* the rest next tick */
         if (iter > 10000000)
@@ -200,7 +212,8 @@ static void plan_schedule(sched *s, due_row *d, int idx, fire_plan *pl)
         bool is_missed = now - t > threshold;
         if (!is_missed || fire_all) {
             plan_add(pl, idx, t);
-            last_fired = t;
+            if (t <= now)
+                last_fired = t; /* a fire planned ahead sets last_fire_at when it is published */
             fired_n++;
         } else {
             missed++;
@@ -209,7 +222,7 @@ static void plan_schedule(sched *s, due_row *d, int idx, fire_plan *pl)
         if (is_missed)
             jet_metric_add(m_misfires, (const char *[]){d->misfire}, 1);
         int64_t nx = jet_sched_next(js, t);
-        if (fire_once && latest_missed >= 0 && (nx < 0 || now - nx <= threshold || nx > now)) {
+        if (fire_once && latest_missed >= 0 && (nx < 0 || now - nx <= threshold || nx > d->horizon_ms)) {
             /* the last missed fire: one catch-up run for all of them */
             plan_add(pl, idx, latest_missed);
             if (latest_missed > last_fired)
@@ -244,21 +257,21 @@ static void fire_id(char *out, size_t len, const char *schedule_id, int64_t t)
 static bool plan_overlap(sched *s, due_row *rows, int nrows, const fire_plan *pl, const char **status,
                          char **why)
 {
-    pgarr sids = {0}, fids = {0};
+    jet_pgarr sids = {0}, fids = {0};
     char tid[JET_TASK_ID_MAX + 32];
     for (int i = 0; i < nrows; i++)
         if (rows[i].forbid && !rows[i].disabled)
-            pgarr_add(&sids, rows[i].id);
+            jet_pgarr_add(&sids, rows[i].id);
     for (size_t k = 0; k < pl->n; k++)
         if (rows[pl->ev[k].sched].forbid) {
             fire_id(tid, sizeof tid, rows[pl->ev[k].sched].id, pl->ev[k].t);
-            pgarr_add(&fids, tid);
+            jet_pgarr_add(&fids, tid);
         }
     if (!fids.n) {
         free(sids.buf);
         return true;
     }
-    const char *p[] = {pgarr_lit(&sids), pgarr_lit(&fids)};
+    const char *p[] = {jet_pgarr_lit(&sids), jet_pgarr_lit(&fids)};
     PGresult *r = leader_q(s, "overlap check",
                            "SELECT schedule_id, id, status IN ('scheduled', 'queued', 'running', 'retrying') FROM tasks"
                            " WHERE (schedule_id = ANY($1::text[]) AND status IN ('scheduled', 'queued', 'running',"
@@ -311,15 +324,21 @@ int fire_due(sched *s, uint64_t epoch, sched_pubset *ps, bool *more)
     snprintf(def_window, sizeof def_window, "%lld", (long long)atomic_load(&s->catchup_ms));
     snprintf(lim, sizeof lim, "%d", FIRE_BATCH);
     snprintf(es, sizeof es, "%llu", (unsigned long long)epoch);
-    const char *p[] = {def_window, lim};
+    char ahead[32];
+    snprintf(ahead, sizeof ahead, "%lld", (long long)atomic_load(&s->plan_ahead_ms));
+    const char *p[] = {def_window, lim, ahead};
+    /* Due now, or (not overlap=forbid: its check stays at the due time)
+     * due within scheduler.plan_ahead: planned ahead. */
     PGresult *r = leader_q(s, "select due schedules",
                            "SELECT id, kind, spec, tz, misfire, overlap,"
                            " (extract(epoch from next_fire_at) * 1000)::bigint,"
                            " (extract(epoch from now()) * 1000)::bigint,"
                            " coalesce((extract(epoch from catchup_window) * 1000)::bigint, $1::bigint)"
-                           " FROM schedules WHERE NOT paused AND next_fire_at <= now()"
+                           " FROM schedules WHERE NOT paused"
+                           " AND next_fire_at <= now() + $3::bigint * interval '1 millisecond'"
+                           " AND (overlap <> 'forbid' OR next_fire_at <= now())"
                            " ORDER BY next_fire_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-                           2, p);
+                           3, p);
     if (!r) {
         leader_rollback(s);
         return -1;
@@ -340,6 +359,7 @@ int fire_due(sched *s, uint64_t epoch, sched_pubset *ps, bool *more)
             .window_ms = strtoll(PQgetvalue(r, i, 8), NULL, 10),
         };
         d->forbid = !strcmp(d->overlap, "forbid");
+        d->horizon_ms = d->now_ms + (d->forbid ? 0 : atomic_load(&s->plan_ahead_ms));
         plan_schedule(s, d, i, &pl);
         taken++;
     }
@@ -350,19 +370,20 @@ int fire_due(sched *s, uint64_t epoch, sched_pubset *ps, bool *more)
     bool ok = plan_overlap(s, rows, taken, &pl, status, why);
     PGresult *ins = NULL;
     if (ok && pl.n) {
-        pgarr ids = {0}, sids = {0}, ts = {0}, sts = {0}, errs = {0};
+        jet_pgarr ids = {0}, sids = {0}, ts = {0}, sts = {0}, errs = {0};
         char tid[JET_TASK_ID_MAX + 32];
         for (size_t k = 0; k < pl.n; k++) {
             const due_row *d = &rows[pl.ev[k].sched];
             fire_id(tid, sizeof tid, d->id, pl.ev[k].t);
-            pgarr_add(&ids, tid);
-            pgarr_add(&sids, d->id);
-            pgarr_add_ms(&ts, pl.ev[k].t);
+            jet_pgarr_add(&ids, tid);
+            jet_pgarr_add(&sids, d->id);
+            jet_pgarr_add_ms(&ts, pl.ev[k].t);
             bool skipped = status[k] && !strcmp(status[k], "skipped");
-            pgarr_add(&sts, skipped ? "skipped" : "queued");
-            pgarr_add(&errs, skipped ? why[k] : NULL);
+            bool ahead = pl.ev[k].t > d->now_ms; /* committed before it is due: published from the plan */
+            jet_pgarr_add(&sts, skipped ? "skipped" : ahead ? "scheduled" : "queued");
+            jet_pgarr_add(&errs, skipped ? why[k] : NULL);
         }
-        const char *ip[] = {pgarr_lit(&ids), pgarr_lit(&sids), pgarr_lit(&ts), pgarr_lit(&sts), pgarr_lit(&errs),
+        const char *ip[] = {jet_pgarr_lit(&ids), jet_pgarr_lit(&sids), jet_pgarr_lit(&ts), jet_pgarr_lit(&sts), jet_pgarr_lit(&errs),
                             es, s->id};
         ins = leader_q(s, "insert fires",
                        "INSERT INTO tasks AS t (id, queue, handler, priority, status, max_attempts, payload, headers,"
@@ -373,7 +394,16 @@ int fire_due(sched *s, uint64_t epoch, sched_pubset *ps, bool *more)
                        " CASE WHEN f.status = 'skipped' THEN now() END, f.error"
                        " FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[]) WITH ORDINALITY"
                        " AS f(id, sid, t, status, error, ord) JOIN schedules sc ON sc.id = f.sid ORDER BY f.ord"
-                       " ON CONFLICT (id) DO NOTHING RETURNING " PUB_COLS ", t.status",
+                       /* a planned fire withdrawn by a schedule update (or pause,
+                        * delete) and planned again comes back with the new content */
+                       " ON CONFLICT (id) DO UPDATE SET status = excluded.status, queue = excluded.queue,"
+                       " handler = excluded.handler, priority = excluded.priority,"
+                       " max_attempts = excluded.max_attempts, payload = excluded.payload,"
+                       " headers = excluded.headers, fire_epoch = excluded.fire_epoch,"
+                       " fired_by = excluded.fired_by, finished_at = excluded.finished_at,"
+                       " error = excluded.error, updated_at = now()"
+                       " WHERE t.status = 'skipped' AND t.error LIKE 'withdrawn before it was due%'"
+                       " RETURNING " PUB_COLS ", t.status",
                        7, ip);
         ok = ins != NULL;
         free(ids.buf);
@@ -383,13 +413,13 @@ int fire_due(sched *s, uint64_t epoch, sched_pubset *ps, bool *more)
         free(errs.buf);
     }
     if (ok && taken) {
-        pgarr ids = {0}, nx = {0}, lf = {0};
+        jet_pgarr ids = {0}, nx = {0}, lf = {0};
         for (int i = 0; i < taken; i++) {
-            pgarr_add(&ids, rows[i].id);
-            pgarr_add_ms(&nx, rows[i].new_next);
-            pgarr_add_ms(&lf, rows[i].last_fired);
+            jet_pgarr_add(&ids, rows[i].id);
+            jet_pgarr_add_ms(&nx, rows[i].new_next);
+            jet_pgarr_add_ms(&lf, rows[i].last_fired);
         }
-        const char *up[] = {pgarr_lit(&ids), pgarr_lit(&nx), pgarr_lit(&lf)};
+        const char *up[] = {jet_pgarr_lit(&ids), jet_pgarr_lit(&nx), jet_pgarr_lit(&lf)};
         PGresult *ur = leader_q(s, "advance schedules",
                                 "UPDATE schedules sc SET next_fire_at = to_timestamp(u.nx::double precision / 1000),"
                                 " last_fire_at = coalesce(to_timestamp(u.lf::double precision / 1000),"
@@ -419,29 +449,46 @@ int fire_due(sched *s, uint64_t epoch, sched_pubset *ps, bool *more)
     for (int i = 0; ins && i < PQntuples(ins); i++) {
         const char *st = PQgetvalue(ins, i, 9);
         jet_metric_add(m_fires, (const char *[]){st}, 1);
-        if (!strcmp(st, "queued"))
+        if (!strcmp(st, "queued")) {
             sched_pubset_add(ps, ins, i, false);
+        } else if (!strcmp(st, "scheduled")) {
+            int64_t t = strtoll(PQgetvalue(ins, i, 8), NULL, 10);
+            if (t < earliest_planned)
+                earliest_planned = t;
+        }
     }
     PQclear(ins);
     return n;
 }
 
+int64_t fire_take_earliest_planned(void)
+{
+    int64_t t = earliest_planned;
+    earliest_planned = INT64_MAX;
+    return t;
+}
+
 /* ---------------- delayed tasks ---------------- */
 
-int fire_queue_delayed(sched *s, uint64_t epoch, sched_pubset *ps)
+int fire_queue_delayed(sched *s, uint64_t epoch, int64_t before_ms, sched_pubset *ps)
 {
     if (!leader_begin_fenced(s, epoch))
         return -1;
-    char es[32], lim[16];
+    char es[32], lim[16], before[32];
     snprintf(es, sizeof es, "%llu", (unsigned long long)epoch);
     snprintf(lim, sizeof lim, "%d", DELAYED_BATCH);
-    const char *p[] = {es, s->id, lim};
+    snprintf(before, sizeof before, "%lld", (long long)before_ms);
+    const char *p[] = {es, s->id, lim, before_ms >= 0 ? before : NULL};
+    /* A cron fire planned ahead keeps the epoch of the leader that
+     * committed it. */
     PGresult *r = leader_q(s, "queue due delayed tasks",
                            "WITH due AS (SELECT id FROM tasks WHERE status = 'scheduled' AND scheduled_for <= now()"
+                           " AND ($4::bigint IS NULL OR scheduled_for < to_timestamp($4::double precision / 1000))"
                            " ORDER BY scheduled_for LIMIT $3 FOR UPDATE SKIP LOCKED)"
-                           " UPDATE tasks t SET status = 'queued', updated_at = now(), fire_epoch = $1::bigint,"
-                           " fired_by = $2 FROM due WHERE t.id = due.id RETURNING " PUB_COLS,
-                           3, p);
+                           " UPDATE tasks t SET status = 'queued', updated_at = now(),"
+                           " fire_epoch = coalesce(t.fire_epoch, $1::bigint), fired_by = coalesce(t.fired_by, $2)"
+                           " FROM due WHERE t.id = due.id RETURNING " PUB_COLS,
+                           4, p);
     if (!r) {
         leader_rollback(s);
         return -1;
@@ -459,10 +506,15 @@ int fire_queue_delayed(sched *s, uint64_t epoch, sched_pubset *ps)
     return n;
 }
 
+void fire_count_delayed(int n)
+{
+    jet_metric_add(m_delayed, NULL, n);
+}
+
 void fire_metrics_init(void)
 {
     m_fires = jet_metric_counter("jetsched_scheduler_fires_total",
-                                 "Schedule fires recorded by this leader (status queued or skipped).", "status");
+                                 "Schedule fires recorded by this leader (status queued, scheduled: planned ahead, or skipped).", "status");
     m_lag = jet_metric_histogram("jetsched_scheduler_fire_lag_seconds",
                                  "Publish time minus scheduled fire time of fired and delayed tasks.", NULL);
     m_delayed = jet_metric_counter("jetsched_scheduler_delayed_queued_total",

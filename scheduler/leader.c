@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <time.h>
 
 static PGconn *pg;
@@ -32,6 +33,7 @@ PGconn *leader_pg(void)
     return pg;
 }
 
+static bool exec_ok(sched *s, const char *what, const char *sql);
 
 static bool pg_ready(sched *s)
 {
@@ -54,6 +56,22 @@ static bool pg_ready(sched *s)
         return false;
     }
     jet_info("PostgreSQL connected");
+    /* A leader stopped inside a transaction (SIGSTOP, VM freeze) holds the
+     * fence's share lock, which a successor's epoch claim waits for: the
+     * server ends such a session after one TTL (our statements follow each
+     * other within milliseconds; a starved machine may still stretch a gap
+     * past a second). The plan hears of rows leaving `scheduled` on channel
+     * jetsched_plan (sql/0004). */
+    char set[160];
+    int64_t idle = s->ttl_ms > 1000 ? s->ttl_ms : 1000;
+    snprintf(set, sizeof set, "SET idle_in_transaction_session_timeout = %lld", (long long)idle);
+    if (!exec_ok(s, "idle timeout", set) || !exec_ok(s, "listen", "LISTEN jetsched_plan")) {
+        PQfinish(pg);
+        pg = NULL;
+        atomic_store(&s->pg_ok, false);
+        return false;
+    }
+    plan_reset();
     atomic_store(&s->pg_ok, true);
     return true;
 }
@@ -90,6 +108,7 @@ void leader_rollback(sched *s)
 
 static void step_down(sched *s, const char *why)
 {
+    plan_reset();
     uint64_t e = atomic_exchange(&s->epoch, 0);
     if (e != 0)
         jet_warn("leader: %s; stepping down (epoch %llu)", why, (unsigned long long)e);
@@ -177,46 +196,6 @@ static bool claim_epoch(sched *s, uint64_t rev)
     return true;
 }
 
-void pgarr_add(pgarr *a, const char *v)
-{
-    size_t need = a->len + (v ? 2 * strlen(v) + 3 : 5) + 3;
-    if (need > a->cap) {
-        a->cap = need * 2 + 256;
-        a->buf = realloc(a->buf, a->cap);
-    }
-    a->buf[a->len++] = a->n++ ? ',' : '{';
-    if (!v) {
-        memcpy(a->buf + a->len, "NULL", 4);
-        a->len += 4;
-        return;
-    }
-    a->buf[a->len++] = '"';
-    for (; *v; v++) {
-        if (*v == '"' || *v == '\\')
-            a->buf[a->len++] = '\\';
-        a->buf[a->len++] = *v;
-    }
-    a->buf[a->len++] = '"';
-}
-
-/* v < 0 is NULL (no time). */
-void pgarr_add_ms(pgarr *a, int64_t v)
-{
-    char t[32];
-    snprintf(t, sizeof t, "%" PRId64, v);
-    pgarr_add(a, v >= 0 ? t : NULL);
-}
-
-const char *pgarr_lit(pgarr *a)
-{
-    if (!a->n)
-        return "{}";
-    a->buf[a->len] = '}';
-    a->buf[a->len + 1] = '\0';
-    return a->buf;
-}
-
-
 /* Sleeps up to us microseconds; a standby returns early (within 5 ms) when
  * the election thread wins a revision other than refused, so the first
  * batch runs at once. */
@@ -235,10 +214,26 @@ static void nap_us(sched *s, int64_t us, uint64_t refused)
         bool acting = atomic_load(&s->epoch) != 0;
         int64_t slice = acting ? left : (left < 5000 ? left : 5000);
         struct timespec ts = {.tv_sec = slice / 1000000, .tv_nsec = (slice % 1000000) * 1000};
+        if (acting && pg && PQsocket(pg) >= 0) {
+            /* woken early by a notification (a task to plan, a planned
+             * one withdrawn) */
+            struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
+            if (ppoll(&pfd, 1, &ts, NULL) > 0)
+                plan_notified(s);
+            return;
+        }
         nanosleep(&ts, NULL);
         if (acting)
             return;
     }
+}
+
+/* Microseconds from now (wall clock) until Unix ms t. */
+static int64_t wall_us_until(int64_t t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return t * 1000 - ((int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000);
 }
 
 /* Microseconds until the next due schedule or delayed task, by PostgreSQL's
@@ -297,11 +292,22 @@ static void *leader_main(void *arg)
                 continue;
             }
             next_reconcile_mono = jet_mono_ms() + atomic_load(&s->reconcile_ms);
+            plan_reset();
         }
+        plan_notified(s);
+        /* The fire-ahead path: what is due now leaves from memory first. */
+        int planned = plan_publish_due(s, rev, &ps, jet_now_ms());
+        if (planned < 0) {
+            fire_publish_finish(s, &ps);
+            step_down(s, "the lease is no longer ours at a planned publish (nothing published after it)");
+            continue;
+        }
+        if (planned > 0)
+            fire_publish_finish(s, &ps); /* pub-acks, then scheduled -> queued: out of the at-due path's way */
         /* Fires: drain the due set (bounded per round); each committed
          * batch is published asynchronously while the next one is written. */
         int64_t until = jet_mono_ms() + 2000;
-        int n, worked = 0;
+        int n, worked = planned;
         bool more = false;
         do {
             n = fire_due(s, rev, &ps, &more);
@@ -315,7 +321,8 @@ static void *leader_main(void *arg)
             continue;
         }
         do {
-            n = fire_queue_delayed(s, rev, &ps);
+            int64_t first_planned = plan_next_due_ms();
+            n = fire_queue_delayed(s, rev, first_planned == INT64_MAX ? -1 : first_planned, &ps);
             worked += n > 0 ? n : 0;
         } while (n == DELAYED_BATCH && jet_mono_ms() < until && !atomic_load(&s->stop));
         behind = behind || n == DELAYED_BATCH;
@@ -325,6 +332,13 @@ static void *leader_main(void *arg)
                 refused_rev = rev;
             continue;
         }
+        /* Into memory: what was committed ahead (by us or a predecessor)
+         * and the delayed tasks due within the window. */
+        int64_t earliest = fire_take_earliest_planned();
+        if (earliest != INT64_MAX)
+            plan_rewind(earliest);
+        if (plan_load(s) < 0)
+            continue;
         if (jet_mono_ms() >= next_reconcile_mono) {
             reconcile(s, rev);
             if (atomic_load(&s->abdicate))
@@ -347,6 +361,12 @@ static void *leader_main(void *arg)
             idle_overdue = 0;
         if (idle_overdue)
             due = (int64_t)1000 << (idle_overdue < 10 ? idle_overdue - 1 : 9);
+        int64_t plan_due = plan_next_due_ms();
+        if (plan_due != INT64_MAX) {
+            int64_t pu = wall_us_until(plan_due);
+            if (pu < due)
+                due = pu < 0 ? 0 : pu; /* the plan's own due time: not held back by the back-off */
+        }
         sleep_us = due < 0 ? 0 : due < tick_us ? due : tick_us;
     }
     fire_publish_finish(s, &ps);

@@ -9,6 +9,7 @@
 #include "schedulerd.h"
 
 #include <jetsched/metrics.h>
+#include <jetsched/pgarray.h>
 
 #define DELAYED_BATCH 500   /* delayed tasks per transaction */
 
@@ -25,17 +26,6 @@ bool leader_begin_fenced(sched *s, uint64_t epoch);
 /* COMMIT after the lease deadline check; false when rolled back. */
 bool leader_commit_fenced(sched *s);
 
-/* Growing PostgreSQL array literal ({"a","b",NULL}); every element quoted. */
-typedef struct pgarr {
-    char *buf;
-    size_t len, cap, n;
-} pgarr;
-
-void pgarr_add(pgarr *a, const char *v);
-/* v < 0 is NULL (no time). */
-void pgarr_add_ms(pgarr *a, int64_t v);
-const char *pgarr_lit(pgarr *a);
-
 /* ---- fire.c ---- */
 extern jet_metric *leader_m_publish_fail;
 void fire_metrics_init(void);
@@ -43,14 +33,42 @@ void fire_metrics_init(void);
  * number of due schedules seen, -1 on error; *more when there may be more
  * due now. The committed fires are handed to ps (published asynchronously). */
 int fire_due(sched *s, uint64_t epoch, sched_pubset *ps, bool *more);
-/* Queues up to DELAYED_BATCH due delayed tasks in one fenced transaction and
- * hands them to ps. Returns how many, -1 on error. */
-int fire_queue_delayed(sched *s, uint64_t epoch, sched_pubset *ps);
-/* Waits for every publish of ps, records dispatched_at of the stored ones,
- * the fire lag and the failures, and reopens ps. */
+/* The earliest fire time (Unix ms) fire_due committed in state `scheduled`
+ * since the last call (INT64_MAX: none), for plan_rewind. */
+int64_t fire_take_earliest_planned(void);
+/* Queues up to DELAYED_BATCH rows in state `scheduled` due by now and by
+ * before_ms (Unix ms: the plan publishes the later ones itself; <0: no
+ * bound) in one fenced transaction and hands them to ps. Returns how many,
+ * -1 on error. */
+int fire_queue_delayed(sched *s, uint64_t epoch, int64_t before_ms, sched_pubset *ps);
+/* Waits for every publish of ps, records the stored ones (`queued` with
+ * dispatched_at; a planned row moves from `scheduled` to `queued`, never
+ * from any other state), the fire lag and the failures, and reopens ps. */
 void fire_publish_finish(sched *s, sched_pubset *ps);
+/* Counts n delayed tasks published (jetsched_scheduler_delayed_queued_total). */
+void fire_count_delayed(int n);
 /* Drops the parsed schedules (shutdown). */
 void fire_cache_clear(void);
+
+/* ---- plan.c: the in-memory plan of the fire-ahead path ---- */
+/* Loads rows in state `scheduled` due inside scheduler.plan_ahead and not yet
+ * planned (bounded). Returns how many were added, -1 on error. */
+int plan_load(sched *s);
+/* Earliest due time (Unix ms) in the plan, INT64_MAX when empty. */
+int64_t plan_next_due_ms(void);
+/* Publishes (into ps) every planned task due at now_ms, each after a lease
+ * check. Returns how many, -1 when the lease is no longer ours (nothing more
+ * was published). */
+int plan_publish_due(sched *s, uint64_t epoch, sched_pubset *ps, int64_t now_ms);
+/* Handles the notifications of channel jetsched_plan received on the leader
+ * connection; true when there were any. */
+bool plan_notified(sched *s);
+/* Rows due at or after ms are (re)loaded by the next plan_load. */
+void plan_rewind(int64_t ms);
+void plan_drop(const char *id);
+size_t plan_size(void);
+/* Forgets everything (step-down, new connection). */
+void plan_reset(void);
 
 /* ---- reconcile.c ---- */
 void reconcile_metrics_init(void);

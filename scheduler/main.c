@@ -55,6 +55,9 @@ static void apply_reloadable(sched *s, const jet_config *cfg)
     jet_log_init_from_config("schedulerd", cfg);
     atomic_store(&s->tick_ms, jet_cfg_int(cfg, "scheduler.tick"));
     atomic_store(&s->catchup_ms, jet_cfg_int(cfg, "scheduler.catchup_window"));
+    atomic_store(&s->plan_ahead_ms, jet_cfg_int(cfg, "scheduler.plan_ahead"));
+    atomic_store(&s->plan_max_tasks, jet_cfg_int(cfg, "scheduler.plan_max_tasks"));
+    atomic_store(&s->plan_max_bytes, jet_cfg_int(cfg, "scheduler.plan_max_bytes"));
     atomic_store(&s->misfire_ms, jet_cfg_int(cfg, "scheduler.misfire_threshold"));
     atomic_store(&s->reconcile_ms, jet_cfg_int(cfg, "reconcile.interval"));
     atomic_store(&s->redispatch_ms, jet_cfg_int(cfg, "reconcile.redispatch_after"));

@@ -194,13 +194,18 @@ void sched_pubset_add(sched_pubset *ps, PGresult *r, int i, bool redispatch)
 {
     int64_t fire_ms = -1;
     natsMsg *m = sched_task_msg(ps->s, r, i, redispatch, &fire_ms);
+    sched_pubset_add_msg(ps, m, PQgetvalue(r, i, 0), fire_ms, redispatch);
+}
+
+void sched_pubset_add_msg(sched_pubset *ps, natsMsg *m, const char *id, int64_t fire_ms, bool redispatch)
+{
     pthread_mutex_lock(&amu);
     if (ps->n == ps->cap) {
         ps->cap = ps->cap ? ps->cap * 2 : 256;
         ps->items = realloc(ps->items, ps->cap * sizeof *ps->items);
     }
     sched_pub_item *it = &ps->items[ps->n++];
-    *it = (sched_pub_item){.id = strdup(PQgetvalue(r, i, 0)), .fire_ms = fire_ms, .redispatch = redispatch};
+    *it = (sched_pub_item){.id = strdup(id), .fire_ms = fire_ms, .redispatch = redispatch};
     size_t idx = ps->n - 1;
     bool send = m && ajs && natsConnection_Status(ps->s->nc) == NATS_CONN_STATUS_CONNECTED;
     if (send) {

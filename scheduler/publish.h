@@ -61,6 +61,9 @@ typedef struct sched_pubset {
 void sched_pubset_init(sched_pubset *ps, sched *s);
 /* Publishes row i of r (PUB_COLS) asynchronously. */
 void sched_pubset_add(sched_pubset *ps, PGresult *r, int i, bool redispatch);
+/* Publishes m (built by sched_task_msg; taken over, NULL counts as failed)
+ * asynchronously. */
+void sched_pubset_add_msg(sched_pubset *ps, natsMsg *m, const char *id, int64_t fire_ms, bool redispatch);
 /* Waits for the outcome of everything added (see above). */
 void sched_pubset_finish(sched_pubset *ps);
 void sched_pubset_free(sched_pubset *ps);

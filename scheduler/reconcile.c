@@ -69,7 +69,7 @@ void reconcile(sched *s, uint64_t epoch)
         }
         size_t stored = 0;
         int dups = 0;
-        pgarr failed = {0};
+        jet_pgarr failed = {0};
         for (int i = 0; i < n; i++) {
             int rc = publish_row(s, r, i);
             if (rc < 0) {
@@ -81,7 +81,7 @@ void reconcile(sched *s, uint64_t epoch)
                 jet_info("reconciler: republished task %s (queued and not started, or never published)",
                          PQgetvalue(r, i, 0));
             } else {
-                pgarr_add(&failed, PQgetvalue(r, i, 0));
+                jet_pgarr_add(&failed, PQgetvalue(r, i, 0));
             }
         }
         if (dups)
@@ -90,7 +90,7 @@ void reconcile(sched *s, uint64_t epoch)
         if (failed.n) {
             /* Not published (NATS down): try again at the next reconcile
              * run rather than after redispatch_after. */
-            const char *fp[] = {pgarr_lit(&failed)};
+            const char *fp[] = {jet_pgarr_lit(&failed)};
             PQclear(leader_q(s, "unclaim", "UPDATE tasks SET dispatched_at = NULL WHERE id = ANY($1::text[])"
                              " AND status = 'queued'", 1, fp));
         }

@@ -41,6 +41,7 @@ typedef struct sched {
     /* Reloadable settings (ms). */
     _Atomic int64_t tick_ms, catchup_ms, misfire_ms, reconcile_ms, redispatch_ms, retention_ms;
     _Atomic int64_t max_payload;   /* api.max_payload (bytes) */
+    _Atomic int64_t plan_ahead_ms, plan_max_tasks, plan_max_bytes; /* scheduler.plan_* */
 
     pthread_t election_thread, leader_thread;
 } sched;

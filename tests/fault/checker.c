@@ -315,9 +315,17 @@ static PGresult *pg_rows(PGconn *pg, const char *sql)
 
 static int read_pg(PGconn *pg, smap *m)
 {
+    /* A fire committed ahead (created before its time: docs/SCHEDULER.md,
+     * "Fires planned ahead") fires when it is published (dispatched_at), not
+     * when its row was written; a planned fire withdrawn by a schedule pause
+     * before it was due is no fire at all. */
     PGresult *res = pg_rows(pg, "SELECT id, status, coalesce(schedule_id, ''),"
                                 " coalesce(round(extract(epoch from scheduled_for) * 1000)::bigint, -1),"
-                                " floor(extract(epoch from created_at) * 1000)::bigint FROM tasks");
+                                " floor(extract(epoch from CASE WHEN created_at < scheduled_for THEN"
+                                " coalesce(dispatched_at, (SELECT min(a.started_at) FROM task_attempts a"
+                                " WHERE a.task_id = tasks.id), created_at) ELSE created_at END) * 1000)::bigint"
+                                " FROM tasks WHERE NOT (status = 'skipped' AND coalesce(error, '') LIKE"
+                                " 'withdrawn before it was due%')");
     if (!res)
         return -1;
     for (int i = 0; i < PQntuples(res); i++) {

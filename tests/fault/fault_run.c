@@ -429,7 +429,9 @@ static int64_t drain(long want, int timeout_ms)
     for (;;) {
         long ok = ts_pg_long("SELECT count(*) FROM tasks WHERE (id LIKE 'fd-%%' OR id LIKE 'fl-%%' OR id LIKE 'fa-%%')"
                              " AND status = 'succeeded'");
-        long open = ts_pg_long("SELECT count(*) FROM tasks WHERE NOT jetsched_status_terminal(status)");
+        /* (a fire planned ahead and not yet due is no work yet) */
+        long open = ts_pg_long("SELECT count(*) FROM tasks WHERE NOT jetsched_status_terminal(status)"
+                               " AND NOT (status = 'scheduled' AND scheduled_for > now())");
         if (ok >= want && open == 0)
             return ts_now_ms() - t0;
         if (ts_now_ms() - t0 > timeout_ms) {

@@ -70,7 +70,7 @@ has err "jetsched: invalid_argument: "
 echo "== the cron schedule fires; its tasks succeed"
 wait_for 30 bash -c "'$JS' --json list --schedule tick --status succeeded | python3 -c 'import json,sys; sys.exit(0 if len(json.load(sys.stdin)[\"tasks\"]) >= 2 else 1)'" ||
   fail "tick did not fire twice: $("$JS" list --schedule tick 2>&1)"
-run 0 "$JS" --json list --schedule tick
+run 0 "$JS" --json list --schedule tick --status succeeded
 id=$(json 'd["tasks"][0]["id"]')
 [[ $id == tick-[0-9]* ]] || fail "fired task id $id is not <schedule>-<unix ms>"
 run 0 "$JS" --json get "$id"

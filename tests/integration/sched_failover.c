@@ -68,6 +68,9 @@ int main(void)
     ts_pg_long("UPDATE schedules SET paused = true WHERE id = 'tick'");
     ts_sleep_ms(500);
 
+    /* Fires planned ahead and withdrawn by the pause (not yet due) are no fires. */
+    ts_pg_long("DELETE FROM tasks WHERE schedule_id = 'tick' AND status = 'skipped'"
+               " AND error LIKE 'withdrawn before it was due%%'");
     long n = ts_pg_long("SELECT count(*) FROM tasks WHERE schedule_id = 'tick'");
     long span = ts_pg_long("SELECT extract(epoch from max(scheduled_for) - min(scheduled_for))::bigint + 1"
                            " FROM tasks WHERE schedule_id = 'tick'");

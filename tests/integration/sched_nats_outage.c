@@ -43,6 +43,9 @@ int main(void)
     ts_sleep_ms(3000);
     ts_pg_long("UPDATE schedules SET paused = true WHERE id = 'ob'");
     ts_sleep_ms(300);
+    /* Fires planned ahead and withdrawn by the pause (not yet due) are no fires. */
+    ts_pg_long("DELETE FROM tasks WHERE schedule_id = 'ob' AND status = 'skipped'"
+               " AND error LIKE 'withdrawn before it was due%%'");
     long n = ts_pg_long("SELECT count(*) FROM tasks WHERE schedule_id = 'ob'");
     long span = ts_pg_long("SELECT extract(epoch from max(scheduled_for) - min(scheduled_for))::bigint + 1"
                            " FROM tasks WHERE schedule_id = 'ob'");
