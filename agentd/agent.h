@@ -44,6 +44,7 @@ typedef struct inflight {
     /* Outcome details set by the handler through the host API. */
     pthread_mutex_t mu;
     char *result;
+    size_t result_len;     /* the result may hold NULs (binary output of echo, exec, http) */
     char *error;
     int64_t retry_in_ms;          /* -1: use the backoff policy */
     struct inflight *prev, *next; /* the agent's in-flight list */
@@ -103,6 +104,7 @@ typedef struct outcome {
     const char *reason;    /* dead: a JET_REASON_*; retrying: JET_REASON_HANDLER_UNAVAILABLE or NULL */
     const char *error;     /* human message, or NULL */
     const char *result;    /* succeeded: the handler's result, or NULL */
+    size_t result_len;     /* its length (it may hold NULs; the history writer makes it text) */
     int64_t delay_ms;      /* retrying: the Nak delay */
 } outcome;
 

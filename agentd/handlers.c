@@ -132,9 +132,26 @@ static void set_text(inflight *f, char **slot, const char *text, size_t len)
     pthread_mutex_unlock(&f->mu);
 }
 
+/* A result is bytes: kept whole (NULs included) with its length, not cut
+ * at the first NUL as a C string would be. */
+static void set_bytes(inflight *f, char **slot, size_t *slot_len, const char *data, size_t len)
+{
+    char *copy = NULL;
+    if (data) {
+        copy = jet_xmalloc(len + 1);
+        memcpy(copy, data, len);
+        copy[len] = '\0';
+    }
+    pthread_mutex_lock(&f->mu);
+    free(*slot);
+    *slot = copy;
+    *slot_len = data ? len : 0;
+    pthread_mutex_unlock(&f->mu);
+}
+
 static void host_set_result(jet_task_ctx *ctx, const char *result, size_t len)
 {
-    set_text(ctx_inflight(ctx), &ctx_inflight(ctx)->result, result, len);
+    set_bytes(ctx_inflight(ctx), &ctx_inflight(ctx)->result, &ctx_inflight(ctx)->result_len, result, len);
 }
 
 static void host_set_error(jet_task_ctx *ctx, const char *message)

@@ -83,10 +83,16 @@ void outcome_from_handler(agent *a, inflight *f, jet_outcome r)
     char msg[600];
     pthread_mutex_lock(&f->mu);
     char *err = f->error ? jet_xstrdup(f->error) : NULL;
-    char *result = f->result ? jet_xstrdup(f->result) : NULL;
+    size_t result_len = f->result_len;
+    char *result = NULL;
+    if (f->result) {
+        result = jet_xmalloc(result_len + 1);
+        memcpy(result, f->result, result_len + 1);
+    }
     int64_t retry_in = f->retry_in_ms;
     pthread_mutex_unlock(&f->mu);
-    outcome o = {.status = JET_TASK_STATE_COUNT, .error = err, .result = result}; /* COUNT: not decided yet */
+    outcome o = {.status = JET_TASK_STATE_COUNT, .error = err, .result = result, .result_len = result_len};
+    /* status COUNT: not decided yet */
     if (atomic_load(&f->timed_out)) {
         snprintf(msg, sizeof msg, "timed out after %lld ms%s%s", (long long)t->timeout_ms, err ? ": " : "",
                  err ? err : "");

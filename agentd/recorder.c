@@ -109,6 +109,7 @@ void recorder_submit(agent *a, inflight *f, const outcome *o, int64_t started_ms
     jet_history_record r = record_of(a, t, o->status, started_ms, trace);
     r.error = o->error;
     r.result = o->result;
+    r.result_len = o->result ? o->result_len : 0;
     char with_reason[1200];
     if (o->reason && o->reason[0]) {
         snprintf(with_reason, sizeof with_reason, "%s: %s", o->reason, o->error ? o->error : "");

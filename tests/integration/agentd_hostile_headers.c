@@ -126,6 +126,16 @@ int main(void)
                        created) == 1,
           "the task without an id is seq-%lld-<seq>", created);
 
+    /* Minor: a binary result is no longer cut at its first NUL (the history
+     * keeps it as text: NULs dropped, invalid bytes U+FFFD). */
+    static const char bin[] = {'a', 'b', '\0', 'c', 'd', '\0', 'e'};
+    ts_publish("default", "normal", "echo", "binary-1", bin, sizeof bin, NULL);
+    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM tasks WHERE id = 'binary-1' AND status = 'succeeded'") == 1,
+          "the binary task ran");
+    res = ts_pg_text("SELECT result FROM tasks WHERE id = 'binary-1'");
+    CHECK(strcmp(res, "abcde") == 0, "the result after the first NUL is kept: \"%s\"", res);
+    free(res);
+
     /* Item 14: an unknown handler is retried with backoff (another agent of
      * the queue may have it) and dead-lettered only when attempts run out. */
     const char *unknown[] = {"Jetsched-Max-Attempts: 3", "Jetsched-Backoff: fixed:100ms", NULL};
