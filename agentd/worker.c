@@ -44,11 +44,13 @@ static void *worker_main(void *arg)
         inflight_release(f);
         pthread_mutex_lock(&q->mu);
         if (abandoned) {
-            /* The supervisor already freed this slot and started a replacement. */
+            /* The supervisor already freed this slot and started a replacement.
+             * Nothing of q may be touched once workers_alive is down and the
+             * lock released: the queue may be freed at exit (workers_stop). */
+            jet_warn("queue %s: an abandoned handler finally returned; its thread exits", q->name);
             q->workers_alive--;
             pthread_cond_broadcast(&q->cv);
             pthread_mutex_unlock(&q->mu);
-            jet_warn("queue %s: an abandoned handler finally returned; its thread exits", q->name);
             return NULL;
         }
         dispatch_done(q);

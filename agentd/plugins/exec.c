@@ -32,6 +32,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -281,7 +282,7 @@ static pid_t *kids;
 static size_t nkids, capkids;
 static pthread_t reaper_thread;
 static int reaper_users; /* exec states alive (under kids_mu) */
-static volatile bool reaper_stop;
+static _Atomic bool reaper_stop; /* set under kids_mu, read by the reaper thread without it */
 #define REAPER_INTERVAL_MS 200
 
 static bool is_kid(pid_t pid)
