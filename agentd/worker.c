@@ -9,9 +9,10 @@
 #include "puller.h"
 
 #include <jetsched/log.h>
+#include <jetsched/names.h>
 #include <jetsched/timeutil.h>
 
-static void run_task(agent *a, inflight *f)
+static void run_task_logged(agent *a, inflight *f)
 {
     if (admission_settle(a, f))
         return;
@@ -24,6 +25,16 @@ static void run_task(agent *a, inflight *f)
     if (!atomic_compare_exchange_strong(&f->state, &expected, RUN_RECORDING))
         return; /* the supervisor abandoned this run and recorded it already */
     outcome_from_handler(a, f, r);
+}
+
+/* JSON log lines of this task carry its id and trace id (jet_log_task_begin). */
+static void run_task(agent *a, inflight *f)
+{
+    char trace[33];
+    jet_trace_id(f->task->traceparent, trace);
+    jet_log_task_begin(f->task->id, trace);
+    run_task_logged(a, f);
+    jet_log_task_end();
 }
 
 static void *worker_main(void *arg)

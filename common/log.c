@@ -18,6 +18,18 @@ static _Atomic bool log_json;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
+/* The task this thread works on (jet_log_task_begin): JSON lines carry its id
+ * and trace id; text lines do not change (their messages name the task). */
+static _Thread_local char ctx_task[136], ctx_trace[40];
+
+void jet_log_task_begin(const char *task_id, const char *trace_id)
+{
+    snprintf(ctx_task, sizeof ctx_task, "%s", task_id ? task_id : "");
+    snprintf(ctx_trace, sizeof ctx_trace, "%s", trace_id ? trace_id : "");
+}
+
+void jet_log_task_end(void) { ctx_task[0] = ctx_trace[0] = '\0'; }
+
 void jet_log_init(const char *component, jet_log_level level, bool json)
 {
     if (!component)
@@ -87,8 +99,19 @@ void jet_log(jet_log_level level, const char *fmt, ...)
     char line[4600];
     size_t n;
     if (atomic_load(&log_json)) {
-        n = (size_t)snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"%s\",\"msg\":\"",
+        n = (size_t)snprintf(line, sizeof line, "{\"time\":\"%s\",\"level\":\"%s\",\"component\":\"%s\",",
                              when, jet_log_level_name(level), log_component);
+        if (ctx_task[0]) {
+            n += (size_t)snprintf(line + n, sizeof line - n, "\"task_id\":\"");
+            n = json_escape(line, n, sizeof line - 3, ctx_task);
+            n += (size_t)snprintf(line + n, sizeof line - n, "\",");
+        }
+        if (ctx_trace[0]) {
+            n += (size_t)snprintf(line + n, sizeof line - n, "\"trace_id\":\"");
+            n = json_escape(line, n, sizeof line - 3, ctx_trace);
+            n += (size_t)snprintf(line + n, sizeof line - n, "\",");
+        }
+        n += (size_t)snprintf(line + n, sizeof line - n, "\"msg\":\"");
         n = json_escape(line, n, sizeof line - 3, msg);
         n += (size_t)snprintf(line + n, sizeof line - n, "\"}\n");
     } else {

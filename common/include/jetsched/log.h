@@ -12,13 +12,19 @@ typedef enum jet_log_level {
     JET_LOG_ERROR,
 } jet_log_level;
 
-/* component: "agentd", "schedulerd", "jetsched" ... json: one JSON object per line. */
+/* component: "agentd", "schedulerd", "jetsched" ... json: one JSON object per
+ * line: {"time","level","component"[,"task_id"][,"trace_id"],"msg"}. */
 void jet_log_init(const char *component, jet_log_level level, bool json);
 void jet_log_set_level(jet_log_level level);
 /* Parses "debug|info|warn|error"; returns false for anything else. */
 bool jet_log_level_parse(const char *s, jet_log_level *out);
 const char *jet_log_level_name(jet_log_level level);
 bool jet_log_enabled(jet_log_level level);
+
+/* JSON lines written by this thread between these two carry "task_id" (and
+ * "trace_id" when not NULL or empty): a worker sets them around a task. */
+void jet_log_task_begin(const char *task_id, const char *trace_id);
+void jet_log_task_end(void);
 
 void jet_log(jet_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
