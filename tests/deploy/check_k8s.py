@@ -27,6 +27,12 @@ NATS: a 3-replica StatefulSet with volumeClaimTemplates, a headless service,
 a nats.conf that nats-server -t accepts, with jetstream and a cluster whose routes name every pod; a
 PodDisruptionBudget selecting it. schedulerd: 3 replicas, probes on /healthz
 and /readyz, a PodDisruptionBudget selecting its pods.
+
+KEDA add-on (deploy/k8s/keda, issue 19): its own kustomization; the
+Deployment passes the workload checks above and its configuration
+--check-config; the ScaledObject targets it, and its nats-jetstream
+triggers name the task stream, exactly the consumers of the queues that
+configuration serves, and the monitoring port of a NATS service.
 """
 import os
 import re
@@ -106,6 +112,69 @@ def probe_port(c, probe):
 def labels_match(selector, labels):
     ml = selector.get("matchLabels", {})
     return bool(ml) and all(labels.get(k) == v for k, v in ml.items())
+
+
+def check_keda(k8s, build, services):
+    """deploy/k8s/keda: services = {name: ports} of the base's NATS services."""
+    kd = os.path.join(k8s, "keda")
+    with open(os.path.join(kd, "kustomization.yaml")) as f:
+        kust = yaml.safe_load(f)
+    listed = kust.get("resources", [])
+    present = sorted(n for n in os.listdir(kd) if n.endswith((".yaml", ".yml")) and n != "kustomization.yaml")
+    check(sorted(listed) == present, "keda: kustomization resources %r != manifests %r" % (listed, present))
+    objs = [d for r in listed for d in yaml.safe_load_all(open(os.path.join(kd, r))) if d]
+    confs = {g["name"]: {spec.partition("=")[0]: os.path.join(kd, spec.partition("=")[2])
+                         for spec in g.get("files", [])} for g in kust.get("configMapGenerator", [])}
+    deps = [d for d in objs if d["kind"] == "Deployment"]
+    scaled = [d for d in objs if d["kind"] == "ScaledObject"]
+    if not check(len(deps) == 1 and len(scaled) == 1, "keda: want one Deployment and one ScaledObject"):
+        return
+    dep, so = deps[0], scaled[0]
+    pod = pod_spec(dep)
+    check(pod.get("automountServiceAccountToken") is False, "keda: automountServiceAccountToken is not false")
+    check(labels_match(dep["spec"].get("selector", {}), dep["spec"]["template"]["metadata"].get("labels", {})),
+          "keda: selector does not match its pods")
+    check("replicas" not in dep["spec"], "keda: the Deployment sets replicas (KEDA owns the count)")
+    c = pod["containers"][0]
+    check_container("keda Deployment %s" % dep["metadata"]["name"], c, pod)
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    cmd = c.get("command", [])
+    conf = cmd[cmd.index("-c") + 1] if "-c" in cmd else ""
+    local = None
+    for m in c.get("volumeMounts", []):
+        v = vols.get(m["name"], {})
+        if "configMap" in v and conf.startswith(m["mountPath"].rstrip("/") + "/"):
+            local = confs.get(v["configMap"]["name"], {}).get(conf[len(m["mountPath"].rstrip("/")) + 1:])
+    if not check(local and os.path.isfile(local), "keda: -c %s is not a file of a generated ConfigMap" % conf):
+        return
+    env = {e["name"]: str(e.get("value", "k8s-placeholder")) for e in c.get("env", [])}
+    vals, rc, err = effective_config(os.path.join(build, "agentd", "agentd"), local, env)
+    check(rc == 0, "keda: agentd --check-config -c %s: rc %d\n%s" % (local, rc, err))
+    grace = seconds(vals.get("shutdown.grace", ("", ""))[0])
+    tgps = pod.get("terminationGracePeriodSeconds")
+    check(grace is not None and tgps is not None and tgps >= grace + FLUSH_MARGIN_S,
+          "keda: terminationGracePeriodSeconds %s must be >= shutdown.grace %s + %d s" % (tgps, grace, FLUSH_MARGIN_S))
+    queues = re.findall(r'name\s*=\s*"([a-z0-9_-]+)"', open(local).read().split("queues", 1)[-1])
+    stream = vals.get("nats.prefix", ("jetsched",))[0].upper() + "_TASKS"
+    spec = so["spec"]
+    check(spec.get("scaleTargetRef", {}).get("name") == dep["metadata"]["name"],
+          "keda: ScaledObject targets %r, not the Deployment" % spec.get("scaleTargetRef"))
+    check(1 <= spec.get("minReplicaCount", 0) <= spec.get("maxReplicaCount", 0),
+          "keda: min/maxReplicaCount %s/%s" % (spec.get("minReplicaCount"), spec.get("maxReplicaCount")))
+    consumers = set()
+    for t in spec.get("triggers", []):
+        md = t.get("metadata", {})
+        check(t.get("type") == "nats-jetstream", "keda: trigger type %r" % t.get("type"))
+        check(md.get("stream") == stream, "keda: trigger stream %r, want %s" % (md.get("stream"), stream))
+        check(str(md.get("lagThreshold", "")).isdigit(), "keda: lagThreshold %r" % md.get("lagThreshold"))
+        host, _, port = md.get("natsServerMonitoringEndpoint", "").partition(":")
+        svc = host.split(".")[0]
+        check(svc in services and port.isdigit() and int(port) in services[svc],
+              "keda: natsServerMonitoringEndpoint %r is not a NATS service's port" % md.get("natsServerMonitoringEndpoint"))
+        consumers.add(md.get("consumer"))
+    want = {"q_%s_%s" % (q, p) for q in queues for p in ("high", "normal", "low")}
+    check(queues and consumers == want, "keda: trigger consumers %s != the lanes of the served queues %s"
+          % (sorted(consumers), sorted(want)))
 
 
 def main():
@@ -282,7 +351,9 @@ def main():
         rep = eff["schedulerd"].get("jetstream.replicas", ("0",))[0]
         check(nats_replicas is not None and rep == str(nats_replicas),
               "jetstream.replicas = %s but the NATS cluster has %s nodes" % (rep, nats_replicas))
-    finish("OK: %d objects, %d workloads" % (len(objs), len(workloads)))
+    check_keda(k8s, build, {d["metadata"]["name"]: {p["port"] for p in d["spec"].get("ports", [])}
+                            for d in by_kind.get("Service", [])})
+    finish("OK: %d objects, %d workloads, and the KEDA add-on" % (len(objs), len(workloads)))
 
 
 if __name__ == "__main__":
