@@ -14,8 +14,9 @@ Asserts, in the browser:
      shows the error and its attempts (its payload's markup as text, never
      run); the task list announces a task submitted meanwhile (SSE); a delayed task is cancelled from its page;
   4. replayed from the dead-letter page, its row turns `succeeded` without a
-     reload (the status arrives over SSE); one dead letter purged, then
-     "Replay all" (reached with Tab, pressed with Enter) replays the rest with
+     reload (the status arrives over SSE); of three more dead tasks one is
+     purged, one replayed from its task page (succeeded live there), and
+     "Replay all" (reached with Tab, pressed with Enter) replays the last with
      a progress bar, after one confirmation;
   5. a schedule with a bad spec: the preview and the create error show the
      position; fixed, the preview lists the next fire times; created, then
@@ -307,7 +308,14 @@ def main():
         if sorted(m["task_id"] for m in d["messages"]) != ["bulk-1", "bulk-2"]:
             stack.fail("after purging bulk-3 the DLQ holds %r" % [m["task_id"] for m in d["messages"]])
         open(stack.fixed, "w").close()
-        b.go("#/dlq", 'tr[data-task="bulk-2"]')
+        # bulk-2 replayed from its own page (the console finds its dead letter); succeeded live.
+        b.go("#/task/bulk-2", "#task-replay")
+        b.wait(lambda d: b.attr("html", "data-sse") == "open", "the task page's SSE stream open")
+        b.one("#task-replay").click()
+        b.wait(lambda d: "succeeded" in b.text("#task-detail .headline .badge"), "bulk-2 succeeded on its page")
+        if not b.css('#attempts tr[data-attempt="2"]'):
+            stack.fail("bulk-2's page does not show its second attempt")
+        b.go("#/dlq", 'tr[data-task="bulk-1"]')
         b.wait(lambda d: b.attr("html", "data-sse") == "open", "the SSE stream open")
         b.d.execute_script("window.__confirms = []; window.confirm = function (m) { window.__confirms.push(m); return true; };"
                            "document.activeElement && document.activeElement.blur();")
@@ -319,16 +327,16 @@ def main():
             stack.fail("Replay all is not reachable with Tab")
         b.d.switch_to.active_element.send_keys(Keys.ENTER)
         b.wait(lambda d: b.attr("#dlq-progress", "data-done") == "1", "the replay-all progress to finish")
-        if "2 of 2 replayed" not in b.text("#dlq-progress"):
-            stack.fail("progress says %r, expected 2 of 2 replayed" % b.text("#dlq-progress"))
-        if b.attr("#dlq-progress progress", "value") != "2":
-            stack.fail("the progress bar is at %r, expected 2" % b.attr("#dlq-progress progress", "value"))
-        for t in ("bulk-1", "bulk-2"):
+        if "1 of 1 replayed" not in b.text("#dlq-progress"):
+            stack.fail("progress says %r, expected 1 of 1 replayed" % b.text("#dlq-progress"))
+        if b.attr("#dlq-progress progress", "value") != "1":
+            stack.fail("the progress bar is at %r, expected 1" % b.attr("#dlq-progress progress", "value"))
+        for t in ("bulk-1",):
             b.wait(lambda d: b.attr('tr[data-task="%s"]' % t, "data-live") == "succeeded", t + " succeeded live")
         if b.d.execute_script("return window.__confirms.length") != 1:
             stack.fail("Replay all did not ask for a confirmation once")
         b.shot("dlq-replay-all-1280x800")
-        log("purged one, replayed all (keyboard) with progress")
+        log("purged one, replayed one from its task page, replayed all (keyboard) with progress")
 
         # 5. a schedule: bad spec (position), fixed (preview), created, paused.
         b.go("#/schedules/new", "#schedule-form")
