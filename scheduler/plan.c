@@ -4,7 +4,7 @@
  * fires planned by a previous leader) are loaded with their message already
  * built, kept in a heap by due time, and published at the due instant after
  * a lease check. Rows leave the plan when a notification on channel
- * `jetsched_plan` (sql/0004_fire_ahead.sql) says they left `scheduled`
+ * `jetsched_plan` (sql/0005_fire_ahead.sql) says they left `scheduled`
  * (cancelled, or withdrawn by a schedule pause, update or delete). Dropping
  * an item is always safe: its row stays `scheduled` and the at-due path
  * (fire_queue_delayed) publishes it when due. Bounded by

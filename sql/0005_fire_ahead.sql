@@ -1,4 +1,4 @@
--- 0004_fire_ahead.sql: the fire-ahead path (docs/SCHEDULER.md "Fires planned
+-- 0005_fire_ahead.sql: the fire-ahead path (docs/SCHEDULER.md "Fires planned
 -- ahead"). The leader commits fires due within scheduler.plan_ahead as task
 -- rows in state 'scheduled' before they are due and publishes them from
 -- memory at the due instant. Two triggers keep that plan honest:
