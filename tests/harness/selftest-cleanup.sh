@@ -244,10 +244,10 @@ case7() {
   local i rc
   local -a pids=()
   for i in 1 2 3; do
+    # (JETSCHED_PG_BINDIR: exported by with-servers, the shared lookup's)
     # shellcheck disable=SC2016
     TMPDIR=$TMPROOT "$WITH" --nats --pg -- bash -c \
-      'psql=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)/psql
-       [[ $("$psql" "$JETSCHED_TEST_PG_DSN" -XAtqc "select 1") == 1 ]] &&
+      '[[ $("$JETSCHED_PG_BINDIR/psql" "$JETSCHED_TEST_PG_DSN" -XAtqc "select 1") == 1 ]] &&
        exec 3<>"/dev/tcp/127.0.0.1/${JETSCHED_TEST_NATS_URL##*:}" && read -r -t 3 l <&3 && [[ $l == *"\"jetstream\":true"* ]]' \
       >"$WORK/c7.$i.out" 2>&1 &
     pids+=($!)
