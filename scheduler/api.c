@@ -30,6 +30,7 @@
  * tests/integration/web_routes.c walks this table. */
 static const api_verb_def verbs[] = {
     {"task.submit", api_task_submit, true},
+    {"task.submit_many", api_task_submit_many, true},
     {"task.get", api_task_get, false},
     {"task.list", api_task_list, false},
     {"task.cancel", api_task_cancel, true},
@@ -437,11 +438,13 @@ void api_pg_rollback(api_ctx *c)
         PQclear(PQexec(c->pg, "ROLLBACK"));
 }
 
-void api_publish_new(api_ctx *c, PGresult *r)
+void api_publish_new(api_ctx *c, PGresult *r) { api_publish_row(c, r, 0); }
+
+void api_publish_row(api_ctx *c, PGresult *r, int i)
 {
     int64_t fire = -1;
-    const char *id = PQgetvalue(r, 0, 0);
-    if (sched_publish_row(c->s, r, 0, false, &fire) != 0) {
+    const char *id = PQgetvalue(r, i, 0);
+    if (sched_publish_row(c->s, r, i, false, &fire) != 0) {
         const char *p[] = {id};
         api_err ignore = {0};
         PQclear(api_pg(c, "record dispatched_at",

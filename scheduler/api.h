@@ -130,6 +130,8 @@ void api_pg_rollback(api_ctx *c);
 /* Publishes the committed queued task of row 0 of r (PUB_COLS) and records
  * dispatched_at; a failed publish is logged and left to the reconciler. */
 void api_publish_new(api_ctx *c, PGresult *r);
+/* The same for row i of r. */
+void api_publish_row(api_ctx *c, PGresult *r, int i);
 
 /* ---- reply JSON (api.c) ---- */
 
@@ -144,6 +146,7 @@ char *api_ms_text(int64_t ms, char *buf, size_t len);                           
 /* ---- the verbs ---- */
 
 json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e);
+json_t *api_task_submit_many(api_ctx *c, json_t *req, api_err *e);
 json_t *api_task_get(api_ctx *c, json_t *req, api_err *e);
 json_t *api_task_list(api_ctx *c, json_t *req, api_err *e);
 json_t *api_task_cancel(api_ctx *c, json_t *req, api_err *e);

@@ -5,9 +5,11 @@
 #include "publish.h"
 
 #include <jetsched/backoff.h>
+#include <jetsched/base64.h>
 #include <jetsched/ids.h>
 #include <jetsched/log.h>
 #include <jetsched/names.h>
+#include <jetsched/strmap.h>
 #include <jetsched/task.h>
 #include <jetsched/timeutil.h>
 
@@ -30,39 +32,63 @@ static int task_id_field(const json_t *req, bool required, const char **id, api_
 
 /* ---------------- task.submit ---------------- */
 
-json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
+/* One validated submission, ready to insert (strings borrowed from the
+ * request, which outlives it). */
+typedef struct submit_row {
+    char id[JET_TASK_ID_MAX + 1];
+    const char *queue, *handler, *prio;
+    int64_t max_attempts, due_ms;
+    bool delayed;
+    unsigned char *payload;
+    size_t plen;
+    char *hjson;
+    char trace[33];
+} submit_row;
+
+static void submit_row_free(submit_row *row)
+{
+    free(row->payload);
+    free(row->hjson);
+    row->payload = NULL;
+    row->hjson = NULL;
+}
+
+/* Every check of task.submit on req; fills *row. Returns 1 (row ready), 0
+ * (validate_only: valid, nothing to store) or -1 (*e filled). */
+static int submit_prepare(api_ctx *c, json_t *req, submit_row *row, api_err *e)
 {
     static const char *const fields[] = {"queue", "priority", "handler", "payload", "payload_base64", "id",
                                          "headers", "max_attempts", "timeout", "deadline", "backoff", "run_at",
                                          "delay", "validate_only", NULL};
+    memset(row, 0, sizeof *row);
     if (!api_check_fields(req, fields, e))
-        return NULL;
+        return -1;
     const char *queue = "default", *prio = "normal", *handler = NULL, *id = NULL, *timeout = NULL,
                *deadline = NULL, *backoff_s = NULL;
     int64_t max_attempts = 0, ms = 0, run_at = -1, delay = -1;
     if (api_name(req, "queue", false, &queue, e) < 0 || api_priority(req, "priority", &prio, e) < 0 ||
         api_name(req, "handler", true, &handler, e) < 0 || task_id_field(req, false, &id, e) < 0 ||
         api_int(req, "max_attempts", false, 1, 1000, &max_attempts, e) < 0)
-        return NULL;
+        return -1;
     if (api_duration(req, "timeout", false, &ms, e) < 0)
-        return NULL;
+        return -1;
     if (api_str(req, "timeout", false, &timeout, e) == 1 && ms <= 0)
-        return api_fail(e, API_INVALID, "timeout", "timeout must be more than 0s");
+        return api_fail(e, API_INVALID, "timeout", "timeout must be more than 0s"), -1;
     if (api_time(req, "deadline", false, &ms, e) < 0)
-        return NULL;
+        return -1;
     api_str(req, "deadline", false, &deadline, e);
     if (api_str(req, "backoff", false, &backoff_s, e) < 0)
-        return NULL;
+        return -1;
     if (backoff_s) {
         jet_backoff b;
         jet_err err;
         if (jet_backoff_parse(backoff_s, &b, &err) != JET_OK)
-            return api_fail(e, API_INVALID, "backoff", "%s", err.msg);
+            return api_fail(e, API_INVALID, "backoff", "%s", err.msg), -1;
     }
     if (api_time(req, "run_at", false, &run_at, e) < 0 || api_duration(req, "delay", false, &delay, e) < 0)
-        return NULL;
+        return -1;
     if (run_at >= 0 && delay >= 0)
-        return api_fail(e, API_INVALID, "delay", "give either run_at or delay, not both");
+        return api_fail(e, API_INVALID, "delay", "give either run_at or delay, not both"), -1;
     int64_t deadline_ms = -1;
     if (deadline)
         jet_rfc3339_parse(deadline, &deadline_ms, NULL);
@@ -70,15 +96,16 @@ json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
     if (deadline && start_ms >= 0 && deadline_ms < start_ms)
         return api_fail(e, API_INVALID, "deadline",
                         "deadline %.40s is before the task is due (%s): it could never start", deadline,
-                        run_at >= 0 ? "run_at" : "now + delay");
+                        run_at >= 0 ? "run_at" : "now + delay"),
+               -1;
     json_t *headers = NULL;
     if (api_headers(req, "headers", &headers, e) < 0)
-        return NULL;
+        return -1;
     unsigned char *payload = NULL;
     size_t plen = 0;
     if (api_payload(c, req, &payload, &plen, e) < 0) {
         json_decref(headers);
-        return NULL;
+        return -1;
     }
     /* validate_only: every check above, nothing stored (jetsched submit
      * --from-file checks all lines this way before it submits any). */
@@ -86,7 +113,7 @@ json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
     if (api_bool(req, "validate_only", false, &validate_only, e) < 0 || validate_only) {
         free(payload);
         json_decref(headers);
-        return validate_only ? json_pack("{s:b}", "valid", 1) : NULL;
+        return validate_only ? 0 : -1;
     }
 
     /* The stored headers: the extra ones plus those given as fields. */
@@ -98,25 +125,40 @@ json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
         json_object_set_new(headers, JET_HDR_DEADLINE, json_string(deadline));
     if (backoff_s)
         json_object_set_new(headers, JET_HDR_BACKOFF, json_string(backoff_s));
-    char trace[33];
     json_t *tp = json_object_get(headers, JET_HDR_TRACEPARENT);
-    jet_trace_id(json_is_string(tp) ? json_string_value(tp) : NULL, trace);
-    char *hjson = json_dumps(headers, JSON_COMPACT);
+    jet_trace_id(json_is_string(tp) ? json_string_value(tp) : NULL, row->trace);
+    row->hjson = json_dumps(headers, JSON_COMPACT);
     json_decref(headers);
+    if (id)
+        snprintf(row->id, sizeof row->id, "%s", id);
+    else
+        jet_ulid_new(row->id);
+    int64_t now = jet_now_ms();
+    row->queue = queue;
+    row->handler = handler;
+    row->prio = prio;
+    row->max_attempts = max_attempts;
+    row->due_ms = run_at >= 0 ? run_at : delay >= 0 ? now + delay : -1;
+    row->delayed = row->due_ms > now;
+    row->payload = payload;
+    row->plen = plen;
+    return 1;
+}
 
-    char idbuf[JET_ULID_LEN + 1], ma[16], due[32];
-    if (!id) {
-        jet_ulid_new(idbuf);
-        id = idbuf;
-    }
-    int64_t now = jet_now_ms(), due_ms = run_at >= 0 ? run_at : delay >= 0 ? now + delay : -1;
-    bool delayed = due_ms > now;
-    snprintf(ma, sizeof ma, "%lld", (long long)max_attempts);
-    snprintf(due, sizeof due, "%lld", (long long)due_ms);
-    const char *vals[] = {id, queue, handler, prio, delayed ? "scheduled" : "queued", max_attempts ? ma : NULL,
-                          (const char *)(payload ? payload : (unsigned char *)""), hjson, delayed ? due : NULL,
-                          trace[0] ? trace : NULL};
-    int lens[] = {0, 0, 0, 0, 0, 0, (int)plen, 0, 0, 0};
+json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
+{
+    submit_row row;
+    int rc = submit_prepare(c, req, &row, e);
+    if (rc <= 0)
+        return rc == 0 ? json_pack("{s:b}", "valid", 1) : NULL;
+    char ma[16], due[32];
+    snprintf(ma, sizeof ma, "%lld", (long long)row.max_attempts);
+    snprintf(due, sizeof due, "%lld", (long long)row.due_ms);
+    const char *vals[] = {row.id, row.queue, row.handler, row.prio, row.delayed ? "scheduled" : "queued",
+                          row.max_attempts ? ma : NULL,
+                          (const char *)(row.payload ? row.payload : (unsigned char *)""), row.hjson,
+                          row.delayed ? due : NULL, row.trace[0] ? row.trace : NULL};
+    int lens[] = {0, 0, 0, 0, 0, 0, (int)row.plen, 0, 0, 0};
     int fmts[] = {0, 0, 0, 0, 0, 0, 1, 0, 0, 0};
     PGresult *r = api_pg(c, "insert task",
                          "INSERT INTO tasks AS t (id, queue, handler, priority, status, max_attempts, payload, headers,"
@@ -124,25 +166,163 @@ json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
                          " to_timestamp($9::double precision / 1000), $10)"
                          " ON CONFLICT (id) DO NOTHING RETURNING " PUB_COLS,
                          10, vals, lens, fmts, e);
-    free(payload);
-    free(hjson);
+    submit_row_free(&row);
     if (!r)
         return NULL;
     if (PQntuples(r) == 0) {
         PQclear(r);
-        const char *p[] = {id};
+        const char *p[] = {row.id};
         r = api_pg(c, "read task", "SELECT status FROM tasks WHERE id = $1", 1, p, NULL, NULL, e);
         if (!r)
             return NULL;
-        json_t *out = json_pack("{s:s,s:s,s:b}", "id", id, "status", PQntuples(r) ? PQgetvalue(r, 0, 0) : "unknown",
-                                "created", 0);
+        json_t *out = json_pack("{s:s,s:s,s:b}", "id", row.id, "status",
+                                PQntuples(r) ? PQgetvalue(r, 0, 0) : "unknown", "created", 0);
         PQclear(r);
         return out;
     }
-    if (!delayed)
+    if (!row.delayed)
         api_publish_new(c, r);
     PQclear(r);
-    return json_pack("{s:s,s:s,s:b}", "id", id, "status", delayed ? "scheduled" : "queued", "created", 1);
+    return json_pack("{s:s,s:s,s:b}", "id", row.id, "status", row.delayed ? "scheduled" : "queued", "created", 1);
+}
+
+/* ---------------- task.submit_many ---------------- */
+
+#define SUBMIT_MANY_MAX 1000
+
+/* {"tasks": [<task.submit request>, ...] (1-1000), "partial": false}:
+ * every task validated first; atomic (default): any bad task fails the
+ * request and nothing is stored; partial: the good ones are stored and each
+ * bad one gets its error. The good ones go in with one INSERT (one
+ * transaction), then the immediate ones are published. */
+json_t *api_task_submit_many(api_ctx *c, json_t *req, api_err *e)
+{
+    static const char *const fields[] = {"tasks", "partial", NULL};
+    if (!api_check_fields(req, fields, e))
+        return NULL;
+    bool partial = false;
+    if (api_bool(req, "partial", false, &partial, e) < 0)
+        return NULL;
+    json_t *tasks = json_object_get(req, "tasks");
+    if (!json_is_array(tasks) || json_array_size(tasks) == 0 || json_array_size(tasks) > SUBMIT_MANY_MAX)
+        return api_fail(e, API_INVALID, "tasks", "tasks must be an array of 1 to %d task.submit requests",
+                        SUBMIT_MANY_MAX);
+    size_t n = json_array_size(tasks);
+    submit_row *rows = calloc(n, sizeof *rows);
+    api_err *errs = calloc(n, sizeof *errs);
+    bool *good = calloc(n, sizeof *good);
+    size_t ngood = 0;
+    json_t *out = NULL;
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_array_get(tasks, i);
+        int rc;
+        if (!json_is_object(t)) {
+            api_fail(&errs[i], API_INVALID, NULL, "must be an object (a task.submit request)");
+            rc = -1;
+        } else if (json_object_get(t, "validate_only")) {
+            api_fail(&errs[i], API_INVALID, "validate_only", "validate_only is not taken inside task.submit_many");
+            rc = -1;
+        } else {
+            rc = submit_prepare(c, t, &rows[i], &errs[i]);
+        }
+        good[i] = rc == 1;
+        ngood += good[i];
+        if (rc < 0 && !partial) {
+            char field[200];
+            snprintf(field, sizeof field, "tasks[%zu]%s%s", i, errs[i].field[0] ? "." : "", errs[i].field);
+            out = api_fail(e, errs[i].code, field, "tasks[%zu]: %s (nothing was stored)", i, errs[i].msg);
+            goto done;
+        }
+    }
+    /* The good ones in one statement: a JSON array of rows. */
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (!good[i])
+            continue;
+        const submit_row *w = &rows[i];
+        char *b64 = w->payload ? jet_base64_encode(w->payload, w->plen, false) : NULL;
+        json_t *h = w->hjson ? json_loads(w->hjson, 0, NULL) : NULL;
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s?,s:o,s:o,s:s?}", "id", w->id, "queue",
+                                             w->queue, "handler", w->handler, "priority", w->prio, "status",
+                                             w->delayed ? "scheduled" : "queued", "max_attempts",
+                                             w->max_attempts ? json_integer(w->max_attempts) : json_null(),
+                                             "payload", b64 ? b64 : "", "headers", h ? h : json_object(), "due",
+                                             w->delayed ? json_integer(w->due_ms) : json_null(), "trace",
+                                             w->trace[0] ? w->trace : NULL));
+        free(b64);
+    }
+    PGresult *ins = NULL, *st = NULL;
+    if (ngood) {
+        char *doc = json_dumps(arr, JSON_COMPACT);
+        const char *vals[] = {doc};
+        ins = api_pg(c, "insert tasks",
+                     "INSERT INTO tasks AS t (id, queue, handler, priority, status, max_attempts, payload, headers,"
+                     " scheduled_for, trace_id) SELECT u.id, u.queue, u.handler, u.priority, u.status,"
+                     " u.max_attempts, decode(u.payload, 'base64'), u.headers,"
+                     " to_timestamp(u.due::double precision / 1000), u.trace"
+                     " FROM jsonb_to_recordset($1::jsonb) AS u(id text, queue text, handler text, priority text,"
+                     " status text, max_attempts integer, payload text, headers jsonb, due bigint, trace text)"
+                     " ON CONFLICT (id) DO NOTHING RETURNING " PUB_COLS ", t.status",
+                     1, vals, NULL, NULL, e);
+        if (ins && (size_t)PQntuples(ins) < ngood) /* some existed already: their states */
+            st = api_pg(c, "read tasks",
+                        "SELECT t.id, t.status FROM tasks t JOIN jsonb_to_recordset($1::jsonb) AS u(id text)"
+                        " ON t.id = u.id",
+                        1, vals, NULL, NULL, e);
+        free(doc);
+        if (!ins || ((size_t)PQntuples(ins) < ngood && !st)) {
+            json_decref(arr);
+            PQclear(ins);
+            goto done; /* *e: unavailable (the outcome of each task unknown: submit again, same ids) */
+        }
+    }
+    json_decref(arr);
+    jet_strmap *created = jet_strmap_new(), *existing = jet_strmap_new();
+    for (int i = 0; ins && i < PQntuples(ins); i++)
+        jet_strmap_put(created, PQgetvalue(ins, i, 0), PQgetvalue(ins, i, 9));
+    for (int i = 0; st && i < PQntuples(st); i++)
+        if (!jet_strmap_get(created, PQgetvalue(st, i, 0)))
+            jet_strmap_put(existing, PQgetvalue(st, i, 0), PQgetvalue(st, i, 1));
+    /* publish after commit (one statement: already committed) */
+    for (int i = 0; ins && i < PQntuples(ins); i++)
+        if (!strcmp(PQgetvalue(ins, i, 9), "queued"))
+            api_publish_row(c, ins, i);
+    json_t *results = json_array();
+    long n_created = 0, n_existing = 0, n_failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!good[i]) {
+            n_failed++;
+            json_t *err = json_pack("{s:s,s:s}", "code", errs[i].code, "message", errs[i].msg);
+            if (errs[i].field[0])
+                json_object_set_new(err, "field", json_string(errs[i].field));
+            json_array_append_new(results, json_pack("{s:o}", "error", err));
+            continue;
+        }
+        const char *stc = jet_strmap_get(created, rows[i].id);
+        if (stc) {
+            n_created++;
+            jet_strmap_remove(created, rows[i].id); /* a repeated id in the request: created once */
+            json_array_append_new(results, json_pack("{s:s,s:s,s:b}", "id", rows[i].id, "status", stc, "created", 1));
+        } else {
+            const char *ste = jet_strmap_get(existing, rows[i].id);
+            n_existing++;
+            json_array_append_new(results, json_pack("{s:s,s:s,s:b}", "id", rows[i].id, "status",
+                                                     ste ? ste : "unknown", "created", 0));
+        }
+    }
+    jet_strmap_free(created, NULL);
+    jet_strmap_free(existing, NULL);
+    PQclear(ins);
+    PQclear(st);
+    out = json_pack("{s:i,s:i,s:i,s:o}", "submitted", (int)n_created, "existing", (int)n_existing, "failed",
+                    (int)n_failed, "results", results);
+done:
+    for (size_t i = 0; i < n; i++)
+        submit_row_free(&rows[i]);
+    free(rows);
+    free(errs);
+    free(good);
+    return out;
 }
 
 /* ---------------- task.get, task.list ---------------- */

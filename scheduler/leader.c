@@ -61,7 +61,7 @@ static bool pg_ready(sched *s)
      * server ends such a session after one TTL (our statements follow each
      * other within milliseconds; a starved machine may still stretch a gap
      * past a second). The plan hears of rows leaving `scheduled` on channel
-     * jetsched_plan (sql/0004). */
+     * jetsched_plan (sql/0005). */
     char set[160];
     int64_t idle = s->ttl_ms > 1000 ? s->ttl_ms : 1000;
     snprintf(set, sizeof set, "SET idle_in_transaction_session_timeout = %lld", (long long)idle);

@@ -36,6 +36,8 @@ static const web_route routes[] = {
 
     {"POST", "/api/v1/tasks", NULL, "task.submit", "Submit a task (immediate or delayed)", .body = true,
      .created = 201},
+    {"POST", "/api/v1/tasks/batch", NULL, "task.submit_many",
+     "Submit up to 1,000 tasks in one transaction (atomic, or partial with per-task results)", .body = true},
     {"GET", "/api/v1/tasks", NULL, "task.list", "List tasks, newest first (keyset pages)",
      .args = {{"status", NULL, WEB_ARG_LIST, "task states, comma-separated or repeated"}, QUEUE,
               P("handler", "only this handler"), {"schedule", "schedule_id", WEB_ARG_STR, "only fires of this schedule"},

@@ -13,6 +13,7 @@ jetsched_api_test(sched_api_schedule)
 jetsched_api_test(sched_api_dlq)
 jetsched_api_test(sched_api_cluster)
 jetsched_api_test(sched_api_hostile)
+jetsched_api_test(sched_api_bulk)
 jetsched_api_test(sched_sweep)
 # the subject rule is tested directly too
 target_sources(sched_sweep PRIVATE ${PROJECT_SOURCE_DIR}/scheduler/sweep.c)

@@ -108,6 +108,9 @@ static void tasks(void)
           wt_header(r, "Location", h, sizeof h) ?: "(none)");
     CHECK(r->json && !strcmp(sa_str(r->json, "status"), "queued"), "submit: the verb's reply: %s", r->body);
     wt_free(r);
+    wt_expect(wt_req(&w, "POST", "/api/v1/tasks/batch", "{\"tasks\":[{\"id\":\"w-b1\",\"handler\":\"echo\"}]}",
+                     "operator", NULL),
+              200, NULL, NULL, "batch submit (task.submit_many)");
     r = wt_req(&w, "POST", "/api/v1/tasks", "{\"id\":\"w-1\",\"handler\":\"echo\",\"payload\":\"hi\"}", "operator",
                NULL);
     CHECK(r->status == 200 && r->json && json_is_false(json_object_get(r->json, "created")),
