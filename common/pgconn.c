@@ -37,6 +37,18 @@ bool jet_pg_is_transient(const PGconn *conn, const PGresult *res)
            !strcmp(state, "40P01");
 }
 
+/* Server notices, and errors outside a query (at a server restart:
+ * "FATAL: terminating connection due to administrator command"), go to the
+ * log instead of libpq's raw line on stderr, which broke JSON logs. */
+static void notice_to_log(void *arg, const char *msg)
+{
+    (void)arg;
+    int n = (int)strcspn(msg, "\n");
+    bool bad = strncmp(msg, "FATAL", 5) == 0 || strncmp(msg, "ERROR", 5) == 0 || strncmp(msg, "WARNING", 7) == 0 ||
+               strncmp(msg, "PANIC", 5) == 0;
+    jet_log(bad ? JET_LOG_WARN : JET_LOG_DEBUG, "postgres: %.*s", n, msg);
+}
+
 jet_status jet_pg_connect(const jet_config *cfg, const char *application_name, PGconn **out, jet_err *err)
 {
     char timeout[32], stmt[96];
@@ -67,6 +79,7 @@ jet_status jet_pg_connect(const jet_config *cfg, const char *application_name, P
         PQfinish(c);
         return st;
     }
+    PQsetNoticeProcessor(c, notice_to_log, NULL);
     *out = c;
     return JET_OK;
 }
