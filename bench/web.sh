@@ -67,10 +67,11 @@ say "inserted in $(($(date +%s) - t0)) s"
 
 TOKEN=bench-token-0123456789abcdef
 echo $TOKEN >"$W/token"
-PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+PORT=$(free_port) HPORT=$(free_port)
 cat >"$W/s.conf" <<CONF
 scheduler = { id = "bench-web"; };
-http = { listen = "127.0.0.1:0"; };
+http = { listen = "127.0.0.1:$HPORT"; };
 rollup = { interval = "1s"; };
 web = { listen = "127.0.0.1:$PORT"; sse_max_clients = $((SSE + 10)); max_connections = $((SSE + 64));
   tokens = ( { name = "bench"; role = "operator"; file = "$W/token"; } ); };
@@ -104,11 +105,16 @@ if ((SSE > 0)); then
   say "$SSE event streams for $SSE_SECONDS s, $RATE events/s"
   pids=()
   for ((i = 0; i < SSE; i++)); do
-    curl -sN -m $((SSE_SECONDS + 5)) -H "Authorization: Bearer $TOKEN" \
+    curl -sN -m $((SSE_SECONDS + 130)) -H "Authorization: Bearer $TOKEN" \
       "http://127.0.0.1:$PORT/api/v1/events?queue=q0" >"$W/sse.$i" 2>/dev/null &
     pids+=($!)
   done
-  sleep 2
+  t0=$(date +%s)
+  until [[ $(curl -s "http://127.0.0.1:$HPORT/metrics" | awk '$1 == "jetsched_web_sse_clients" {print $2}') == "$SSE" ]]; do
+    (($(date +%s) - t0 < 120)) || { say "only $(curl -s "http://127.0.0.1:$HPORT/metrics" | grep '^jetsched_web_sse_clients') streams after 120 s"; break; }
+    sleep 0.2
+  done
+  say "$SSE streams connected in $(($(date +%s) - t0)) s"
   cpu0=$(awk '{print $14 + $15}' /proc/$SPID/stat)
   # Events as agentd publishes them, on core NATS (a raw client of the NATS text protocol).
   python3 - "$JETSCHED_TEST_NATS_URL" "$RATE" "$SSE_SECONDS" <<'PY' &
@@ -135,7 +141,15 @@ PY
   done
   wait $PUBPID || true
   cpu1=$(awk '{print $14 + $15}' /proc/$SPID/stat)
-  sleep 2
+  # Until every event is delivered (the counter stops moving for 2 s; at most 60 s).
+  t0=$(date +%s) last=-1 still=0
+  while ((still < 10 && $(date +%s) - t0 < 60)); do
+    now=$(curl -s "http://127.0.0.1:$HPORT/metrics" | awk '$1 == "jetsched_web_sse_events_total" {print $2}')
+    if [[ $now == "$last" ]]; then still=$((still + 1)); else still=0; fi
+    last=$now
+    sleep 0.2
+  done
+  say "delivery settled $(($(date +%s) - t0)) s after the last event"
   kill "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
   sent=$((RATE * SSE_SECONDS))

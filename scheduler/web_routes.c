@@ -198,6 +198,8 @@ static enum MHD_Result on_query(void *cls, enum MHD_ValueKind kind, const char *
     struct query_ctx *q = cls;
     if (q->failed)
         return MHD_NO;
+    if (!*key) /* "?a=1&&b=2" */
+        return MHD_YES;
     const web_arg *a = find_arg(q->rt, key);
     if (!a || in_path(q->rt, key) || q->rt->body) {
         char list[256] = "";

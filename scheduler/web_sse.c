@@ -4,8 +4,8 @@
  * workflow is matched on the event's "workflow" field); clients with the
  * same subject share one NATS subscription. Events are appended by the NATS
  * callback to the client's bounded buffer; the connection's own thread
- * (MHD thread-per-connection) writes it out, and sends a heartbeat comment
- * when idle. A client whose buffer overflows (it reads slower than events
+ * (MHD thread-per-connection) writes it out, events of up to 50 ms together,
+ * and sends a heartbeat comment when idle. A client whose buffer overflows (it reads slower than events
  * come) is cut off: its stream ends with an error, it gets nothing more and
  * the browser reconnects. */
 #include "web.h"
@@ -28,6 +28,7 @@ typedef struct sse_client {
     char *buf;
     size_t len, cap;  /* cap grows up to web.sse_buffer */
     bool overflow;
+    int64_t first_ms; /* CLOCK_MONOTONIC ms of the oldest byte waiting (when len > 0) */
     uint64_t seq;
     char workflow[JET_TASK_ID_MAX + 1];
     char peer[160];
@@ -47,6 +48,10 @@ static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static topic *topics;
 static int nclients, max_clients;
 static size_t buf_max;
+/* Events wait up to this long to be written together (one write and one
+ * wake-up per batch instead of per event), unless SSE_COALESCE_BYTES are waiting. */
+#define SSE_COALESCE_MS 50
+#define SSE_COALESCE_BYTES 8192
 static int64_t heartbeat_ms;
 static _Atomic bool stopping;
 static jet_metric *m_events, *m_cut;
@@ -141,9 +146,14 @@ static void on_event(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
         pthread_mutex_lock(&c->mu);
         char id[40];
         int idn = snprintf(id, sizeof id, "id: %llu\n", (unsigned long long)++c->seq);
+        bool was_empty = c->len == 0;
+        if (was_empty)
+            c->first_ms = jet_mono_ms();
         append(c, id, (size_t)idn);
         append(c, lines, n);
-        pthread_cond_signal(&c->cv);
+        /* The reader waits only on an empty buffer: one wake-up per batch of events. */
+        if (was_empty || c->overflow)
+            pthread_cond_signal(&c->cv);
         pthread_mutex_unlock(&c->mu);
         jet_metric_add(m_events, NULL, 1);
     }
@@ -229,11 +239,20 @@ static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
             ret = MHD_CONTENT_READER_END_OF_STREAM;
             break;
         }
+        if (c->len && c->len < SSE_COALESCE_BYTES && jet_mono_ms() < c->first_ms + SSE_COALESCE_MS) {
+            struct timespec soon;
+            int64_t at = c->first_ms + SSE_COALESCE_MS;
+            soon.tv_sec = at / 1000;
+            soon.tv_nsec = (at % 1000) * 1000000;
+            pthread_cond_timedwait(&c->cv, &c->mu, &soon);
+            continue;
+        }
         if (c->len) {
             size_t n = c->len < max ? c->len : max;
             memcpy(out, c->buf, n);
             memmove(c->buf, c->buf + n, c->len - n);
             c->len -= n;
+            c->first_ms = jet_mono_ms();
             ret = (ssize_t)n;
             break;
         }

@@ -168,6 +168,8 @@ static void tasks(void)
               "a bad limit");
     wt_expect(wt_req(&w, "GET", "/api/v1/tasks?colour=red", NULL, "viewer", NULL), 400, "invalid_argument", "colour",
               "an unknown query parameter");
+    wt_expect(wt_req(&w, "GET", "/api/v1/tasks?limit=1&&queue=default&", NULL, "viewer", NULL), 200, NULL, NULL,
+              "empty query parameters are ignored");
 
     /* Cancel: a finished task is failed_precondition (409), a delayed one cancelled. */
     wt_expect(wt_req(&w, "POST", "/api/v1/tasks/w-1/cancel", NULL, "operator", NULL), 409, "failed_precondition", "id",
