@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/web_upgrade.sh: the migrations of the HTTP API and console
-# (sql/0003_task_minutes.sql, sql/0004_task_list_indexes.sql) applied as an
+# (sql/0003_task_minutes.sql, sql/0004_task_list_indexes.sql,
+# sql/0006_task_list_order.sql) applied as an
 # upgrade of the previous schema holding 1,000,000 tasks (DESIGN §12): they
 # apply, the rollup starts one hour back, the task list's new indexes exist
 # and serve a handler filter (EXPLAIN shows an index scan on them), and a
@@ -28,7 +29,8 @@ q "INSERT INTO tasks (id, queue, handler, status, attempts, created_at, updated_
 t0=$(date +%s%N)
 "$JS" migrate --sql-dir "$JETSCHED_SOURCE_DIR/sql" >"$TMP/out" 2>&1 || { cat "$TMP/out" >&2; fail "upgrade"; }
 ms=$((($(date +%s%N) - t0) / 1000000))
-{ grep -q 0003_task_minutes "$TMP/out" && grep -q 0004_task_list_indexes "$TMP/out"; } || fail "0003 and 0004 applied"
+{ grep -q 0003_task_minutes "$TMP/out" && grep -q 0004_task_list_indexes "$TMP/out" &&
+  grep -q 0006_task_list_order "$TMP/out"; } || fail "0003, 0004 and 0006 applied"
 echo "upgrade of 1,000,000 tasks: $ms ms"
 [[ $(q "SELECT rolled_to < now() - interval '59 minutes' FROM task_minutes_state") == t ]] || fail "rollup starts an hour back"
 [[ $(q "SELECT count(*) FROM pg_indexes WHERE indexname IN ('tasks_handler_created_idx', 'tasks_queue_only_created_idx')") == 2 ]] ||
@@ -38,6 +40,13 @@ plan=$(q "EXPLAIN SELECT id FROM tasks WHERE handler = 'h7' ORDER BY created_at 
 { grep -q tasks_handler_created_idx <<<"$plan" && ! grep -q Sort <<<"$plan"; } || fail "a handler filter uses tasks_handler_created_idx: $plan"
 plan=$(q "EXPLAIN SELECT id FROM tasks WHERE queue = 'q7' ORDER BY created_at DESC, id DESC LIMIT 50")
 { grep -q tasks_queue_only_created_idx <<<"$plan" && ! grep -q Sort <<<"$plan"; } || fail "a queue filter is an index scan without a sort: $plan"
+# A queue and a status without any matching row (q3 has no dead task): the
+# exact index range, not a walk of the queue (task.list sends one status as
+# "status = $n").
+plan=$(q "EXPLAIN SELECT id FROM tasks WHERE queue = 'q3' AND status = 'dead' ORDER BY created_at DESC, id DESC LIMIT 51")
+{ grep -q tasks_queue_created_idx <<<"$plan" && ! grep -q Sort <<<"$plan"; } || fail "queue and status: $plan"
+plan=$(q "EXPLAIN SELECT id FROM tasks WHERE status = 'dead' ORDER BY created_at DESC, id DESC LIMIT 51")
+{ grep -q tasks_status_created_idx <<<"$plan" && ! grep -q Sort <<<"$plan"; } || fail "status: $plan"
 "$JS" migrate --sql-dir "$JETSCHED_SOURCE_DIR/sql" >"$TMP/out" 2>&1 || fail "re-run"
 [[ $(q "SELECT count(*) FROM task_minutes_state") == 1 ]] || fail "one rollup state row"
 echo "web_upgrade: ok"
