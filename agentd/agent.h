@@ -79,6 +79,7 @@ struct queue_rt {
         int64_t weight, current;   /* smooth weighted round robin */
         int64_t empty_until_mono;  /* a no_wait pull found nothing: skip until then */
         uint64_t pulled;           /* messages received (metrics, tests) */
+        _Atomic bool paused;       /* control.c: paused in KV jetsched_control (read without q->mu) */
     } lanes[JET_PRIO_COUNT];
     bool strict;
     char inbox[128];
@@ -140,6 +141,7 @@ struct agent {
     struct acker *acker;           /* acker.c: the post-commit action thread */
     struct supervisor *supervisor; /* supervisor.c: progress and timeouts */
     struct cancel_watch *cancels;  /* cancel.c: the cancellation watch */
+    struct control_watch *control; /* control.c: queue/lane pauses */
     struct handlers *handlers;     /* handlers.c: plugins + Lua */
     struct registry *registry;     /* registry.c: the heartbeat */
 };

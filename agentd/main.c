@@ -4,6 +4,7 @@
 #include "agent.h"
 #include "acker.h"
 #include "cancel.h"
+#include "control.h"
 #include "dispatch.h"
 #include "handlers.h"
 #include "inflight.h"
@@ -238,7 +239,7 @@ int main(int argc, char **argv)
     a->max_recording = a->set.history_max_pending;
 
     if ((st = setup_queues(a, &err)) || (st = connect_nats(a, &err)) || (st = recorder_start(a, &err)) ||
-        (st = cancel_start(a, &err)) || (st = handlers_init(a, &err)) || (st = outcome_start(a, &err)) ||
+        (st = cancel_start(a, &err)) || (st = control_start(a, &err)) || (st = handlers_init(a, &err)) || (st = outcome_start(a, &err)) ||
         (st = acker_start(a, &err)) || (st = supervisor_start(a, &err)))
         goto fail;
     for (size_t i = 0; i < a->nqueues; i++)
@@ -294,6 +295,7 @@ out:
     jet_httpd_stop(httpd);
     supervisor_stop(a);
     cancel_stop(a);
+    control_stop(a);
     handlers_shutdown(a);
     if (a->nc) {
         natsConnection_FlushTimeout(a->nc, 2000);

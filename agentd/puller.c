@@ -14,7 +14,8 @@
 #include <string.h>
 
 #define EMPTY_BACKOFF_MS 100     /* a lane found empty is skipped this long */
-#define LONGPOLL_MS 1000         /* server-side expiry of an idle wait */
+#define LONGPOLL_MS 1000         /* server-side expiry of an idle wait; also bounds how long a
+                                  * paused lane (control.c) can still deliver: keep it <= 1 s */
 #define NOWAIT_GRACE_MS 5000     /* a no_wait request with no answer is given up after this */
 
 /* The agent must not take new work: draining, or the history backlog is full. */
@@ -242,7 +243,8 @@ static void issue_requests(queue_rt *q, int64_t now)
     int free = dispatch_free_slots(q);
     bool eligible[JET_PRIO_COUNT];
     for (int p = 0; p < JET_PRIO_COUNT; p++)
-        eligible[p] = !lane_has_longpoll(q, p) && q->lanes[p].empty_until_mono <= now;
+        eligible[p] = !lane_has_longpoll(q, p) && q->lanes[p].empty_until_mono <= now &&
+                      !atomic_load(&q->lanes[p].paused);
     bool sent = false;
     while (free > 0) {
         int lane = pick_lane(q, eligible);
@@ -257,7 +259,7 @@ static void issue_requests(queue_rt *q, int64_t now)
     if (!sent && free > 0 && !nowait_in_flight(q)) {
         for (int i = 0; i < JET_PRIO_COUNT && free > 0; i++) {
             int p = free >= JET_PRIO_COUNT ? i : (q->longpoll_rotate + i) % JET_PRIO_COUNT;
-            if (lane_has_longpoll(q, p))
+            if (lane_has_longpoll(q, p) || atomic_load(&q->lanes[p].paused))
                 continue;
             send_pull(q, p, true);
             free--;

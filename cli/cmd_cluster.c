@@ -1,5 +1,6 @@
 /* jetsched agents, leader, queues: the cluster through cluster.agents,
- * cluster.leader and cluster.queues (sampled twice for rates). */
+ * cluster.leader and cluster.queues (sampled twice for rates); jetsched
+ * queues pause|resume through queue.pause / queue.resume. */
 #include "cli.h"
 
 #include <jetsched/jsobjects.h>
@@ -114,18 +115,27 @@ int cmd_leader(cli_ctx *ctx, int argc, char **argv)
 /* ---- queues ---- */
 
 static const char queues_usage[] =
-    "Usage: jetsched queues [--interval DUR] [--json]\n\n"
+    "Usage: jetsched queues [--interval DUR] [--json]\n"
+    "       jetsched queues pause|resume QUEUE [--priority P] [--reason TEXT] [--json]\n\n"
     "Per queue and priority (one consumer each): DEPTH (messages in the stream: waiting\n"
     "plus in flight), PENDING (not yet delivered: the consumer lag), IN-FLIGHT (delivered,\n"
     "not yet acked), REDELIVERED, WAITING (pull requests of agents), and the delivery and\n"
-    "ack rates measured between two samples DUR apart.\n\n"
+    "ack rates measured between two samples DUR apart, and PAUSED (queue: the whole queue\n"
+    "is paused, lane: this priority only).\n\n"
+    "pause stops every agent pulling from the queue (or from one lane with --priority)\n"
+    "within a second: tasks stay queued, running ones finish. resume without --priority\n"
+    "resumes the queue and all its lanes.\n\n"
     "Options:\n"
     "  -i, --interval DUR  time between the two samples (default 1s; 0 for one sample, no rates)\n"
     "      --json          the cluster.queues reply, each entry with depth, delivered_per_s and\n"
     "                      acked_per_s (and the consumer sequences they come from) added\n"
+    "  -p, --priority P    pause/resume: only this lane (high, normal, low)\n"
+    "  -r, --reason TEXT   pause: why (shown by jetsched queues --json and the console)\n"
     "  -h, --help          this help\n\n"
     "Examples:\n"
     "  jetsched queues\n"
+    "  jetsched queues pause emails --reason \"SMTP relay down\"\n"
+    "  jetsched queues resume emails\n"
     "  jetsched queues --interval 5s\n\n"
     "Exit codes: 0 ok, 1 failed, 2 usage error, 3 NATS or schedulerd unavailable.\n";
 
@@ -144,8 +154,57 @@ static const json_t *find_consumer(const json_t *reply, const char *consumer)
 
 static json_int_t num(const json_t *o, const char *f) { return json_integer_value(json_object_get(o, f)); }
 
+/* jetsched queues pause|resume QUEUE [--priority P] [--reason TEXT] */
+static int queue_control(cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"priority", required_argument, NULL, 'p'}, {"reason", required_argument, NULL, 'r'}, CLI_COMMON_OPTS};
+    bool pause = !strcmp(argv[1], "pause");
+    json_t *req = json_object();
+    int c;
+    argc--, argv++; /* argv[0] is now pause/resume; optind = 0 resets getopt */
+    optind = 0;
+    while ((c = cli_getopt(ctx, argc, argv, "p:r:h", opts)) != -1) {
+        switch (c) {
+        case 'p': json_object_set_new(req, "priority", json_string(optarg)); break;
+        case 'r':
+            if (!pause) {
+                json_decref(req);
+                return cli_usage_error(ctx, queues_usage, "--reason is for pause only");
+            }
+            json_object_set_new(req, "reason", json_string(optarg));
+            break;
+        case 'h': json_decref(req); return cli_help(queues_usage);
+        default: json_decref(req); fputs(queues_usage, stderr); return CLI_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        json_decref(req);
+        return cli_usage_error(ctx, queues_usage, "%s needs exactly one QUEUE", argv[0]);
+    }
+    json_object_set_new(req, "queue", json_string(argv[optind]));
+    const char *user = getenv("USER");
+    if (pause && user && *user)
+        json_object_set_new(req, "by", json_string(user));
+    json_t *reply = NULL;
+    int rc = cli_request(ctx, pause ? "queue.pause" : "queue.resume", req, &reply); /* steals req */
+    if (rc != CLI_OK)
+        return rc;
+    if (ctx->json) {
+        cli_print_json(reply);
+    } else {
+        const char *p = cli_str(reply, "priority");
+        printf("queue %s%s%s %s\n", cli_str(reply, "queue"), p ? " lane " : "", p ? p : "",
+               pause ? "paused: agents stop pulling it within a second" : "resumed");
+    }
+    json_decref(reply);
+    return CLI_OK;
+}
+
 int cmd_queues(cli_ctx *ctx, int argc, char **argv)
 {
+    if (argc > 1 && (!strcmp(argv[1], "pause") || !strcmp(argv[1], "resume")))
+        return queue_control(ctx, argc, argv);
     static const struct option opts[] = {{"interval", required_argument, NULL, 'i'}, CLI_COMMON_OPTS};
     int64_t interval = 1000;
     int c, rc = CLI_OK;
@@ -200,7 +259,7 @@ int cmd_queues(cli_ctx *ctx, int argc, char **argv)
         cli_print_json(now);
     } else {
         cli_table *t = cli_table_new("QUEUE", "PRIORITY", "DEPTH", "PENDING", "IN-FLIGHT", "REDELIVERED", "WAITING",
-                                     "DELIVERED/S", "ACKED/S", NULL);
+                                     "DELIVERED/S", "ACKED/S", "PAUSED", NULL);
         json_array_foreach(json_object_get(now, "queues"), i, q)
         {
             char n[32];
@@ -220,6 +279,8 @@ int cmd_queues(cli_ctx *ctx, int argc, char **argv)
                 cli_table_addf(t, "%.1f", json_real_value(a));
             else
                 cli_table_add(t, NULL);
+            const json_t *pz = json_object_get(q, "pause");
+            cli_table_add(t, json_is_true(json_object_get(q, "paused")) ? cli_str(pz, "scope") : NULL);
         }
         cli_table_print(t, stdout);
     }

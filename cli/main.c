@@ -28,7 +28,7 @@ static const struct {
     {"dlq", cmd_dlq, "dead letters: list show replay purge"},
     {"agents", cmd_agents, "the registered agentd processes"},
     {"leader", cmd_leader, "the schedulerd holding the leader lease"},
-    {"queues", cmd_queues, "queue depth, consumer lag and rates per priority"},
+    {"queues", cmd_queues, "queue depth, consumer lag and rates per priority; pause resume"},
 };
 
 static void usage(FILE *out)

@@ -44,6 +44,7 @@ void jet_js_names_init(jet_js_names *n, const char *prefix)
     snprintf(n->kv_agents, sizeof n->kv_agents, "%s_agents", prefix);
     snprintf(n->kv_cancel, sizeof n->kv_cancel, "%s_cancel", prefix);
     snprintf(n->kv_checkpoints, sizeof n->kv_checkpoints, "%s_checkpoints", prefix);
+    snprintf(n->kv_control, sizeof n->kv_control, "%s_control", prefix);
 }
 
 void jet_js_task_subject(const jet_js_names *n, const char *queue, jet_priority p, char *buf, size_t len)
@@ -173,7 +174,7 @@ static jet_status plan_bucket(js_plan *p, const jet_config *cfg, const char *buc
     w->desc = desc;
     w->history = 1;
     w->replicas = jet_cfg_int(cfg, "jetstream.replicas");
-    w->max_age_ns = ms_cfg_ns(cfg, ttl_key);
+    w->max_age_ns = ttl_key ? ms_cfg_ns(cfg, ttl_key) : 0; /* NULL: entries never expire */
     w->age_key = ttl_key;
     return JET_OK;
 }
@@ -189,6 +190,11 @@ static jet_status plan_base(js_plan *p, const jet_js_names *n, const jet_config 
         st = plan_bucket(p, cfg, n->kv_cancel, "jetstream.cancel_ttl", "jetsched cancellations", err);
     if (st == JET_OK)
         st = plan_bucket(p, cfg, n->kv_checkpoints, "jetstream.checkpoint_ttl", "jetsched task checkpoints", err);
+    /* Added in the second wave: an existing deployment gets it from
+     * `jetsched init` or the next start of schedulerd/agentd (missing objects
+     * are created, existing ones left alone). */
+    if (st == JET_OK)
+        st = plan_bucket(p, cfg, n->kv_control, NULL, "jetsched flow control (queue pauses)", err);
     return st;
 }
 

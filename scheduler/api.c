@@ -50,6 +50,8 @@ static const api_verb_def verbs[] = {
     {"cluster.leader", api_cluster_leader, false},
     {"cluster.agents", api_cluster_agents, false},
     {"cluster.queues", api_cluster_queues, false},
+    {"queue.pause", api_queue_pause, true},
+    {"queue.resume", api_queue_resume, true},
     {"stats.minutes", api_stats_minutes, false},
 };
 
@@ -657,6 +659,8 @@ jet_status api_start(sched *s, jet_err *err)
         st = js_KeyValue(&ctx.agents_kv, s->js, s->names.kv_agents);
     if (st == NATS_OK)
         st = js_KeyValue(&ctx.leader_kv, s->js, s->names.kv_leader);
+    if (st == NATS_OK)
+        st = js_KeyValue(&ctx.control_kv, s->js, s->names.kv_control);
     if (st != NATS_OK)
         return jet_err_set(err, JET_ERR_NATS, "api: cannot open the KV buckets: %s", natsStatus_GetText(st));
     snprintf(subject_prefix, sizeof subject_prefix, "%s.api.", s->names.prefix);
@@ -683,6 +687,7 @@ void api_stop(void)
     kvStore_Destroy(ctx.cancel_kv);
     kvStore_Destroy(ctx.agents_kv);
     kvStore_Destroy(ctx.leader_kv);
-    ctx.cancel_kv = ctx.agents_kv = ctx.leader_kv = NULL;
+    kvStore_Destroy(ctx.control_kv);
+    ctx.cancel_kv = ctx.agents_kv = ctx.leader_kv = ctx.control_kv = NULL;
     pthread_mutex_unlock(&api_mu);
 }

@@ -35,7 +35,7 @@ typedef struct api_err {
 typedef struct api_ctx {
     sched *s;
     PGconn *pg;                   /* the API's own connection (NULL: reconnect on next use) */
-    kvStore *cancel_kv, *agents_kv, *leader_kv;
+    kvStore *cancel_kv, *agents_kv, *leader_kv, *control_kv;
     const char *verb;
     bool offline;                 /* true: no PostgreSQL (the fuzz target's validation-only runs) */
 } api_ctx;
@@ -169,6 +169,14 @@ json_t *api_dlq_purge(api_ctx *c, json_t *req, api_err *e);
 json_t *api_cluster_leader(api_ctx *c, json_t *req, api_err *e);
 json_t *api_cluster_agents(api_ctx *c, json_t *req, api_err *e);
 json_t *api_cluster_queues(api_ctx *c, json_t *req, api_err *e);
+
+json_t *api_queue_pause(api_ctx *c, json_t *req, api_err *e);
+json_t *api_queue_resume(api_ctx *c, json_t *req, api_err *e);
+/* The paused entries of jetsched_control: an object "<queue>" or
+ * "<queue>.<priority>" -> {paused, by, at, reason}; NULL with *e on failure. */
+json_t *api_queue_pauses(api_ctx *c, api_err *e);
+/* Sets "paused" and "pause" ({by, at, reason, scope} or null) on a lane object. */
+void api_queue_annotate(json_t *lane, const json_t *pauses, const char *queue, const char *prio);
 
 json_t *api_stats_minutes(api_ctx *c, json_t *req, api_err *e);
 

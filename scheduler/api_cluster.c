@@ -1,5 +1,6 @@
 /* API verbs cluster.leader, cluster.agents, cluster.queues (docs/API.md):
- * the election key, the agent registry and the task stream's consumers.
+ * the election key, the agent registry and the task stream's consumers
+ * (with their pause state from api_queue.c).
  * They answer from NATS alone when PostgreSQL is down (the leader's epoch
  * is then null). */
 #include "api.h"
@@ -114,6 +115,12 @@ json_t *api_cluster_queues(api_ctx *c, json_t *req, api_err *e)
         return api_fail(e, API_UNAVAILABLE, NULL, "listing the consumers of %s: %s (%d)", c->s->names.task_stream,
                         natsStatus_GetText(st), (int)jerr);
     }
+    json_t *pauses = api_queue_pauses(c, e);
+    if (!pauses) {
+        json_decref(list);
+        jsConsumerInfoList_Destroy(cl);
+        return NULL;
+    }
     qsort(cl->List, (size_t)cl->Count, sizeof *cl->List, cmp_consumer);
     for (int i = 0; i < cl->Count; i++) {
         jsConsumerInfo *ci = cl->List[i];
@@ -133,7 +140,9 @@ json_t *api_cluster_queues(api_ctx *c, json_t *req, api_err *e)
         json_t *q = json_array_get(list, json_array_size(list) - 1);
         json_object_set_new(q, "delivered_consumer", json_integer((json_int_t)ci->Delivered.Consumer));
         json_object_set_new(q, "ack_floor_consumer", json_integer((json_int_t)ci->AckFloor.Consumer));
+        api_queue_annotate(q, pauses, queue, jet_priority_name(p));
     }
+    json_decref(pauses);
     jsConsumerInfoList_Destroy(cl);
     return json_pack("{s:o}", "queues", list);
 }

@@ -79,6 +79,12 @@ static const web_route routes[] = {
     {"GET", "/api/v1/leader", NULL, "cluster.leader", "The leader schedulerd", .body = false},
     {"GET", "/api/v1/agents", NULL, "cluster.agents", "The agents of the registry", .body = false},
     {"GET", "/api/v1/queues", NULL, "cluster.queues", "Every queue lane: depth, consumer lag", .body = false},
+    {"POST", "/api/v1/queues/{queue}/pause", NULL, "queue.pause",
+     "Pause a queue, or one lane with {\"priority\"}: agents stop pulling it within a second",
+     .args = {P("queue", "queue name")}, .body = true},
+    {"POST", "/api/v1/queues/{queue}/resume", NULL, "queue.resume",
+     "Resume a queue (and all its lanes), or one lane with {\"priority\"}", .args = {P("queue", "queue name")},
+     .body = true},
     {"GET", "/api/v1/stats", NULL, "stats.minutes", "Finished tasks per queue and minute (the per-minute rollup)",
      .args = {P("since", "how far back, a duration (default 1h, at most 8d)"), QUEUE}},
 };

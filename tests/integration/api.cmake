@@ -15,6 +15,7 @@ jetsched_api_test(sched_api_cluster)
 jetsched_api_test(sched_api_hostile)
 jetsched_api_test(sched_api_bulk)
 jetsched_api_test(sched_sweep)
+jetsched_api_test(sched_queue_pause)
 # the subject rule is tested directly too
 target_sources(sched_sweep PRIVATE ${PROJECT_SOURCE_DIR}/scheduler/sweep.c)
 target_include_directories(sched_sweep PRIVATE ${PROJECT_SOURCE_DIR}/scheduler)

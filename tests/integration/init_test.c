@@ -383,7 +383,7 @@ static char *snap_consumer(const char *stream, const char *name)
 }
 
 /* Every object of prefix `p` (upper-case stream prefix `P`) and queue `q`. */
-#define N_OBJS 9
+#define N_OBJS 10
 typedef struct snapshot {
     char *line[N_OBJS];
 } snapshot;
@@ -391,7 +391,8 @@ typedef struct snapshot {
 static void snap_take(snapshot *s, const char *p, const char *P, const char *q)
 {
     static const char *const streams[] = {"%s_TASKS", "%s_DLQ"};
-    static const char *const kvs[] = {"KV_%s_leader", "KV_%s_agents", "KV_%s_cancel", "KV_%s_checkpoints"};
+    static const char *const kvs[] = {"KV_%s_leader", "KV_%s_agents", "KV_%s_cancel", "KV_%s_checkpoints",
+                                      "KV_%s_control"};
     static const char *const prios[] = {"high", "normal", "low"};
     char name[160], stream[160];
     int k = 0;
@@ -399,7 +400,7 @@ static void snap_take(snapshot *s, const char *p, const char *P, const char *q)
         snprintf(name, sizeof name, streams[i], P);
         s->line[k++] = snap_stream(name);
     }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         snprintf(name, sizeof name, kvs[i], p);
         s->line[k++] = snap_stream(name);
     }
@@ -484,6 +485,7 @@ static void expect_default_objects(void)
     expect_kv("jetsched_agents", 15 * SEC_NS);
     expect_kv("jetsched_cancel", 24 * HOUR_NS);
     expect_kv("jetsched_checkpoints", 7 * DAY_NS);
+    expect_kv("jetsched_control", 0); /* queue pauses: no TTL */
     expect_queue("jetsched", "JETSCHED_TASKS", "default", 30 * SEC_NS, 1000);
 }
 
@@ -492,6 +494,7 @@ static void check_json_unchanged(const char *out)
     static const char *const names[N_OBJS][2] = {
         {"stream", "JETSCHED_TASKS"}, {"stream", "JETSCHED_DLQ"},        {"kv", "jetsched_leader"},
         {"kv", "jetsched_agents"},    {"kv", "jetsched_cancel"},         {"kv", "jetsched_checkpoints"},
+        {"kv", "jetsched_control"},
         {"consumer", "q_default_high"}, {"consumer", "q_default_normal"}, {"consumer", "q_default_low"}};
     json_error_t je;
     json_t *doc = json_loads(out, 0, &je);
@@ -558,6 +561,17 @@ static void scenario_twice(void)
     snap_free(&before);
     snap_free(&after);
     expect_default_objects();
+
+    /* Upgrade: a deployment made before jetsched_control existed gets the
+     * bucket from the next init, everything else unchanged. */
+    CHECK(js_DeleteStream(js, "KV_jetsched_control", NULL, NULL) == NATS_OK, "delete KV_jetsched_control");
+    cli_run(nats_url, "upgrade", (const char *[]){"--config", cfg, "init", NULL}, &r);
+    CHECK(r.rc == 0, "upgrade run: exit %d, want 0", r.rc);
+    CHECK(count_lines(r.out, "created ") == 1 && count_lines(r.out, "ok      ") == N_OBJS - 1,
+          "upgrade run: want 1 created and %d unchanged", N_OBJS - 1);
+    expect_contains(r.out, "created kv bucket jetsched_control\n", "upgrade run output");
+    run_free(&r);
+    expect_default_objects();
 }
 
 static void scenario_prefix(void)
@@ -575,7 +589,7 @@ static void scenario_prefix(void)
     cli_run(nats_url, "acme", (const char *[]){"--config", cfg, "init", "--queue", "bulk", "--queue", "emails", NULL},
             &r);
     CHECK(r.rc == 0, "acme run: exit %d, want 0", r.rc);
-    CHECK(count_lines(r.out, "created ") == 6 + 9, "acme run: want 15 \"created\" lines (queue emails once)");
+    CHECK(count_lines(r.out, "created ") == 7 + 9, "acme run: want 16 \"created\" lines (queue emails once)");
     expect_contains(r.out, "created stream ACME_TASKS\n", "acme output");
     expect_contains(r.out, "created kv bucket acme_checkpoints\n", "acme output");
     expect_contains(r.out, "created consumer q_bulk_normal\n", "acme output");
@@ -590,6 +604,7 @@ static void scenario_prefix(void)
     expect_kv("acme_agents", 20 * SEC_NS);
     expect_kv("acme_cancel", 2 * HOUR_NS);
     expect_kv("acme_checkpoints", DAY_NS);
+    expect_kv("acme_control", 0);
     expect_queue("acme", "ACME_TASKS", "emails", 45 * SEC_NS, 64);
     expect_queue("acme", "ACME_TASKS", "reports", 45 * SEC_NS, 64);
     expect_queue("acme", "ACME_TASKS", "bulk", 45 * SEC_NS, 64);
@@ -611,8 +626,8 @@ static void scenario_prefix(void)
     cli_run(nats_url, "acme-again", (const char *[]){"--config", cfg, "init", "--queue", "bulk", NULL}, &r);
     watch_stop(&w, &mutating, seen, sizeof seen);
     CHECK(r.rc == 0, "acme rerun: exit %d, want 0", r.rc);
-    CHECK(count_lines(r.out, "ok      ") == 15 && count_lines(r.out, "created ") == 0,
-          "acme rerun: want 15 unchanged objects");
+    CHECK(count_lines(r.out, "ok      ") == 16 && count_lines(r.out, "created ") == 0,
+          "acme rerun: want 16 unchanged objects");
     CHECK(mutating == 0, "acme rerun made %d changing API requests: %s", mutating, seen);
     run_free(&r);
     snap_take(&after, "acme", "ACME", "bulk");

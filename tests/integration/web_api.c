@@ -330,6 +330,27 @@ static void cluster(void)
     j = ok_json(wt_req(&w, "GET", "/api/v1/queues", NULL, "viewer", NULL), 200, "queues");
     CHECK(json_array_size(json_object_get(j, "queues")) >= 3, "queue lanes");
     json_decref(j);
+    /* queue pause/resume (issue 17): path + optional body, operator only */
+    wt_resp *qr = wt_req(&w, "POST", "/api/v1/queues/default/pause", "{\"priority\":\"low\",\"reason\":\"test\"}",
+                         "operator", NULL);
+    CHECK(qr->status == 200 && json_is_true(json_object_get(qr->json, "paused")) &&
+              !strcmp(json_string_value(json_object_get(qr->json, "priority")), "low"),
+          "pause lane: %s", qr->body);
+    wt_free(qr);
+    wt_expect(wt_req(&w, "POST", "/api/v1/queues/default/pause", NULL, "viewer", NULL), 403, "permission_denied", NULL,
+              "a viewer cannot pause");
+    wt_expect(wt_req(&w, "POST", "/api/v1/queues/Bad%20Q/pause", NULL, "operator", NULL), 400, "invalid_argument",
+              "queue", "bad queue name");
+    wt_expect(wt_req(&w, "POST", "/api/v1/queues/default/pause", "{\"colour\":1}", "operator", NULL), 400,
+              "invalid_argument", "colour", "unknown field");
+    j = ok_json(wt_req(&w, "GET", "/api/v1/queues", NULL, "viewer", NULL), 200, "queues");
+    int paused = 0;
+    for (size_t k = 0; k < json_array_size(json_object_get(j, "queues")); k++)
+        paused += json_is_true(json_object_get(json_array_get(json_object_get(j, "queues"), k), "paused"));
+    CHECK(paused == 1, "one lane paused (%d)", paused);
+    json_decref(j);
+    wt_expect(wt_req(&w, "POST", "/api/v1/queues/default/resume", NULL, "operator", NULL), 200, NULL, NULL,
+              "resume with an empty body");
     wt_expect(wt_req(&w, "GET", "/api/v1/leader?x=1", NULL, "viewer", NULL), 400, "invalid_argument", "x",
               "a query parameter a route does not take");
     wt_resp *r = wt_req(&w, "PUT", "/api/v1/tasks", "{}", "operator", NULL);

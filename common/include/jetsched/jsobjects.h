@@ -23,6 +23,7 @@ typedef struct jet_js_names {
     char kv_agents[80];       /* jetsched_agents */
     char kv_cancel[80];       /* jetsched_cancel */
     char kv_checkpoints[80];  /* jetsched_checkpoints */
+    char kv_control[80];      /* jetsched_control: queue/lane pauses (no TTL) */
 } jet_js_names;
 
 void jet_js_names_init(jet_js_names *n, const char *prefix);
