@@ -1,6 +1,7 @@
 /* The cancellation watch and the table of cancelled task ids. */
 #include "cancel.h"
 #include "inflight.h"
+#include "kvwatch.h"
 
 #include <jetsched/alloc.h>
 #include <jetsched/log.h>
@@ -14,10 +15,7 @@
 struct cancel_watch {
     agent *a;
     int64_t ttl_ms;                /* jetstream.cancel_ttl */
-    kvStore *kv;
-    kvWatcher *watcher;
-    pthread_t thread;
-    bool running;
+    kvwatch watch;
     pthread_mutex_t mu;            /* guards ids and pruned_at */
     jet_strmap *ids;               /* task id -> int64_t until_mono */
     size_t pruned_at;              /* entries left by the last prune */
@@ -69,21 +67,10 @@ static void remember(struct cancel_watch *c, const char *id)
     inflight_foreach(c->a, mark_running, (void *)id);
 }
 
-static void *watch_main(void *arg)
+static void on_entry(void *arg, kvEntry *e)
 {
-    struct cancel_watch *c = arg;
-    while (!atomic_load(&c->a->stopped)) {
-        kvEntry *e = NULL;
-        natsStatus s = kvWatcher_Next(&e, c->watcher, 500);
-        if (s == NATS_TIMEOUT)
-            continue;
-        if (s != NATS_OK)
-            break; /* stopped */
-        if (e && kvEntry_Operation(e) == kvOp_Put)
-            remember(c, kvEntry_Key(e));
-        kvEntry_Destroy(e);
-    }
-    return NULL;
+    if (kvEntry_Operation(e) == kvOp_Put)
+        remember(arg, kvEntry_Key(e));
 }
 
 jet_status cancel_start(agent *a, jet_err *err)
@@ -94,15 +81,7 @@ jet_status cancel_start(agent *a, jet_err *err)
     c->ids = jet_strmap_new();
     pthread_mutex_init(&c->mu, NULL);
     a->cancels = c;
-    natsStatus s;
-    if ((s = js_KeyValue(&c->kv, a->js, a->names.kv_cancel)) != NATS_OK)
-        return jet_nats_err(err, s, a->names.kv_cancel);
-    if ((s = kvStore_WatchAll(&c->watcher, c->kv, NULL)) != NATS_OK)
-        return jet_nats_err(err, s, "watch the cancellation bucket");
-    if (pthread_create(&c->thread, NULL, watch_main, c) != 0)
-        return jet_err_set(err, JET_ERR_INTERNAL, "cannot start the cancellation watch");
-    c->running = true;
-    return JET_OK;
+    return kvwatch_start(&c->watch, a, a->names.kv_cancel, 0, on_entry, c, err);
 }
 
 void cancel_stop(agent *a)
@@ -110,12 +89,7 @@ void cancel_stop(agent *a)
     struct cancel_watch *c = a->cancels;
     if (!c)
         return;
-    if (c->running) {
-        kvWatcher_Stop(c->watcher);
-        pthread_join(c->thread, NULL);
-    }
-    kvWatcher_Destroy(c->watcher);
-    kvStore_Destroy(c->kv);
+    kvwatch_stop(&c->watch);
     a->cancels = NULL;
     jet_strmap_free(c->ids, free);
     pthread_mutex_destroy(&c->mu);

@@ -1,5 +1,6 @@
 /* The flow-control watch (control.h): pause state of the served lanes. */
 #include "control.h"
+#include "kvwatch.h"
 #include "puller.h"
 
 #include <jetsched/alloc.h>
@@ -17,10 +18,7 @@
 
 struct control_watch {
     agent *a;
-    kvStore *kv;
-    kvWatcher *watcher;
-    pthread_t thread;
-    bool running;
+    kvwatch watch;
     jet_metric *m_paused;
     /* per served queue (a->queues order): the queue key and each lane key */
     struct { bool queue, lane[JET_PRIO_COUNT]; } *keys;
@@ -46,8 +44,9 @@ static void apply(struct control_watch *c, size_t i)
 }
 
 /* "queue.<queue>" or "queue.<queue>.<priority>" of a served queue. */
-static void on_entry(struct control_watch *c, kvEntry *e)
+static void on_entry(void *arg, kvEntry *e)
 {
+    struct control_watch *c = arg;
     const char *key = kvEntry_Key(e);
     if (strncmp(key, "queue.", 6) != 0)
         return;
@@ -77,23 +76,6 @@ static void on_entry(struct control_watch *c, kvEntry *e)
     }
 }
 
-static void *watch_main(void *arg)
-{
-    struct control_watch *c = arg;
-    while (!atomic_load(&c->a->stopped)) {
-        kvEntry *e = NULL;
-        natsStatus s = kvWatcher_Next(&e, c->watcher, 500);
-        if (s == NATS_TIMEOUT)
-            continue;
-        if (s != NATS_OK)
-            break; /* stopped */
-        if (e)
-            on_entry(c, e);
-        kvEntry_Destroy(e);
-    }
-    return NULL;
-}
-
 jet_status control_start(agent *a, jet_err *err)
 {
     struct control_watch *c = jet_xcalloc(1, sizeof *c);
@@ -104,29 +86,9 @@ jet_status control_start(agent *a, jet_err *err)
     a->control = c;
     for (size_t i = 0; i < a->nqueues; i++)
         apply(c, i);
-    natsStatus s;
-    if ((s = js_KeyValue(&c->kv, a->js, a->names.kv_control)) != NATS_OK)
-        return jet_nats_err(err, s, a->names.kv_control);
-    if ((s = kvStore_WatchAll(&c->watcher, c->kv, NULL)) != NATS_OK)
-        return jet_nats_err(err, s, "watch the flow-control bucket");
-    /* The current keys first (a NULL entry ends them), so that no lane paused
-     * before this start is pulled. */
-    int64_t until = jet_mono_ms() + INITIAL_WAIT_MS;
-    for (;;) {
-        int64_t left = until - jet_mono_ms();
-        kvEntry *e = NULL;
-        if (left <= 0 || (s = kvWatcher_Next(&e, c->watcher, left)) != NATS_OK)
-            return jet_err_set(err, JET_ERR_NATS, "reading %s: %s", a->names.kv_control,
-                               left <= 0 ? "timeout" : natsStatus_GetText(s));
-        if (!e)
-            break;
-        on_entry(c, e);
-        kvEntry_Destroy(e);
-    }
-    if (pthread_create(&c->thread, NULL, watch_main, c) != 0)
-        return jet_err_set(err, JET_ERR_INTERNAL, "cannot start the flow-control watch");
-    c->running = true;
-    return JET_OK;
+    /* The current keys before the pullers start: a lane paused before this
+     * agent started is never pulled. */
+    return kvwatch_start(&c->watch, a, a->names.kv_control, INITIAL_WAIT_MS, on_entry, c, err);
 }
 
 void control_stop(agent *a)
@@ -134,12 +96,7 @@ void control_stop(agent *a)
     struct control_watch *c = a->control;
     if (!c)
         return;
-    if (c->running) {
-        kvWatcher_Stop(c->watcher);
-        pthread_join(c->thread, NULL);
-    }
-    kvWatcher_Destroy(c->watcher);
-    kvStore_Destroy(c->kv);
+    kvwatch_stop(&c->watch);
     a->control = NULL;
     free(c->keys);
     free(c);
