@@ -406,6 +406,20 @@ def main():
         b.shot("schedules-phone", 390, 844)
         log("schedule: bad spec position, preview, create, pause")
 
+        # 5b. queue pause/resume (issue 17): a row is a lane; Pause pauses that lane only.
+        low = 'tr[data-queue="emails"][data-priority="low"]'
+        b.go("#/queues", low)
+        b.d.find_element(By.CSS_SELECTOR, low + " td.actions button").click()
+        b.wait(lambda d: b.attr(low, "data-paused") == "true", "the emails/low lane paused")
+        _, q = stack.api("GET", "/queues", want=200)
+        state = {(x["queue"], x["priority"]): x for x in q["queues"]}
+        if not state[("emails", "low")]["paused"] or state[("emails", "low")]["pause"]["scope"] != "lane" \
+                or state[("emails", "high")]["paused"]:
+            stack.fail("the API does not show only emails/low paused: %r" % q)
+        b.d.find_element(By.CSS_SELECTOR, low + " td.actions button").click()
+        b.wait(lambda d: b.attr(low, "data-paused") == "false", "the emails/low lane resumed")
+        log("queues: pause and resume of one lane")
+
         # 6. the viewer: no operator buttons anywhere, refused by the API.
         b.one("#logout").click()
         b.login(VIEW_TOKEN)

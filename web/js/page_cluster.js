@@ -57,15 +57,16 @@ JS.pages.queues = function (ctx) {
       lanes.forEach(function (l) { prev.v[l.consumer] = l.ack_floor_consumer || 0; });
       var body = JS.h("tbody");
       lanes.forEach(function (l) {
-        body.appendChild(JS.h("tr", { "data-queue": l.queue, "data-priority": l.priority },
+        body.appendChild(JS.h("tr", { "data-queue": l.queue, "data-priority": l.priority, "data-paused": l.paused ? "true" : "false" },
           JS.h("td", JS.link("#/tasks?queue=" + encodeURIComponent(l.queue), l.queue)),
           JS.h("td", l.priority), l.paused ? JS.h("td", JS.h("span.badge.st-paused", "paused")) : JS.h("td", JS.h("span.muted", "-")),
           JS.h("td.num", String(l.pending)), JS.h("td.num", String(l.ack_pending)), JS.h("td.num.opt", String(l.redelivered)),
           JS.h("td.num.opt", String(l.waiting)),
           JS.h("td.num", rates[l.consumer] !== undefined ? rates[l.consumer].toFixed(1) + "/s" : "-"),
           canPause ? JS.h("td.actions", l.paused ?
-            JS.opButton("Resume", function () { return JS.api.call("queue.resume", { queue: l.queue }, {}).then(load); }) :
-            JS.opButton("Pause", function () { return JS.api.call("queue.pause", { queue: l.queue }, {}).then(load); })) : null));
+            /* a row is a lane: pause that lane; resume the lane, or the whole queue when the queue was paused */
+            JS.opButton("Resume", function () { return JS.api.call("queue.resume", { queue: l.queue }, l.pause && l.pause.scope === "lane" ? { priority: l.priority } : {}).then(load); }) :
+            JS.opButton("Pause", function () { return JS.api.call("queue.pause", { queue: l.queue }, { priority: l.priority, reason: "paused from the console" }).then(load); })) : null));
       });
       if (!lanes.length) body.appendChild(JS.h("tr", JS.h("td.muted", { colspan: 9 }, "No queue consumers yet.")));
       box.appendChild(JS.h("div.scroll", JS.h("table.grid",
