@@ -1,42 +1,150 @@
-/* Admission checks before a handler runs. */
+/* Admission checks before a handler runs, and the admission lookup (DESIGN §12). */
 #include "admission.h"
 #include "cancel.h"
 #include "handlers.h"
 #include "outcome.h"
 #include "recorder.h"
 
+#include <jetsched/log.h>
+#include <jetsched/metrics.h>
 #include <jetsched/timeutil.h>
+
+#include <pthread.h>
 
 #include <stdio.h>
 
-/* On redelivery, Jetsched-Redispatch, or with idempotency checks always on:
- * true when PostgreSQL says this task id already succeeded. */
-static bool already_succeeded(agent *a, agent_task *t)
+/* ---- the admission lookup: one PostgreSQL query for the deliveries at hand ----
+ *
+ * Pull requests deliver one message each (puller.h), so the deliveries that
+ * arrive together reach the workers of all queues at nearly the same time.
+ * Each worker queues its task id here; whichever finds no query running takes
+ * every id queued so far and asks PostgreSQL once (recorder_rows, id =
+ * ANY($1)); ids queued while that query runs go together in the next one.
+ * Several tasks arriving together therefore cost one or two queries, never
+ * one each. */
+
+enum { LOOKUP_MAX = 256 };
+
+typedef struct lookup {
+    const char *id;
+    recorder_row row;
+    bool done;
+    struct lookup *next;
+} lookup;
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    lookup *head, **tail;
+    bool querying;
+} adm = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, &adm.head, false};
+
+static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
+static jet_metric *m_refused, *m_queries, *m_looked_up;
+
+static void metrics_init(void)
 {
-    /* Tasks schedulerd published (API, delayed, cron, reconciler) carry
-     * Jetsched-Idempotency-Check: always, since their row exists before the
-     * message: after a nats-server crash an acknowledged message can come
-     * back as a first delivery (docs/RELIABILITY.md), which the delivery
-     * count alone would not catch. */
-    bool always = atomic_load(&a->idempotency_always) || t->check_always;
-    if (!(t->delivered > 1 || t->redispatch || always))
-        return false;
-    int attempts = 0;
-    bool done = recorder_succeeded(a, t->id, &attempts);
-    /* A redispatched (republished) task starts a new delivery count: its
-     * attempts continue after the ones already recorded. */
-    if (t->redispatch || always)
-        t->attempt_base = attempts >= (int)t->delivered ? attempts - (int)t->delivered + 1 : 0;
+    m_refused = jet_metric_counter("jetsched_agent_admission_refused_total",
+                                   "Deliveries acked without running: their PostgreSQL row is terminal.", "reason");
+    m_queries = jet_metric_counter("jetsched_agent_admission_queries_total",
+                                   "Admission lookups (one PostgreSQL query each).", NULL);
+    m_looked_up = jet_metric_counter("jetsched_agent_admission_tasks_total",
+                                     "Deliveries looked up by the admission step.", NULL);
+}
+
+static void lookup_row(agent *a, lookup *me)
+{
+    pthread_mutex_lock(&adm.mu);
+    me->next = NULL;
+    *adm.tail = me;
+    adm.tail = &me->next;
+    while (!me->done) {
+        if (adm.querying) {
+            pthread_cond_wait(&adm.cv, &adm.mu);
+            continue;
+        }
+        adm.querying = true;
+        lookup *batch[LOOKUP_MAX];
+        const char *ids[LOOKUP_MAX];
+        recorder_row rows[LOOKUP_MAX];
+        size_t n = 0;
+        while (adm.head && n < LOOKUP_MAX) {
+            batch[n] = adm.head;
+            ids[n] = adm.head->id;
+            n++;
+            adm.head = adm.head->next;
+        }
+        if (!adm.head)
+            adm.tail = &adm.head;
+        pthread_mutex_unlock(&adm.mu);
+        recorder_rows(a, ids, n, rows);
+        jet_metric_add(m_queries, NULL, 1);
+        jet_metric_add(m_looked_up, NULL, (double)n);
+        pthread_mutex_lock(&adm.mu);
+        for (size_t i = 0; i < n; i++) {
+            batch[i]->row = rows[i];
+            batch[i]->done = true;
+        }
+        adm.querying = false;
+        pthread_cond_broadcast(&adm.cv);
+    }
+    pthread_mutex_unlock(&adm.mu);
+}
+
+/* Attempt numbers continue after the ones PostgreSQL recorded (the delivery
+ * count restarts for a republished or redispatched message). */
+static void continue_attempts(agent_task *t, const recorder_row *row)
+{
+    int attempts = row->attempts;
+    t->attempt_base = attempts >= (int)t->delivered ? attempts - (int)t->delivered + 1 : 0;
     t->pub.attempt = task_attempt(t);
-    return done;
+}
+
+/* Every delivery (first or not: after a nats-server crash an acknowledged
+ * message can come back as a first delivery, and a client can republish an
+ * id after the duplicate window or forge Jetsched-Task-Id): true, with *row
+ * set, when PostgreSQL holds a terminal row for this task id, which then
+ * must not run. A row that is not terminal (queued, running after a crash,
+ * retrying) lets the task run; its attempts continue after the ones
+ * already recorded. */
+static bool row_terminal(agent *a, agent_task *t, recorder_row *row)
+{
+    pthread_once(&metrics_once, metrics_init);
+    lookup me = {.id = t->id};
+    lookup_row(a, &me);
+    *row = me.row;
+    if (!row->found)
+        return false;
+    if (jet_task_state_terminal(row->status))
+        return true;
+    continue_attempts(t, row);
+    return false;
+}
+
+/* A refused delivery: acked without running, recorded as a `duplicate`
+ * attempt (the task's row is terminal and stays as it is). */
+static void refuse(agent_task *t, const recorder_row *row, outcome *o, char *why, size_t len)
+{
+    const char *st = jet_task_state_name(row->status);
+    const char *l[] = {st};
+    jet_metric_add(m_refused, l, 1);
+    continue_attempts(t, row);
+    snprintf(why, len, "not run: its task row is already %s (id already used)", st);
+    jet_debug("task %s (queue %s, handler %s, delivery %llu) refused at admission: row is %s", t->id, t->queue,
+              t->handler[0] ? t->handler : "-", (unsigned long long)t->delivered, st);
+    *o = (outcome){.status = JET_TASK_DUPLICATE, .error = why};
 }
 
 bool admission_settle(agent *a, inflight *f)
 {
     agent_task *t = f->task;
     outcome o = {0};
+    recorder_row row = {0};
+    char why[200];
     if (t->dead_reason) {
         o = (outcome){.status = JET_TASK_DEAD, .reason = t->dead_reason, .error = t->dead_detail};
+    } else if (row_terminal(a, t, &row)) {
+        refuse(t, &row, &o, why, sizeof why);
     } else if ((int64_t)t->delivered > t->max_attempts) {
         o = (outcome){.status = JET_TASK_DEAD, .reason = JET_REASON_POISON,
                       .error = "delivered more times than its max attempts: an earlier attempt never finished "
@@ -45,8 +153,6 @@ bool admission_settle(agent *a, inflight *f)
         o = (outcome){.status = JET_TASK_EXPIRED, .error = "not started before its Jetsched-Deadline"};
     } else if (cancel_requested(a, t->id)) {
         o = (outcome){.status = JET_TASK_CANCELLED, .error = "cancelled before it started"};
-    } else if (already_succeeded(a, t)) {
-        o = (outcome){.status = JET_TASK_DUPLICATE, .error = "its idempotency key already succeeded"};
     } else if (!handlers_exists(a, t->handler)) {
         if (handlers_unavailable_reason(a, t->handler, f)) {
             outcome_unavailable(a, f);
@@ -55,7 +161,6 @@ bool admission_settle(agent *a, inflight *f)
         /* Another agent of the queue (or this one after a rolling upgrade)
          * may serve it: retry with backoff like handler_unavailable, and
          * dead-letter (reason kept) only when the attempts run out. */
-        char why[200];
         snprintf(why, sizeof why, "agent %.64s has no plugin or Lua script serving handler %.64s", a->id,
                  t->handler);
         outcome_retry_or_dead(a, f, JET_REASON_UNKNOWN_HANDLER, why);

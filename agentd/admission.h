@@ -1,9 +1,9 @@
 /* Admission: whether a pulled task may run, decided before its handler
- * starts (DESIGN §4, §6): malformed (dead), poison (dead), past its deadline
- * (expired), cancelled, already succeeded (duplicate, asking PostgreSQL on a
- * redelivery, a redispatch, or with idempotency checks always on), no handler
- * (dead) or a handler that cannot run now (retried). The per-batch
- * PostgreSQL admission step of DESIGN §12 belongs here. */
+ * starts (DESIGN §4, §6, §12): malformed (dead), a PostgreSQL row already
+ * terminal (refused: acked, recorded `duplicate`, counted; the row is looked
+ * up for every delivery, one query for the deliveries at hand), poison
+ * (dead), past its deadline (expired), cancelled, no handler (dead) or a
+ * handler that cannot run now (retried). */
 #ifndef AGENTD_ADMISSION_H
 #define AGENTD_ADMISSION_H
 

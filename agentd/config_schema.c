@@ -88,8 +88,8 @@ static const jet_cfg_key agentd_keys[] = {
     {"history.max_pending", JET_CFG_INT, "10000", 1, 10000000, NULL, 0, NULL, NULL,
      "finished tasks held un-acked while PostgreSQL is slow or down; fetching pauses when full"},
     {"idempotency.check", JET_CFG_ENUM, "redelivered", NOBOUND, "redelivered|always", JET_CFG_RELOADABLE, NULL, NULL,
-     "check PostgreSQL for an already-succeeded task id on redeliveries, redispatches and tasks marked "
-     "Jetsched-Idempotency-Check: always (all that schedulerd publishes) only, or on every delivery"},
+     "kept for old configurations, no effect: every delivery is looked up in PostgreSQL (the admission step) "
+     "and a task whose row is terminal is not run"},
     {"http.listen", JET_CFG_STRING, "127.0.0.1:9464", NOBOUND, NULL, 0, NULL, NULL,
      "address of /healthz, /readyz and /metrics (empty disables)"},
     {"shutdown.grace", JET_CFG_DURATION, "30s", 0, HOUR, NULL, JET_CFG_RELOADABLE, NULL, NULL,

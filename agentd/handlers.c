@@ -12,6 +12,7 @@
 #include <jetsched/log.h>
 #include <jetsched/metrics.h>
 #include <jetsched/natsconn.h>
+#include <jetsched/task.h>
 #include <jetsched/timeutil.h>
 
 #include <stddef.h>
@@ -95,6 +96,13 @@ static int host_submit(jet_task_ctx *ctx, const char *queue, const char *priorit
         jet_warn("task %s: submit refused: invalid queue, handler, priority or id", f->task->id);
         return -1;
     }
+    for (size_t i = 0; i < n_headers; i++)
+        if (headers[i].name && jet_header_internal(headers[i].name)) {
+            /* DESIGN §12: a handler cannot name or re-run another task through internal headers. */
+            jet_warn("task %s: submit refused: header %.64s is internal (the id is the submit's own)", f->task->id,
+                     headers[i].name);
+            return -1;
+        }
     char subject[256], gen[JET_ULID_LEN + 1];
     jet_js_task_subject(&ctx_agent(ctx)->names, queue, p, subject, sizeof subject);
     natsMsg *m = NULL;

@@ -147,40 +147,57 @@ void recorder_running(agent *a, inflight *f, int64_t started_ms)
     jet_history_submit(rec->history, &r, on_running_done, NULL, 0, NULL);
 }
 
-bool recorder_succeeded(agent *a, const char *id, int *attempts)
+bool recorder_rows(agent *a, const char *const *ids, size_t n, recorder_row *rows)
 {
     struct recorder *rec = a->recorder;
-    bool yes = false;
-    *attempts = 0;
-    if (!rec->enabled)
+    for (size_t i = 0; i < n; i++)
+        rows[i] = (recorder_row){0};
+    if (!rec->enabled || n == 0)
         return false;
+    /* One text[] literal: ids are validated task ids ([A-Za-z0-9_-]), quoted anyway. */
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++)
+        cap += strlen(ids[i]) + 3;
+    char *arr = jet_xmalloc(cap), *p = arr;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, "%s\"%s\"", i ? "," : "", ids[i]);
+    *p++ = '}';
+    *p = '\0';
+    bool ok = false;
     pthread_mutex_lock(&rec->query_mu);
-    for (int attempt = 0; attempt < 2; attempt++) {
+    for (int attempt = 0; attempt < 2 && !ok; attempt++) {
         if (!rec->query_pg || PQstatus(rec->query_pg) != CONNECTION_OK) {
             PQfinish(rec->query_pg);
             rec->query_pg = NULL;
             jet_err err;
             if (jet_pg_connect(a->cfg, "agentd", &rec->query_pg, &err) != JET_OK) {
-                jet_warn("idempotency check for %s skipped: %s", id, err.msg);
+                jet_warn("admission lookup of %zu task(s) skipped: %s", n, err.msg);
                 break;
             }
         }
-        const char *params[] = {id};
+        const char *params[] = {arr};
         PGresult *res = PQexecParams(rec->query_pg,
-                                     "SELECT status = 'succeeded', greatest(attempts, (SELECT coalesce(max(attempt), 0) "
-                                     "FROM task_attempts WHERE task_id = $1)) FROM tasks WHERE id = $1",
+                                     "SELECT t.id, t.status, greatest(t.attempts, (SELECT coalesce(max(x.attempt), 0) "
+                                     "FROM task_attempts x WHERE x.task_id = t.id)) FROM tasks t WHERE t.id = ANY($1::text[])",
                                      1, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-            yes = PQntuples(res) > 0 && PQgetvalue(res, 0, 0)[0] == 't';
-            *attempts = PQntuples(res) > 0 ? atoi(PQgetvalue(res, 0, 1)) : 0;
-            PQclear(res);
-            break;
+            for (int r = 0; r < PQntuples(res); r++)
+                for (size_t i = 0; i < n; i++)
+                    if (!rows[i].found && strcmp(ids[i], PQgetvalue(res, r, 0)) == 0 &&
+                        jet_task_state_parse(PQgetvalue(res, r, 1), &rows[i].status)) {
+                        rows[i].found = true;
+                        rows[i].attempts = atoi(PQgetvalue(res, r, 2));
+                    }
+            ok = true;
+        } else {
+            PQreset(rec->query_pg);
         }
         PQclear(res);
-        PQreset(rec->query_pg);
     }
     pthread_mutex_unlock(&rec->query_mu);
-    return yes;
+    free(arr);
+    return ok;
 }
 
 bool recorder_healthy(agent *a, char *why, size_t len)

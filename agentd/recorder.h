@@ -7,6 +7,9 @@
 #include <stdbool.h>
 #include "agent.h"
 
+#include <jetsched/task.h>
+#include <stddef.h>
+
 jet_status recorder_start(agent *a, jet_err *err);
 /* done(ctx, committed) runs once, after the record's transaction committed
  * (committed = true) or after PostgreSQL rejected it for good (false). */
@@ -15,9 +18,16 @@ void recorder_submit(agent *a, inflight *f, const outcome *o, int64_t started_ms
 /* Records that an attempt started (visible as "running" in history, so an
  * attempt whose agent died still shows). Best effort: skipped when full. */
 void recorder_running(agent *a, inflight *f, int64_t started_ms);
-/* True when PostgreSQL says task `id` already succeeded; *attempts receives
- * the attempts recorded so far (0 when the task is unknown). */
-bool recorder_succeeded(agent *a, const char *id, int *attempts);
+/* A task's row as the admission step sees it. */
+typedef struct recorder_row {
+    bool found;            /* false: no row (a direct publish not seen before) */
+    jet_task_state status;
+    int attempts;          /* attempts recorded so far */
+} recorder_row;
+/* The admission lookup: the rows of n task ids in ONE query (id = ANY($1)).
+ * rows[i] answers ids[i]. False when PostgreSQL could not be asked (rows
+ * all not found) or history is disabled. */
+bool recorder_rows(agent *a, const char *const *ids, size_t n, recorder_row *rows);
 /* Whether the writer can reach PostgreSQL; why receives the reason when not. */
 bool recorder_healthy(agent *a, char *why, size_t len);
 /* No new work should be taken: history.max_pending outcomes wait for their

@@ -2,6 +2,7 @@
 #include <jetsched/task.h>
 
 #include <string.h>
+#include <strings.h>
 
 const char *const jet_task_state_names[JET_TASK_STATE_COUNT + 1] = {
     [JET_TASK_SCHEDULED] = "scheduled", [JET_TASK_QUEUED] = "queued",       [JET_TASK_RUNNING] = "running",
@@ -33,6 +34,17 @@ bool jet_task_state_terminal(jet_task_state s)
 }
 
 bool jet_task_state_ok(jet_task_state s) { return s == JET_TASK_SUCCEEDED || s == JET_TASK_DUPLICATE; }
+
+bool jet_header_internal(const char *name)
+{
+    static const char *const internal[] = {JET_HDR_TASK_ID,     JET_HDR_REDISPATCH, JET_HDR_IDEMPOTENCY,
+                                           JET_HDR_ATTEMPT_BUDGET, JET_HDR_SCHEDULE_ID, JET_HDR_FIRE_TIME,
+                                           JET_HDR_HANDLER,     JET_HDR_MSG_ID};
+    for (size_t i = 0; name && i < sizeof internal / sizeof internal[0]; i++)
+        if (strcasecmp(name, internal[i]) == 0)
+            return true;
+    return false;
+}
 
 bool jet_task_status_terminal(const char *status)
 {

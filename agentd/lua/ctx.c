@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <jetsched/ids.h>
+#include <jetsched/task.h>
 #include <jetsched/timeutil.h>
 
 #include <math.h>
@@ -196,6 +197,9 @@ static int ctx_submit(lua_State *L)
             const char *v = lua_tolstring(L, -1, &vl);
             if (!header_name_ok(k, kl) || strlen(k) != kl)
                 return luaL_error(L, "ctx.submit: invalid header name");
+            if (jet_header_internal(k))
+                return luaL_error(L, "ctx.submit: header %s is internal to jetsched (name the task with field 'id')",
+                                  k);
             if (strlen(v) != vl || strpbrk(v, "\r\n"))
                 return luaL_error(L, "ctx.submit: header %s: value must not contain CR, LF or NUL", k);
             nh++;

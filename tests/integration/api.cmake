@@ -19,3 +19,6 @@ jetsched_api_test(sched_queue_pause)
 # the subject rule is tested directly too
 target_sources(sched_sweep PRIVATE ${PROJECT_SOURCE_DIR}/scheduler/sweep.c)
 target_include_directories(sched_sweep PRIVATE ${PROJECT_SOURCE_DIR}/scheduler)
+# issue 20 item 2: the admission step (needs schedulerd for an API-submitted task, Lua for ctx.submit)
+jetsched_api_test(agentd_admission)
+target_sources(agentd_admission PRIVATE agentd_lua_util.c)

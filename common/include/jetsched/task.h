@@ -60,6 +60,12 @@ bool jet_task_state_parse(const char *s, jet_task_state *out);
 bool jet_task_state_terminal(jet_task_state s);
 /* succeeded or duplicate: the work is done (the message is acked). */
 bool jet_task_state_ok(jet_task_state s);
+
+/* Headers a handler's submit must not set (DESIGN §12 "Internal headers",
+ * plus the id and handler the submit call itself sets): true for
+ * Jetsched-Task-Id, -Redispatch, -Idempotency-Check, -Attempt-Budget,
+ * -Schedule-Id, -Fire-Time, -Handler and Nats-Msg-Id, any letter case. */
+bool jet_header_internal(const char *name);
 /* The same two on a state's name (a live event's or a row's status);
  * false for NULL or an unknown name. */
 bool jet_task_status_terminal(const char *status);
