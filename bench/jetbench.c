@@ -38,6 +38,7 @@ static struct {
     int conc[8], nconc;
     double lat_seconds;
     bool quick;
+    bool native_only;         /* only the native noop, history on (and the compare build's): an A/B of agentd */
     json_t *meta;
 } opt = {.n = 100000, .payload = 128, .window = 4096, .batch = 256, .lat_seconds = 8};
 
@@ -46,7 +47,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: jetbench --build DIR --src DIR [--out FILE] [--n N] [--payload BYTES] [--window N]\n"
             "                [--batch N] [--concurrency 8,32] [--lat-seconds S] [--quick] [--meta KEY=VALUE]...\n"
-            "                [--compare-build DIR] [--history-batch N]\n"
+            "                [--compare-build DIR] [--history-batch N] [--native-only]\n"
             "Runs inside tests/harness/with-servers --nats --pg (use bench/run).\n");
     exit(2);
 }
@@ -105,6 +106,8 @@ static void parse_args(int argc, char **argv)
             json_object_set_new(opt.meta, key, json_string(eq + 1));
         } else if (!strcmp(a, "--quick"))
             opt.quick = true;
+        else if (!strcmp(a, "--native-only"))
+            opt.native_only = true;
         else
             usage();
 #undef ARG
@@ -921,6 +924,35 @@ static void cron_rows(const jb_cron_result *c)
              c->republished);
 }
 
+/* --native-only: the native noop with history at each concurrency and, with
+ * --compare-build, the other agentd at the best one; one line each. */
+static int native_only_report(const e2e *native, int bc)
+{
+    e2e cmp = {0};
+    if (opt.compare)
+        cmp = run_e2e(bc, 1, false, opt.compare);
+    jb_sampler_stop();
+    int rc = 0;
+    for (int k = 0; k <= opt.nconc; k++) {
+        const e2e *e = k < opt.nconc ? &native[k] : &cmp;
+        if (!e->ran)
+            continue;
+        if (!e->ok)
+            rc = 3;
+        double n = e->succeeded > 0 ? (double)e->succeeded : 1;
+        printf("%s agentd: native noop, history on, concurrency %d: %s %.0f msg/s, agentd CPU %.1f us/task, "
+               "%.2f cs/task, nats-server %.1f us/task, PostgreSQL %.1f us/task\n",
+               k < opt.nconc ? "this" : "COMPARE", e->conc, e->ok ? "" : "FAILED", e->rate, e->cpu_agent_ms * 1000 / n,
+               e->agent_cs_per_task, e->cpu_nats_ms * 1000 / n, e->cpu_pg_ms * 1000 / n);
+    }
+    jb_js_context_destroy(js);
+    natsConnection_Destroy(pub_nc);
+    natsConnection_Destroy(cons_nc);
+    PQfinish(pg);
+    nats_Close();
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
@@ -931,7 +963,8 @@ int main(int argc, char **argv)
     jb_mem nats_idle = jb_proc_mem(nats_pid);
 
     /* (a) */
-    run_raw();
+    if (!opt.native_only)
+        run_raw();
 
     /* (b) native noop with history, at each concurrency; the best is used for the rest. */
     e2e native[8] = {0};
@@ -942,6 +975,8 @@ int main(int argc, char **argv)
             best = k;
     }
     int bc = opt.conc[best];
+    if (opt.native_only)
+        return native_only_report(native, bc);
     e2e nohist = {0}, lua = {0}, lua_nohist = {0};
     if (have_history_key)
         nohist = run_e2e(bc, 0, false, NULL);
