@@ -29,15 +29,15 @@ typedef struct lookup {
     const char *id;
     recorder_row row;
     bool done;
+    pthread_cond_t cv; /* its own: a finished query wakes exactly its tasks and the next leader */
     struct lookup *next;
 } lookup;
 
 static struct {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     lookup *head, **tail;
     bool querying;
-} adm = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, &adm.head, false};
+} adm = {PTHREAD_MUTEX_INITIALIZER, NULL, &adm.head, false};
 
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
 static jet_metric *m_refused, *m_queries, *m_looked_up;
@@ -54,13 +54,14 @@ static void metrics_init(void)
 
 static void lookup_row(agent *a, lookup *me)
 {
+    pthread_cond_init(&me->cv, NULL);
     pthread_mutex_lock(&adm.mu);
     me->next = NULL;
     *adm.tail = me;
     adm.tail = &me->next;
     while (!me->done) {
         if (adm.querying) {
-            pthread_cond_wait(&adm.cv, &adm.mu);
+            pthread_cond_wait(&me->cv, &adm.mu);
             continue;
         }
         adm.querying = true;
@@ -84,11 +85,15 @@ static void lookup_row(agent *a, lookup *me)
         for (size_t i = 0; i < n; i++) {
             batch[i]->row = rows[i];
             batch[i]->done = true;
+            if (batch[i] != me)
+                pthread_cond_signal(&batch[i]->cv);
         }
         adm.querying = false;
-        pthread_cond_broadcast(&adm.cv);
+        if (adm.head) /* queued meanwhile: its first task leads the next query */
+            pthread_cond_signal(&adm.head->cv);
     }
     pthread_mutex_unlock(&adm.mu);
+    pthread_cond_destroy(&me->cv);
 }
 
 /* Attempt numbers continue after the ones PostgreSQL recorded (the delivery
