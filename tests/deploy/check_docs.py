@@ -16,7 +16,7 @@ import sys
 
 from deploytest import check, finish
 
-NOT_METRICS = {"jetsched_agents", "jetsched_leader", "jetsched_cancel", "jetsched_checkpoints"}  # KV buckets
+NOT_METRICS = {"jetsched_agents", "jetsched_leader", "jetsched_cancel", "jetsched_checkpoints", "jetsched_control"}  # KV buckets
 
 
 def registered(src):
