@@ -100,9 +100,9 @@ static json_t *js_api(api_ctx *c, const char *subject, const char *body, api_err
     return v;
 }
 
-/* The dead letter at seq (next: the first at or after seq on filter).
- * Returns 1 found, 0 none, -1 error. */
-static int dlq_fetch(api_ctx *c, uint64_t seq, const char *filter, dead *d, api_err *e)
+/* One MSG.GET: the message at seq, or (filter) the first at or after seq on
+ * filter. Returns 1 found, 0 404, -1 error. */
+static int dlq_get(api_ctx *c, uint64_t seq, const char *filter, dead *d, api_err *e)
 {
     memset(d, 0, sizeof *d);
     char subject[200];
@@ -148,6 +148,80 @@ static int dlq_fetch(api_ctx *c, uint64_t seq, const char *filter, dead *d, api_
         jet_rfc3339_parse(t, &d->time_ms, NULL);
     json_decref(v);
     return 1;
+}
+
+/* Highest sequence ever stored in the DLQ stream (STREAM.INFO state.last_seq);
+ * 0 with an error in *e. */
+static uint64_t dlq_last_seq(api_ctx *c, api_err *e)
+{
+    char subject[200];
+    snprintf(subject, sizeof subject, "$JS.API.STREAM.INFO.%s", c->s->names.dlq_stream);
+    json_t *v = js_api(c, subject, "", e);
+    if (!v)
+        return 0;
+    json_t *err = json_object_get(v, "error");
+    uint64_t last = (uint64_t)json_integer_value(json_object_get(json_object_get(v, "state"), "last_seq"));
+    if (err)
+        api_fail(e, API_UNAVAILABLE, NULL, "reading %s: %s", c->s->names.dlq_stream,
+                 json_string_value(json_object_get(err, "description")));
+    json_decref(v);
+    return err ? 0 : last;
+}
+
+/* filter is "<prefix>.dlq.>" or an exact "<prefix>.dlq.<queue>". */
+static bool filter_matches(const char *filter, const char *subject)
+{
+    size_t n = strlen(filter);
+    if (n >= 2 && !strcmp(filter + n - 2, ".>"))
+        return !strncmp(subject, filter, n - 1) && subject[n - 1];
+    return !strcmp(subject, filter);
+}
+
+/* Sequences the fallback below reads one by one at most per call. */
+#define DLQ_WALK_MAX 5000
+
+/* The dead letter at seq (filter: the first at or after seq on filter).
+ * Returns 1 found, 0 none, -1 error.
+ *
+ * A 404 to next_by_subj is not trusted as "no more": nats-server 2.9.10
+ * (file and memory store) answers 404 for a subject whose LAST message and
+ * then its FIRST were deleted while one in between remains (published
+ * 1 2 3 4 on one subject, deleted 4, 1, 2: 3 is there, next_by_subj from 1
+ * gives 404; with other subjects in the stream the exact subject fails,
+ * with only that subject the wildcard does too). Replay and purge delete
+ * dead letters in just that order, and dlq.list answered short or empty
+ * pages (the web console test). So a 404 is checked against the stream
+ * state: past last_seq it is the end (one STREAM.INFO, the usual case);
+ * otherwise the sequences up to last_seq are read with plain gets, which
+ * are right (deleted ones answer 404 and are skipped), keeping the first
+ * whose subject matches the filter. For a list by queue this reads the
+ * dead letters of other queues after the last match, once per list;
+ * at most DLQ_WALK_MAX of them per call, then the list ends with a warning. */
+static int dlq_fetch(api_ctx *c, uint64_t seq, const char *filter, dead *d, api_err *e)
+{
+    int rc = dlq_get(c, seq, filter, d, e);
+    if (rc != 0 || !filter)
+        return rc;
+    uint64_t last = dlq_last_seq(c, e);
+    if (e->code)
+        return -1;
+    uint64_t n = 0;
+    for (; seq <= last && n < DLQ_WALK_MAX; seq++, n++) {
+        rc = dlq_get(c, seq, NULL, d, e);
+        if (rc < 0)
+            return -1;
+        if (rc == 1 && filter_matches(filter, d->subject)) {
+            jet_warn("api dlq: next_by_subj %s answered 404 but dead letter %llu matches (found by walking)", filter,
+                     (unsigned long long)d->seq);
+            return 1;
+        }
+        if (rc == 1)
+            dead_free(d);
+    }
+    if (seq <= last)
+        jet_warn("api dlq: stopped walking %s at seq %llu of %llu after %d reads", c->s->names.dlq_stream,
+                 (unsigned long long)seq, (unsigned long long)last, DLQ_WALK_MAX);
+    return 0;
 }
 
 static const char *dead_queue(api_ctx *c, const dead *d)

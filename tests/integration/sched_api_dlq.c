@@ -13,18 +13,47 @@
 #include <string.h>
 #include <unistd.h>
 
-static void fake_dead_letter(const char *task_id)
+static void fake_dead_letter_on(const char *queue, const char *task_id)
 {
     natsMsg *m = NULL;
-    natsMsg_Create(&m, "jetsched.dlq.default", NULL, "fake", 4);
+    char subject[200];
+    snprintf(subject, sizeof subject, "jetsched.dlq.%s", queue);
+    natsMsg_Create(&m, subject, NULL, "fake", 4);
     natsMsgHeader_Set(m, "Jetsched-Task-Id", task_id);
     natsMsgHeader_Set(m, "Jetsched-Handler", "echo");
-    natsMsgHeader_Set(m, "Jetsched-Queue", "default");
+    natsMsgHeader_Set(m, "Jetsched-Queue", queue);
     natsMsgHeader_Set(m, "Jetsched-Dead-Reason", "permanent_failure");
     jsPubAck *pa = NULL;
     CHECK(js_PublishMsg(&pa, ts_js(), m, NULL, NULL) == NATS_OK, "fake dead letter published");
     jsPubAck_Destroy(pa);
     natsMsg_Destroy(m);
+}
+
+static void fake_dead_letter(const char *task_id) { fake_dead_letter_on("default", task_id); }
+
+/* The task ids dlq.list (args) lists, space-separated in list order. */
+static void listed(const char *args, char *buf, size_t len)
+{
+    json_t *r = sa_req("dlq.list", args);
+    json_t *msgs = json_object_get(r, "messages");
+    buf[0] = 0;
+    for (size_t i = 0; i < json_array_size(msgs); i++) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, len - n, "%s%s", n ? " " : "", sa_str(json_array_get(msgs, i), "task_id"));
+    }
+    json_decref(r);
+}
+
+/* After step: dlq.list lists all, and by queue def (default) and other. */
+static void expect_listed(const char *step, const char *all, const char *def, const char *other)
+{
+    char got[400];
+    listed("{}", got, sizeof got);
+    CHECK(!strcmp(got, all), "%s: all listed (%s)", step, got);
+    listed("{\"queue\":\"default\"}", got, sizeof got);
+    CHECK(!strcmp(got, def), "%s: queue default listed (%s)", step, got);
+    listed("{\"queue\":\"other\"}", got, sizeof got);
+    CHECK(!strcmp(got, other), "%s: queue other listed (%s)", step, got);
 }
 
 /* seq of the dead letter of task_id (0 when none). */
@@ -38,6 +67,14 @@ static long long seq_of(const char *task_id)
             seq = sa_int(json_array_get(msgs, i), "seq");
     json_decref(r);
     return seq;
+}
+
+/* dlq.purge or dlq.replay (verb) of task_id's dead letter; CHECKs that it went. */
+static void drop_dead(const char *verb, const char *task_id)
+{
+    json_t *r = sa_reqf(verb, "{\"seq\":%lld}", seq_of(task_id));
+    CHECK(sa_int(r, strcmp(verb, "dlq.purge") ? "replayed" : "purged") == 1, "%s of %s", verb, task_id);
+    json_decref(r);
 }
 
 int main(void)
@@ -204,7 +241,35 @@ int main(void)
           sa_str(r, "messages.0.reason"));
     json_decref(r);
 
-    CHECK(ss_metric(&s1, "jetsched_api_requests_total{verb=\"dlq.replay\",code=\"ok\"}") == 2, "replays counted");
+    /* Right after dead letters are deleted (replay and purge both end in
+     * js_DeleteMsg), dlq.list, with and without a queue, lists every
+     * remaining one at once. nats-server 2.9.10 answers next_by_subj with
+     * 404 for a subject whose last and then first message were deleted
+     * while one in between remains (the web console once saw an empty
+     * page here): dl-5 (default's last) purged, dl-1 (its first) replayed;
+     * then dl-6 (other's last) and dl-2 (its first) purged. */
+    r = sa_req("dlq.purge", "{\"all\":true}");
+    json_decref(r);
+    const char *order[][2] = {{"default", "dl-1"}, {"other", "dl-2"}, {"default", "dl-3"},
+                              {"other", "dl-4"},   {"default", "dl-5"}, {"other", "dl-6"}};
+    for (size_t i = 0; i < 6; i++)
+        fake_dead_letter_on(order[i][0], order[i][1]);
+    char got[400];
+    listed("{}", got, sizeof got);
+    CHECK(!strcmp(got, "dl-1 dl-2 dl-3 dl-4 dl-5 dl-6"), "six dead letters listed (%s)", got);
+    drop_dead("dlq.purge", "dl-5");
+    drop_dead("dlq.replay", "dl-1");
+    expect_listed("after purge of dl-5, replay of dl-1", "dl-2 dl-3 dl-4 dl-6", "dl-3", "dl-2 dl-4 dl-6");
+    drop_dead("dlq.purge", "dl-6");
+    drop_dead("dlq.purge", "dl-2");
+    expect_listed("after purge of dl-6 and dl-2", "dl-3 dl-4", "dl-3", "dl-4");
+    listed("{\"limit\":1}", got, sizeof got);
+    CHECK(!strcmp(got, "dl-3"), "a page of one (%s)", got);
+    r = sa_req("dlq.replay", "{\"all\":true,\"queue\":\"default\"}");
+    CHECK(sa_int(r, "replayed") == 1 && !strcmp(sa_str(r, "task_ids.0"), "dl-3"), "replay all (default): dl-3");
+    json_decref(r);
+
+    CHECK(ss_metric(&s1, "jetsched_api_requests_total{verb=\"dlq.replay\",code=\"ok\"}") == 4, "replays counted");
     CHECK(ts_agent_stop(&s1, SIGTERM, 10000) == 0, "schedulerd exits 0");
     ts_agent_stop(&ag, SIGTERM, 15000);
     return ts_finish();
