@@ -35,6 +35,9 @@ static void key_for(const char *id, char *key, size_t len)
     key[j] = '\0';
 }
 
+/* The features of DESIGN §12 this build implements ("limits", "workflows"). */
+static const char *const agent_features[] = {NULL};
+
 static char *describe(agent *a)
 {
     char host[256] = "", at[40];
@@ -58,6 +61,13 @@ static char *describe(agent *a)
     json_object_set_new(o, "draining", json_boolean(atomic_load(&a->draining)));
     /* Lua scripts that exist but cannot run (their tasks are retried). */
     json_object_set_new(o, "handlers_unavailable", u ? u : json_array());
+    /* What this agent understands beyond the first wave (DESIGN §12 "Rolling
+     * upgrades"): a verb that needs a feature refuses while an agent serving
+     * the queue lacks it (api_queues_have_feature in scheduler/api_cluster.c). */
+    json_t *features = json_array();
+    for (const char *const *f = agent_features; *f; f++)
+        json_array_append_new(features, json_string(*f));
+    json_object_set_new(o, "features", features);
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;

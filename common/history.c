@@ -348,19 +348,23 @@ static const char UPSERT_SQL[] =
 
 /* ------------------------------------------------------------ which records of a batch win */
 
+/* The same ranks as jetsched_status_rank() (sql/0007_held_states.sql). */
 static int status_rank(const char *status)
 {
-    static const char *const order[] = {"scheduled", "queued", "running", "retrying", NULL};
-    for (int i = 0; order[i]; i++)
-        if (strcmp(order[i], status) == 0)
-            return i;
+    static const struct {
+        const char *status;
+        int rank;
+    } ranks[] = {{"scheduled", 0}, {"waiting", 0}, {"throttled", 0}, {"queued", 1}, {"running", 2}, {"retrying", 3}};
+    for (size_t i = 0; i < sizeof ranks / sizeof *ranks; i++)
+        if (strcmp(ranks[i].status, status) == 0)
+            return ranks[i].rank;
     return 4; /* terminal */
 }
 
 /* task_attempts takes attempt >= 1 records whose state is an attempt outcome. */
 static bool is_attempt_row(const hrec *r)
 {
-    return r->attempt >= 1 && strcmp(r->f[F_STATUS], "scheduled") != 0 && strcmp(r->f[F_STATUS], "queued") != 0 &&
+    return r->attempt >= 1 && status_rank(r->f[F_STATUS]) != 0 && strcmp(r->f[F_STATUS], "queued") != 0 &&
            strcmp(r->f[F_STATUS], "skipped") != 0;
 }
 

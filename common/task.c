@@ -8,7 +8,9 @@ const char *const jet_task_state_names[JET_TASK_STATE_COUNT + 1] = {
     [JET_TASK_SCHEDULED] = "scheduled", [JET_TASK_QUEUED] = "queued",       [JET_TASK_RUNNING] = "running",
     [JET_TASK_SUCCEEDED] = "succeeded", [JET_TASK_RETRYING] = "retrying",   [JET_TASK_DEAD] = "dead",
     [JET_TASK_EXPIRED] = "expired",     [JET_TASK_CANCELLED] = "cancelled", [JET_TASK_DUPLICATE] = "duplicate",
-    [JET_TASK_SKIPPED] = "skipped",     [JET_TASK_STATE_COUNT] = NULL,
+    [JET_TASK_SKIPPED] = "skipped",     [JET_TASK_WAITING] = "waiting",     [JET_TASK_THROTTLED] = "throttled",
+    [JET_TASK_LOST] = "lost",           [JET_TASK_RATE_LIMITED] = "rate_limited",
+    [JET_TASK_STATE_COUNT] = NULL,
 };
 
 const char *jet_task_state_name(jet_task_state s)
@@ -31,6 +33,11 @@ bool jet_task_state_terminal(jet_task_state s)
 {
     return s == JET_TASK_SUCCEEDED || s == JET_TASK_DEAD || s == JET_TASK_EXPIRED || s == JET_TASK_CANCELLED ||
            s == JET_TASK_DUPLICATE || s == JET_TASK_SKIPPED;
+}
+
+bool jet_task_state_of_task(jet_task_state s)
+{
+    return (unsigned)s < JET_TASK_STATE_COUNT && s != JET_TASK_LOST && s != JET_TASK_RATE_LIMITED;
 }
 
 bool jet_task_state_ok(jet_task_state s) { return s == JET_TASK_SUCCEEDED || s == JET_TASK_DUPLICATE; }

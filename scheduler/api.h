@@ -145,6 +145,13 @@ char *api_ms_text(int64_t ms, char *buf, size_t len);                           
 
 /* ---- the verbs ---- */
 
+/* Rolling upgrades (DESIGN §12): true when every live agent of the registry
+ * that serves one of the queues advertises `feature` in its "features"
+ * list; else false with e = failed_precondition naming the agent and queue
+ * (an agent without the list is a first-wave agent: it lacks them all).
+ * A queue no agent serves passes. queues: n names. */
+bool api_queues_have_feature(api_ctx *c, const char *const *queues, size_t n, const char *feature, api_err *e);
+
 json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e);
 json_t *api_task_submit_many(api_ctx *c, json_t *req, api_err *e);
 json_t *api_task_get(api_ctx *c, json_t *req, api_err *e);

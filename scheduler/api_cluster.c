@@ -87,6 +87,46 @@ json_t *api_cluster_agents(api_ctx *c, json_t *req, api_err *e)
     return json_pack("{s:o}", "agents", list);
 }
 
+static bool agent_has(const json_t *agent, const char *key, const char *value)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(agent, key), i, v)
+    {
+        if (json_is_string(v) && strcmp(json_string_value(v), value) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool api_queues_have_feature(api_ctx *c, const char *const *queues, size_t n, const char *feature, api_err *e)
+{
+    api_err ignored = {0};
+    json_t *none = json_object();
+    json_t *all = api_cluster_agents(c, none, &ignored);
+    json_decref(none);
+    if (!all)
+        return api_fail(e, API_UNAVAILABLE, NULL, "checking the agents' features: %s", ignored.msg), false;
+    bool ok = true;
+    size_t i;
+    json_t *agent;
+    json_array_foreach(json_object_get(all, "agents"), i, agent)
+    {
+        for (size_t q = 0; ok && q < n; q++)
+            if (agent_has(agent, "queues", queues[q]) && !agent_has(agent, "features", feature)) {
+                const char *id = json_string_value(json_object_get(agent, "id"));
+                api_fail(e, API_PRECONDITION, NULL,
+                         "agent %s serves queue %s without the '%s' feature (an older agentd): upgrade it first",
+                         id ? id : "?", queues[q], feature);
+                ok = false;
+            }
+        if (!ok)
+            break;
+    }
+    json_decref(all);
+    return ok;
+}
+
 /* By queue, then high, normal, low. */
 static int cmp_consumer(const void *a, const void *b)
 {

@@ -172,8 +172,13 @@ static void sample_pg(sched *s)
     }
     char cap[32], arr[512] = "{";
     snprintf(cap, sizeof cap, "%lld", (long long)jet_cfg_int(s->cfg, "stats.count_cap"));
+    const char *labels[NSTATUS];
+    size_t nlabels = 0;
     for (size_t i = 0; i < NSTATUS; i++)
-        snprintf(arr + strlen(arr), sizeof arr - strlen(arr), "%s%s", i ? "," : "", statuses[i]);
+        if (jet_task_state_of_task((jet_task_state)i)) {
+            snprintf(arr + strlen(arr), sizeof arr - strlen(arr), "%s%s", nlabels ? "," : "", statuses[i]);
+            labels[nlabels++] = statuses[i];
+        }
     strcat(arr, "}");
     const char *params[] = {cap, arr};
     PGresult *r = PQexecParams(
@@ -187,13 +192,12 @@ static void sample_pg(sched *s)
         PQclear(r);
         return;
     }
-    const char *labels[NSTATUS];
     double values[NSTATUS];
     int n = PQntuples(r);
-    for (int i = 0; i < n && i < (int)NSTATUS; i++) {
-        labels[i] = statuses[i];
+    if (n > (int)nlabels)
+        n = (int)nlabels;
+    for (int i = 0; i < n; i++)
         values[i] = atof(PQgetvalue(r, i, 1));
-    }
     jet_metric_set_all(m_tasks, (size_t)n, labels, values);
     double estimate = n > 0 ? atof(PQgetvalue(r, 0, 2)) : 0;
     jet_metric_set_all(m_tasks_estimate, 1, NULL, &estimate);

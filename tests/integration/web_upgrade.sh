@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/integration/web_upgrade.sh: the migrations of the HTTP API and console
 # (sql/0003_task_minutes.sql, sql/0004_task_list_indexes.sql,
-# sql/0006_task_list_order.sql) applied as an
+# sql/0006_task_list_order.sql, and every later one: 0007_held_states.sql
+# replaces two CHECK constraints) applied as an
 # upgrade of the previous schema holding 1,000,000 tasks (DESIGN §12): they
 # apply, the rollup starts one hour back, the task list's new indexes exist
 # and serve a handler filter (EXPLAIN shows an index scan on them), and a
@@ -31,6 +32,7 @@ t0=$(date +%s%N)
 ms=$((($(date +%s%N) - t0) / 1000000))
 { grep -q 0003_task_minutes "$TMP/out" && grep -q 0004_task_list_indexes "$TMP/out" &&
   grep -q 0006_task_list_order "$TMP/out"; } || fail "0003, 0004 and 0006 applied"
+grep -q 0007_held_states "$TMP/out" || fail "0007 applied"
 echo "upgrade of 1,000,000 tasks: $ms ms"
 [[ $(q "SELECT rolled_to < now() - interval '59 minutes' FROM task_minutes_state") == t ]] || fail "rollup starts an hour back"
 [[ $(q "SELECT count(*) FROM pg_indexes WHERE indexname IN ('tasks_handler_created_idx', 'tasks_queue_only_created_idx')") == 2 ]] ||
@@ -49,4 +51,10 @@ plan=$(q "EXPLAIN SELECT id FROM tasks WHERE status = 'dead' ORDER BY created_at
 { grep -q tasks_status_created_idx <<<"$plan" && ! grep -q Sort <<<"$plan"; } || fail "status: $plan"
 "$JS" migrate --sql-dir "$JETSCHED_SOURCE_DIR/sql" >"$TMP/out" 2>&1 || fail "re-run"
 [[ $(q "SELECT count(*) FROM task_minutes_state") == 1 ]] || fail "one rollup state row"
+# 0007: the held states and attempt states are accepted, others still refused.
+q "INSERT INTO tasks (id, queue, status) VALUES ('held-w', 'q1', 'waiting'), ('held-t', 'q1', 'throttled')"
+q "INSERT INTO task_attempts (task_id, attempt, status) VALUES ('held-w', 1, 'lost'), ('held-t', 1, 'rate_limited')"
+! q "INSERT INTO tasks (id, queue, status) VALUES ('held-x', 'q1', 'parked')" 2>/dev/null || fail "an unknown status is refused"
+[[ $(q "SELECT jetsched_status_rank('throttled') < jetsched_status_rank('queued') AND NOT jetsched_status_terminal('waiting')") == t ]] ||
+  fail "held states rank before queued and are not terminal"
 echo "web_upgrade: ok"

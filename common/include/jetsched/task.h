@@ -46,6 +46,10 @@ typedef enum jet_task_state {
     JET_TASK_CANCELLED,
     JET_TASK_DUPLICATE,
     JET_TASK_SKIPPED,   /* a fire a schedule's overlap policy skipped */
+    JET_TASK_WAITING,   /* held: a workflow node whose dependencies are not done (DESIGN §12) */
+    JET_TASK_THROTTLED, /* held: parked by a concurrency/rate limit, acked, published again later */
+    JET_TASK_LOST,      /* task_attempts only: an attempt started and never recorded (agent died) */
+    JET_TASK_RATE_LIMITED, /* task_attempts only: the handler answered rate_limited (ABI 1.1) */
     JET_TASK_STATE_COUNT
 } jet_task_state;
 
@@ -58,6 +62,8 @@ const char *jet_task_state_name(jet_task_state s);
 bool jet_task_state_parse(const char *s, jet_task_state *out);
 /* succeeded, dead, expired, cancelled, duplicate, skipped: no attempt follows. */
 bool jet_task_state_terminal(jet_task_state s);
+/* False for the states only an attempt row has (lost, rate_limited). */
+bool jet_task_state_of_task(jet_task_state s);
 /* succeeded or duplicate: the work is done (the message is acked). */
 bool jet_task_state_ok(jet_task_state s);
 
