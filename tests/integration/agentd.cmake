@@ -15,6 +15,7 @@ jetsched_agent_test(agentd_foreign_client)
 jetsched_agent_test(agentd_lifecycle)
 jetsched_agent_test(agentd_startup_stop)
 jetsched_agent_test(agentd_hostile_headers)
+target_link_libraries(agentd_hostile_headers PRIVATE jetsched_test_procstat)
 add_library(jetsched_testkit MODULE ${CMAKE_SOURCE_DIR}/tests/plugins/testkit.c)
 target_include_directories(jetsched_testkit PRIVATE ${CMAKE_SOURCE_DIR}/agentd/include)
 set_target_properties(jetsched_testkit PROPERTIES OUTPUT_NAME testkit PREFIX ""

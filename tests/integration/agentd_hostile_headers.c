@@ -9,9 +9,9 @@
  * Item 14: an unknown handler is retried, then dead-lettered. */
 #include "agent_support.h"
 #include "harness.h"
+#include "procstat.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,29 +26,19 @@ static const char *conf =
     " \"setsid sh -c 'sleep 0.3' </dev/null >/dev/null 2>&1 & echo started\"]; } ); };\n";
 
 /* Zombies whose parent is pid. */
+static int count_zombie_child(const th_procstat *p, void *arg)
+{
+    int *n = arg; /* n[0]: parent, n[1]: count */
+    if (p->state == 'Z' && p->ppid == n[0])
+        n[1]++;
+    return 0;
+}
+
 static int zombies_of(pid_t parent)
 {
-    int n = 0;
-    DIR *d = opendir("/proc");
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        char path[300], buf[512];
-        snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t r = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[r] = '\0';
-        const char *rp = strrchr(buf, ')');
-        char st = 0;
-        long pp = 0;
-        if (rp && sscanf(rp + 1, " %c %ld", &st, &pp) == 2 && st == 'Z' && pp == (long)parent)
-            n++;
-    }
-    if (d)
-        closedir(d);
-    return n;
+    int n[2] = {(int)parent, 0};
+    th_procstat_each(count_zombie_child, n);
+    return n[1];
 }
 
 /* HPUB of a raw header block and body on a fresh TCP connection; waits for PONG. */

@@ -41,6 +41,7 @@ endfunction()
 
 jetsched_plugin_test(test_plugin_host)
 jetsched_plugin_test(test_plugin_exec)
+target_link_libraries(test_plugin_exec PRIVATE jetsched_test_procstat)
 jetsched_plugin_test(test_plugin_http)
 jetsched_plugin_test(test_plugin_example)
 

@@ -7,11 +7,11 @@
 #include <cmocka.h>
 
 #include "plugin_host.h"
+#include "procstat.h"
 #include "test_host.h"
 
 #include <jetsched/log.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -43,40 +43,33 @@ static const char *tmp_path(const char *name)
 }
 
 /* A process group's members, from /proc: how many, and how many are not zombies. */
+struct group_scan {
+    pid_t pgid;
+    int total, alive;
+    char *desc;
+    size_t desclen;
+};
+
+static int scan_group_member(const th_procstat *p, void *arg)
+{
+    struct group_scan *g = arg;
+    if (p->pgrp != g->pgid)
+        return 0;
+    g->total++;
+    if (p->state != 'Z')
+        g->alive++;
+    size_t used = strlen(g->desc);
+    snprintf(g->desc + used, g->desclen - used, " [pid %d (%s) %c]", p->pid, p->comm, p->state);
+    return 0;
+}
+
 static void group_members(pid_t pgid, int *total, int *alive, char *desc, size_t desclen)
 {
-    *total = *alive = 0;
     desc[0] = '\0';
-    DIR *d = opendir("/proc");
-    assert_non_null(d);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] < '0' || de->d_name[0] > '9')
-            continue;
-        char path[300], buf[1024];
-        snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        char *rp = strrchr(buf, ')'); /* "pid (comm) S ppid pgrp ..." */
-        if (!rp)
-            continue;
-        char state;
-        int ppid, pgrp;
-        if (sscanf(rp + 2, "%c %d %d", &state, &ppid, &pgrp) != 3 || pgrp != pgid)
-            continue;
-        (*total)++;
-        if (state != 'Z')
-            (*alive)++;
-        size_t used = strlen(desc);
-        char *lp = strchr(buf, '(');
-        snprintf(desc + used, desclen - used, " [pid %s %.*s) %c]", de->d_name, lp ? (int)(rp - lp) : 0,
-                 lp ? lp : "", state);
-    }
-    closedir(d);
+    struct group_scan g = {pgid, 0, 0, desc, desclen};
+    assert_int_equal(th_procstat_each(scan_group_member, &g), 0);
+    *total = g.total;
+    *alive = g.alive;
 }
 
 /* Nothing of the group may still run; once reaped it must be gone entirely. */
