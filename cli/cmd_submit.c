@@ -1,7 +1,8 @@
 /* jetsched submit: one task through task.submit (payload from an argument,
  * @file or stdin; headers, delay, limits), --wait for its outcome on the live
  * event subject and print its result, or many tasks from a JSON-lines file
- * (--from-file) with a progress bar on a terminal. */
+ * (--from-file: checked first, then task.submit_many in chunks of up to 1000,
+ * atomic per chunk; --partial) with a progress bar on a terminal. */
 #include "cli.h"
 
 #include <jetsched/ids.h>
@@ -15,7 +16,7 @@
 
 static const char usage[] =
     "Usage: jetsched submit [options] HANDLER [PAYLOAD | @FILE | -]\n"
-    "       jetsched submit [options] --from-file FILE [HANDLER]\n\n"
+    "       jetsched submit [options] --from-file FILE [--partial] [HANDLER]\n\n"
     "Submits a task through schedulerd (task.submit): the task is recorded in PostgreSQL,\n"
     "then published to <prefix>.task.<queue>.<priority>. PAYLOAD is the task's body as\n"
     "given, @FILE reads it from a file and - from stdin (default: empty). A payload that\n"
@@ -38,7 +39,12 @@ static const char usage[] =
     "  -f, --from-file FILE    submit one task per line of FILE (- for stdin): each line a JSON\n"
     "                          object with the fields of task.submit (docs/API.md); the options\n"
     "                          above and HANDLER are defaults for fields a line leaves out.\n"
-    "                          Every line is checked before anything is submitted.\n"
+    "                          Every line is checked before anything is submitted, then the\n"
+    "                          tasks go in chunks of up to 1000 (task.submit_many), each chunk\n"
+    "                          stored whole or not at all; a chunk that fails is named with\n"
+    "                          its lines (the chunks before it stay submitted)\n"
+    "      --partial           with --from-file: no check first; each bad line is reported\n"
+    "                          and the good ones are submitted\n"
     "      --json              print the reply (with --wait: the task and its attempts)\n"
     "  -h, --help              this help\n\n"
     "Examples:\n"
@@ -54,7 +60,7 @@ typedef struct submit_opts {
     const char *queue, *priority, *id, *at, *delay, *timeout, *deadline, *backoff, *from_file;
     int64_t max_attempts; /* 0: not given */
     json_t *headers;      /* or NULL */
-    bool wait;
+    bool wait, partial;
     int64_t wait_timeout_ms; /* 0: forever */
 } submit_opts;
 
@@ -349,6 +355,37 @@ static bool check_all(cli_ctx *ctx, const char *path, line_req *lines, size_t n)
     return bad == 0;
 }
 
+/* One task.submit_many request of --from-file: lines [first, first + n). */
+typedef struct chunk {
+    size_t first, n;
+    int rc;
+    json_t *reply; /* the reply, the API error object, or NULL (not answered) */
+} chunk;
+
+#define CHUNK_TASKS 1000 /* task.submit_many's limit */
+#define CHUNK_WINDOW 4   /* chunks in flight */
+
+/* Splits the lines into chunks of at most CHUNK_TASKS tasks and about
+ * max_bytes of request; *out gets them, returns how many. */
+static size_t make_chunks(line_req *lines, size_t n, int64_t max_bytes, chunk **out)
+{
+    chunk *v = calloc(n ? n : 1, sizeof *v);
+    size_t nc = 0, bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *text = json_dumps(lines[i].req, JSON_COMPACT);
+        size_t size = (text ? strlen(text) : 0) + 1;
+        free(text);
+        if (!nc || v[nc - 1].n == CHUNK_TASKS || (max_bytes > 0 && bytes + size > (size_t)max_bytes)) {
+            v[nc++] = (chunk){.first = i};
+            bytes = 64;
+        }
+        v[nc - 1].n++;
+        bytes += size;
+    }
+    *out = v;
+    return nc;
+}
+
 static int submit_file(cli_ctx *ctx, const submit_opts *o, const char *handler)
 {
     FILE *f = strcmp(o->from_file, "-") == 0 ? stdin : fopen(o->from_file, "r");
@@ -369,65 +406,116 @@ static int submit_file(cli_ctx *ctx, const submit_opts *o, const char *handler)
         free(lines);
         return CLI_FAILED;
     }
-    json_t **reqs = calloc(n ? n : 1, sizeof *reqs), **replies = calloc(n ? n : 1, sizeof *replies);
-    int *rcs = calloc(n ? n : 1, sizeof *rcs);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         apply_defaults(lines[i].req, o, handler);
-        reqs[i] = lines[i].req;
-    }
-    if (!check_all(ctx, path, lines, n)) {
+    /* Atomic (default): every line checked by the API first, so that a bad
+     * line submits nothing; --partial: the bad lines are reported by
+     * task.submit_many itself and the good ones are stored. */
+    if (!o->partial && !check_all(ctx, path, lines, n)) {
         fprintf(stderr, "jetsched submit: %s: nothing was submitted\n", path);
         for (size_t i = 0; i < n; i++)
             json_decref(lines[i].req);
-        free(reqs);
-        free(replies);
-        free(rcs);
         free(lines);
         return CLI_FAILED;
     }
+    int rc = CLI_OK;
+    natsConnection *nc = cli_nats(ctx, &rc);
+    if (!nc) {
+        for (size_t i = 0; i < n; i++)
+            json_decref(lines[i].req);
+        free(lines);
+        return rc;
+    }
+    int64_t max = natsConnection_GetMaxPayload(nc);
+    chunk *chunks;
+    size_t nchunks = make_chunks(lines, n, max > 4096 ? max - 1024 : max, &chunks);
     cli_progress bar;
     cli_progress_start(&bar, "submitting", (int64_t)n);
-    /* pipelined: up to 64 requests in flight */
-    int rc = cli_request_many(ctx, "task.submit", reqs, n, 64, replies, rcs, &bar);
-    cli_progress_end(&bar);
-    json_t *results = ctx->json ? json_array() : NULL;
-    int64_t created = 0, existing = 0, failed = 0, unconfirmed = 0;
-    int first_unconfirmed = 0;
-    for (size_t i = 0; i < n; i++) {
-        json_t *reply = replies[i];
-        if (rcs[i] == CLI_OK) {
-            if (json_is_true(json_object_get(reply, "created")))
-                created++;
-            else
-                existing++;
-            if (results)
-                json_array_append_new(results, json_pack("{s:i,s:O?,s:O?,s:O?}", "line", lines[i].line, "id",
-                                                         json_object_get(reply, "id"), "status",
-                                                         json_object_get(reply, "status"), "created",
-                                                         json_object_get(reply, "created")));
-        } else if (reply) {
-            failed++;
-            char where[600];
-            snprintf(where, sizeof where, "%s:%d", path, lines[i].line);
-            cli_print_api_error(ctx, reply, where);
-            if (results)
-                json_array_append_new(results, json_pack("{s:i,s:O}", "line", lines[i].line, "error", reply));
-            if (rc == CLI_OK)
-                rc = rcs[i] == CLI_UNAVAILABLE ? CLI_UNAVAILABLE : CLI_FAILED;
-        } else {
-            if (!unconfirmed++)
-                first_unconfirmed = lines[i].line;
+    /* up to CHUNK_WINDOW requests of up to CHUNK_TASKS tasks in flight */
+    for (size_t k = 0; k < nchunks; k += CHUNK_WINDOW) {
+        size_t m = nchunks - k < CHUNK_WINDOW ? nchunks - k : CHUNK_WINDOW;
+        json_t *reqs[CHUNK_WINDOW], *replies[CHUNK_WINDOW] = {0};
+        int rcs[CHUNK_WINDOW] = {0};
+        for (size_t j = 0; j < m; j++) {
+            json_t *tasks = json_array();
+            for (size_t i = 0; i < chunks[k + j].n; i++)
+                json_array_append(tasks, lines[chunks[k + j].first + i].req);
+            reqs[j] = json_pack("{s:o,s:b}", "tasks", tasks, "partial", o->partial);
         }
-        json_decref(reply);
+        cli_request_many(ctx, "task.submit_many", reqs, m, CHUNK_WINDOW, replies, rcs, NULL);
+        for (size_t j = 0; j < m; j++) {
+            chunks[k + j].rc = rcs[j];
+            chunks[k + j].reply = replies[j];
+            for (size_t i = 0; i < chunks[k + j].n; i++)
+                cli_progress_step(&bar, rcs[j] == CLI_OK);
+        }
     }
-    if (unconfirmed)
-        fprintf(stderr, "jetsched submit: %lld line(s) from %s:%d on were not confirmed: they may or may not have "
-                        "been submitted (submitting again is idempotent for lines with an \"id\")\n",
-                (long long)unconfirmed, path, first_unconfirmed);
+    cli_progress_end(&bar);
+    json_t *results = ctx->json ? json_array() : NULL, *chunk_list = ctx->json ? json_array() : NULL;
+    int64_t created = 0, existing = 0, failed = 0, unconfirmed = 0;
+    size_t failed_chunks = 0;
+    for (size_t k = 0; k < nchunks; k++) {
+        const chunk *c = &chunks[k];
+        int l0 = lines[c->first].line, l1 = lines[c->first + c->n - 1].line;
+        char where[700];
+        snprintf(where, sizeof where, "%s: chunk %zu of %zu (lines %d-%d, %zu task(s))", path, k + 1, nchunks, l0,
+                 l1, c->n);
+        const char *state = "submitted";
+        if (c->rc == CLI_OK) {
+            json_t *res = json_object_get(c->reply, "results");
+            for (size_t i = 0; i < c->n; i++) {
+                const line_req *lr = &lines[c->first + i];
+                json_t *r = json_array_get(res, i), *err = json_object_get(r, "error");
+                if (err) {
+                    failed++;
+                    char at[620];
+                    snprintf(at, sizeof at, "%s:%d", path, lr->line);
+                    cli_print_api_error(ctx, err, at);
+                    if (rc == CLI_OK)
+                        rc = CLI_FAILED;
+                    if (results)
+                        json_array_append_new(results, json_pack("{s:i,s:O}", "line", lr->line, "error", err));
+                    continue;
+                }
+                if (json_is_true(json_object_get(r, "created")))
+                    created++;
+                else
+                    existing++;
+                if (results)
+                    json_array_append_new(results, json_pack("{s:i,s:O?,s:O?,s:O?}", "line", lr->line, "id",
+                                                             json_object_get(r, "id"), "status",
+                                                             json_object_get(r, "status"), "created",
+                                                             json_object_get(r, "created")));
+            }
+        } else if (c->reply) {
+            /* atomic: none of the chunk's tasks was stored */
+            state = "failed";
+            failed += (int64_t)c->n;
+            failed_chunks++;
+            cli_print_api_error(ctx, c->reply, where);
+            fprintf(stderr, "jetsched submit: %s failed: none of its tasks was submitted\n", where);
+            if (rc == CLI_OK || c->rc == CLI_UNAVAILABLE)
+                rc = c->rc == CLI_UNAVAILABLE ? CLI_UNAVAILABLE : CLI_FAILED;
+            for (size_t i = 0; results && i < c->n; i++)
+                json_array_append_new(results,
+                                      json_pack("{s:i,s:O}", "line", lines[c->first + i].line, "error", c->reply));
+        } else {
+            state = "unconfirmed";
+            unconfirmed += (int64_t)c->n;
+            fprintf(stderr, "jetsched submit: %s was not confirmed: its tasks may or may not have been submitted "
+                            "(submitting again is idempotent for lines with an \"id\")\n", where);
+            rc = CLI_UNAVAILABLE;
+        }
+        if (chunk_list)
+            json_array_append_new(chunk_list, json_pack("{s:i,s:i,s:I,s:s,s:O?}", "first_line", l0, "last_line", l1,
+                                                        "tasks", (json_int_t)c->n, "state", state, "error",
+                                                        c->rc != CLI_OK ? c->reply : NULL));
+        json_decref(c->reply);
+    }
     if (results) {
-        json_t *doc = json_pack("{s:I,s:I,s:I,s:I,s:o}", "submitted", (json_int_t)created, "existing",
+        json_t *doc = json_pack("{s:I,s:I,s:I,s:I,s:o,s:o}", "submitted", (json_int_t)created, "existing",
                                 (json_int_t)existing, "failed", (json_int_t)failed, "unconfirmed",
-                                (json_int_t)unconfirmed, "results", results);
+                                (json_int_t)unconfirmed, "chunks", chunk_list, "results", results);
         cli_print_json(doc);
         json_decref(doc);
     } else {
@@ -436,13 +524,15 @@ static int submit_file(cli_ctx *ctx, const submit_opts *o, const char *handler)
             printf(", %lld existed already", (long long)existing);
         if (failed)
             printf(", %lld failed", (long long)failed);
+        if (failed_chunks)
+            printf(" (%zu chunk(s) of up to %d refused whole)", failed_chunks, CHUNK_TASKS);
         if (unconfirmed)
             printf(", %lld unconfirmed", (long long)unconfirmed);
         putchar('\n');
     }
-    free(reqs);
-    free(replies);
-    free(rcs);
+    for (size_t i = 0; i < n; i++)
+        json_decref(lines[i].req);
+    free(chunks);
     free(lines);
     return rc;
 }
@@ -456,7 +546,7 @@ int cmd_submit(cli_ctx *ctx, int argc, char **argv)
         {"timeout", required_argument, NULL, 't'},   {"max-attempts", required_argument, NULL, 'm'},
         {"deadline", required_argument, NULL, 'D'},  {"backoff", required_argument, NULL, 'b'},
         {"wait", no_argument, NULL, 'w'},            {"wait-timeout", required_argument, NULL, 'W'},
-        {"from-file", required_argument, NULL, 'f'}, CLI_COMMON_OPTS,
+        {"from-file", required_argument, NULL, 'f'}, {"partial", no_argument, NULL, 'P'}, CLI_COMMON_OPTS,
     };
     submit_opts o = {0};
     int c, rc = CLI_OK;
@@ -511,6 +601,7 @@ int cmd_submit(cli_ctx *ctx, int argc, char **argv)
         case 'b': o.backoff = optarg; break;
         case 'w': o.wait = true; break;
         case 'f': o.from_file = optarg; break;
+        case 'P': o.partial = true; break;
         case 'h': json_decref(o.headers); return cli_help(usage);
         default: rc = CLI_USAGE; fputs(usage, stderr); break;
         }
@@ -522,6 +613,8 @@ int cmd_submit(cli_ctx *ctx, int argc, char **argv)
     int npos = argc - optind;
     if (o.at && o.delay)
         rc = cli_usage_error(ctx, usage, "--at and --delay exclude each other");
+    else if (o.partial && !o.from_file)
+        rc = cli_usage_error(ctx, usage, "--partial goes with --from-file");
     else if (o.from_file && (o.wait || o.id || npos > 1))
         rc = cli_usage_error(ctx, usage, "--from-file takes at most a default HANDLER, and no --wait or --id");
     else if (!o.from_file && npos < 1)

@@ -88,7 +88,16 @@ void fire_cache_clear(void)
 
 /* The outcome of a set of asynchronous publishes: the fire-lag histogram,
  * dispatched_at of the stored ones (one statement), the failures counted
- * (their rows stay dispatched_at NULL: the reconciler republishes them). */
+ * (their rows stay dispatched_at NULL: the reconciler republishes them).
+ * A message the stream dropped as a duplicate is in the stream already (an
+ * earlier publish whose pub-ack timed out, or a predecessor's publish before
+ * its scheduled -> queued update): its row is recorded like a stored one, so
+ * that the at-due path and the reconciler do not publish it yet again.
+ * jetsched_scheduler_delayed_queued_total counts the delayed tasks this
+ * statement records as dispatched for the first time (fire_epoch still NULL:
+ * published from the plan; the at-due path counts its own rows when it
+ * moves them to queued and sets fire_epoch), once per task however often it
+ * was published; agentd may already have moved the row on to running. */
 void fire_publish_finish(sched *s, sched_pubset *ps)
 {
     if (!ps->n)
@@ -105,6 +114,7 @@ void fire_publish_finish(sched *s, sched_pubset *ps)
                 jet_metric_observe(m_lag, NULL, (double)(lag > 0 ? lag : 0));
             }
         } else if (it->result < 0) {
+            jet_pgarr_add(&ok, it->id);
             dups++;
         } else {
             failed++;
@@ -113,7 +123,7 @@ void fire_publish_finish(sched *s, sched_pubset *ps)
     if (failed)
         jet_metric_add(leader_m_publish_fail, NULL, failed);
     if (dups)
-        jet_info("%d task(s) were already in the stream (duplicate window)", dups);
+        jet_info("%d task(s) were already in the stream (duplicate window): recorded as dispatched", dups);
     if (ok.n) {
         /* A planned row (fire ahead, delayed task) moves to queued now that
          * its message is stored; a row that moved on meanwhile (running,
@@ -122,20 +132,25 @@ void fire_publish_finish(sched *s, sched_pubset *ps)
         uint64_t epoch = atomic_load(&s->epoch);
         snprintf(es, sizeof es, "%llu", (unsigned long long)epoch);
         const char *p[] = {jet_pgarr_lit(&ok), epoch ? es : NULL, s->id};
-        PQclear(leader_q(s, "record dispatched_at",
-                         "WITH u AS (UPDATE tasks SET status = CASE WHEN status = 'scheduled' THEN 'queued' ELSE status END,"
+        PGresult *r = leader_q(s, "record dispatched_at",
+                         "WITH o AS (SELECT id, fire_epoch IS NULL AS first FROM tasks WHERE id = ANY($1::text[]) FOR UPDATE),"
+                         " u AS (UPDATE tasks SET status = CASE WHEN status = 'scheduled' THEN 'queued' ELSE status END,"
                          " dispatched_at = CASE WHEN status IN ('scheduled', 'queued') THEN now()"
                          " ELSE coalesce(dispatched_at, now()) END,"
                          " updated_at = CASE WHEN status = 'scheduled' THEN now() ELSE updated_at END,"
                          " fire_epoch = coalesce(fire_epoch, $2::bigint), fired_by = coalesce(fired_by, $3)"
-                         " WHERE id = ANY($1::text[])"
+                         " FROM o WHERE tasks.id = o.id"
                          " AND (status IN ('scheduled', 'queued') OR fire_epoch IS NULL OR dispatched_at IS NULL)"
-                         " RETURNING schedule_id, scheduled_for, created_at)"
+                         " RETURNING tasks.schedule_id, tasks.scheduled_for, tasks.created_at, o.first),"
                          /* last_fire_at of the schedules whose planned fires left now */
-                         " UPDATE schedules sc SET last_fire_at = m.t FROM (SELECT schedule_id, max(scheduled_for) AS t"
+                         " sc AS (UPDATE schedules sc SET last_fire_at = m.t FROM (SELECT schedule_id, max(scheduled_for) AS t"
                          " FROM u WHERE schedule_id IS NOT NULL AND created_at < scheduled_for GROUP BY 1) m"
-                         " WHERE sc.id = m.schedule_id AND (sc.last_fire_at IS NULL OR sc.last_fire_at < m.t)",
-                         3, p));
+                         " WHERE sc.id = m.schedule_id AND (sc.last_fire_at IS NULL OR sc.last_fire_at < m.t))"
+                         " SELECT count(*) FROM u WHERE u.first AND u.schedule_id IS NULL",
+                         3, p);
+        if (r && PQntuples(r) == 1)
+            fire_count_delayed((int)strtol(PQgetvalue(r, 0, 0), NULL, 10));
+        PQclear(r);
     }
     free(ok.buf);
     sched_pubset_free(ps);
@@ -497,18 +512,20 @@ int fire_queue_delayed(sched *s, uint64_t epoch, int64_t before_ms, sched_pubset
         PQclear(r);
         return -1;
     }
-    int n = PQntuples(r);
-    if (n)
-        jet_metric_add(m_delayed, NULL, n);
-    for (int i = 0; i < n; i++)
+    int n = PQntuples(r), delayed = 0;
+    for (int i = 0; i < n; i++) {
+        delayed += PQgetisnull(r, i, 7); /* a cron fire planned ahead is not a delayed task */
         sched_pubset_add(ps, r, i, false);
+    }
+    fire_count_delayed(delayed); /* moved from scheduled to queued by this transaction */
     PQclear(r);
     return n;
 }
 
 void fire_count_delayed(int n)
 {
-    jet_metric_add(m_delayed, NULL, n);
+    if (n > 0)
+        jet_metric_add(m_delayed, NULL, n);
 }
 
 void fire_metrics_init(void)

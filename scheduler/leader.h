@@ -45,7 +45,7 @@ int fire_queue_delayed(sched *s, uint64_t epoch, int64_t before_ms, sched_pubset
  * dispatched_at; a planned row moves from `scheduled` to `queued`, never
  * from any other state), the fire lag and the failures, and reopens ps. */
 void fire_publish_finish(sched *s, sched_pubset *ps);
-/* Counts n delayed tasks published (jetsched_scheduler_delayed_queued_total). */
+/* Counts n delayed tasks moved from scheduled to queued (jetsched_scheduler_delayed_queued_total). */
 void fire_count_delayed(int n);
 /* Drops the parsed schedules (shutdown). */
 void fire_cache_clear(void);

@@ -26,7 +26,7 @@ typedef struct plan_item {
     int64_t due_ms;
     natsMsg *msg;
     size_t bytes;
-    bool dropped, delayed; /* delayed: a delayed task (no schedule) */
+    bool dropped;
 } plan_item;
 
 static jet_strmap *by_id; /* id -> planned item (not dropped) */
@@ -180,7 +180,6 @@ int plan_load(sched *s)
         it->id = jet_xstrdup(id);
         it->due_ms = due;
         it->msg = m;
-        it->delayed = PQgetisnull(r, i, 7);
         it->bytes = sizeof *it + strlen(id) + (size_t)PQgetlength(r, i, 4) / 2 + (size_t)PQgetlength(r, i, 5) + 256;
         if (!by_id)
             by_id = jet_strmap_new();
@@ -202,26 +201,21 @@ int plan_load(sched *s)
 
 int plan_publish_due(sched *s, uint64_t epoch, sched_pubset *ps, int64_t now_ms)
 {
-    int n = 0, delayed = 0;
+    int n = 0;
     while (plan_next_due_ms() <= now_ms) {
         /* The lease is checked right before publishing: nothing leaves
          * this process after it lost the lease (SIGSTOP across the due
          * time, a failed renewal). */
         uint64_t rev = 0;
-        if (!election_holds(s, &rev) || rev != epoch || atomic_load(&s->epoch) != epoch) {
-            fire_count_delayed(delayed);
+        if (!election_holds(s, &rev) || rev != epoch || atomic_load(&s->epoch) != epoch)
             return -1;
-        }
         plan_item *it = heap_pop();
         unlink_item(it);
         sched_pubset_add_msg(ps, it->msg, it->id, it->due_ms, false);
         it->msg = NULL;
-        delayed += it->delayed;
         item_free(it);
         n++;
     }
-    if (delayed)
-        fire_count_delayed(delayed);
     return n;
 }
 
