@@ -46,6 +46,7 @@ int cmd_dlq(cli_ctx *ctx, int argc, char **argv);
 int cmd_agents(cli_ctx *ctx, int argc, char **argv);
 int cmd_leader(cli_ctx *ctx, int argc, char **argv);
 int cmd_queues(cli_ctx *ctx, int argc, char **argv);
+int cmd_limits(cli_ctx *ctx, int argc, char **argv);
 
 /* ---- cli_api.c ---- */
 

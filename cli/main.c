@@ -29,6 +29,7 @@ static const struct {
     {"agents", cmd_agents, "the registered agentd processes"},
     {"leader", cmd_leader, "the schedulerd holding the leader lease"},
     {"queues", cmd_queues, "queue depth, consumer lag and rates per priority; pause resume"},
+    {"limits", cmd_limits, "per-key concurrency and rate limits: list set get delete"},
 };
 
 static void usage(FILE *out)

@@ -1,6 +1,7 @@
 /* Validation of the names that appear in subjects and KV keys. */
 #include <jetsched/names.h>
 
+#include <ctype.h>
 #include <string.h>
 
 static bool all_chars(const char *s, size_t max, bool upper_ok)
@@ -20,6 +21,19 @@ static bool all_chars(const char *s, size_t max, bool upper_ok)
 
 bool jet_name_valid(const char *s) { return all_chars(s, JET_NAME_MAX, false); }
 bool jet_task_id_valid(const char *s) { return all_chars(s, JET_TASK_ID_MAX, true); }
+
+bool jet_limit_key_valid(const char *s)
+{
+    size_t n = 0;
+    for (; s && s[n]; n++) {
+        char c = s[n];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                  c == '.' || c == ':' || c == '-';
+        if (!ok || n >= JET_LIMIT_KEY_MAX)
+            return false;
+    }
+    return n > 0;
+}
 
 static const char *const prio_names[JET_PRIO_COUNT] = {"high", "normal", "low"};
 

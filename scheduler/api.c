@@ -52,6 +52,10 @@ static const api_verb_def verbs[] = {
     {"cluster.queues", api_cluster_queues, false},
     {"queue.pause", api_queue_pause, true},
     {"queue.resume", api_queue_resume, true},
+    {"limit.set", api_limit_set, true},
+    {"limit.get", api_limit_get, false},
+    {"limit.list", api_limit_list, false},
+    {"limit.delete", api_limit_delete, true},
     {"stats.minutes", api_stats_minutes, false},
 };
 

@@ -185,6 +185,11 @@ json_t *api_queue_pauses(api_ctx *c, api_err *e);
 /* Sets "paused" and "pause" ({by, at, reason, scope} or null) on a lane object. */
 void api_queue_annotate(json_t *lane, const json_t *pauses, const char *queue, const char *prio);
 
+json_t *api_limit_set(api_ctx *c, json_t *req, api_err *e);
+json_t *api_limit_get(api_ctx *c, json_t *req, api_err *e);
+json_t *api_limit_list(api_ctx *c, json_t *req, api_err *e);
+json_t *api_limit_delete(api_ctx *c, json_t *req, api_err *e);
+
 json_t *api_stats_minutes(api_ctx *c, json_t *req, api_err *e);
 
 #endif

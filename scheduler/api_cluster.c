@@ -69,7 +69,8 @@ json_t *api_cluster_agents(api_ctx *c, json_t *req, api_err *e)
         json_decref(list);
         return api_fail(e, API_UNAVAILABLE, NULL, "listing %s: %s", c->s->names.kv_agents, natsStatus_GetText(st));
     }
-    qsort(keys.Keys, (size_t)keys.Count, sizeof *keys.Keys, cmp_str);
+    if (keys.Count > 0) /* an empty bucket may give no array: qsort(NULL) is undefined */
+        qsort(keys.Keys, (size_t)keys.Count, sizeof *keys.Keys, cmp_str);
     for (int i = 0; i < keys.Count; i++) {
         kvEntry *ke = NULL;
         if (kvStore_Get(&ke, c->agents_kv, keys.Keys[i]) != NATS_OK)

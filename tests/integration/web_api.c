@@ -351,6 +351,31 @@ static void cluster(void)
     json_decref(j);
     wt_expect(wt_req(&w, "POST", "/api/v1/queues/default/resume", NULL, "operator", NULL), 200, NULL, NULL,
               "resume with an empty body");
+    /* limits (issue 17): a queue default no agent serves is always accepted;
+     * a key limit only when the registered agent has the `limits` feature */
+    wt_expect(wt_req(&w, "POST", "/api/v1/limits", "{\"queue\":\"nolimq\",\"concurrency\":2}", "operator", NULL),
+              200, NULL, NULL, "POST /api/v1/limits (a queue default)");
+    wt_expect(wt_req(&w, "POST", "/api/v1/limits", "{\"queue\":\"nolimq\",\"concurrency\":2}", "viewer", NULL),
+              403, "permission_denied", NULL, "a viewer cannot set a limit");
+    j = ok_json(wt_req(&w, "GET", "/api/v1/agents", NULL, "viewer", NULL), 200, "agents");
+    char *feats = json_dumps(json_object_get(json_array_get(json_object_get(j, "agents"), 0), "features"),
+                             JSON_COMPACT | JSON_ENCODE_ANY);
+    bool has_limits = feats && strstr(feats, "\"limits\"") != NULL;
+    free(feats);
+    json_decref(j);
+    wt_resp *lr = wt_req(&w, "PUT", "/api/v1/limits/partner:api", "{\"rate\":10,\"burst\":5}", "operator", NULL);
+    CHECK(has_limits ? lr->status == 200 : lr->status == 409, "PUT /api/v1/limits/{key}: %ld %s (agent has limits: %d)",
+          lr->status, lr->body, has_limits);
+    wt_free(lr);
+    wt_expect(wt_req(&w, "PUT", "/api/v1/limits/bad%20key", "{\"concurrency\":1}", "operator", NULL), 400,
+              "invalid_argument", "key", "bad key");
+    j = ok_json(wt_req(&w, "GET", "/api/v1/limits", NULL, "viewer", NULL), 200, "limits");
+    CHECK(json_array_size(json_object_get(j, "limits")) == (has_limits ? 2u : 1u), "limit list");
+    json_decref(j);
+    wt_expect(wt_req(&w, "GET", "/api/v1/limits/none", NULL, "viewer", NULL), 404, "not_found", "key",
+              "GET an unknown key");
+    wt_expect(wt_req(&w, "DELETE", "/api/v1/limits/none", NULL, "operator", NULL), 404, "not_found", "key",
+              "DELETE an unknown key");
     wt_expect(wt_req(&w, "GET", "/api/v1/leader?x=1", NULL, "viewer", NULL), 400, "invalid_argument", "x",
               "a query parameter a route does not take");
     wt_resp *r = wt_req(&w, "PUT", "/api/v1/tasks", "{}", "operator", NULL);
