@@ -67,7 +67,7 @@ struct queue_rt {
     size_t ready_head, ready_len, ready_cap;
     int busy;                      /* workers running a handler */
     int idle;                      /* workers waiting on work_cv */
-    int outstanding;               /* pull requests that may still deliver */
+    int outstanding;               /* messages the pull requests may still deliver */
 
     /* worker.c: the pool. */
     int workers_alive;
@@ -79,19 +79,20 @@ struct queue_rt {
         int64_t weight, current;   /* smooth weighted round robin */
         int64_t empty_until_mono;  /* a no_wait pull found nothing: skip until then */
         uint64_t pulled;           /* messages received (metrics, tests) */
+        uint64_t late;             /* deliveries no request of ours was waiting for */
+        int max_batch;             /* the consumer's MaxRequestBatch once a 409 told it (0: none) */
+        /* The lane's one outstanding pull request (req_id 0: none). */
+        uint64_t req_id;
+        int req_left;              /* messages it may still deliver (counted in outstanding) */
+        bool req_longpoll;         /* an idle wait (expires) rather than a no_wait round */
+        int64_t req_giveup_mono;   /* unanswered by then: forgotten */
         _Atomic bool paused;       /* control.c: paused in KV jetsched_control (read without q->mu) */
     } lanes[JET_PRIO_COUNT];
     bool strict;
     char inbox[128];
     natsSubscription *sub;
-    struct pending_req {
-        uint64_t id;
-        int lane;
-        bool longpoll;
-        int64_t expires_mono;
-    } *reqs;
-    size_t nreqs, reqs_cap;
     uint64_t next_req;
+    uint64_t reconnects_seen;      /* jet_nats_reconnects() when the requests were last counted */
     int longpoll_rotate;           /* which lane an idle wait starts with when slots are few */
     natsMsg **arrived;             /* messages/status replies handed over by the subscription callback */
     size_t arrived_len, arrived_cap;

@@ -12,8 +12,14 @@ int dispatch_free_slots(const queue_rt *q)
     return free > 0 ? free : 0;
 }
 
-void dispatch_request_sent(queue_rt *q) { q->outstanding++; }
-void dispatch_request_done(queue_rt *q) { q->outstanding--; }
+void dispatch_request_sent(queue_rt *q, int n) { q->outstanding += n; }
+
+void dispatch_request_done(queue_rt *q, int n)
+{
+    q->outstanding -= n;
+    if (q->outstanding < 0)
+        q->outstanding = 0;
+}
 
 bool dispatch_enqueue(queue_rt *q, natsMsg *m, jet_priority lane)
 {

@@ -4,10 +4,14 @@
  *     busy + ready + outstanding <= concurrency
  *
  * busy = workers running a task, ready = tasks pulled and waiting for a
- * worker, outstanding = pull requests that may still deliver. The puller
- * asks dispatch_free_slots() before every pull request; a delivery moves a
- * slot from outstanding to ready, a worker taking it moves it to busy, and
- * a finished task frees it. Every function here is called with q->mu held
+ * worker, outstanding = messages the pull requests still out may deliver
+ * (the sum of their unfilled batches). The puller asks dispatch_free_slots()
+ * before every pull request and asks for at most that many; a delivery
+ * moves a slot from outstanding to ready, a worker taking it moves it to
+ * busy, and a finished task frees it. A late delivery (no request of ours
+ * was waiting for it: puller.h) is queued as ready all the same, so the sum
+ * may exceed concurrency for a moment; no pull is sent until it is back
+ * below, and no more than concurrency handlers ever run (one per worker). Every function here is called with q->mu held
  * unless it says otherwise. */
 #ifndef AGENTD_DISPATCH_H
 #define AGENTD_DISPATCH_H
@@ -17,9 +21,10 @@
 /* Slots a new pull request may use (never negative). */
 int dispatch_free_slots(const queue_rt *q);
 
-/* Pull requests: one more that may deliver / one that will not any more. */
-void dispatch_request_sent(queue_rt *q);
-void dispatch_request_done(queue_rt *q);
+/* Pull requests: n more messages may be delivered / n will not be any more
+ * (delivered, or the request ended with a status, or it was forgotten). */
+void dispatch_request_sent(queue_rt *q, int n);
+void dispatch_request_done(queue_rt *q, int n);
 
 /* A delivered task: wraps the message (ownership taken) and queues it.
  * Does not wake a worker: returns true when one is idle, and the caller

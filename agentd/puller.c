@@ -16,7 +16,8 @@
 #define EMPTY_BACKOFF_MS 100     /* a lane found empty is skipped this long */
 #define LONGPOLL_MS 1000         /* server-side expiry of an idle wait; also bounds how long a
                                   * paused lane (control.c) can still deliver: keep it <= 1 s */
-#define NOWAIT_GRACE_MS 5000     /* a no_wait request with no answer is given up after this */
+#define ANSWER_GRACE_MS 2000     /* a request unanswered this long after its expiry is given up (a
+                                  * missing consumer never answers: agentd_pull_protocol) */
 
 /* The agent must not take new work: draining, or the history backlog is full. */
 static bool paused(agent *a)
@@ -25,6 +26,9 @@ static bool paused(agent *a)
         return true;
     return recorder_backlogged(a);
 }
+
+/* The connection's epoch: any disconnect or reconnect changes it. */
+static uint64_t nats_epoch(void) { return jet_nats_disconnects() + jet_nats_reconnects(); }
 
 void puller_wake(queue_rt *q)
 {
@@ -35,6 +39,7 @@ void puller_wake(queue_rt *q)
 
 static bool handle_arrival(queue_rt *q, natsMsg *m);
 static void issue_requests(queue_rt *q, int64_t now);
+static void expire_requests(queue_rt *q, int64_t now);
 
 /* The subscription callback (libnats' delivery thread). While the agent
  * runs, a delivery is handed straight to the workers from here and the
@@ -79,6 +84,7 @@ jet_status puller_init(queue_rt *q, jet_err *err)
     if (s != NATS_OK)
         return jet_nats_err(err, s, "subscribe to the pull inbox");
     natsSubscription_SetPendingLimits(q->sub, -1, -1);
+    q->reconnects_seen = nats_epoch();
     return JET_OK;
 }
 
@@ -106,78 +112,77 @@ static int pick_lane(queue_rt *q, const bool eligible[JET_PRIO_COUNT])
     return best;
 }
 
-static bool lane_has_longpoll(const queue_rt *q, int lane)
+/* The lane's request will deliver nothing more (ended with a status, or
+ * forgotten): its unfilled slots are free again. */
+static void end_request(queue_rt *q, int lane)
 {
-    for (size_t i = 0; i < q->nreqs; i++)
-        if (q->reqs[i].lane == lane && q->reqs[i].longpoll)
-            return true;
-    return false;
+    struct lane *l = &q->lanes[lane];
+    if (l->req_id == 0)
+        return;
+    dispatch_request_done(q, l->req_left);
+    l->req_id = 0;
+    l->req_left = 0;
 }
 
 static bool nowait_in_flight(const queue_rt *q)
 {
-    for (size_t i = 0; i < q->nreqs; i++)
-        if (!q->reqs[i].longpoll)
+    for (int p = 0; p < JET_PRIO_COUNT; p++)
+        if (q->lanes[p].req_id && !q->lanes[p].req_longpoll)
             return true;
     return false;
 }
 
-/* Publishes one pull request; called with q->mu held. */
-static void send_pull(queue_rt *q, int lane, bool longpoll)
+/* After a disconnect the server may or may not still hold our requests:
+ * forget them all (what they still deliver is late, see handle_arrival) and
+ * count from zero. Called with q->mu held. */
+static void reset_on_reconnect(queue_rt *q)
 {
+    uint64_t e = nats_epoch();
+    if (e == q->reconnects_seen)
+        return;
+    q->reconnects_seen = e;
+    int forgotten = 0;
+    for (int p = 0; p < JET_PRIO_COUNT; p++) {
+        forgotten += q->lanes[p].req_id != 0;
+        end_request(q, p);
+    }
+    if (forgotten)
+        jet_info("queue %s: NATS connection changed; %d pull request(s) forgotten", q->name, forgotten);
+}
+
+/* Publishes the lane's pull request for n messages; called with q->mu held. */
+static void send_pull(queue_rt *q, int lane, int n, bool longpoll)
+{
+    struct lane *l = &q->lanes[lane];
+    if (l->max_batch > 0 && n > l->max_batch)
+        n = l->max_batch;
     char reply[192], body[96];
     uint64_t id = ++q->next_req;
     snprintf(reply, sizeof reply, "%s.%d.%llu", q->inbox, lane, (unsigned long long)id);
     if (longpoll)
-        snprintf(body, sizeof body, "{\"batch\":1,\"expires\":%lld}", (long long)LONGPOLL_MS * 1000000LL);
+        snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%lld}", n, (long long)LONGPOLL_MS * 1000000LL);
     else
-        snprintf(body, sizeof body, "{\"batch\":1,\"no_wait\":true}");
+        snprintf(body, sizeof body, "{\"batch\":%d,\"no_wait\":true}", n);
     natsStatus s = natsConnection_PublishRequestString(q->a->nc, q->pull_subject[lane], reply, body);
     if (s != NATS_OK) {
-        q->lanes[lane].empty_until_mono = jet_mono_ms() + EMPTY_BACKOFF_MS * 10;
+        l->empty_until_mono = jet_mono_ms() + EMPTY_BACKOFF_MS * 10;
         return;
     }
-    q->reqs = jet_xgrow(q->reqs, &q->reqs_cap, q->nreqs + 1, sizeof *q->reqs, 8);
-    q->reqs[q->nreqs++] = (struct pending_req){
-        id, lane, longpoll, jet_mono_ms() + (longpoll ? LONGPOLL_MS + NOWAIT_GRACE_MS : NOWAIT_GRACE_MS)};
-    dispatch_request_sent(q);
-}
-
-/* Removes request `id`; returns false when it is unknown (a late delivery). */
-static bool finish_request(queue_rt *q, uint64_t id)
-{
-    for (size_t i = 0; i < q->nreqs; i++)
-        if (q->reqs[i].id == id) {
-            q->reqs[i] = q->reqs[--q->nreqs];
-            dispatch_request_done(q);
-            return true;
-        }
-    return false;
+    l->req_id = id;
+    l->req_left = n;
+    l->req_longpoll = longpoll;
+    l->req_giveup_mono = jet_mono_ms() + (longpoll ? LONGPOLL_MS : 0) + ANSWER_GRACE_MS;
+    dispatch_request_sent(q, n);
 }
 
 static void expire_requests(queue_rt *q, int64_t now)
 {
-    for (size_t i = 0; i < q->nreqs;) {
-        if (q->reqs[i].expires_mono <= now) {
-            jet_debug("queue %s: pull request %llu got no answer; giving it up", q->name,
-                      (unsigned long long)q->reqs[i].id);
-            q->reqs[i] = q->reqs[--q->nreqs];
-            dispatch_request_done(q);
-        } else {
-            i++;
+    for (int p = 0; p < JET_PRIO_COUNT; p++)
+        if (q->lanes[p].req_id && q->lanes[p].req_giveup_mono <= now) {
+            jet_debug("queue %s lane %s: pull request %llu got no answer; giving it up", q->name,
+                      jet_priority_name((jet_priority)p), (unsigned long long)q->lanes[p].req_id);
+            end_request(q, p);
         }
-    }
-}
-
-/* The oldest outstanding request of a lane (the server answers a consumer's
- * waiting requests in order), or 0 when there is none. */
-static uint64_t oldest_request(const queue_rt *q, int lane)
-{
-    uint64_t best = 0;
-    for (size_t i = 0; i < q->nreqs; i++)
-        if (q->reqs[i].lane == lane && (best == 0 || q->reqs[i].id < best))
-            best = q->reqs[i].id;
-    return best;
 }
 
 /* The lane of a delivered task from its subject <prefix>.task.<queue>.<priority>. */
@@ -188,84 +193,162 @@ static int lane_of_subject(const char *subj)
     return dot && jet_priority_parse(dot + 1, &p) ? (int)p : -1;
 }
 
-/* Handles one message from the inbox; called with q->mu held. Status
- * replies (404/408/409) arrive on the request's own reply subject
- * <inbox>.<lane>.<request id>; tasks arrive with their original subject.
- * Returns true when a task was queued and a worker is idle (to be woken
- * after unlocking). */
+/* A status reply to the lane's request `id` (agentd_pull_protocol pins them
+ * for nats-server 2.9.10): 404 no_wait found nothing; 408 the request ended
+ * (expired, or a no_wait batch was partly filled) with its unfilled count
+ * in Nats-Pending-Messages; 409 a consumer limit (MaxRequestBatch n,
+ * MaxRequestExpires, MaxWaiting) or the consumer is gone. A full batch ends
+ * with no status at all. Called with q->mu held. */
+static void handle_status(queue_rt *q, int lane, uint64_t id, natsMsg *m, const char *status)
+{
+    struct lane *l = &q->lanes[lane];
+    if (id != l->req_id) {
+        jet_debug("queue %s lane %s: status %s for a forgotten pull request %llu", q->name,
+                  jet_priority_name((jet_priority)lane), status, (unsigned long long)id);
+        return;
+    }
+    bool longpoll = l->req_longpoll;
+    end_request(q, lane);
+    int code = atoi(status);
+    const char *desc = NULL;
+    natsMsgHeader_Get(m, "Description", &desc);
+    int n = 0;
+    if (code == 404 || (code == 408 && !longpoll)) {
+        l->empty_until_mono = jet_mono_ms() + EMPTY_BACKOFF_MS; /* drained: no_wait again later */
+    } else if (code == 408) {
+        /* an idle wait expired: waited on again at once */
+    } else if (code == 409 && desc && sscanf(desc, "Exceeded MaxRequestBatch of %d", &n) == 1 && n > 0) {
+        l->max_batch = n; /* asked again at once, within the limit */
+    } else if (code != 100) {
+        jet_warn("queue %s lane %s: pull request answered %s %s", q->name, jet_priority_name((jet_priority)lane),
+                 status, desc ? desc : "");
+        l->empty_until_mono = jet_mono_ms() + 1000;
+    }
+}
+
+/* A status reply (no reply subject, no data, a Status header) on the
+ * subject <inbox>.<lane>.<request id>: true with *status set; *lane is -1
+ * when the subject is not one of ours. Only a status reply is asked for its
+ * headers: a task's header block is parsed by task_from_msg before libnats
+ * touches it. */
+static bool status_reply(queue_rt *q, natsMsg *m, int *lane, uint64_t *id, const char **status)
+{
+    *status = NULL;
+    if (natsMsg_GetReply(m) != NULL || natsMsg_GetDataLength(m) != 0 ||
+        natsMsgHeader_Get(m, "Status", status) != NATS_OK || !*status)
+        return false;
+    const char *subj = natsMsg_GetSubject(m);
+    size_t il = strlen(q->inbox);
+    unsigned long long n = 0;
+    if (strncmp(subj, q->inbox, il) != 0 || sscanf(subj + il, ".%d.%llu", lane, &n) != 2 || *lane < 0 ||
+        *lane >= JET_PRIO_COUNT)
+        *lane = -1;
+    *id = n;
+    return true;
+}
+
+/* A task delivered on `lane`: counted against the lane's request; false
+ * when no request of ours was waiting for it (a late delivery: from a
+ * request we gave up or forgot on reconnect). */
+static bool count_delivery(queue_rt *q, int lane)
+{
+    struct lane *l = &q->lanes[lane];
+    l->empty_until_mono = 0;
+    l->pulled++;
+    if (l->req_id == 0 || l->req_left <= 0) {
+        l->late++;
+        return false;
+    }
+    l->req_left--;
+    dispatch_request_done(q, 1);
+    if (l->req_left == 0)
+        l->req_id = 0; /* a full batch: the server sends no status */
+    return true;
+}
+
+/* Handles one message from the inbox; called with q->mu held. Tasks arrive
+ * with their original subject and are told apart by lane only (the server
+ * shares a consumer's waiting requests round robin, so a delivery names no
+ * request: one request per lane keeps the count exact). Returns true when a
+ * task was queued and a worker is idle (to be woken after unlocking). */
 static bool handle_arrival(queue_rt *q, natsMsg *m)
 {
-    const char *subj = natsMsg_GetSubject(m);
-    const char *status = NULL;
-    size_t il = strlen(q->inbox);
-    /* Only a status reply (no reply subject) is asked for its headers here: a
-     * task's header block is parsed by task_from_msg before libnats touches it. */
-    if (natsMsg_GetReply(m) == NULL && natsMsg_GetDataLength(m) == 0 &&
-        natsMsgHeader_Get(m, "Status", &status) == NATS_OK && status) {
-        int lane = -1;
-        unsigned long long id = 0;
-        if (strncmp(subj, q->inbox, il) != 0 || sscanf(subj + il, ".%d.%llu", &lane, &id) != 2 || lane < 0 ||
-            lane >= JET_PRIO_COUNT) {
-            natsMsg_Destroy(m);
-            return false;
-        }
-        finish_request(q, id);
-        int code = atoi(status);
-        if (code == 404 || code == 408) {
-            q->lanes[lane].empty_until_mono = jet_mono_ms() + EMPTY_BACKOFF_MS;
-        } else if (code != 100) {
-            const char *desc = NULL;
-            natsMsgHeader_Get(m, "Description", &desc);
-            jet_warn("queue %s lane %s: pull request answered %s %s", q->name, jet_priority_name((jet_priority)lane),
-                     status, desc ? desc : "");
-            q->lanes[lane].empty_until_mono = jet_mono_ms() + 1000;
-        }
+    reset_on_reconnect(q);
+    int lane = -1;
+    uint64_t id = 0;
+    const char *status;
+    if (status_reply(q, m, &lane, &id, &status)) {
+        if (lane >= 0)
+            handle_status(q, lane, id, m, status);
         natsMsg_Destroy(m);
         return false;
     }
-    int lane = lane_of_subject(subj);
+    const char *subj = natsMsg_GetSubject(m);
+    lane = lane_of_subject(subj);
     const char *reply = natsMsg_GetReply(m);
     if (lane < 0 || !reply || strncmp(reply, "$JS.ACK.", 8) != 0) {
         jet_warn("queue %s: unexpected message on %s; ignored", q->name, subj);
         natsMsg_Destroy(m);
         return false;
     }
-    uint64_t id = oldest_request(q, lane);
-    if (id == 0 || !finish_request(q, id))
+    /* A late delivery waits in the ready queue like any other: no Nak (a Nak
+     * counts as a JetStream delivery), and no handler beyond concurrency
+     * (dispatch.h); no pull is sent until the slots are back. */
+    if (!count_delivery(q, lane))
         jet_debug("queue %s: late delivery on lane %s", q->name, jet_priority_name((jet_priority)lane));
-    q->lanes[lane].empty_until_mono = 0;
-    q->lanes[lane].pulled++;
     return dispatch_enqueue(q, m, (jet_priority)lane);
 }
 
+/* Asks for what can start: the free slots (dispatch.h) are split across the
+ * lanes that may have work by their weights (one request per lane, batch =
+ * its share), so the lanes together never ask for more than can start. A
+ * new round is sent only when the last one has been answered (a no_wait
+ * request is answered within a round trip), so slots freed meanwhile go out
+ * together. When every lane is empty, each waits on the server with a
+ * batch-1 request that expires after LONGPOLL_MS. */
 static void issue_requests(queue_rt *q, int64_t now)
 {
+    reset_on_reconnect(q);
+    if (jet_nats_disconnects() > jet_nats_reconnects())
+        return; /* disconnected: requests would only be buffered, then forgotten */
     int free = dispatch_free_slots(q);
+    if (free <= 0 || nowait_in_flight(q))
+        return;
     bool eligible[JET_PRIO_COUNT];
-    for (int p = 0; p < JET_PRIO_COUNT; p++)
-        eligible[p] = !lane_has_longpoll(q, p) && q->lanes[p].empty_until_mono <= now &&
+    int share[JET_PRIO_COUNT] = {0};
+    bool any = false;
+    for (int p = 0; p < JET_PRIO_COUNT; p++) {
+        eligible[p] = q->lanes[p].req_id == 0 && q->lanes[p].empty_until_mono <= now &&
                       !atomic_load(&q->lanes[p].paused);
-    bool sent = false;
-    while (free > 0) {
-        int lane = pick_lane(q, eligible);
-        if (lane < 0)
-            break;
-        send_pull(q, lane, false);
-        sent = true;
-        free--;
+        any |= eligible[p];
+    }
+    if (any) {
+        for (int i = 0; i < free; i++) {
+            int lane = pick_lane(q, eligible);
+            share[lane]++;
+            if (q->lanes[lane].max_batch > 0 && share[lane] >= q->lanes[lane].max_batch)
+                eligible[lane] = false;
+            bool more = false;
+            for (int p = 0; p < JET_PRIO_COUNT; p++)
+                more |= eligible[p];
+            if (!more)
+                break;
+        }
+        for (int p = 0; p < JET_PRIO_COUNT; p++)
+            if (share[p] > 0)
+                send_pull(q, p, share[p], false);
+        return;
     }
     /* Every lane is empty (or being waited on): wait on the server instead of
      * polling, in priority order, never more requests than free slots. */
-    if (!sent && free > 0 && !nowait_in_flight(q)) {
-        for (int i = 0; i < JET_PRIO_COUNT && free > 0; i++) {
-            int p = free >= JET_PRIO_COUNT ? i : (q->longpoll_rotate + i) % JET_PRIO_COUNT;
-            if (lane_has_longpoll(q, p) || atomic_load(&q->lanes[p].paused))
-                continue;
-            send_pull(q, p, true);
-            free--;
-        }
-        q->longpoll_rotate++;
+    for (int i = 0; i < JET_PRIO_COUNT && free > 0; i++) {
+        int p = free >= JET_PRIO_COUNT ? i : (q->longpoll_rotate + i) % JET_PRIO_COUNT;
+        if (q->lanes[p].req_id || atomic_load(&q->lanes[p].paused))
+            continue;
+        send_pull(q, p, 1, true);
+        free--;
     }
+    q->longpoll_rotate++;
 }
 
 void puller_refill_locked(queue_rt *q)
@@ -309,23 +392,47 @@ jet_status puller_start(queue_rt *q, jet_err *err)
     return JET_OK;
 }
 
+/* During the drain: a status ends its request, a task is handed back at
+ * once (no delay) so another agent can take it. */
+static void drain_arrival(queue_rt *q, natsMsg *m)
+{
+    int lane = -1;
+    uint64_t id = 0;
+    const char *status;
+    if (status_reply(q, m, &lane, &id, &status)) {
+        if (lane >= 0)
+            handle_status(q, lane, id, m, status);
+    } else {
+        lane = lane_of_subject(natsMsg_GetSubject(m));
+        if (lane >= 0)
+            count_delivery(q, lane);
+        acker_nak_reply(q->a, natsMsg_GetReply(m));
+    }
+    natsMsg_Destroy(m);
+}
+
+static bool requests_out(const queue_rt *q)
+{
+    for (int p = 0; p < JET_PRIO_COUNT; p++)
+        if (q->lanes[p].req_id)
+            return true;
+    return false;
+}
+
 void puller_join(queue_rt *q)
 {
     puller_wake(q);
     pthread_join(q->puller, NULL);
-    /* Outstanding requests may still deliver until they expire: hand those
-     * messages back at once (no delay) so another agent can take them. */
+    /* Outstanding requests may still deliver until they expire. */
     int64_t until = jet_mono_ms() + LONGPOLL_MS + 500;
     pthread_mutex_lock(&q->mu);
     for (;;) {
-        while (q->arrived_len > 0) {
-            natsMsg *m = q->arrived[--q->arrived_len];
-            acker_nak_reply(q->a, natsMsg_GetReply(m));
-            natsMsg_Destroy(m);
-        }
+        for (size_t i = 0; i < q->arrived_len; i++)
+            drain_arrival(q, q->arrived[i]);
+        q->arrived_len = 0;
         int64_t now = jet_mono_ms();
         expire_requests(q, now);
-        if (q->nreqs == 0 || now >= until || atomic_load(&q->a->stopped))
+        if (!requests_out(q) || now >= until || atomic_load(&q->a->stopped))
             break;
         jet_cond_wait_ms(&q->cv, &q->mu, 20);
     }
@@ -334,14 +441,10 @@ void puller_join(queue_rt *q)
     natsSubscription_Destroy(q->sub);
     q->sub = NULL;
     pthread_mutex_lock(&q->mu);
-    for (size_t i = 0; i < q->arrived_len; i++) {
-        acker_nak_reply(q->a, natsMsg_GetReply(q->arrived[i]));
-        natsMsg_Destroy(q->arrived[i]);
-    }
+    for (size_t i = 0; i < q->arrived_len; i++)
+        drain_arrival(q, q->arrived[i]);
     q->arrived_len = 0;
     free(q->arrived);
     q->arrived = NULL;
-    free(q->reqs);
-    q->reqs = NULL;
     pthread_mutex_unlock(&q->mu);
 }

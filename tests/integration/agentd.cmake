@@ -22,3 +22,5 @@ set_target_properties(jetsched_testkit PROPERTIES OUTPUT_NAME testkit PREFIX ""
   LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/plugins)
 jetsched_agent_test(agentd_host)
 add_dependencies(agentd_host jetsched_testkit)
+# What nats-server answers to raw pull requests (the protocol of agentd/puller.c).
+jetsched_integration_c_test(agentd_pull_protocol "--nats")
