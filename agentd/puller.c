@@ -6,9 +6,11 @@
 
 #include <jetsched/alloc.h>
 #include <jetsched/log.h>
+#include <jetsched/metrics.h>
 #include <jetsched/natsconn.h>
 #include <jetsched/timeutil.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +18,23 @@
 #define EMPTY_BACKOFF_MS 100     /* a lane found empty is skipped this long */
 #define LONGPOLL_MS 1000         /* server-side expiry of an idle wait; also bounds how long a
                                   * paused lane (control.c) can still deliver: keep it <= 1 s */
+#define GIVEUP_BACKOFF_MS 1000  /* a lane whose request was given up is not asked again this long */
 #define ANSWER_GRACE_MS 2000     /* a request unanswered this long after its expiry is given up (a
                                   * missing consumer never answers: agentd_pull_protocol) */
+
+static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
+static jet_metric *m_requests, *m_late;
+
+static void metrics_init(void)
+{
+    m_requests = jet_metric_counter("jetsched_agent_pull_requests_total",
+                                    "Pull requests sent (each asks for a batch of up to the free slots).",
+                                    "queue,priority");
+    m_late = jet_metric_counter("jetsched_agent_late_deliveries_total",
+                                "Tasks delivered for a pull request the agent had given up or forgotten "
+                                "(queued like any other, no attempt spent).",
+                                "queue");
+}
 
 /* The agent must not take new work: draining, or the history backlog is full. */
 static bool paused(agent *a)
@@ -71,6 +88,7 @@ static void on_inbox(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
 jet_status puller_init(queue_rt *q, jet_err *err)
 {
     agent *a = q->a;
+    pthread_once(&metrics_once, metrics_init);
     jet_nats_new_inbox(q->inbox, sizeof q->inbox); /* under nats.inbox_prefix */
     for (int p = 0; p < JET_PRIO_COUNT; p++) {
         char consumer[96];
@@ -168,6 +186,8 @@ static void send_pull(queue_rt *q, int lane, int n, bool longpoll)
         l->empty_until_mono = jet_mono_ms() + EMPTY_BACKOFF_MS * 10;
         return;
     }
+    const char *labels[] = {q->name, jet_priority_name((jet_priority)lane)};
+    jet_metric_add(m_requests, labels, 1);
     l->req_id = id;
     l->req_left = n;
     l->req_longpoll = longpoll;
@@ -182,6 +202,9 @@ static void expire_requests(queue_rt *q, int64_t now)
             jet_debug("queue %s lane %s: pull request %llu got no answer; giving it up", q->name,
                       jet_priority_name((jet_priority)p), (unsigned long long)q->lanes[p].req_id);
             end_request(q, p);
+            /* kept out of the next rounds a while: a round waits for every
+             * answer, and a lane whose consumer is gone never answers */
+            q->lanes[p].empty_until_mono = now + GIVEUP_BACKOFF_MS;
         }
 }
 
@@ -256,6 +279,8 @@ static bool count_delivery(queue_rt *q, int lane)
     l->empty_until_mono = 0;
     l->pulled++;
     if (l->req_id == 0 || l->req_left <= 0) {
+        const char *labels[] = {q->name};
+        jet_metric_add(m_late, labels, 1);
         l->late++;
         return false;
     }

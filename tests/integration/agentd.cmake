@@ -24,3 +24,6 @@ jetsched_agent_test(agentd_host)
 add_dependencies(agentd_host jetsched_testkit)
 # What nats-server answers to raw pull requests (the protocol of agentd/puller.c).
 jetsched_integration_c_test(agentd_pull_protocol "--nats")
+# Late deliveries of batched pulls forced through a TCP proxy (held-back answers, a cut connection).
+jetsched_agent_test(agentd_late_pulls)
+add_dependencies(agentd_late_pulls jetsched_testkit)

@@ -6,8 +6,13 @@
  *   long        sleeps for the seconds in its payload in 100 ms steps, honouring
  *               cancelled() and reporting progress: outlives AckWait only if
  *               agentd keeps the message alive with +WPI.
- *   submitter   submits a follow-up "echo" task whose id is "<its id>-child". */
+ *   submitter   submits a follow-up "echo" task whose id is "<its id>-child".
+ *   napms       sleeps for the milliseconds in its payload; its result is the
+ *               most handlers of this plugin seen running at once so far
+ *               (tests/integration/agentd_late_pulls.c: never above concurrency). */
 #include <jetsched/plugin.h>
+
+#include <stdatomic.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +20,7 @@
 #include <time.h>
 
 static const jet_host_api *host;
+static _Atomic int napping, napping_max;
 
 static int init(const jet_host_api *api, const char *config_json, void **state, char *err, size_t errlen)
 {
@@ -73,6 +79,18 @@ static jet_outcome handle(void *state, const jet_task *t, jet_task_ctx *ctx)
         host->set_result(ctx, "done", 4);
         return JET_SUCCESS;
     }
+    if (!strcmp(t->handler, "napms")) {
+        int now = atomic_fetch_add(&napping, 1) + 1, seen = atomic_load(&napping_max);
+        while (now > seen && !atomic_compare_exchange_weak(&napping_max, &seen, now))
+            ;
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.*s", (int)(t->payload_len < 31 ? t->payload_len : 31), (const char *)t->payload);
+        nap_ms(atol(buf));
+        int n = snprintf(buf, sizeof buf, "%d", atomic_load(&napping_max));
+        atomic_fetch_sub(&napping, 1);
+        host->set_result(ctx, buf, (size_t)n);
+        return JET_SUCCESS;
+    }
     if (!strcmp(t->handler, "submitter")) {
         char id[160];
         snprintf(id, sizeof id, "%s-child", t->id);
@@ -81,7 +99,7 @@ static jet_outcome handle(void *state, const jet_task *t, jet_task_ctx *ctx)
     return JET_FAIL;
 }
 
-static const char *const handlers[] = {"checkpoint", "stubborn", "long", "submitter", NULL};
+static const char *const handlers[] = {"checkpoint", "stubborn", "long", "submitter", "napms", NULL};
 static const jet_plugin testkit = {
     .abi_major = JET_PLUGIN_ABI_MAJOR,
     .abi_minor = JET_PLUGIN_ABI_MINOR,
