@@ -1,16 +1,25 @@
-/* Pulling tasks for one queue: raw JetStream pull requests (batch 1) on the
- * queue's own inbox, never more outstanding than free worker slots, lanes
- * chosen by smooth weighted round robin (or strictly by priority).
+/* Pulling tasks for one queue: raw JetStream pull requests on the queue's
+ * own inbox, one per lane at a time, batch = the lane's share of the free
+ * worker slots (smooth weighted round robin, or strictly by priority), so
+ * the lanes together never ask for more than can start.
  *
  * Why raw requests: libnats 3.4.1's natsSubscription_Fetch with batch > 1 can
  * write past its result array when late messages of an earlier pull are
  * buffered (fixed in 3.9.0). We publish to $JS.API.CONSUMER.MSG.NEXT.<stream>.
- * <consumer> ourselves with a reply subject <inbox>.<lane>.<request id>, so
- * every delivery, late or not, is accounted for by request id.
+ * <consumer> ourselves with a reply subject <inbox>.<lane>.<request id>.
+ *
+ * Lanes with work get no_wait requests in rounds (the next round once every
+ * answer is in); when all are empty each waits with batch 1 and expires 1 s
+ * (a paused lane stops delivering within a second). A status reply (404,
+ * 408 with the unfilled count, 409) ends its request; a full batch ends
+ * silently. Requests unanswered 2 s past their expiry are given up, and all
+ * are forgotten on a NATS disconnect/reconnect: what they still deliver is
+ * "late" and waits in the ready queue (no Nak, no attempt spent).
+ * docs/ARCHITECTURE.md, "Pulling".
  *
  * Deliveries go to dispatch.c (which owns the slot rule) straight from the
- * subscription callback; this thread expires unanswered requests, resumes
- * after a pause, long-polls idle lanes and hands back late arrivals on drain. */
+ * subscription callback; this thread gives up unanswered requests, resumes
+ * after a pause, waits on idle lanes and hands back arrivals on drain. */
 #ifndef AGENTD_PULLER_H
 #define AGENTD_PULLER_H
 

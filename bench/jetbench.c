@@ -460,17 +460,25 @@ static void explain_failure(e2e *r, int64_t dlq0)
 }
 
 /* With JETBENCH_PERF_DIR (bench/run --perf DIR): `perf record` on agentd
- * during a throughput run (JETBENCH_PERF_ARGS, default "-g"); the figures of
- * such a run include perf's overhead. */
+ * during a throughput run (JETBENCH_PERF_ARGS, default "-g"); with
+ * JETBENCH_STRACE_DIR instead: `strace -c -f` (syscall counts of every
+ * agentd thread into DIR/<run>.strace). The figures of such a run include
+ * the tool's overhead (strace's is large: counts only). */
 static pid_t perf_start(pid_t target, const char *name)
 {
     const char *dir = getenv("JETBENCH_PERF_DIR");
-    if (!dir || !*dir)
-        return 0;
-    const char *args = getenv("JETBENCH_PERF_ARGS");
+    const char *sdir = getenv("JETBENCH_STRACE_DIR");
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "exec perf record %s -p %d -o '%s/%s.perf.data' >/dev/null 2>&1",
-             args && *args ? args : "-g", (int)target, dir, name);
+    if (dir && *dir) {
+        const char *args = getenv("JETBENCH_PERF_ARGS");
+        snprintf(cmd, sizeof cmd, "exec perf record %s -p %d -o '%s/%s.perf.data' >/dev/null 2>&1",
+                 args && *args ? args : "-g", (int)target, dir, name);
+    } else if (sdir && *sdir) {
+        snprintf(cmd, sizeof cmd, "exec strace -c -f -p %d -o '%s/%s.strace' >/dev/null 2>&1", (int)target, sdir,
+                 name);
+    } else {
+        return 0;
+    }
     pid_t pid = fork();
     if (pid == 0) {
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
