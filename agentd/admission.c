@@ -28,6 +28,7 @@ enum { LOOKUP_MAX = 256 };
 typedef struct lookup {
     const char *id;
     recorder_row row;
+    bool asked;        /* PostgreSQL answered the query (row is the truth, found or not) */
     bool done;
     pthread_cond_t cv; /* its own: a finished query wakes exactly its tasks and the next leader */
     struct lookup *next;
@@ -40,7 +41,7 @@ static struct {
 } adm = {PTHREAD_MUTEX_INITIALIZER, NULL, &adm.head, false};
 
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
-static jet_metric *m_refused, *m_queries, *m_looked_up;
+static jet_metric *m_refused, *m_queries, *m_looked_up, *m_lost;
 
 static void metrics_init(void)
 {
@@ -50,6 +51,8 @@ static void metrics_init(void)
                                    "Admission lookups (one PostgreSQL query each).", NULL);
     m_looked_up = jet_metric_counter("jetsched_agent_admission_tasks_total",
                                      "Deliveries looked up by the admission step.", NULL);
+    m_lost = jet_metric_counter("jetsched_agent_lost_attempts_total",
+                                "Attempts recorded as 'lost': delivered again with no record of them.", NULL);
 }
 
 static void lookup_row(agent *a, lookup *me)
@@ -78,12 +81,13 @@ static void lookup_row(agent *a, lookup *me)
         if (!adm.head)
             adm.tail = &adm.head;
         pthread_mutex_unlock(&adm.mu);
-        recorder_rows(a, ids, n, rows);
+        bool asked = recorder_rows(a, ids, n, rows);
         jet_metric_add(m_queries, NULL, 1);
         jet_metric_add(m_looked_up, NULL, (double)n);
         pthread_mutex_lock(&adm.mu);
         for (size_t i = 0; i < n; i++) {
             batch[i]->row = rows[i];
+            batch[i]->asked = asked;
             batch[i]->done = true;
             if (batch[i] != me)
                 pthread_cond_signal(&batch[i]->cv);
@@ -112,12 +116,13 @@ static void continue_attempts(agent_task *t, const recorder_row *row)
  * must not run. A row that is not terminal (queued, running after a crash,
  * retrying) lets the task run; its attempts continue after the ones
  * already recorded. */
-static bool row_terminal(agent *a, agent_task *t, recorder_row *row)
+static bool row_terminal(agent *a, agent_task *t, recorder_row *row, bool *asked)
 {
     pthread_once(&metrics_once, metrics_init);
     lookup me = {.id = t->id};
     lookup_row(a, &me);
     *row = me.row;
+    *asked = me.asked;
     if (!row->found)
         return false;
     if (jet_task_state_terminal(row->status))
@@ -140,20 +145,45 @@ static void refuse(agent_task *t, const recorder_row *row, outcome *o, char *why
     *o = (outcome){.status = JET_TASK_DUPLICATE, .error = why};
 }
 
+/* DESIGN §12: a redelivery whose earlier attempts have no record at all (a
+ * first attempt shorter than history.running_after writes nothing before
+ * its outcome, so an agent killed meanwhile leaves nothing) gets a 'lost'
+ * row for each, committed before this attempt runs, so that poison is judged
+ * on recorded attempts. Attempts recorded so far are row->attempts (0: no
+ * row); this delivery is attempt task_attempt(t) (continue_attempts).
+ * Only when PostgreSQL answered: without the lookup nothing is known. */
+static void record_lost(agent *a, inflight *f, const recorder_row *row, bool asked)
+{
+    agent_task *t = f->task;
+    int recorded = row->found ? row->attempts : 0, attempt = task_attempt(t);
+    if (!asked || t->delivered <= 1 || attempt - 1 <= recorded)
+        return;
+    int from = recorded + 1, to = attempt - 1;
+    if (to - from >= 16) /* far past any max_attempts: poison either way, keep the write bounded */
+        from = to - 15;
+    jet_metric_add(m_lost, NULL, (double)(to - from + 1));
+    jet_info("task %s (queue %s, delivery %llu): attempt(s) %d..%d left no record; recorded as lost", t->id,
+             t->queue, (unsigned long long)t->delivered, from, to);
+    recorder_lost(a, f, from, to);
+}
+
 bool admission_settle(agent *a, inflight *f)
 {
     agent_task *t = f->task;
     outcome o = {0};
     recorder_row row = {0};
+    bool asked = false;
     char why[200];
     if (t->dead_reason) {
         o = (outcome){.status = JET_TASK_DEAD, .reason = t->dead_reason, .error = t->dead_detail};
-    } else if (row_terminal(a, t, &row)) {
+    } else if (row_terminal(a, t, &row, &asked)) {
         refuse(t, &row, &o, why, sizeof why);
-    } else if ((int64_t)t->delivered > t->max_attempts) {
+    } else if (record_lost(a, f, &row, asked), task_attempt(t) > t->max_attempts) {
+        /* Judged on recorded attempts (PostgreSQL, including the 'lost'
+         * ones just written), not on JetStream's delivery count. */
         o = (outcome){.status = JET_TASK_DEAD, .reason = JET_REASON_POISON,
-                      .error = "delivered more times than its max attempts: an earlier attempt never finished "
-                               "(the agent running it crashed or was killed)"};
+                      .error = "more attempts than its max attempts: earlier attempts never finished "
+                               "(the agent running them crashed or was killed)"};
     } else if (t->deadline_ms && jet_now_ms() > t->deadline_ms) {
         o = (outcome){.status = JET_TASK_EXPIRED, .error = "not started before its Jetsched-Deadline"};
     } else if (cancel_requested(a, t->id)) {

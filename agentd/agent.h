@@ -41,6 +41,10 @@ typedef struct inflight {
     int64_t started_mono;         /* when the handler started */
     int64_t deadline_mono;        /* started + timeout */
     int64_t last_progress_mono;   /* last +WPI sent */
+    /* The hot path's timeline (microseconds, monotonic; 0: not reached), for
+     * the pulled -> started and finished -> recorded -> acked histograms. */
+    int64_t pulled_us, started_us, finished_us, recorded_us;
+    _Atomic bool running_recorded; /* the 'running' record was submitted (history.running_after) */
     /* Outcome details set by the handler through the host API. */
     pthread_mutex_t mu;
     char *result;

@@ -31,6 +31,7 @@ typedef struct agentd_settings {
     bool history_enabled;
     int history_batch_size;
     int64_t history_flush_ms, history_max_pending;
+    int64_t history_running_after_ms; /* 0: the 'running' record is written at start */
     int priority_mode;             /* reloadable: PRIORITY_* */
     int weights[3];                /* reloadable: high, normal, low */
     int idempotency;               /* reloadable: IDEMPOTENCY_* */

@@ -85,6 +85,9 @@ static const jet_cfg_key agentd_keys[] = {
     {"history.batch_size", JET_CFG_INT, "256", 1, 10000, NULL, 0, NULL, NULL, "attempt records per PostgreSQL transaction"},
     {"history.flush_interval", JET_CFG_DURATION, "20ms", 1, 10 * SEC, NULL, 0, NULL, NULL,
      "longest wait before a partial batch is written"},
+    {"history.running_after", JET_CFG_DURATION, "250ms", 0, HOUR, NULL, 0, NULL, NULL,
+     "an attempt still running after this gets a 'running' record (checked every 100 ms), so long tasks "
+     "show as running; a shorter one is written once, with its outcome (0 = 'running' at every start)"},
     {"history.max_pending", JET_CFG_INT, "10000", 1, 10000000, NULL, 0, NULL, NULL,
      "finished tasks held un-acked while PostgreSQL is slow or down; fetching pauses when full"},
     {"idempotency.check", JET_CFG_ENUM, "redelivered", NOBOUND, "redelivered|always", JET_CFG_RELOADABLE, NULL, NULL,
@@ -117,6 +120,7 @@ static const jet_cfg_field settings_fields[] = {
     F("history.batch_size", JET_CT_INT, history_batch_size),
     F("history.flush_interval", JET_CT_I64, history_flush_ms),
     F("history.max_pending", JET_CT_I64, history_max_pending),
+    F("history.running_after", JET_CT_I64, history_running_after_ms),
     F("priority.mode", JET_CT_CHOICE, priority_mode),
     F("priority.weight_high", JET_CT_INT, weights[0]),
     F("priority.weight_normal", JET_CT_INT, weights[1]),

@@ -1,5 +1,6 @@
 /* The in-flight list and the reference counting of in-flight tasks. */
 #include "inflight.h"
+#include "timeline.h"
 
 #include <jetsched/alloc.h>
 #include <jetsched/timeutil.h>
@@ -25,6 +26,7 @@ inflight *inflight_new(agent *a, queue_rt *q, agent_task *t)
     pthread_mutex_init(&f->mu, NULL);
     f->retry_in_ms = -1;
     f->last_progress_mono = jet_mono_ms();
+    timeline_pulled(f);
     pthread_mutex_lock(&a->inflight.mu);
     f->next = a->inflight.head;
     if (a->inflight.head)
@@ -37,6 +39,7 @@ inflight *inflight_new(agent *a, queue_rt *q, agent_task *t)
 
 void inflight_unlink(agent *a, inflight *f)
 {
+    timeline_acked(f); /* its message was just acted on (the acker unlinks right after) */
     pthread_mutex_lock(&a->inflight.mu);
     if (f->prev || f->next || a->inflight.head == f) {
         if (f->prev)

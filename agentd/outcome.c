@@ -4,6 +4,7 @@
 #include "cancel.h"
 #include "events.h"
 #include "recorder.h"
+#include "timeline.h"
 
 #include <jetsched/alloc.h>
 #include <jetsched/log.h>
@@ -28,6 +29,7 @@ jet_status outcome_start(agent *a, jet_err *err)
     o->run = jet_metric_histogram("jetsched_agent_task_run_seconds", "Handler run time.", "queue,handler");
     o->latency = jet_metric_histogram("jetsched_agent_task_start_latency_seconds",
                                       "From the message being stored in JetStream to the handler starting.", "queue");
+    timeline_init();
     a->outcomes = o;
     return JET_OK;
 }
@@ -41,12 +43,29 @@ void outcome_free(agent *a)
 void outcome_started(agent *a, inflight *f)
 {
     agent_task *t = f->task;
-    if (t->published_ms > 0) {
-        const char *l[] = {t->queue};
+    const char *l[] = {t->queue};
+    if (t->published_ms > 0)
         jet_metric_observe(a->outcomes->latency, l, (double)(jet_now_ms() - t->published_ms));
-    }
-    recorder_running(a, f, jet_now_ms());
+    timeline_started(f);
+    /* history.running_after = 0: 'running' at every start. Otherwise the
+     * supervisor writes it for an attempt still running after that long
+     * (outcome_running_due), and a short attempt is recorded once. */
+    if (a->set.history_running_after_ms <= 0 && !atomic_exchange(&f->running_recorded, true))
+        recorder_running(a, f, jet_now_ms());
     event_publish(a, t, JET_TASK_RUNNING, task_attempt(t), NULL, NULL);
+}
+
+bool outcome_running_due(agent *a, inflight *f, int64_t now_mono)
+{
+    return a->set.history_running_after_ms > 0 && atomic_load(&f->state) == RUN_RUNNING &&
+           now_mono - f->started_mono >= a->set.history_running_after_ms && !atomic_load(&f->running_recorded);
+}
+
+void outcome_running_late(agent *a, inflight *f)
+{
+    if (atomic_exchange(&f->running_recorded, true) || atomic_load(&f->state) != RUN_RUNNING)
+        return;
+    recorder_running(a, f, jet_now_ms() - (jet_mono_ms() - f->started_mono));
 }
 
 void outcome_record(agent *a, inflight *f, const outcome *o)
@@ -60,6 +79,7 @@ void outcome_record(agent *a, inflight *f, const outcome *o)
         jet_metric_observe(a->outcomes->run, rl, (double)(jet_mono_ms() - f->started_mono));
     }
     atomic_store(&f->state, RUN_RECORDING);
+    timeline_finished(f);
     ack_job *j = acker_job_new(f, o);
     atomic_fetch_add(&a->recording, 1);
     if (o->status == JET_TASK_DEAD)

@@ -23,7 +23,13 @@ void outcome_unavailable(agent *a, inflight *f);
 /* Retries the task with its backoff (an attempt spent, the reason kept in
  * the history), or dead-letters it with reason when its attempts are used up. */
 void outcome_retry_or_dead(agent *a, inflight *f, const char *reason, const char *error);
-/* The handler is about to run: start latency, "running" record and event. */
+/* The handler is about to run: start latency, the running event, and the
+ * "running" record when history.running_after is 0. */
 void outcome_started(agent *a, inflight *f);
+/* For the supervisor: f has run for history.running_after without its
+ * "running" record (a read of f only: may run under the in-flight lock) ... */
+bool outcome_running_due(agent *a, inflight *f, int64_t now_mono);
+/* ... and then writes that record (once; not once the outcome is decided). */
+void outcome_running_late(agent *a, inflight *f);
 
 #endif

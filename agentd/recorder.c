@@ -1,5 +1,6 @@
 /* agentd on the history writer (common/history.c) and the idempotency lookup. */
 #include "recorder.h"
+#include "timeline.h"
 
 #include <jetsched/alloc.h>
 #include <jetsched/daemon_cli.h>
@@ -16,6 +17,7 @@
 typedef struct record_ctx {
     void (*done)(void *, bool);
     void *ctx;
+    inflight *f;
 } record_ctx;
 
 static void on_done(void *ctx, jet_status st, const char *reason)
@@ -23,6 +25,8 @@ static void on_done(void *ctx, jet_status st, const char *reason)
     record_ctx *rc = ctx;
     if (st != JET_OK)
         jet_error("history record not stored: %s", reason ? reason : jet_status_text(st));
+    else
+        timeline_recorded(rc->f);
     rc->done(rc->ctx, st == JET_OK);
     free(rc);
 }
@@ -118,6 +122,7 @@ void recorder_submit(agent *a, inflight *f, const outcome *o, int64_t started_ms
     record_ctx *rc = jet_xmalloc(sizeof *rc);
     rc->done = done;
     rc->ctx = ctx;
+    rc->f = f;
     jet_err err;
     jet_status st = jet_history_submit(rec->history, &r, on_done, rc, -1, &err);
     if (st != JET_OK) {
@@ -145,6 +150,66 @@ void recorder_running(agent *a, inflight *f, int64_t started_ms)
     r.handler = f->task->handler;
     /* Best effort and never waits: the final record is what acks depend on. */
     jet_history_submit(rec->history, &r, on_running_done, NULL, 0, NULL);
+}
+
+/* recorder_lost: the writer's callback wakes the waiting worker. */
+typedef struct lost_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int left, failed;
+} lost_wait;
+
+static void on_lost_done(void *ctx, jet_status st, const char *reason)
+{
+    lost_wait *w = ctx;
+    if (st != JET_OK)
+        jet_warn("'lost' attempt record not stored: %s", reason ? reason : jet_status_text(st));
+    pthread_mutex_lock(&w->mu);
+    w->left--;
+    w->failed += st != JET_OK;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+bool recorder_lost(agent *a, inflight *f, int from, int to)
+{
+    struct recorder *rec = a->recorder;
+    if (!rec->enabled || from > to)
+        return true;
+    lost_wait w = {.left = 0};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    char error[300];
+    snprintf(error, sizeof error, "lost: delivered again (delivery %llu) with no record of this attempt: the agent "
+             "running it stopped before recording anything (crashed or killed)",
+             (unsigned long long)f->task->delivered);
+    for (int n = from; n <= to; n++) {
+        char trace[33];
+        jet_history_record r = record_of(a, f->task, JET_TASK_RETRYING, 0, trace);
+        r.status = "lost"; /* an attempt status only: the task row becomes 'retrying' at this attempt */
+        r.attempt = n;
+        r.agent = NULL;    /* unknown: the agent that ran it is gone */
+        r.error = error;
+        pthread_mutex_lock(&w.mu);
+        w.left++;
+        pthread_mutex_unlock(&w.mu);
+        jet_err err;
+        if (jet_history_submit(rec->history, &r, on_lost_done, &w, -1, &err) != JET_OK) {
+            jet_warn("task %s: 'lost' record of attempt %d not submitted: %s", f->task->id, n, err.msg);
+            pthread_mutex_lock(&w.mu);
+            w.left--;
+            w.failed++;
+            pthread_mutex_unlock(&w.mu);
+        }
+    }
+    pthread_mutex_lock(&w.mu);
+    while (w.left > 0)
+        pthread_cond_wait(&w.cv, &w.mu);
+    bool ok = w.failed == 0;
+    pthread_mutex_unlock(&w.mu);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    return ok;
 }
 
 bool recorder_rows(agent *a, const char *const *ids, size_t n, recorder_row *rows)

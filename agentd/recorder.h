@@ -15,9 +15,16 @@ jet_status recorder_start(agent *a, jet_err *err);
  * (committed = true) or after PostgreSQL rejected it for good (false). */
 void recorder_submit(agent *a, inflight *f, const outcome *o, int64_t started_ms, void (*done)(void *, bool),
                      void *ctx);
-/* Records that an attempt started (visible as "running" in history, so an
- * attempt whose agent died still shows). Best effort: skipped when full. */
+/* Records that an attempt started (visible as "running" in history, so a
+ * long attempt shows, and one whose agent died). Best effort: skipped when
+ * full. Written at start, or after history.running_after (outcome.h). */
 void recorder_running(agent *a, inflight *f, int64_t started_ms);
+/* A redelivered task whose attempts from..to have no record (the agent
+ * running them died before its 'running' or outcome record, see
+ * history.running_after): a 'lost' attempt row each (the task row
+ * 'retrying' at attempt to), committed before this returns, so that poison
+ * detection counts them (DESIGN §12). False when not all were stored. */
+bool recorder_lost(agent *a, inflight *f, int from, int to);
 /* A task's row as the admission step sees it. */
 typedef struct recorder_row {
     bool found;            /* false: no row (a direct publish not seen before) */

@@ -1,4 +1,4 @@
-/* The supervisor thread: progress and timeouts. */
+/* The supervisor thread: progress, timeouts, and the late 'running' records. */
 #include "supervisor.h"
 #include "acker.h"
 #include "inflight.h"
@@ -13,6 +13,7 @@
 
 #define ABANDON_GRACE_MS 5000  /* a handler ignoring cancelled() gets this long after its timeout */
 #define MAX_ABANDON_PER_PASS 64
+#define MAX_RUNNING_PER_PASS 1024 /* 'running' records due in one pass; the rest wait for the next */
 
 struct supervisor {
     agent *a;
@@ -39,6 +40,8 @@ typedef struct pass {
     int64_t now, progress_every;
     inflight *to_abandon[MAX_ABANDON_PER_PASS];
     int n_abandon;
+    inflight **to_record; /* running for history.running_after without a 'running' record */
+    int n_record;
 } pass;
 
 static void check_one(inflight *f, void *arg)
@@ -53,6 +56,10 @@ static void check_one(inflight *f, void *arg)
     }
     if (st != RUN_RUNNING)
         return;
+    if (p->n_record < MAX_RUNNING_PER_PASS && outcome_running_due(p->s->a, f, p->now)) {
+        inflight_retain(f);
+        p->to_record[p->n_record++] = f;
+    }
     if (p->now >= f->deadline_mono && !atomic_load(&f->timed_out)) {
         atomic_store(&f->timed_out, true);
         atomic_store(&f->cancel, true);
@@ -70,15 +77,22 @@ static void check_one(inflight *f, void *arg)
 static void *supervisor_main(void *arg)
 {
     struct supervisor *s = arg;
+    inflight **to_record = jet_xcalloc(MAX_RUNNING_PER_PASS, sizeof *to_record);
     while (!atomic_load(&s->stop)) {
-        pass p = {.s = s, .now = jet_mono_ms(), .progress_every = s->a->ack_wait_ms / 3};
+        pass p = {.s = s, .now = jet_mono_ms(), .progress_every = s->a->ack_wait_ms / 3, .to_record = to_record};
         inflight_foreach(s->a, check_one, &p);
+        /* Outside the in-flight lock: the history submit takes the writer's. */
+        for (int i = 0; i < p.n_record; i++) {
+            outcome_running_late(s->a, p.to_record[i]);
+            inflight_release(p.to_record[i]);
+        }
         for (int i = 0; i < p.n_abandon; i++) {
             abandon(s, p.to_abandon[i]);
             inflight_release(p.to_abandon[i]);
         }
         jet_sleep_ms(100);
     }
+    free(to_record);
     return NULL;
 }
 

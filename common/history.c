@@ -117,6 +117,11 @@ static jet_status validate(const jet_history_record *rec, jet_err *err)
         return jet_err_set(err, JET_ERR_INVALID, "history record: task_id is required");
     if (!rec->queue || !*rec->queue)
         return jet_err_set(err, JET_ERR_INVALID, "history record %.128s: queue is required", rec->task_id);
+    /* 'lost' is an attempt status, not a task state (DESIGN §12): an attempt
+     * delivered again with no record at all; its task row becomes 'retrying'. */
+    if (rec->status && strcmp(rec->status, "lost") == 0 && rec->attempt < 1)
+        return jet_err_set(err, JET_ERR_INVALID, "history record %.128s: a 'lost' record needs its attempt",
+                           rec->task_id);
     if (!find_word(jet_task_state_names, rec->status))
         return jet_err_set(err, JET_ERR_INVALID, "history record %.128s: status \"%.32s\" is not a task state",
                            rec->task_id, rec->status ? rec->status : "(null)");
@@ -305,7 +310,8 @@ static void complete(jet_history *h, hrec **recs, size_t lo, size_t hi, jet_stat
  * (task, attempt), the furthest state), so that each row is touched once
  * and the server needs no sort. An existing task row only moves forward and
  * a terminal one never changes, so a replayed batch changes nothing; an
- * attempt row is inserted once and a 'running' one completed once. */
+ * attempt row is inserted once and a 'running' (or 'lost') one completed once
+ * by the attempt's outcome; 'lost' goes into tasks as 'retrying'. */
 #define NCOLS 18
 static const char UPSERT_SQL[] =
     "WITH s AS MATERIALIZED (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
@@ -315,7 +321,8 @@ static const char UPSERT_SQL[] =
     "       started_ms, finished_ms, schedule_id, trace_id, payload, tw, aw)),"
     " t AS (INSERT INTO tasks AS t (id, queue, handler, priority, status, attempts, max_attempts, payload,"
     "  result, error, agent, created_at, started_at, finished_at, updated_at, schedule_id, trace_id)"
-    " SELECT s.task_id, s.queue, s.handler, s.priority, s.status, s.attempt, s.max_attempts, s.payload,"
+    " SELECT s.task_id, s.queue, s.handler, s.priority,"
+    "  CASE WHEN s.status = 'lost' THEN 'retrying' ELSE s.status END, s.attempt, s.max_attempts, s.payload,"
     "  s.result, s.error, s.agent, coalesce(to_timestamp(s.created_ms::float8 / 1000), now()),"
     "  to_timestamp(s.started_ms::float8 / 1000),"
     "  coalesce(to_timestamp(s.finished_ms::float8 / 1000),"
@@ -336,14 +343,15 @@ static const char UPSERT_SQL[] =
     "       jetsched_status_rank(excluded.status)) > (t.attempts, jetsched_status_rank(t.status)))"
     " INSERT INTO task_attempts AS a (task_id, attempt, agent, status, started_at, finished_at, error)"
     " SELECT s.task_id, s.attempt, s.agent, s.status, to_timestamp(s.started_ms::float8 / 1000),"
-    "  coalesce(to_timestamp(s.finished_ms::float8 / 1000), CASE WHEN s.status <> 'running' THEN now() END),"
+    "  coalesce(to_timestamp(s.finished_ms::float8 / 1000),"
+    "           CASE WHEN s.status NOT IN ('running', 'lost') THEN now() END),"
     "  s.error"
     " FROM s WHERE s.aw"
     " ON CONFLICT (task_id, attempt) DO UPDATE SET"
     "  status = excluded.status, agent = coalesce(excluded.agent, a.agent),"
     "  started_at = coalesce(excluded.started_at, a.started_at), finished_at = excluded.finished_at,"
     "  error = excluded.error"
-    " WHERE a.status = 'running' AND excluded.status <> 'running'";
+    " WHERE a.status IN ('running', 'lost') AND excluded.status NOT IN ('running', 'lost')";
 #define UPSERT_NAME "jetsched_history_upsert"
 
 /* ------------------------------------------------------------ which records of a batch win */
@@ -354,7 +362,8 @@ static int status_rank(const char *status)
     static const struct {
         const char *status;
         int rank;
-    } ranks[] = {{"scheduled", 0}, {"waiting", 0}, {"throttled", 0}, {"queued", 1}, {"running", 2}, {"retrying", 3}};
+    } ranks[] = {{"scheduled", 0}, {"waiting", 0}, {"throttled", 0}, {"queued", 1}, {"running", 2}, {"retrying", 3},
+                 {"lost", 3} /* its task row becomes 'retrying' */};
     for (size_t i = 0; i < sizeof ranks / sizeof *ranks; i++)
         if (strcmp(ranks[i].status, status) == 0)
             return ranks[i].rank;

@@ -1,6 +1,6 @@
 /* History retention (see retention.h): bounded DELETE batches over the
- * partial index tasks_finished_idx; task_attempts rows follow by ON DELETE
- * CASCADE. */
+ * partial index tasks_finished_idx; a task's task_attempts rows are deleted
+ * in the same statement (no foreign key since sql/0008). */
 #include <jetsched/retention.h>
 #include <jetsched/log.h>
 #include <jetsched/pgconn.h>
@@ -15,20 +15,22 @@ static const char PRUNE_SQL[] =
     " SELECT id FROM tasks"
     " WHERE status IN ('succeeded', 'dead', 'expired', 'cancelled', 'duplicate', 'skipped')"
     "  AND coalesce(finished_at, updated_at) < now() - $1::bigint * interval '1 millisecond'"
-    " LIMIT $2 FOR UPDATE SKIP LOCKED)"
-    " DELETE FROM tasks t USING victims v WHERE t.id = v.id";
+    " LIMIT $2 FOR UPDATE SKIP LOCKED),"
+    " gone AS (DELETE FROM tasks t USING victims v WHERE t.id = v.id RETURNING t.id),"
+    " attempts AS (DELETE FROM task_attempts a USING gone g WHERE a.task_id = g.id)"
+    " SELECT count(*) FROM gone";
 
 /* One batch; *deleted receives its row count. */
 static jet_status prune_batch(PGconn *conn, const char *age, const char *limit, int64_t *deleted, jet_err *err)
 {
     const char *params[] = {age, limit};
     PGresult *r = PQexecParams(conn, PRUNE_SQL, 2, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         jet_status st = jet_pg_err(err, conn, r, "history retention: delete old tasks");
         PQclear(r);
         return st;
     }
-    *deleted = strtoll(PQcmdTuples(r), NULL, 10);
+    *deleted = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return JET_OK;
 }

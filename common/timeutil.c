@@ -213,6 +213,13 @@ static int64_t clock_ms(clockid_t id)
 int64_t jet_now_ms(void) { return clock_ms(CLOCK_REALTIME); }
 int64_t jet_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 
+int64_t jet_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void jet_sleep_ms(int64_t ms)
 {
     if (ms <= 0)

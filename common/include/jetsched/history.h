@@ -53,7 +53,8 @@ typedef struct jet_history_record {
     const char *handler;      /* NULL: unknown (a task dead-lettered for missing_handler) */
     const char *priority;     /* "high", "normal", "low"; NULL: "normal" */
     const char *status;       /* required: scheduled queued running succeeded retrying dead expired
-                                 cancelled duplicate skipped */
+                                 cancelled duplicate skipped, or lost (an attempt status only: the
+                                 attempt row says 'lost', the task row 'retrying'; attempt >= 1) */
     int attempt;              /* >= 1: also writes task_attempts(task_id, attempt) when status is an
                                  attempt outcome (running succeeded retrying dead expired cancelled
                                  duplicate); 0: the task row only */

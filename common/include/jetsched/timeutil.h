@@ -51,6 +51,7 @@ int64_t jet_floor_div(int64_t a, int64_t b);
 
 int64_t jet_now_ms(void);       /* CLOCK_REALTIME */
 int64_t jet_mono_ms(void);      /* CLOCK_MONOTONIC */
+int64_t jet_mono_us(void);      /* CLOCK_MONOTONIC, microseconds (latency histograms) */
 void jet_sleep_ms(int64_t ms);
 /* pthread_cond_timedwait for at most ms milliseconds (mu held by the caller). */
 void jet_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);
