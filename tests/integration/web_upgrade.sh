@@ -2,7 +2,8 @@
 # tests/integration/web_upgrade.sh: the migrations of the HTTP API and console
 # (sql/0003_task_minutes.sql, sql/0004_task_list_indexes.sql,
 # sql/0006_task_list_order.sql, and every later one: 0007_held_states.sql
-# replaces two CHECK constraints) applied as an
+# replaces two CHECK constraints, 0008_history_write_path.sql leaves succeeded
+# rows out of tasks_queue_created_idx and drops task_attempts' foreign key) applied as an
 # upgrade of the previous schema holding 1,000,000 tasks (DESIGN §12): they
 # apply, the rollup starts one hour back, the task list's new indexes exist
 # and serve a handler filter (EXPLAIN shows an index scan on them), and a
@@ -33,6 +34,7 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 { grep -q 0003_task_minutes "$TMP/out" && grep -q 0004_task_list_indexes "$TMP/out" &&
   grep -q 0006_task_list_order "$TMP/out"; } || fail "0003, 0004 and 0006 applied"
 grep -q 0007_held_states "$TMP/out" || fail "0007 applied"
+grep -q 0008_history_write_path "$TMP/out" || fail "0008 applied"
 echo "upgrade of 1,000,000 tasks: $ms ms"
 [[ $(q "SELECT rolled_to < now() - interval '59 minutes' FROM task_minutes_state") == t ]] || fail "rollup starts an hour back"
 [[ $(q "SELECT count(*) FROM pg_indexes WHERE indexname IN ('tasks_handler_created_idx', 'tasks_queue_only_created_idx')") == 2 ]] ||
@@ -49,6 +51,17 @@ plan=$(q "EXPLAIN SELECT id FROM tasks WHERE queue = 'q3' AND status = 'dead' OR
 { grep -q tasks_queue_created_idx <<<"$plan" && ! grep -q Sort <<<"$plan"; } || fail "queue and status: $plan"
 plan=$(q "EXPLAIN SELECT id FROM tasks WHERE status = 'dead' ORDER BY created_at DESC, id DESC LIMIT 51")
 { grep -q tasks_status_created_idx <<<"$plan" && ! grep -q Sort <<<"$plan"; } || fail "status: $plan"
+# 0008: a queue listed by 'succeeded' (no longer in tasks_queue_created_idx)
+# is the queue's own index in listing order with a filter, no sort; task.get
+# is the primary key; succeeded rows are out of the partial index.
+plan=$(q "EXPLAIN SELECT id FROM tasks WHERE queue = 'q3' AND status = 'succeeded' ORDER BY created_at DESC, id DESC LIMIT 51")
+{ grep -q tasks_queue_only_created_idx <<<"$plan" && ! grep -q Sort <<<"$plan"; } || fail "queue and succeeded: $plan"
+plan=$(q "EXPLAIN SELECT id, payload, result FROM tasks WHERE id = 'u500000'")
+grep -q tasks_pkey <<<"$plan" || fail "task.get: $plan"
+[[ $(q "SELECT pg_get_indexdef('tasks_queue_created_idx'::regclass) LIKE '%WHERE (status <> ''succeeded''::text)'") == t ]] ||
+  fail "tasks_queue_created_idx is partial"
+[[ $(q "SELECT count(*) FROM pg_constraint WHERE conrelid = 'task_attempts'::regclass AND contype = 'f'") == 0 ]] ||
+  fail "task_attempts has no foreign key"
 "$JS" migrate --sql-dir "$JETSCHED_SOURCE_DIR/sql" >"$TMP/out" 2>&1 || fail "re-run"
 [[ $(q "SELECT count(*) FROM task_minutes_state") == 1 ]] || fail "one rollup state row"
 # 0007: the held states and attempt states are accepted, others still refused.
