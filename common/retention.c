@@ -1,6 +1,6 @@
 /* History retention (see retention.h): bounded DELETE batches over the
  * partial index tasks_finished_idx; a task's task_attempts rows are deleted
- * in the same statement (no foreign key since sql/0008). */
+ * in the same statement (no foreign key since sql/0009). */
 #include <jetsched/retention.h>
 #include <jetsched/log.h>
 #include <jetsched/pgconn.h>

@@ -2,7 +2,7 @@
 # tests/integration/web_upgrade.sh: the migrations of the HTTP API and console
 # (sql/0003_task_minutes.sql, sql/0004_task_list_indexes.sql,
 # sql/0006_task_list_order.sql, and every later one: 0007_held_states.sql
-# replaces two CHECK constraints, 0008_history_write_path.sql leaves succeeded
+# replaces two CHECK constraints, 0009_history_write_path.sql leaves succeeded
 # rows out of tasks_queue_created_idx and drops task_attempts' foreign key) applied as an
 # upgrade of the previous schema holding 1,000,000 tasks (DESIGN §12): they
 # apply, the rollup starts one hour back, the task list's new indexes exist
@@ -34,7 +34,7 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 { grep -q 0003_task_minutes "$TMP/out" && grep -q 0004_task_list_indexes "$TMP/out" &&
   grep -q 0006_task_list_order "$TMP/out"; } || fail "0003, 0004 and 0006 applied"
 grep -q 0007_held_states "$TMP/out" || fail "0007 applied"
-grep -q 0008_history_write_path "$TMP/out" || fail "0008 applied"
+grep -q 0009_history_write_path "$TMP/out" || fail "0009 applied"
 echo "upgrade of 1,000,000 tasks: $ms ms"
 [[ $(q "SELECT rolled_to < now() - interval '59 minutes' FROM task_minutes_state") == t ]] || fail "rollup starts an hour back"
 [[ $(q "SELECT count(*) FROM pg_indexes WHERE indexname IN ('tasks_handler_created_idx', 'tasks_queue_only_created_idx')") == 2 ]] ||
@@ -51,7 +51,7 @@ plan=$(q "EXPLAIN SELECT id FROM tasks WHERE queue = 'q3' AND status = 'dead' OR
 { grep -q tasks_queue_created_idx <<<"$plan" && ! grep -q Sort <<<"$plan"; } || fail "queue and status: $plan"
 plan=$(q "EXPLAIN SELECT id FROM tasks WHERE status = 'dead' ORDER BY created_at DESC, id DESC LIMIT 51")
 { grep -q tasks_status_created_idx <<<"$plan" && ! grep -q Sort <<<"$plan"; } || fail "status: $plan"
-# 0008: a queue listed by 'succeeded' (no longer in tasks_queue_created_idx)
+# 0009: a queue listed by 'succeeded' (no longer in tasks_queue_created_idx)
 # is the queue's own index in listing order with a filter, no sort; task.get
 # is the primary key; succeeded rows are out of the partial index.
 plan=$(q "EXPLAIN SELECT id FROM tasks WHERE queue = 'q3' AND status = 'succeeded' ORDER BY created_at DESC, id DESC LIMIT 51")

@@ -1,4 +1,4 @@
--- 0008_history_write_path.sql: the tasks/task_attempts write path reviewed
+-- 0009_history_write_path.sql: the tasks/task_attempts write path reviewed
 -- (issue 14). Every index on tasks is kept for a query that uses it
 -- (docs/ARCHITECTURE.md, "The index set"), except that a succeeded row no
 -- longer goes into tasks_queue_created_idx, and task_attempts loses its
