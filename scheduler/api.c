@@ -1,7 +1,7 @@
-/* The API's request machinery (docs/API.md): the queue-group subscription
- * on <prefix>.api.>, dispatch by verb, field validation with errors naming
- * the field, error replies with the stable codes, the API's own PostgreSQL
- * connection, reply JSON helpers, and jetsched_api_requests_total. */
+/* The API's request machinery (docs/API.md): the verb table, field
+ * validation with errors naming the field, error replies with the stable
+ * codes, PostgreSQL on a worker's connection, reply JSON helpers. Serving
+ * (the workers, group commit, NATS) is api_pool.c. */
 #include "api.h"
 #include "publish.h"
 
@@ -21,7 +21,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define API_QUEUE_GROUP "jetsched-api"
 #define API_HEADER_ROOM 16384 /* agentd's TASK_MAX_HEADER_BYTES */
 #define API_HEADER_ROOM_TEXT "16384"
 
@@ -59,11 +58,6 @@ static const api_verb_def verbs[] = {
     {"stats.minutes", api_stats_minutes, false},
 };
 
-static api_ctx ctx;
-static natsSubscription *sub;
-static pthread_mutex_t api_mu = PTHREAD_MUTEX_INITIALIZER;
-static jet_metric *m_requests, *m_seconds;
-static char subject_prefix[96];
 
 /* ---------------- errors and fields ---------------- */
 
@@ -366,6 +360,8 @@ static void pg_drop(api_ctx *c)
     c->pg = NULL;
 }
 
+void api_pg_close(api_ctx *c) { pg_drop(c); }
+
 static bool pg_ensure(api_ctx *c, api_err *e)
 {
     if (c->offline) {
@@ -575,123 +571,4 @@ json_t *api_parse_body(const char *data, size_t len, api_err *e)
         return NULL;
     }
     return req;
-}
-
-/* Counts one request in the API metrics (verb "unknown" for an unknown one). */
-static void count_request(const char *verb, const api_err *e, int64_t t0)
-{
-    const char *labels[] = {verb, e->code ? e->code : "ok"};
-    jet_metric_add(m_requests, labels, 1);
-    jet_metric_observe(m_seconds, labels, (double)(jet_mono_ms() - t0));
-}
-
-json_t *api_call(const char *verb, json_t *req, api_err *e)
-{
-    int64_t t0 = jet_mono_ms();
-    const api_verb_def *v = api_verb_find(verb);
-    json_t *res = NULL;
-    if (!v) {
-        api_fail(e, API_INVALID, NULL, "unknown verb \"%.100s\"; see docs/API.md", verb);
-    } else if (!json_is_object(req)) {
-        api_fail(e, API_INVALID, NULL, "request body must be a JSON object");
-    } else {
-        pthread_mutex_lock(&api_mu);
-        ctx.verb = v->verb;
-        res = v->fn(&ctx, req, e);
-        api_pg_rollback(&ctx); /* a verb never leaves a transaction open */
-        pthread_mutex_unlock(&api_mu);
-        if (!res && !e->code)
-            api_fail(e, API_INTERNAL, NULL, "no reply (a bug)");
-    }
-    if (!res && e->code && !strcmp(e->code, API_INTERNAL))
-        jet_error("api %s: internal error: %s", verb, e->msg);
-    count_request(v ? v->verb : "unknown", e, t0);
-    return res;
-}
-
-static void on_request(natsConnection *nc, natsSubscription *s, natsMsg *msg, void *closure)
-{
-    (void)s;
-    (void)closure;
-    const char *subject = natsMsg_GetSubject(msg), *reply = natsMsg_GetReply(msg);
-    size_t plen = strlen(subject_prefix);
-    const char *verb = strncmp(subject, subject_prefix, plen) == 0 ? subject + plen : subject;
-    api_err e = {0};
-    json_t *res = NULL, *req = NULL;
-    if (!api_verb_find(verb)) {
-        api_fail(&e, API_INVALID, NULL, "unknown verb \"%.100s\" (subject %.200s); see docs/API.md", verb, subject);
-        count_request("unknown", &e, jet_mono_ms());
-    } else if ((req = api_parse_body(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &e))) {
-        res = api_call(verb, req, &e);
-    } else {
-        count_request(verb, &e, jet_mono_ms());
-    }
-    json_decref(req);
-    if (!res)
-        res = api_error_body(&e);
-    char *body = json_dumps(res, JSON_COMPACT);
-    json_decref(res);
-    if (!body) /* never leave a client without a reply */
-        body = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"the reply could not be encoded (a bug)\"}}");
-    if (reply && body)
-        natsConnection_Publish(nc, reply, body, (int)strlen(body));
-    free(body);
-    natsMsg_Destroy(msg);
-}
-
-static void api_metrics(void)
-{
-    m_requests = jet_metric_counter("jetsched_api_requests_total", "API requests served, by verb and result code.",
-                                    "verb,code");
-    m_seconds = jet_metric_histogram("jetsched_api_request_seconds", "API request handling time, by verb and code.",
-                                     "verb,code");
-}
-
-void api_init_offline(sched *s)
-{
-    ctx.s = s;
-    ctx.offline = true;
-    api_metrics();
-}
-
-jet_status api_start(sched *s, jet_err *err)
-{
-    ctx.s = s;
-    api_metrics();
-    natsStatus st = js_KeyValue(&ctx.cancel_kv, s->js, s->names.kv_cancel);
-    if (st == NATS_OK)
-        st = js_KeyValue(&ctx.agents_kv, s->js, s->names.kv_agents);
-    if (st == NATS_OK)
-        st = js_KeyValue(&ctx.leader_kv, s->js, s->names.kv_leader);
-    if (st == NATS_OK)
-        st = js_KeyValue(&ctx.control_kv, s->js, s->names.kv_control);
-    if (st != NATS_OK)
-        return jet_err_set(err, JET_ERR_NATS, "api: cannot open the KV buckets: %s", natsStatus_GetText(st));
-    snprintf(subject_prefix, sizeof subject_prefix, "%s.api.", s->names.prefix);
-    char subject[128];
-    snprintf(subject, sizeof subject, "%s.api.>", s->names.prefix);
-    st = natsConnection_QueueSubscribe(&sub, s->nc, subject, API_QUEUE_GROUP, on_request, NULL);
-    if (st != NATS_OK)
-        return jet_err_set(err, JET_ERR_NATS, "api: cannot subscribe to %s: %s", subject, natsStatus_GetText(st));
-    natsSubscription_SetPendingLimits(sub, 10000, 256 * 1024 * 1024);
-    jet_info("api: serving %s in queue group %s", subject, API_QUEUE_GROUP);
-    return JET_OK;
-}
-
-void api_stop(void)
-{
-    if (sub) {
-        if (natsSubscription_Drain(sub) == NATS_OK)
-            natsSubscription_WaitForDrainCompletion(sub, 10000);
-        natsSubscription_Destroy(sub);
-        sub = NULL;
-    }
-    pthread_mutex_lock(&api_mu);
-    pg_drop(&ctx);
-    kvStore_Destroy(ctx.cancel_kv);
-    kvStore_Destroy(ctx.agents_kv);
-    kvStore_Destroy(ctx.leader_kv);
-    kvStore_Destroy(ctx.control_kv);
-    ctx.cancel_kv = ctx.agents_kv = ctx.leader_kv = ctx.control_kv = NULL;
-    pthread_mutex_unlock(&api_mu);
 }

@@ -1,8 +1,9 @@
 /* The request/reply API of docs/API.md, served by every schedulerd in the
  * queue group `jetsched-api` on `<prefix>.api.>`: the shared request
- * machinery (api.c: dispatch, field validation, error replies, the API's
- * own PostgreSQL connection, JSON helpers) and the verbs by area
- * (api_task.c, api_schedule.c, api_dlq.c, api_cluster.c). */
+ * machinery (api.c: the verb table, field validation, error replies,
+ * PostgreSQL on a worker's connection, JSON helpers; api_pool.c: the
+ * workers, group commit of task.submit, the NATS subscription) and the verbs
+ * by area (api_task.c, api_schedule.c, api_dlq.c, api_cluster.c, ...). */
 #ifndef SCHED_API_H
 #define SCHED_API_H
 
@@ -32,9 +33,13 @@ typedef struct api_err {
     char msg[1024];
 } api_err;
 
+struct sched_publisher;
+
+/* One API worker's context (api_pool.c: one per api.pg_connections). */
 typedef struct api_ctx {
     sched *s;
-    PGconn *pg;                   /* the API's own connection (NULL: reconnect on next use) */
+    PGconn *pg;                   /* this worker's connection (NULL: reconnect on next use) */
+    struct sched_publisher *pub;  /* its asynchronous publisher (NULL: one synchronous publish at a time) */
     kvStore *cancel_kv, *agents_kv, *leader_kv, *control_kv;
     const char *verb;
     bool offline;                 /* true: no PostgreSQL (the fuzz target's validation-only runs) */
@@ -50,8 +55,15 @@ typedef struct api_verb_def {
     bool writes;
 } api_verb_def;
 
-/* Prepares the verbs (KV handles, metrics) and starts serving them on NATS
- * (subscribes in the queue group); api_stop drains. */
+/* ---- serving (api_pool.c) ----
+ * api.pg_connections worker threads, each with its own api_ctx (PostgreSQL
+ * connection, asynchronous publisher), take requests from one queue; a
+ * task.submit is validated by a worker and then waits in the pending list
+ * until a worker commits it with the others pending (group commit, at most
+ * half the workers committing at once). */
+
+/* Prepares the verbs (KV handles, metrics), starts the workers and serves
+ * the verbs on NATS (subscribes in the queue group); api_stop drains. */
 jet_status api_start(sched *s, jet_err *err);
 /* Prepares api_call without NATS or PostgreSQL: every verb validates its
  * request, then answers `unavailable` where it would reach a server (the
@@ -73,12 +85,19 @@ const api_verb_def *api_verb_find(const char *verb);
  * API_MAX_DEPTH deep, or NULL with invalid_argument in *e (line and column
  * of a syntax error). */
 json_t *api_parse_body(const char *data, size_t len, api_err *e);
-/* Runs one verb on a parsed request object (borrowed). Returns the reply
- * (a new reference) or NULL with *e filled. Counts
- * jetsched_api_requests_total / jetsched_api_request_seconds and logs
+/* Runs one verb on a parsed request object (borrowed) on the workers and
+ * waits for it. Returns the reply (a new reference) or NULL with *e filled.
+ * Counts jetsched_api_requests_total / jetsched_api_request_seconds and logs
  * internal errors. Thread-safe: callers may come from any thread; the verbs
  * hold no transport state. An unknown verb is invalid_argument. */
 json_t *api_call(const char *verb, json_t *req, api_err *e);
+/* The reply of api_call_async: res (a new reference, taken by the callee)
+ * or NULL with *e. Called once, from a worker thread (or the caller's own
+ * thread for an unknown verb or an offline context). */
+typedef void (*api_done_fn)(void *closure, json_t *res, const api_err *e);
+/* Queues one verb (req: a reference taken over) and returns; done gets the
+ * reply. */
+void api_call_async(const char *verb, json_t *req, api_done_fn done, void *closure);
 /* {"error":{"code","message","field"?}}: a new reference. */
 json_t *api_error_body(const api_err *e);
 /* The HTTP status of an error code (DESIGN §12); 200 for NULL. */
@@ -127,6 +146,8 @@ PGresult *api_pg(api_ctx *c, const char *what, const char *sql, int n, const cha
                  const int *fmts, api_err *e);
 bool api_pg_exec(api_ctx *c, const char *what, const char *sql, api_err *e);
 void api_pg_rollback(api_ctx *c);
+/* Closes c's connection (shutdown). */
+void api_pg_close(api_ctx *c);
 /* Publishes the committed queued task of row 0 of r (PUB_COLS) and records
  * dispatched_at; a failed publish is logged and left to the reconciler. */
 void api_publish_new(api_ctx *c, PGresult *r);
@@ -142,6 +163,23 @@ void api_set_intcol(json_t *o, const char *key, PGresult *r, int row, int col); 
 void api_set_bytes(json_t *o, const void *data, size_t len);
 void api_set_bytea(json_t *o, PGresult *r, int row, int col);                   /* bytea or "payload": null */
 char *api_ms_text(int64_t ms, char *buf, size_t len);                           /* RFC 3339 */
+
+/* ---- task.submit in groups (api_task.c) ---- */
+
+/* A validated task.submit request (it borrows strings from the request,
+ * which must outlive it). */
+typedef struct api_submit api_submit;
+/* Every check of task.submit: 1 with *out, 0 with *res (validate_only:
+ * nothing to store), -1 with *e. */
+int api_submit_prepare(api_ctx *c, json_t *req, api_submit **out, json_t **res, api_err *e);
+/* Payload and header bytes of a prepared submit (bounds a group). */
+size_t api_submit_bytes(const api_submit *sub);
+/* Stores n prepared submits with one INSERT (one transaction; an id that
+ * exists is left alone: idempotent), publishes the immediate ones after the
+ * commit, then res[i] (the reply of task.submit) or errs[i] for each. When
+ * PostgreSQL refuses the whole statement, each is stored alone so that only
+ * a bad one fails. Frees the submits. */
+void api_submit_group(api_ctx *c, api_submit **subs, size_t n, json_t **res, api_err *errs);
 
 /* ---- the verbs ---- */
 

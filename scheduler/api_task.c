@@ -1,6 +1,8 @@
-/* API verbs task.submit, task.get, task.list, task.cancel (docs/API.md).
- * submit commits the row before publishing (Nats-Msg-Id = id); a failed
- * publish is left to the reconciler. */
+/* API verbs task.submit, task.submit_many, task.get, task.list, task.cancel
+ * (docs/API.md), and the group commit of task.submit requests (api.h:
+ * api_submit_group, driven by api_pool.c). A submit commits the row before
+ * publishing (Nats-Msg-Id = id); a failed publish is left to the
+ * reconciler. */
 #include "api.h"
 #include "publish.h"
 
@@ -9,6 +11,7 @@
 #include <jetsched/ids.h>
 #include <jetsched/log.h>
 #include <jetsched/names.h>
+#include <jetsched/pgarray.h>
 #include <jetsched/strmap.h>
 #include <jetsched/task.h>
 #include <jetsched/timeutil.h>
@@ -33,8 +36,8 @@ static int task_id_field(const json_t *req, bool required, const char **id, api_
 /* ---------------- task.submit ---------------- */
 
 /* One validated submission, ready to insert (strings borrowed from the
- * request, which outlives it). */
-typedef struct submit_row {
+ * request, which outlives it). api.h calls it api_submit. */
+struct api_submit {
     char id[JET_TASK_ID_MAX + 1];
     const char *queue, *handler, *prio;
     int64_t max_attempts, due_ms;
@@ -43,7 +46,8 @@ typedef struct submit_row {
     size_t plen;
     char *hjson;
     char trace[33];
-} submit_row;
+};
+typedef struct api_submit submit_row;
 
 static void submit_row_free(submit_row *row)
 {
@@ -145,45 +149,192 @@ static int submit_prepare(api_ctx *c, json_t *req, submit_row *row, api_err *e)
     return 1;
 }
 
-json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
+/* ---------------- storing and publishing submissions ---------------- */
+
+/* What one INSERT of submissions left: the created rows (PUB_COLS, then
+ * status) and the states of the ids that existed already. */
+typedef struct stored {
+    PGresult *ins, *st;
+    jet_strmap *created, *existing; /* id -> status (borrowed from ins, st) */
+} stored;
+
+static void stored_free(stored *sd)
 {
-    submit_row row;
-    int rc = submit_prepare(c, req, &row, e);
-    if (rc <= 0)
-        return rc == 0 ? json_pack("{s:b}", "valid", 1) : NULL;
-    char ma[16], due[32];
-    snprintf(ma, sizeof ma, "%lld", (long long)row.max_attempts);
-    snprintf(due, sizeof due, "%lld", (long long)row.due_ms);
-    const char *vals[] = {row.id, row.queue, row.handler, row.prio, row.delayed ? "scheduled" : "queued",
-                          row.max_attempts ? ma : NULL,
-                          (const char *)(row.payload ? row.payload : (unsigned char *)""), row.hjson,
-                          row.delayed ? due : NULL, row.trace[0] ? row.trace : NULL};
-    int lens[] = {0, 0, 0, 0, 0, 0, (int)row.plen, 0, 0, 0};
-    int fmts[] = {0, 0, 0, 0, 0, 0, 1, 0, 0, 0};
-    PGresult *r = api_pg(c, "insert task",
-                         "INSERT INTO tasks AS t (id, queue, handler, priority, status, max_attempts, payload, headers,"
-                         " scheduled_for, trace_id) VALUES ($1, $2, $3, $4, $5, $6::integer, $7::bytea, $8::jsonb,"
-                         " to_timestamp($9::double precision / 1000), $10)"
-                         " ON CONFLICT (id) DO NOTHING RETURNING " PUB_COLS,
-                         10, vals, lens, fmts, e);
-    submit_row_free(&row);
-    if (!r)
-        return NULL;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        const char *p[] = {row.id};
-        r = api_pg(c, "read task", "SELECT status FROM tasks WHERE id = $1", 1, p, NULL, NULL, e);
-        if (!r)
-            return NULL;
-        json_t *out = json_pack("{s:s,s:s,s:b}", "id", row.id, "status",
-                                PQntuples(r) ? PQgetvalue(r, 0, 0) : "unknown", "created", 0);
-        PQclear(r);
+    PQclear(sd->ins);
+    PQclear(sd->st);
+    jet_strmap_free(sd->created, NULL);
+    jet_strmap_free(sd->existing, NULL);
+    memset(sd, 0, sizeof *sd);
+}
+
+/* The n rows in one statement (one transaction): INSERT ... SELECT FROM
+ * jsonb_to_recordset ON CONFLICT (id) DO NOTHING; then the states of the ids
+ * that existed. false with *e (nothing stored, or unavailable: unknown). */
+static bool store_rows(api_ctx *c, submit_row *const *rows, size_t n, stored *sd, api_err *e)
+{
+    memset(sd, 0, sizeof *sd);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const submit_row *w = rows[i];
+        char *b64 = w->payload ? jet_base64_encode(w->payload, w->plen, false) : NULL;
+        json_t *h = w->hjson ? json_loads(w->hjson, 0, NULL) : NULL;
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s?,s:o,s:o,s:s?}", "id", w->id, "queue",
+                                             w->queue, "handler", w->handler, "priority", w->prio, "status",
+                                             w->delayed ? "scheduled" : "queued", "max_attempts",
+                                             w->max_attempts ? json_integer(w->max_attempts) : json_null(),
+                                             "payload", b64 ? b64 : "", "headers", h ? h : json_object(), "due",
+                                             w->delayed ? json_integer(w->due_ms) : json_null(), "trace",
+                                             w->trace[0] ? w->trace : NULL));
+        free(b64);
+    }
+    char *doc = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    const char *vals[] = {doc};
+    sd->ins = api_pg(c, "insert tasks",
+                     "INSERT INTO tasks AS t (id, queue, handler, priority, status, max_attempts, payload, headers,"
+                     " scheduled_for, trace_id) SELECT u.id, u.queue, u.handler, u.priority, u.status,"
+                     " u.max_attempts, decode(u.payload, 'base64'), u.headers,"
+                     " to_timestamp(u.due::double precision / 1000), u.trace"
+                     " FROM jsonb_to_recordset($1::jsonb) AS u(id text, queue text, handler text, priority text,"
+                     " status text, max_attempts integer, payload text, headers jsonb, due bigint, trace text)"
+                     " ON CONFLICT (id) DO NOTHING RETURNING " PUB_COLS ", t.status",
+                     1, vals, NULL, NULL, e);
+    if (sd->ins && (size_t)PQntuples(sd->ins) < n) /* some existed already: their states */
+        sd->st = api_pg(c, "read tasks",
+                        "SELECT t.id, t.status FROM tasks t JOIN jsonb_to_recordset($1::jsonb) AS u(id text)"
+                        " ON t.id = u.id",
+                        1, vals, NULL, NULL, e);
+    free(doc);
+    if (!sd->ins || ((size_t)PQntuples(sd->ins) < n && !sd->st)) {
+        stored_free(sd);
+        return false;
+    }
+    sd->created = jet_strmap_new();
+    sd->existing = jet_strmap_new();
+    for (int i = 0; i < PQntuples(sd->ins); i++)
+        jet_strmap_put(sd->created, PQgetvalue(sd->ins, i, 0), PQgetvalue(sd->ins, i, 9));
+    /* every id's state (an id given twice in one statement is created by
+     * its first submission; the second gets this state) */
+    for (int i = 0; sd->st && i < PQntuples(sd->st); i++)
+        jet_strmap_put(sd->existing, PQgetvalue(sd->st, i, 0), PQgetvalue(sd->st, i, 1));
+    return true;
+}
+
+/* Publishes the created `queued` rows of sd (after their commit): on the
+ * context's own asynchronous publisher when it has one (all pub-acks
+ * awaited together, then dispatched_at of the stored ones in one
+ * statement), else one synchronous publish each. A failed publish is
+ * logged and left to the reconciler. */
+static void publish_created(api_ctx *c, const stored *sd)
+{
+    PGresult *ins = sd->ins;
+    if (!c->pub) {
+        for (int i = 0; i < PQntuples(ins); i++)
+            if (!strcmp(PQgetvalue(ins, i, 9), "queued"))
+                api_publish_row(c, ins, i);
+        return;
+    }
+    sched_pubset ps;
+    sched_pubset_init_on(&ps, c->s, c->pub);
+    for (int i = 0; i < PQntuples(ins); i++)
+        if (!strcmp(PQgetvalue(ins, i, 9), "queued"))
+            sched_pubset_add(&ps, ins, i, false);
+    if (ps.n) {
+        sched_pubset_finish(&ps);
+        jet_pgarr ok = {0};
+        for (size_t i = 0; i < ps.n; i++)
+            if (ps.items[i].result != 0) /* stored, or in the stream already (duplicate) */
+                jet_pgarr_add(&ok, ps.items[i].id);
+        if (ok.n < ps.n)
+            jet_warn("api %s: %zu of %zu committed task(s) not published; the reconciler publishes them", c->verb,
+                     ps.n - ok.n, ps.n);
+        if (ok.n) {
+            const char *p[] = {jet_pgarr_lit(&ok)};
+            api_err ignore = {0};
+            PQclear(api_pg(c, "record dispatched_at",
+                           "UPDATE tasks SET dispatched_at = now() WHERE id = ANY($1::text[]) AND status = 'queued'",
+                           1, p, NULL, NULL, &ignore));
+        }
+        jet_pgarr_free(&ok);
+    }
+    sched_pubset_free(&ps);
+}
+
+/* The reply for row w after store_rows: created (claimed once: an id
+ * repeated in one statement is created once) or its existing state. */
+static json_t *row_result(const submit_row *w, stored *sd, bool *created)
+{
+    const char *stc = jet_strmap_get(sd->created, w->id);
+    if (stc) {
+        json_t *out = json_pack("{s:s,s:s,s:b}", "id", w->id, "status", stc, "created", 1);
+        jet_strmap_remove(sd->created, w->id);
+        *created = true;
         return out;
     }
-    if (!row.delayed)
-        api_publish_new(c, r);
-    PQclear(r);
-    return json_pack("{s:s,s:s,s:b}", "id", row.id, "status", row.delayed ? "scheduled" : "queued", "created", 1);
+    const char *ste = jet_strmap_get(sd->existing, w->id);
+    *created = false;
+    return json_pack("{s:s,s:s,s:b}", "id", w->id, "status", ste ? ste : "unknown", "created", 0);
+}
+
+size_t api_submit_bytes(const api_submit *sub) { return sub->plen + (sub->hjson ? strlen(sub->hjson) : 0) + 256; }
+
+int api_submit_prepare(api_ctx *c, json_t *req, api_submit **out, json_t **res, api_err *e)
+{
+    submit_row *row = calloc(1, sizeof *row);
+    int rc = submit_prepare(c, req, row, e);
+    if (rc <= 0) {
+        free(row);
+        *out = NULL;
+        if (rc == 0)
+            *res = json_pack("{s:b}", "valid", 1);
+        return rc;
+    }
+    *out = row;
+    return 1;
+}
+
+void api_submit_group(api_ctx *c, api_submit **subs, size_t n, json_t **res, api_err *errs)
+{
+    stored sd;
+    api_err e = {0};
+    bool created;
+    if (store_rows(c, subs, n, &sd, &e)) {
+        publish_created(c, &sd);
+        for (size_t i = 0; i < n; i++)
+            res[i] = row_result(subs[i], &sd, &created);
+        stored_free(&sd);
+    } else if (n > 1 && e.code && !strcmp(e.code, API_INTERNAL)) {
+        /* PostgreSQL refused the group's statement (nothing of it is
+         * stored): one bad submission must not fail the others, so each
+         * goes alone and only the bad one gets the error. */
+        jet_warn("api %s: a group of %zu submissions was refused (%s); storing them one by one", c->verb, n,
+                 e.msg);
+        for (size_t i = 0; i < n; i++) {
+            if (!store_rows(c, &subs[i], 1, &sd, &errs[i]))
+                continue;
+            publish_created(c, &sd);
+            res[i] = row_result(subs[i], &sd, &created);
+            stored_free(&sd);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++)
+            errs[i] = e; /* unavailable: the outcome unknown, submit again with the same id */
+    }
+    for (size_t i = 0; i < n; i++) {
+        submit_row_free(subs[i]);
+        free(subs[i]);
+        subs[i] = NULL;
+    }
+}
+
+json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
+{
+    api_submit *sub = NULL;
+    json_t *res = NULL;
+    if (api_submit_prepare(c, req, &sub, &res, e) <= 0)
+        return res;
+    api_submit_group(c, &sub, 1, &res, e);
+    return res;
 }
 
 /* ---------------- task.submit_many ---------------- */
@@ -209,6 +360,7 @@ json_t *api_task_submit_many(api_ctx *c, json_t *req, api_err *e)
                         SUBMIT_MANY_MAX);
     size_t n = json_array_size(tasks);
     submit_row *rows = calloc(n, sizeof *rows);
+    submit_row **good_rows = calloc(n, sizeof *good_rows);
     api_err *errs = calloc(n, sizeof *errs);
     bool *good = calloc(n, sizeof *good);
     size_t ngood = 0;
@@ -226,7 +378,8 @@ json_t *api_task_submit_many(api_ctx *c, json_t *req, api_err *e)
             rc = submit_prepare(c, t, &rows[i], &errs[i]);
         }
         good[i] = rc == 1;
-        ngood += good[i];
+        if (good[i])
+            good_rows[ngood++] = &rows[i];
         if (rc < 0 && !partial) {
             char field[200];
             snprintf(field, sizeof field, "tasks[%zu]%s%s", i, errs[i].field[0] ? "." : "", errs[i].field);
@@ -234,59 +387,12 @@ json_t *api_task_submit_many(api_ctx *c, json_t *req, api_err *e)
             goto done;
         }
     }
-    /* The good ones in one statement: a JSON array of rows. */
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) {
-        if (!good[i])
-            continue;
-        const submit_row *w = &rows[i];
-        char *b64 = w->payload ? jet_base64_encode(w->payload, w->plen, false) : NULL;
-        json_t *h = w->hjson ? json_loads(w->hjson, 0, NULL) : NULL;
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s?,s:o,s:o,s:s?}", "id", w->id, "queue",
-                                             w->queue, "handler", w->handler, "priority", w->prio, "status",
-                                             w->delayed ? "scheduled" : "queued", "max_attempts",
-                                             w->max_attempts ? json_integer(w->max_attempts) : json_null(),
-                                             "payload", b64 ? b64 : "", "headers", h ? h : json_object(), "due",
-                                             w->delayed ? json_integer(w->due_ms) : json_null(), "trace",
-                                             w->trace[0] ? w->trace : NULL));
-        free(b64);
-    }
-    PGresult *ins = NULL, *st = NULL;
+    stored sd = {0};
     if (ngood) {
-        char *doc = json_dumps(arr, JSON_COMPACT);
-        const char *vals[] = {doc};
-        ins = api_pg(c, "insert tasks",
-                     "INSERT INTO tasks AS t (id, queue, handler, priority, status, max_attempts, payload, headers,"
-                     " scheduled_for, trace_id) SELECT u.id, u.queue, u.handler, u.priority, u.status,"
-                     " u.max_attempts, decode(u.payload, 'base64'), u.headers,"
-                     " to_timestamp(u.due::double precision / 1000), u.trace"
-                     " FROM jsonb_to_recordset($1::jsonb) AS u(id text, queue text, handler text, priority text,"
-                     " status text, max_attempts integer, payload text, headers jsonb, due bigint, trace text)"
-                     " ON CONFLICT (id) DO NOTHING RETURNING " PUB_COLS ", t.status",
-                     1, vals, NULL, NULL, e);
-        if (ins && (size_t)PQntuples(ins) < ngood) /* some existed already: their states */
-            st = api_pg(c, "read tasks",
-                        "SELECT t.id, t.status FROM tasks t JOIN jsonb_to_recordset($1::jsonb) AS u(id text)"
-                        " ON t.id = u.id",
-                        1, vals, NULL, NULL, e);
-        free(doc);
-        if (!ins || ((size_t)PQntuples(ins) < ngood && !st)) {
-            json_decref(arr);
-            PQclear(ins);
+        if (!store_rows(c, good_rows, ngood, &sd, e))
             goto done; /* *e: unavailable (the outcome of each task unknown: submit again, same ids) */
-        }
+        publish_created(c, &sd); /* publish after commit (one statement: already committed) */
     }
-    json_decref(arr);
-    jet_strmap *created = jet_strmap_new(), *existing = jet_strmap_new();
-    for (int i = 0; ins && i < PQntuples(ins); i++)
-        jet_strmap_put(created, PQgetvalue(ins, i, 0), PQgetvalue(ins, i, 9));
-    for (int i = 0; st && i < PQntuples(st); i++)
-        if (!jet_strmap_get(created, PQgetvalue(st, i, 0)))
-            jet_strmap_put(existing, PQgetvalue(st, i, 0), PQgetvalue(st, i, 1));
-    /* publish after commit (one statement: already committed) */
-    for (int i = 0; ins && i < PQntuples(ins); i++)
-        if (!strcmp(PQgetvalue(ins, i, 9), "queued"))
-            api_publish_row(c, ins, i);
     json_t *results = json_array();
     long n_created = 0, n_existing = 0, n_failed = 0;
     for (size_t i = 0; i < n; i++) {
@@ -298,28 +404,21 @@ json_t *api_task_submit_many(api_ctx *c, json_t *req, api_err *e)
             json_array_append_new(results, json_pack("{s:o}", "error", err));
             continue;
         }
-        const char *stc = jet_strmap_get(created, rows[i].id);
-        if (stc) {
+        bool created;
+        json_array_append_new(results, row_result(&rows[i], &sd, &created));
+        if (created)
             n_created++;
-            jet_strmap_remove(created, rows[i].id); /* a repeated id in the request: created once */
-            json_array_append_new(results, json_pack("{s:s,s:s,s:b}", "id", rows[i].id, "status", stc, "created", 1));
-        } else {
-            const char *ste = jet_strmap_get(existing, rows[i].id);
+        else
             n_existing++;
-            json_array_append_new(results, json_pack("{s:s,s:s,s:b}", "id", rows[i].id, "status",
-                                                     ste ? ste : "unknown", "created", 0));
-        }
     }
-    jet_strmap_free(created, NULL);
-    jet_strmap_free(existing, NULL);
-    PQclear(ins);
-    PQclear(st);
+    stored_free(&sd);
     out = json_pack("{s:i,s:i,s:i,s:o}", "submitted", (int)n_created, "existing", (int)n_existing, "failed",
                     (int)n_failed, "results", results);
 done:
     for (size_t i = 0; i < n; i++)
         submit_row_free(&rows[i]);
     free(rows);
+    free(good_rows);
     free(errs);
     free(good);
     return out;

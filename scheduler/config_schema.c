@@ -44,6 +44,9 @@ static const jet_cfg_key schedulerd_keys[] = {
      "finished tasks and attempts older than this are pruned"},
     {"api.max_payload", JET_CFG_SIZE, "1MiB", 0, 64 * 1048576, NULL, JET_CFG_RELOADABLE, NULL, NULL,
      "largest payload accepted by task.submit"},
+    {"api.pg_connections", JET_CFG_INT, "4", 1, 64, NULL, 0, NULL, NULL,
+     "API worker threads, each with its own PostgreSQL connection: requests are served concurrently and "
+     "concurrent task.submit requests are stored together in one transaction (group commit)"},
     {"stats.interval", JET_CFG_DURATION, "5s", SEC, HOUR, NULL, 0, NULL, NULL,
      "how often the leader samples queue depth, consumer lag and tasks by state for /metrics"},
     {"stats.count_cap", JET_CFG_INT, "100000", 1, INT64_C(1000000000), NULL, 0, NULL, NULL,

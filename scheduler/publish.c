@@ -113,9 +113,16 @@ int sched_publish_row(sched *s, PGresult *r, int i, bool redispatch, int64_t *fi
 
 /* ---------------- asynchronous batches ---------------- */
 
-static jsCtx *ajs;                                     /* the leader's context, AckHandler on_ack */
-static pthread_mutex_t amu = PTHREAD_MUTEX_INITIALIZER; /* guards active and its items */
-static sched_pubset *active;
+/* An asynchronous JetStream context with its open set: the leader's (the
+ * default, created on first use) and one per API worker (api_pool.c). */
+struct sched_publisher {
+    jsCtx *js;            /* AckHandler on_ack, closure: this publisher */
+    pthread_mutex_t mu;   /* guards active and its items */
+    sched_pubset *active;
+    bool tried;           /* creation attempted */
+};
+
+static sched_publisher leader_pub = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static int64_t publish_timeout_ms(sched *s)
 {
@@ -123,7 +130,7 @@ static int64_t publish_timeout_ms(sched *s)
     return t > 0 ? t : 5000;
 }
 
-/* The in-flight item sent as m (amu held). Pub-acks mostly come in publish
+/* The in-flight item sent as m (mu held). Pub-acks mostly come in publish
  * order, so the scan starts after the last one found. */
 static sched_pub_item *find_inflight(sched_pubset *ps, const void *m)
 {
@@ -147,9 +154,10 @@ static void note_err(sched_pubset *ps, const sched_pub_item *it, const char *wha
 
 static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
-    (void)js, (void)closure;
-    pthread_mutex_lock(&amu);
-    sched_pub_item *it = active ? find_inflight(active, msg) : NULL;
+    (void)js;
+    sched_publisher *pub = closure;
+    pthread_mutex_lock(&pub->mu);
+    sched_pub_item *it = pub->active ? find_inflight(pub->active, msg) : NULL;
     if (it) {
         it->inflight = false;
         if (pa) {
@@ -160,34 +168,65 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
             it->timed_out = pae && pae->Err == NATS_TIMEOUT;
             it->msg = msg; /* kept for the retry */
             msg = NULL;
-            note_err(active, it, "pub-ack", pae ? pae->Err : NATS_ERR, pae ? (int)pae->ErrCode : 0,
+            note_err(pub->active, it, "pub-ack", pae ? pae->Err : NATS_ERR, pae ? (int)pae->ErrCode : 0,
                      pae ? pae->ErrText : NULL);
         }
     }
-    pthread_mutex_unlock(&amu);
+    pthread_mutex_unlock(&pub->mu);
     natsMsg_Destroy(msg);
+}
+
+static void publisher_open(sched_publisher *pub, sched *s)
+{
+    if (pub->tried)
+        return;
+    pub->tried = true;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = publish_timeout_ms(s);
+    jo.PublishAsync.MaxPending = SCHED_PUB_WINDOW;
+    jo.PublishAsync.StallWait = publish_timeout_ms(s);
+    jo.PublishAsync.AckHandler = on_ack;
+    jo.PublishAsync.AckHandlerClosure = pub;
+    natsStatus st = natsConnection_JetStream(&pub->js, s->nc, &jo);
+    if (st != NATS_OK) {
+        jet_warn("asynchronous publish context: %s; publishing one message at a time", natsStatus_GetText(st));
+        pub->js = NULL;
+    }
+}
+
+sched_publisher *sched_publisher_new(sched *s)
+{
+    sched_publisher *pub = calloc(1, sizeof *pub);
+    pthread_mutex_init(&pub->mu, NULL);
+    publisher_open(pub, s);
+    return pub;
+}
+
+void sched_publisher_free(sched_publisher *pub)
+{
+    if (!pub)
+        return;
+    if (pub->js)
+        jsCtx_Destroy(pub->js);
+    pthread_mutex_destroy(&pub->mu);
+    free(pub);
+}
+
+void sched_pubset_init_on(sched_pubset *ps, sched *s, sched_publisher *pub)
+{
+    memset(ps, 0, sizeof *ps);
+    ps->s = s;
+    ps->pub = pub;
+    pthread_mutex_lock(&pub->mu);
+    pub->active = ps;
+    pthread_mutex_unlock(&pub->mu);
 }
 
 void sched_pubset_init(sched_pubset *ps, sched *s)
 {
-    memset(ps, 0, sizeof *ps);
-    ps->s = s;
-    if (!ajs) {
-        jsOptions jo;
-        jsOptions_Init(&jo);
-        jo.Wait = publish_timeout_ms(s);
-        jo.PublishAsync.MaxPending = SCHED_PUB_WINDOW;
-        jo.PublishAsync.StallWait = publish_timeout_ms(s);
-        jo.PublishAsync.AckHandler = on_ack;
-        natsStatus st = natsConnection_JetStream(&ajs, s->nc, &jo);
-        if (st != NATS_OK) {
-            jet_warn("asynchronous publish context: %s; publishing one message at a time", natsStatus_GetText(st));
-            ajs = NULL;
-        }
-    }
-    pthread_mutex_lock(&amu);
-    active = ps;
-    pthread_mutex_unlock(&amu);
+    publisher_open(&leader_pub, s);
+    sched_pubset_init_on(ps, s, &leader_pub);
 }
 
 void sched_pubset_add(sched_pubset *ps, PGresult *r, int i, bool redispatch)
@@ -199,7 +238,8 @@ void sched_pubset_add(sched_pubset *ps, PGresult *r, int i, bool redispatch)
 
 void sched_pubset_add_msg(sched_pubset *ps, natsMsg *m, const char *id, int64_t fire_ms, bool redispatch)
 {
-    pthread_mutex_lock(&amu);
+    sched_publisher *pub = ps->pub;
+    pthread_mutex_lock(&pub->mu);
     if (ps->n == ps->cap) {
         ps->cap = ps->cap ? ps->cap * 2 : 256;
         ps->items = realloc(ps->items, ps->cap * sizeof *ps->items);
@@ -207,41 +247,42 @@ void sched_pubset_add_msg(sched_pubset *ps, natsMsg *m, const char *id, int64_t 
     sched_pub_item *it = &ps->items[ps->n++];
     *it = (sched_pub_item){.id = strdup(id), .fire_ms = fire_ms, .redispatch = redispatch};
     size_t idx = ps->n - 1;
-    bool send = m && ajs && natsConnection_Status(ps->s->nc) == NATS_CONN_STATUS_CONNECTED;
+    bool send = m && pub->js && natsConnection_Status(ps->s->nc) == NATS_CONN_STATUS_CONNECTED;
     if (send) {
         it->inflight = true;
         it->sent = m;
     } else {
         it->msg = m; /* not sent: the retry (or the reconciler) takes it */
     }
-    pthread_mutex_unlock(&amu);
+    pthread_mutex_unlock(&pub->mu);
     if (!send)
         return;
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = publish_timeout_ms(ps->s);
-    natsStatus st = js_PublishMsgAsync(ajs, &m, &po);
+    natsStatus st = js_PublishMsgAsync(pub->js, &m, &po);
     if (st != NATS_OK) { /* m is still ours */
-        pthread_mutex_lock(&amu);
+        pthread_mutex_lock(&pub->mu);
         it = &ps->items[idx];
         it->inflight = false;
         it->msg = m;
         note_err(ps, it, "publish", st, 0, nats_GetLastError(NULL));
-        pthread_mutex_unlock(&amu);
+        pthread_mutex_unlock(&pub->mu);
     }
 }
 
 void sched_pubset_finish(sched_pubset *ps)
 {
-    if (ajs && ps->n) {
+    sched_publisher *pub = ps->pub;
+    if (pub->js && ps->n) {
         jsPubOptions po;
         jsPubOptions_Init(&po);
         po.MaxWait = publish_timeout_ms(ps->s) + 1000;
-        if (js_PublishAsyncComplete(ajs, &po) == NATS_TIMEOUT) {
+        if (js_PublishAsyncComplete(pub->js, &po) == NATS_TIMEOUT) {
             /* no pub-ack and no timeout callback: give them up */
             natsMsgList l = {0};
-            if (js_PublishAsyncGetPendingList(&l, ajs) == NATS_OK) {
-                pthread_mutex_lock(&amu);
+            if (js_PublishAsyncGetPendingList(&l, pub->js) == NATS_OK) {
+                pthread_mutex_lock(&pub->mu);
                 for (int k = 0; k < l.Count; k++) {
                     sched_pub_item *it = find_inflight(ps, l.Msgs[k]);
                     if (it) {
@@ -250,7 +291,7 @@ void sched_pubset_finish(sched_pubset *ps)
                         note_err(ps, it, "pub-ack", NATS_TIMEOUT, 0, NULL);
                     }
                 }
-                pthread_mutex_unlock(&amu);
+                pthread_mutex_unlock(&pub->mu);
                 natsMsgList_Destroy(&l);
             }
         }
@@ -281,10 +322,13 @@ void sched_pubset_finish(sched_pubset *ps)
 
 void sched_pubset_free(sched_pubset *ps)
 {
-    pthread_mutex_lock(&amu);
-    if (active == ps)
-        active = NULL;
-    pthread_mutex_unlock(&amu);
+    sched_publisher *pub = ps->pub;
+    if (pub) {
+        pthread_mutex_lock(&pub->mu);
+        if (pub->active == ps)
+            pub->active = NULL;
+        pthread_mutex_unlock(&pub->mu);
+    }
     for (size_t i = 0; i < ps->n; i++) {
         free(ps->items[i].id);
         natsMsg_Destroy(ps->items[i].msg);
@@ -295,7 +339,8 @@ void sched_pubset_free(sched_pubset *ps)
 
 void sched_publish_close(void)
 {
-    if (ajs)
-        jsCtx_Destroy(ajs);
-    ajs = NULL;
+    if (leader_pub.js)
+        jsCtx_Destroy(leader_pub.js);
+    leader_pub.js = NULL;
+    leader_pub.tried = false;
 }

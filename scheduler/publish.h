@@ -28,7 +28,7 @@ int sched_publish_msg(sched *s, natsMsg *m, const char *id);
 /* sched_task_msg + sched_publish_msg. */
 int sched_publish_row(sched *s, PGresult *r, int i, bool redispatch, int64_t *fire_ms);
 
-/* ---- asynchronous batches (the leader thread only) ----
+/* ---- asynchronous batches (the leader thread; each API worker on its own publisher) ----
  * sched_pubset_add() publishes with js_PublishMsgAsync on a JetStream
  * context of its own (at most SCHED_PUB_WINDOW pub-acks in flight, each
  * waited for at most nats.publish_timeout); sched_pubset_finish() waits for
@@ -36,7 +36,7 @@ int sched_publish_row(sched *s, PGresult *r, int i, bool redispatch, int64_t *fi
  * once synchronously (sched_publish_msg, stopping at the first that fails
  * again) and leaves the outcome in items[]. Nothing is published while NATS
  * is not connected: those rows are failed, left to the reconciler. One set
- * is open at a time. */
+ * is open at a time on a publisher. */
 #define SCHED_PUB_WINDOW 2048
 
 typedef struct sched_pub_item {
@@ -51,14 +51,23 @@ typedef struct sched_pub_item {
     natsMsg *msg;      /* kept after a failure, for the retry */
 } sched_pub_item;
 
+typedef struct sched_publisher sched_publisher;
+
 typedef struct sched_pubset {
     sched *s;
+    sched_publisher *pub;
     sched_pub_item *items;
     size_t n, cap, hint;
     char first_err[400];
 } sched_pubset;
 
+/* On the leader's asynchronous context (created on first use). */
 void sched_pubset_init(sched_pubset *ps, sched *s);
+/* On a context of one's own (an API worker): one set open at a time per
+ * publisher; the set's owner alone uses it. */
+sched_publisher *sched_publisher_new(sched *s);
+void sched_publisher_free(sched_publisher *pub);
+void sched_pubset_init_on(sched_pubset *ps, sched *s, sched_publisher *pub);
 /* Publishes row i of r (PUB_COLS) asynchronously. */
 void sched_pubset_add(sched_pubset *ps, PGresult *r, int i, bool redispatch);
 /* Publishes m (built by sched_task_msg; taken over, NULL counts as failed)
@@ -67,7 +76,7 @@ void sched_pubset_add_msg(sched_pubset *ps, natsMsg *m, const char *id, int64_t 
 /* Waits for the outcome of everything added (see above). */
 void sched_pubset_finish(sched_pubset *ps);
 void sched_pubset_free(sched_pubset *ps);
-/* Destroys the asynchronous JetStream context (shutdown). */
+/* Destroys the leader's asynchronous JetStream context (shutdown). */
 void sched_publish_close(void);
 
 #endif

@@ -14,6 +14,7 @@ jetsched_api_test(sched_api_dlq)
 jetsched_api_test(sched_api_cluster)
 jetsched_api_test(sched_api_hostile)
 jetsched_api_test(sched_api_bulk)
+jetsched_api_test(sched_api_group)
 jetsched_api_test(sched_sweep)
 jetsched_api_test(sched_queue_pause)
 # the subject rule is tested directly too
