@@ -51,6 +51,7 @@ typedef struct inflight {
     size_t result_len;     /* the result may hold NULs (binary output of echo, exec, http) */
     char *error;
     int64_t retry_in_ms;          /* -1: use the backoff policy */
+    struct wf_run *wf;            /* workflow.c: the workflow calls' state of this attempt (f->mu), or NULL */
     struct inflight *prev, *next; /* the agent's in-flight list */
 } inflight;
 

@@ -5,6 +5,7 @@
 #include "events.h"
 #include "lua/host.h"
 #include "plugin_host.h"
+#include "workflow.h"
 
 #include <jansson.h>
 #include <jetsched/alloc.h>
@@ -188,6 +189,9 @@ static const jet_host_api host_api = {
     .set_result = host_set_result,
     .set_error = host_set_error,
     .retry_in = host_retry_in,
+    .workflow_id = wf_host_workflow_id,
+    .workflow_add = wf_host_add,
+    .parent_results = wf_host_parent_results,
 };
 
 /* Lua scripts get the same API, except that cancelled() leaves the time
@@ -392,6 +396,7 @@ void handlers_shutdown(agent *a)
     kvStore_Destroy(h->checkpoints);
     lua_host_close(h->lua); /* worker threads still alive free their states at exit */
     jet_plugins_free(h->plugins);
+    wf_calls_shutdown();
     free(h);
     a->handlers = NULL;
 }

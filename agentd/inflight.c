@@ -1,6 +1,7 @@
 /* The in-flight list and the reference counting of in-flight tasks. */
 #include "inflight.h"
 #include "timeline.h"
+#include "workflow.h"
 
 #include <jetsched/alloc.h>
 #include <jetsched/timeutil.h>
@@ -63,6 +64,7 @@ void inflight_release(inflight *f)
     task_free(f->task);
     free(f->result);
     free(f->error);
+    wf_run_free(f->wf);
     pthread_mutex_destroy(&f->mu);
     free(f);
 }

@@ -49,6 +49,8 @@ static size_t descriptor_min_size(int minor)
 {
     switch (minor) {
     case 0:
+    case 1: /* 1.1 and 1.2 added host API functions and outcomes, no descriptor field */
+    case 2:
     default:
         return END_OF(jet_plugin, handlers_after_init);
     }

@@ -1,6 +1,7 @@
 /* What a handler gets: the task table (lh_push_task) and the ctx table, the
  * host API as Lua functions (progress, checkpoint, log, cancelled, submit,
- * retry_in, fail). An outcome decided by ctx.fail/ctx.retry_in is recorded in
+ * retry_in, fail; the workflow calls of ABI 1.2: ctx.workflow,
+ * workflow_add, parent_results). An outcome decided by ctx.fail/ctx.retry_in is recorded in
  * the worker before the error unwinds (lh_decide). */
 #include "internal.h"
 
@@ -242,6 +243,142 @@ static int ctx_submit(lua_State *L)
     return 1;
 }
 
+/* ---- workflow calls (plugin ABI 1.2; docs/WORKFLOWS.md "Handler calls") ---- */
+
+static const char *ctx_workflow_of(lua_worker *w)
+{
+    return w->ctx && w->api && JET_HOST_HAS(w->api, workflow_id) ? w->api->workflow_id(w->ctx) : NULL;
+}
+
+/* The workflow of the running task; raises outside a workflow task. */
+static const char *ctx_need_workflow(lua_State *L, lua_worker *w, const char *fn)
+{
+    const char *wf = ctx_workflow_of(w);
+    if (!wf)
+        luaL_error(L, "ctx.%s: task %s is not a task of a workflow", fn, w->task ? w->task->id : "?");
+    return wf;
+}
+
+/* Fields of ctx.workflow_add{} that go into the child's task.submit body. */
+static const char *const WF_TASK_FIELDS[] = {"handler", "queue",   "priority", "payload", "payload_base64",
+                                             "headers", "max_attempts", "timeout", "deadline", "backoff", NULL};
+
+static bool wf_task_field(const char *k)
+{
+    for (int i = 0; WF_TASK_FIELDS[i]; i++)
+        if (!strcmp(k, WF_TASK_FIELDS[i]))
+            return true;
+    return false;
+}
+
+static int ctx_workflow_add(lua_State *L)
+{
+    lua_worker *w = ctx_enter(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    ctx_need_workflow(L, w, "workflow_add");
+    if (!JET_HOST_HAS(w->api, workflow_add))
+        return luaL_error(L, "ctx.workflow_add: this agent has no workflow calls");
+    if (lua_getfield(L, 1, "name") != LUA_TSTRING) /* 2 */
+        return luaL_error(L, "ctx.workflow_add: field 'name' (the child's name, 1-63 of [A-Za-z0-9_-]) is required");
+    const char *name = lua_tostring(L, 2);
+    lua_newtable(L); /* 3: the task.submit body */
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            return luaL_error(L, "ctx.workflow_add: fields must have string names");
+        const char *k = lua_tostring(L, -2);
+        if (wf_task_field(k)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, 3);
+        } else if (!strcmp(k, "name") || !strcmp(k, "depends_on") || !strcmp(k, "allow_failure")) {
+            lua_pop(L, 1);
+        } else {
+            return luaL_error(L, "ctx.workflow_add: unknown field '%s' (accepted: name, depends_on, allow_failure, "
+                              "handler, queue, priority, payload, payload_base64, headers, max_attempts, timeout, "
+                              "deadline, backoff)", k);
+        }
+    }
+    if (lua_getfield(L, 3, "handler") != LUA_TSTRING)
+        return luaL_error(L, "ctx.workflow_add: 'handler' must be a handler name (1-64 of [a-z0-9_-])");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, lh_json_encode);
+    lua_pushvalue(L, 3);
+    lua_call(L, 1, 1); /* 4: the body's JSON text (raises on what JSON cannot hold) */
+    int at = lua_getfield(L, 1, "allow_failure"); /* 5 */
+    if (at != LUA_TNIL && at != LUA_TBOOLEAN)
+        return luaL_error(L, "ctx.workflow_add: 'allow_failure' must be a boolean");
+    bool allow = lua_toboolean(L, 5);
+    int dt = lua_getfield(L, 1, "depends_on"); /* 6 */
+    if (dt != LUA_TNIL && dt != LUA_TTABLE)
+        return luaL_error(L, "ctx.workflow_add: 'depends_on' must be a list of names or node ids");
+    size_t n = dt == LUA_TTABLE ? (size_t)lua_rawlen(L, 6) : 0;
+    const char **deps = n ? lua_newuserdatauv(L, n * sizeof *deps, 0) : NULL; /* 7 (GC-managed) */
+    for (size_t i = 0; i < n; i++) {
+        if (lua_rawgeti(L, 6, (lua_Integer)i + 1) != LUA_TSTRING)
+            return luaL_error(L, "ctx.workflow_add: depends_on[%d] must be a string", (int)i + 1);
+        deps[i] = lua_tostring(L, -1); /* anchored by the depends_on table */
+        lua_pop(L, 1);
+    }
+    char out[JET_WF_TASK_ID_LEN];
+    int rc = w->api->workflow_add(w->ctx, name, lua_tostring(L, 4), deps, n, allow ? 1 : 0, out, sizeof out);
+    if (rc != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, out);
+        return 2;
+    }
+    lua_pushstring(L, out);
+    return 1;
+}
+
+/* {[node id] = {task_id=, status=, result=}}: json.null results become nil. */
+static int ctx_parent_results(lua_State *L)
+{
+    lua_worker *w = ctx_enter(L);
+    ctx_need_workflow(L, w, "parent_results");
+    const char *txt = JET_HOST_HAS(w->api, parent_results) ? w->api->parent_results(w->ctx) : NULL;
+    if (!txt) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "ctx.parent_results: the parents' results cannot be read now (see the agent's log)");
+        return 2;
+    }
+    lua_settop(L, 0);
+    lua_pushcfunction(L, lh_json_decode);
+    lua_pushstring(L, txt);
+    lua_call(L, 1, 1); /* 1 */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &K_NULL); /* 2 */
+    if (lua_type(L, 1) != LUA_TTABLE)
+        return luaL_error(L, "ctx.parent_results: the host answered no JSON object");
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        if (lua_type(L, -1) == LUA_TTABLE && lua_getfield(L, -1, "result") >= 0 && lua_rawequal(L, -1, 2)) {
+            lua_pushnil(L);
+            lua_setfield(L, -3, "result");
+        }
+        lua_settop(L, 3); /* the key */
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* __index of the ctx proxy: ctx.workflow is the running task's workflow id
+ * (nil outside a workflow, and at load time); the rest is the real table. */
+static int ctx_index(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TSTRING && !strcmp(lua_tostring(L, 2), "workflow")) {
+        const char *wf = ctx_workflow_of(worker_of(L));
+        if (wf)
+            lua_pushstring(L, wf);
+        else
+            lua_pushnil(L);
+        return 1;
+    }
+    lua_settop(L, 2);
+    lua_rawget(L, lua_upvalueindex(1));
+    return 1;
+}
+
 /* Pushes "script:line: " of the innermost Lua function running (ctx.fail may
  * be called through pcall, a C function). */
 static void push_where(lua_State *L)
@@ -331,7 +468,7 @@ void lh_install_ctx(lua_State *L)
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 10);
     lh_set_fn(L, "progress", ctx_progress);
     lh_set_fn(L, "checkpoint", ctx_checkpoint);
     lh_set_fn(L, "log", ctx_log);
@@ -339,6 +476,8 @@ void lh_install_ctx(lua_State *L)
     lh_set_fn(L, "submit", ctx_submit);
     lh_set_fn(L, "retry_in", ctx_retry_in);
     lh_set_fn(L, "fail", ctx_fail);
-    lh_make_proxy(L, "ctx");
+    lh_set_fn(L, "workflow_add", ctx_workflow_add);
+    lh_set_fn(L, "parent_results", ctx_parent_results);
+    lh_make_proxy_index(L, "ctx", ctx_index);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &K_CTX);
 }

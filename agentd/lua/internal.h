@@ -227,6 +227,8 @@ void lh_install_time(lua_State *L, int base);
 void lh_install_env_metatable(lua_State *L, int base);
 void lh_mark_protected(lua_State *L, int idx);
 void lh_make_proxy(lua_State *L, const char *name);
+/* stack: real -> proxy, whose __index is a closure of `index` over real. */
+void lh_make_proxy_index(lua_State *L, const char *name, lua_CFunction index);
 int lh_ro_newindex(lua_State *L);
 void lh_push_new_env(lua_State *L);
 
@@ -237,6 +239,7 @@ void lh_cstack_init(lua_worker *w); /* records the calling thread's stack bounds
 /* json.c */
 void lh_install_json(lua_State *L, int base);
 int lh_json_encode(lua_State *L);
+int lh_json_decode(lua_State *L);
 
 /* ctx.c */
 void lh_install_ctx(lua_State *L);

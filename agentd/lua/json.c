@@ -711,7 +711,7 @@ static void decode_value(dec *d, int depth)
     dec_error(d, d->p, "invalid token");
 }
 
-static int json_decode(lua_State *L)
+int lh_json_decode(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
@@ -763,7 +763,7 @@ void lh_install_json(lua_State *L, int base)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &K_NULL);
     lua_createtable(L, 0, 4);
     lh_set_fn(L, "encode", lh_json_encode);
-    lh_set_fn(L, "decode", json_decode);
+    lh_set_fn(L, "decode", lh_json_decode);
     lh_set_fn(L, "array", json_array_mark);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &K_NULL);
     lua_setfield(L, -2, "null");

@@ -59,7 +59,7 @@ static int proxy_pairs(lua_State *L)
 
 /* stack: real -> proxy. A read-only view of `real` named `name`; index (an
  * __index closure over `real`) when given, else `real` itself is __index. */
-static void make_proxy_index(lua_State *L, const char *name, lua_CFunction index)
+void lh_make_proxy_index(lua_State *L, const char *name, lua_CFunction index)
 {
     int real = lua_gettop(L);
     lua_newtable(L); /* proxy */
@@ -81,7 +81,7 @@ static void make_proxy_index(lua_State *L, const char *name, lua_CFunction index
     lua_replace(L, real);
 }
 
-void lh_make_proxy(lua_State *L, const char *name) { make_proxy_index(L, name, NULL); }
+void lh_make_proxy(lua_State *L, const char *name) { lh_make_proxy_index(L, name, NULL); }
 
 static int forbidden_fn(lua_State *L)
 {
@@ -586,7 +586,7 @@ void lh_install_os(lua_State *L, int base)
         lua_getfield(L, real_os, os_allowed[i]);
         lua_setfield(L, -2, os_allowed[i]);
     }
-    make_proxy_index(L, "os", os_index); /* a missing os.* names what is forbidden */
+    lh_make_proxy_index(L, "os", os_index); /* a missing os.* names what is forbidden */
     lua_setfield(L, base, "os");
     lua_settop(L, base);
 }

@@ -61,6 +61,8 @@ static const char *const fx_handlers[] = {"fixture_handler", NULL};
 #define FX_NAME "init_fail"
 #elif defined(FIXTURE_BAD_NAME)
 #define FX_NAME "Not Valid"
+#elif defined(FIXTURE_OLD_MINOR)
+#define FX_NAME "old_minor" /* built against the 1.0 header: loads on a newer host */
 #else
 #error "define FIXTURE_<variant>"
 #endif
@@ -74,11 +76,15 @@ static const jet_plugin fx_plugin = {
 #endif
 #ifdef FIXTURE_BAD_MINOR
     .abi_minor = JET_PLUGIN_ABI_MINOR + 1,
+#elif defined(FIXTURE_OLD_MINOR)
+    .abi_minor = 0,
 #else
     .abi_minor = JET_PLUGIN_ABI_MINOR,
 #endif
 #ifdef FIXTURE_SMALL_STRUCT
     .struct_size = offsetof(jet_plugin, init), /* as if built against a truncated header */
+#elif defined(FIXTURE_OLD_MINOR)
+    .struct_size = offsetof(jet_plugin, handlers_after_init) + sizeof(void *), /* the 1.0 descriptor */
 #else
     .struct_size = sizeof(jet_plugin),
 #endif

@@ -1,6 +1,6 @@
 # Lua handler host (agentd/lua/, library agentd_luahost): the examples of scripts/lua/, the
 # sandbox and its limits proven by the hostile scripts of tests/lua/, reload,
-# recycling and concurrency. Linked with the test host API of the plugin
+# recycling and concurrency, the workflow calls of ctx. Linked with the test host API of the plugin
 # tests (tests/plugins/test_host.c). Included by tests/unit/CMakeLists.txt.
 set(JETSCHED_LUA_TEST_ENV
   "JETSCHED_LUA_DIR=${CMAKE_SOURCE_DIR}/scripts/lua"
@@ -19,3 +19,4 @@ jetsched_lua_test(test_lua_host)
 jetsched_lua_test(test_lua_sandbox)
 jetsched_lua_test(test_lua_json)
 jetsched_lua_test(test_lua_cstack)
+jetsched_lua_test(test_lua_workflow)

@@ -7,7 +7,7 @@ set(JETSCHED_TEST_PLUGIN_DIR ${CMAKE_BINARY_DIR}/tests/plugins)
 # Broken / odd plugins for the loader tests: one source, one variant each.
 set(JETSCHED_TEST_FIXTURES)
 foreach(fx bad_major bad_minor no_entry null_entry small_struct null_handle init_fail
-           bad_handler dup_echo dup_self bad_outcome bad_name echo_name)
+           bad_handler dup_echo dup_self bad_outcome bad_name echo_name old_minor)
   string(TOUPPER ${fx} FX)
   add_library(jetsched_fixture_${fx} MODULE ${JETSCHED_TEST_PLUGIN_SRC}/fixture.c)
   target_compile_definitions(jetsched_fixture_${fx} PRIVATE FIXTURE_${FX})

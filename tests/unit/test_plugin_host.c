@@ -227,9 +227,10 @@ static void refuses_abi_major_mismatch(void **state)
     (void)state;
     char needle[256];
     snprintf(needle, sizeof needle,
-             ": ABI %d.0 is not supported by this agentd (ABI %d.%d); rebuild the plugin against jetsched/plugin.h "
+             ": ABI %d.%d is not supported by this agentd (ABI %d.%d); rebuild the plugin against jetsched/plugin.h "
              "%d.x",
-             JET_PLUGIN_ABI_MAJOR + 1, JET_PLUGIN_ABI_MAJOR, JET_PLUGIN_ABI_MINOR, JET_PLUGIN_ABI_MAJOR);
+             JET_PLUGIN_ABI_MAJOR + 1, JET_PLUGIN_ABI_MINOR, JET_PLUGIN_ABI_MAJOR, JET_PLUGIN_ABI_MINOR,
+             JET_PLUGIN_ABI_MAJOR);
     expect_refused(fixture("bad_major"), NULL, needle);
 }
 
@@ -242,6 +243,23 @@ static void refuses_newer_minor(void **state)
     expect_refused(fixture("bad_minor"), NULL, needle);
 }
 
+/* A plugin built against an older minor (1.0) loads and runs on this host. */
+static void loads_older_minor(void **state)
+{
+    (void)state;
+    jet_plugin_registry *reg = jet_plugins_new(&th_api);
+    jet_err err = {0};
+    assert_int_equal(jet_plugins_load(reg, fixture("old_minor"), NULL, &err), JET_OK);
+    const jet_plugin_handler *h = jet_plugins_find(reg, "fixture_handler");
+    assert_non_null(h);
+    jet_task_ctx c;
+    th_ctx_init(&c);
+    jet_task t = th_task("fixture_handler", "", 0);
+    assert_int_equal(jet_plugin_run(h, &t, &c), JET_SUCCESS);
+    th_ctx_free(&c);
+    jet_plugins_free(reg);
+}
+
 static void refuses_missing_entry_symbol(void **state)
 {
     (void)state;
@@ -252,7 +270,9 @@ static void refuses_missing_entry_symbol(void **state)
 static void refuses_small_descriptor(void **state)
 {
     (void)state;
-    expect_refused(fixture("small_struct"), NULL, "smaller than an ABI 1.0 descriptor");
+    char needle[128];
+    snprintf(needle, sizeof needle, "smaller than an ABI %d.%d descriptor", JET_PLUGIN_ABI_MAJOR, JET_PLUGIN_ABI_MINOR);
+    expect_refused(fixture("small_struct"), NULL, needle);
 }
 
 static void refuses_null_handle(void **state)
@@ -359,6 +379,7 @@ int main(void)
         cmocka_unit_test(directory_missing),
         cmocka_unit_test(refuses_abi_major_mismatch),
         cmocka_unit_test(refuses_newer_minor),
+        cmocka_unit_test(loads_older_minor),
         cmocka_unit_test(refuses_missing_entry_symbol),
         cmocka_unit_test(refuses_small_descriptor),
         cmocka_unit_test(refuses_null_handle),

@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 #define JET_PLUGIN_ABI_MAJOR 1
-#define JET_PLUGIN_ABI_MINOR 0
+#define JET_PLUGIN_ABI_MINOR 2
 #define JET_PLUGIN_ENTRY "jetsched_plugin_entry"
 
 /* What a handler returns. */
@@ -94,7 +94,67 @@ typedef struct jet_host_api {
     void (*set_error)(jet_task_ctx *ctx, const char *message);
     /* With JET_RETRY: retry after this delay instead of the backoff policy. */
     void (*retry_in)(jet_task_ctx *ctx, int64_t delay_ms);
+
+    /* ---- ABI 1.2: workflow calls (docs/WORKFLOWS.md, "Handler calls").
+     * Check host->struct_size before calling (or use the jet_ctx_* helpers
+     * below, which do). ---- */
+
+    /* The workflow of the running task, or NULL when it is not a task of a
+     * workflow. Valid until handle() returns. */
+    const char *(*workflow_id)(jet_task_ctx *ctx);
+    /* Adds a child node to the running node's workflow. Its node id is
+     * derived from this node and `name` (1-63 of [A-Za-z0-9_-]), so the same
+     * name added again (a retried attempt) gives the same task id and adds
+     * nothing. task_json: a task.submit body as JSON object text (handler
+     * required; queue defaults to this task's; no id, run_at, delay).
+     * depends_on: n_depends_on names, each a sibling added by this run (its
+     * name) or a node id of the workflow (NULL when n is 0); allow_failure
+     * (0/1) applies to each of these edges. Returns 0 with the child's task
+     * id in task_id_out (JET_WF_TASK_ID_LEN bytes are enough), or
+     * JET_WF_INVALID / JET_WF_UNAVAILABLE with the reason in task_id_out. */
+    int (*workflow_add)(jet_task_ctx *ctx, const char *name, const char *task_json, const char *const *depends_on,
+                        size_t n_depends_on, int allow_failure, char *task_id_out, size_t task_id_len);
+    /* The running node's parents as JSON object text:
+     * {"<parent node id>": {"task_id": "...", "status": "succeeded", "result": "..." | null}, ...}
+     * ("{}" for a node without parents). Owned by the host, valid until
+     * handle() returns. NULL outside a workflow or when PostgreSQL cannot be
+     * read (logged). */
+    const char *(*parent_results)(jet_task_ctx *ctx);
 } jet_host_api;
+
+/* workflow_add results besides 0. */
+#define JET_WF_INVALID (-1)      /* bad arguments, not a workflow node, or refused by the API: do not retry as is */
+#define JET_WF_UNAVAILABLE (-2)  /* the API or PostgreSQL did not answer: transient, retry the task */
+#define JET_WF_TASK_ID_LEN 256   /* a task id (at most 128) or a message cut to fit */
+
+/* True when the host table has function `fn` (its minor added it). */
+#define JET_HOST_HAS(host, fn)                                                                   \
+    ((host)->struct_size >= offsetof(jet_host_api, fn) + sizeof((host)->fn) && (host)->fn != NULL)
+
+/* ABI 1.2 helpers: safe on an older host (NULL / JET_WF_UNAVAILABLE). */
+static inline const char *jet_ctx_workflow_id(const jet_host_api *host, jet_task_ctx *ctx)
+{
+    return JET_HOST_HAS(host, workflow_id) ? host->workflow_id(ctx) : NULL;
+}
+
+static inline int jet_ctx_workflow_add(const jet_host_api *host, jet_task_ctx *ctx, const char *name,
+                                       const char *task_json, const char *const *depends_on, size_t n_depends_on,
+                                       int allow_failure, char *task_id_out, size_t task_id_len)
+{
+    if (JET_HOST_HAS(host, workflow_add))
+        return host->workflow_add(ctx, name, task_json, depends_on, n_depends_on, allow_failure, task_id_out,
+                                  task_id_len);
+    static const char msg[] = "this agentd has no workflow calls (plugin ABI 1.2): upgrade agentd";
+    for (size_t i = 0; task_id_out && i < task_id_len; i++)
+        if ((task_id_out[i] = i + 1 < task_id_len && i < sizeof msg - 1 ? msg[i] : '\0') == '\0')
+            break;
+    return JET_WF_UNAVAILABLE;
+}
+
+static inline const char *jet_ctx_parent_results(const jet_host_api *host, jet_task_ctx *ctx)
+{
+    return JET_HOST_HAS(host, parent_results) ? host->parent_results(ctx) : NULL;
+}
 
 /* The plugin descriptor. */
 typedef struct jet_plugin {
