@@ -95,6 +95,9 @@ typedef struct jet_host_api {
     /* With JET_RETRY: retry after this delay instead of the backoff policy. */
     void (*retry_in)(jet_task_ctx *ctx, int64_t delay_ms);
 
+    /* ---- ABI 1.1 (flow control, `rate_limited`): functions it adds go
+     * here, before the 1.2 block (minors append in order). ---- */
+
     /* ---- ABI 1.2: workflow calls (docs/WORKFLOWS.md, "Handler calls").
      * Check host->struct_size before calling (or use the jet_ctx_* helpers
      * below, which do). ---- */
