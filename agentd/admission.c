@@ -2,6 +2,7 @@
 #include "admission.h"
 #include "cancel.h"
 #include "handlers.h"
+#include "keylimits.h"
 #include "outcome.h"
 #include "recorder.h"
 
@@ -178,6 +179,9 @@ bool admission_settle(agent *a, inflight *f)
         o = (outcome){.status = JET_TASK_DEAD, .reason = t->dead_reason, .error = t->dead_detail};
     } else if (row_terminal(a, t, &row, &asked)) {
         refuse(t, &row, &o, why, sizeof why);
+    } else if (row.found && row.status == JET_TASK_THROTTLED) {
+        limits_drop_stale(a, f); /* parked: the leader publishes it again */
+        return true;
     } else if (record_lost(a, f, &row, asked), task_attempt(t) > t->max_attempts) {
         /* Judged on recorded attempts (PostgreSQL, including the 'lost'
          * ones just written), not on JetStream's delivery count. */
@@ -201,7 +205,7 @@ bool admission_settle(agent *a, inflight *f)
         outcome_retry_or_dead(a, f, JET_REASON_UNKNOWN_HANDLER, why);
         return true;
     } else {
-        return false;
+        return limits_admit(a, f); /* a slot and a token, or parked */
     }
     outcome_record(a, f, &o);
     return true;

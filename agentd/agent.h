@@ -148,6 +148,7 @@ struct agent {
     struct supervisor *supervisor; /* supervisor.c: progress and timeouts */
     struct cancel_watch *cancels;  /* cancel.c: the cancellation watch */
     struct control_watch *control; /* control.c: queue/lane pauses */
+    struct limits *limits;         /* keylimits.c: per-key concurrency/rate limits */
     struct handlers *handlers;     /* handlers.c: plugins + Lua */
     struct registry *registry;     /* registry.c: the heartbeat */
 };

@@ -79,6 +79,9 @@ static const jet_cfg_key agentd_keys[] = {
     {"priority.weight_high", JET_CFG_INT, "6", 1, 1000, NULL, JET_CFG_RELOADABLE, NULL, NULL, "weight of the high lane"},
     {"priority.weight_normal", JET_CFG_INT, "3", 1, 1000, NULL, JET_CFG_RELOADABLE, NULL, NULL, "weight of the normal lane"},
     {"priority.weight_low", JET_CFG_INT, "1", 1, 1000, NULL, JET_CFG_RELOADABLE, NULL, NULL, "weight of the low lane"},
+    {"limits.lease", JET_CFG_DURATION, "30s", 3 * SEC, HOUR, NULL, 0, NULL, NULL,
+     "slot lease of a concurrency key, renewed every third of it while the task runs: a killed agent's slots "
+     "free when it ends; a handler whose lease could not be renewed is cancelled"},
     {"history.enabled", JET_CFG_BOOL, "true", NOBOUND, NULL, 0, NULL, NULL,
      "record attempts in PostgreSQL before acking; false acks without any record (benchmarks only: "
      "it gives up the history, idempotency checks and the no-loss guarantee)"},

@@ -8,6 +8,7 @@
 #include "dispatch.h"
 #include "handlers.h"
 #include "inflight.h"
+#include "keylimits.h"
 #include "outcome.h"
 #include "puller.h"
 #include "recorder.h"
@@ -239,6 +240,7 @@ int main(int argc, char **argv)
     a->max_recording = a->set.history_max_pending;
 
     if ((st = setup_queues(a, &err)) || (st = connect_nats(a, &err)) || (st = recorder_start(a, &err)) ||
+        (st = limits_start(a, &err)) ||
         (st = cancel_start(a, &err)) || (st = control_start(a, &err)) || (st = handlers_init(a, &err)) || (st = outcome_start(a, &err)) ||
         (st = acker_start(a, &err)) || (st = supervisor_start(a, &err)))
         goto fail;
@@ -294,6 +296,7 @@ out:
     atomic_store(&a->stopped, true);
     jet_httpd_stop(httpd);
     supervisor_stop(a);
+    limits_stop(a);
     cancel_stop(a);
     control_stop(a);
     handlers_shutdown(a);

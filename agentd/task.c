@@ -172,6 +172,18 @@ static void copy_headers(agent_task *t)
     free((void *)keys);
 }
 
+/* A limit key header (DESIGN §12): 1-128 of [A-Za-z0-9_.:-], else dead-lettered. */
+static void limit_key(agent_task *t, const char *header, char out[JET_LIMIT_KEY_MAX + 1])
+{
+    const char *v = task_header(t, header);
+    if (!v)
+        return;
+    if (jet_limit_key_valid(v))
+        snprintf(out, JET_LIMIT_KEY_MAX + 1, "%s", v);
+    else
+        mark_dead(t, JET_REASON_INVALID_HEADER, "%s: \"%.64s\" is not 1-128 characters of [A-Za-z0-9_.:-]", header, v);
+}
+
 static void parse_headers(agent_task *t, const task_defaults *def)
 {
     const char *v;
@@ -246,6 +258,8 @@ static void parse_headers(agent_task *t, const task_defaults *def)
         snprintf(t->schedule_id, sizeof t->schedule_id, "%s", v);
     if ((v = task_header(t, JET_HDR_FIRE_TIME)) != NULL)
         jet_rfc3339_parse(v, &t->fire_time_ms, NULL);
+    limit_key(t, JET_HDR_CONCURRENCY_KEY, t->ckey);
+    limit_key(t, JET_HDR_RATE_KEY, t->rkey);
     if ((v = task_header(t, JET_HDR_TRACEPARENT)) != NULL && strlen(v) < 128)
         t->traceparent = jet_xstrdup(v);
 }

@@ -49,6 +49,8 @@ typedef struct agent_task {
     char *hdr_store;              /* owned copies of the headers parsed from the raw block (or NULL) */
     int skipped_header_lines;     /* malformed header lines left out (a line without ':', a bad name) */
     char *traceparent;
+    char ckey[JET_LIMIT_KEY_MAX + 1]; /* Jetsched-Concurrency-Key, or "" */
+    char rkey[JET_LIMIT_KEY_MAX + 1]; /* Jetsched-Rate-Key, or "" */
     /* Set when the message cannot run: a DESIGN reason (missing_handler,
      * invalid_id, invalid_header) and a detail naming the header. */
     const char *dead_reason;

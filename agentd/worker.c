@@ -5,6 +5,7 @@
 #include "dispatch.h"
 #include "handlers.h"
 #include "inflight.h"
+#include "keylimits.h"
 #include "outcome.h"
 #include "puller.h"
 
@@ -21,6 +22,7 @@ static void run_task_logged(agent *a, inflight *f)
     atomic_store(&f->state, RUN_RUNNING);
     outcome_started(a, f);
     jet_outcome r = handlers_run(a, f);
+    limits_done(a, f);
     int expected = RUN_RUNNING;
     if (!atomic_compare_exchange_strong(&f->state, &expected, RUN_RECORDING))
         return; /* the supervisor abandoned this run and recorded it already */

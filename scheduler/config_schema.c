@@ -36,6 +36,8 @@ static const jet_cfg_key schedulerd_keys[] = {
      "default window in which missed fires are caught up (per-schedule override)"},
     {"scheduler.misfire_threshold", JET_CFG_DURATION, "1m", 0, DAY, NULL, JET_CFG_RELOADABLE, NULL, NULL,
      "a fire at most this late (e.g. during a leader change) runs normally; later ones are misfires (policy)"},
+    {"limits.max_hold", JET_CFG_DURATION, "1h", SEC, 30 * DAY, NULL, 0, NULL, NULL,
+     "a task parked by a concurrency/rate limit (throttled) longer than this ends expired"},
     {"reconcile.interval", JET_CFG_DURATION, "10s", SEC, HOUR, NULL, JET_CFG_RELOADABLE, NULL, NULL,
      "how often the leader reconciles PostgreSQL with the stream"},
     {"reconcile.redispatch_after", JET_CFG_DURATION, "5m", 10 * SEC, 30 * DAY, NULL, JET_CFG_RELOADABLE, NULL, NULL,

@@ -165,7 +165,8 @@ int main(int argc, char **argv)
         goto fail;
     }
     threads = true;
-    if ((st = stats_start(s, &err)) || (st = sweep_start(s, &err)) || (st = rollup_start(s, &err)))
+    if ((st = stats_start(s, &err)) || (st = sweep_start(s, &err)) || (st = rollup_start(s, &err)) ||
+        (st = release_start(s, &err)))
         goto fail;
     if ((st = api_start(s, &err)))
         goto fail;
@@ -199,6 +200,7 @@ out:
         stats_stop(s);
         rollup_stop(s);
         sweep_stop(s);
+        release_stop(s);
         election_stop(s);
     }
     jet_httpd_stop(httpd);

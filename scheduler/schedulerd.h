@@ -68,6 +68,10 @@ void rollup_stop(sched *s);
 void stats_stop(sched *s);
 /* The leader's sweeper of messages on task subjects no agent reads
  * (sweep.c): started and stopped with the stats thread. */
+/* The leader's releaser of throttled tasks (release.c): started and
+ * stopped with the stats thread. */
+jet_status release_start(sched *s, jet_err *err);
+void release_stop(sched *s);
 jet_status sweep_start(sched *s, jet_err *err);
 void sweep_stop(sched *s);
 /* True when subject is a lane <prefix>.task.<valid queue>.<priority>;

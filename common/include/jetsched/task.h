@@ -21,6 +21,8 @@
 #define JET_HDR_IDEMPOTENCY  "Jetsched-Idempotency-Check"
 #define JET_HDR_ATTEMPT_BUDGET "Jetsched-Attempt-Budget"
 #define JET_HDR_TRACEPARENT  "traceparent"
+#define JET_HDR_CONCURRENCY_KEY "Jetsched-Concurrency-Key" /* per-key concurrency limit (limit.set) */
+#define JET_HDR_RATE_KEY     "Jetsched-Rate-Key"        /* per-key rate limit (limit.set) */
 
 /* ---- headers agentd adds to a dead letter ---- */
 #define JET_HDR_QUEUE        "Jetsched-Queue"

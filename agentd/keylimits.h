@@ -1,0 +1,32 @@
+/* Per-key concurrency and rate limits in agentd (DESIGN §12 "Flow control",
+ * docs/ARCHITECTURE.md "Flow control"): slot leases and rate tokens taken
+ * from PostgreSQL (sql/0008_limits.sql) before a task with
+ * Jetsched-Concurrency-Key / Jetsched-Rate-Key runs, leases kept and reused
+ * for the next task of the same key, renewed while a task runs and returned
+ * when idle; a task that cannot start is parked (throttled) and acked. */
+#ifndef AGENTD_KEYLIMITS_H
+#define AGENTD_KEYLIMITS_H
+
+#include <stdbool.h>
+#include "agent.h"
+
+jet_status limits_start(agent *a, jet_err *err);
+/* Returns every idle lease (drain) and stops the thread. */
+void limits_stop(agent *a);
+
+/* The admission hook, for a task that may otherwise run: true when it was
+ * settled here (parked as throttled and acked, the in-flight reference
+ * consumed); false when it may run (its slot, if any, is now held). */
+bool limits_admit(agent *a, inflight *f);
+/* A delivery whose PostgreSQL row is 'throttled' (a stale copy of a parked
+ * task): acked without running or recording; the in-flight reference is
+ * consumed. */
+void limits_drop_stale(agent *a, inflight *f);
+/* The handler of f returned: its slot becomes idle (reused or returned). */
+void limits_done(agent *a, inflight *f);
+/* A handler answered rate_limited: holds its key back on every agent for
+ * retry_after_ms (limit_holds). Returns the key held ("" when the task has
+ * none). */
+const char *limits_hold_key(agent *a, const agent_task *t, int64_t retry_after_ms, const char *error);
+
+#endif
