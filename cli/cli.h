@@ -47,6 +47,7 @@ int cmd_agents(cli_ctx *ctx, int argc, char **argv);
 int cmd_leader(cli_ctx *ctx, int argc, char **argv);
 int cmd_queues(cli_ctx *ctx, int argc, char **argv);
 int cmd_limits(cli_ctx *ctx, int argc, char **argv);
+int cmd_workflow(cli_ctx *ctx, int argc, char **argv);
 
 /* ---- cli_api.c ---- */
 
@@ -135,6 +136,13 @@ bool cli_add_header(cli_ctx *ctx, const char *usage, json_t **headers, const cha
 /* A time argument: RFC 3339, or a duration meaning that long ago (ago=true)
  * or from now (ago=false). Returns the RFC 3339 form in buf. */
 bool cli_time_arg(const char *arg, bool ago, char *buf, size_t len);
+/* The options the list verbs share (jetsched list, workflow list):
+ * -s/--status S[,S] ('s': the states appended to status), --since ('F'),
+ * --until ('U'), -n/--limit ('n', 1-1000), --cursor ('C'), -a/--all ('a').
+ * True when c is one of them; a bad value prints the usage error and sets *rc. */
+bool cli_list_opt(cli_ctx *ctx, const char *usage, int c, json_t *req, json_t *status, bool *all, int *rc);
+/* Sets req's "status" from the states collected: one as a string, several as an array. */
+void cli_list_status(json_t *req, json_t *status);
 /* Parses a positive integer option value. */
 bool cli_int_arg(const char *arg, int64_t min, int64_t max, int64_t *out);
 

@@ -277,3 +277,40 @@ bool cli_int_arg(const char *arg, int64_t min, int64_t max, int64_t *out)
     *out = v;
     return true;
 }
+
+bool cli_list_opt(cli_ctx *ctx, const char *usage, int c, json_t *req, json_t *status, bool *all, int *rc)
+{
+    char when[40];
+    int64_t limit;
+    switch (c) {
+    case 'C': json_object_set_new(req, "cursor", json_string(optarg)); return true;
+    case 'a': *all = true; return true;
+    case 's':
+        for (char *save = NULL, *tok = strtok_r(optarg, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+            json_array_append_new(status, json_string(tok));
+        return true;
+    case 'F':
+    case 'U':
+        if (!cli_time_arg(optarg, true, when, sizeof when))
+            *rc = cli_usage_error(ctx, usage, "--%s \"%s\": an RFC 3339 time or a duration ago like 1h",
+                                  c == 'F' ? "since" : "until", optarg);
+        else
+            json_object_set_new(req, c == 'F' ? "since" : "until", json_string(when));
+        return true;
+    case 'n':
+        if (!cli_int_arg(optarg, 1, 1000, &limit))
+            *rc = cli_usage_error(ctx, usage, "--limit \"%s\": a number from 1 to 1000", optarg);
+        else
+            json_object_set_new(req, "limit", json_integer(limit));
+        return true;
+    default: return false;
+    }
+}
+
+void cli_list_status(json_t *req, json_t *status)
+{
+    if (json_array_size(status) == 1)
+        json_object_set(req, "status", json_array_get(status, 0));
+    else if (json_array_size(status) > 1)
+        json_object_set(req, "status", status);
+}

@@ -153,32 +153,14 @@ int cmd_list(cli_ctx *ctx, int argc, char **argv)
     json_t *req = json_object(), *status = json_array();
     bool all = false;
     int c, rc = CLI_OK;
-    int64_t limit;
-    char when[40];
     optind = 0;
     while (rc == CLI_OK && (c = cli_getopt(ctx, argc, argv, "q:s:n:ah", opts)) != -1) {
+        if (cli_list_opt(ctx, list_usage, c, req, status, &all, &rc))
+            continue;
         switch (c) {
         case 'q': json_object_set_new(req, "queue", json_string(optarg)); break;
         case 'H': json_object_set_new(req, "handler", json_string(optarg)); break;
         case 'S': json_object_set_new(req, "schedule_id", json_string(optarg)); break;
-        case 'C': json_object_set_new(req, "cursor", json_string(optarg)); break;
-        case 'a': all = true; break;
-        case 's':
-            for (char *save = NULL, *tok = strtok_r(optarg, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-                json_array_append_new(status, json_string(tok));
-            break;
-        case 'F':
-        case 'U':
-            if (!cli_time_arg(optarg, true, when, sizeof when))
-                rc = cli_usage_error(ctx, list_usage, "--%s \"%s\": an RFC 3339 time or a duration ago like 1h",
-                                     c == 'F' ? "since" : "until", optarg);
-            json_object_set_new(req, c == 'F' ? "since" : "until", json_string(when));
-            break;
-        case 'n':
-            if (!cli_int_arg(optarg, 1, 1000, &limit))
-                rc = cli_usage_error(ctx, list_usage, "--limit \"%s\": a number from 1 to 1000", optarg);
-            json_object_set_new(req, "limit", json_integer(limit));
-            break;
         case 'h': rc = cli_help(list_usage); goto out;
         default: fputs(list_usage, stderr); rc = CLI_USAGE; break;
         }
@@ -187,10 +169,7 @@ int cmd_list(cli_ctx *ctx, int argc, char **argv)
         rc = cli_usage_error(ctx, list_usage, "unexpected argument \"%s\"", argv[optind]);
     if (rc != CLI_OK)
         goto out;
-    if (json_array_size(status) == 1)
-        json_object_set(req, "status", json_array_get(status, 0));
-    else if (json_array_size(status) > 1)
-        json_object_set(req, "status", status);
+    cli_list_status(req, status);
 
     json_t *tasks = NULL;
     char *next = NULL;

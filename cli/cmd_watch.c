@@ -1,6 +1,7 @@
 /* jetsched watch: live task events from core NATS
  * (<prefix>.event.<queue>.<task_id>, published by agentd on every state
- * change) for one task, one queue or everything. */
+ * change) for one task, one queue, one workflow (the events' "workflow"
+ * field) or everything. */
 #include "cli.h"
 
 #include <jetsched/names.h>
@@ -15,21 +16,27 @@ static const char usage[] =
     "Prints task events as agents publish them (running, progress, succeeded, retrying,\n"
     "dead, expired, cancelled, duplicate). With TASK_ID: that task's events (after its\n"
     "current state), ending when it reaches a final state. With --queue: one queue's.\n"
-    "Otherwise every event. Events are not stored: only what happens while watching is\n"
-    "shown (use jetsched get / list for the history).\n\n"
+    "With --workflow: the events of that workflow's nodes and callbacks (after its current\n"
+    "state), ending when the workflow has ended and its callbacks too. Otherwise every event.\n"
+    "Events are not stored: only what happens while watching is shown (use jetsched get /\n"
+    "list / workflow get for the history).\n\n"
     "Options:\n"
     "  -q, --queue NAME  only tasks of this queue\n"
+    "  -w, --workflow ID only tasks of this workflow (its nodes and callbacks)\n"
     "  -n, --count N     exit after N events\n"
     "      --for DUR     exit after DUR (e.g. 30s)\n"
     "      --json        one JSON object per line: {id,queue,status,attempt,agent,at,error?,progress?}\n"
-    "                    (with TASK_ID the first line is the task as jetsched get shows it)\n"
+    "                    (with TASK_ID the first line is the task as jetsched get shows it;\n"
+    "                    with --workflow the first and last lines are the workflow object)\n"
     "  -h, --help        this help\n\n"
     "Examples:\n"
     "  jetsched watch                      # everything, until Ctrl-C\n"
     "  jetsched watch --queue emails\n"
     "  jetsched watch 01JEXAMPLE0000000000000000\n"
+    "  jetsched watch --workflow book-42\n"
     "  jetsched watch --json --count 10 | jq -r .status\n\n"
-    "Exit codes: 0 ok (for TASK_ID: the task succeeded), 1 the task did not succeed,\n"
+    "Exit codes: 0 ok (for TASK_ID: the task succeeded; for --workflow: the workflow\n"
+    "succeeded), 1 the task or workflow did not succeed,\n"
     "2 usage error, 3 NATS unavailable.\n";
 
 static void print_event(cli_ctx *ctx, const char *subject, json_t *ev, size_t prefix_len)
@@ -65,22 +72,75 @@ static void print_event(cli_ctx *ctx, const char *subject, json_t *ev, size_t pr
     fflush(stdout);
 }
 
+/* Where a watched workflow stands (workflow.get without nodes): 1 ended
+ * with its callbacks (*ok: it succeeded), 0 not yet, -1 unknown (the API
+ * did not answer; *reply then holds its error object, or NULL). */
+static int workflow_state(cli_ctx *ctx, const char *id, json_t **reply, bool *ok)
+{
+    *reply = NULL;
+    if (cli_request_quiet(ctx, "workflow.get", json_pack("{s:s,s:b}", "id", id, "nodes", 0), reply) != CLI_OK)
+        return -1;
+    const json_t *w = json_object_get(*reply, "workflow");
+    if (!cli_str(w, "finished_at"))
+        return 0;
+    size_t i;
+    const json_t *cb;
+    json_array_foreach(json_object_get(*reply, "callbacks"), i, cb)
+    {
+        const char *st = cli_str(cb, "status"); /* null: not created (on_success of a failed workflow) */
+        if (st && !jet_task_status_terminal(st))
+            return 0;
+    }
+    *ok = cli_str(w, "status") && !strcmp(cli_str(w, "status"), "succeeded");
+    return 1;
+}
+
+static void print_workflow_line(cli_ctx *ctx, const char *id, const json_t *reply, const char *how)
+{
+    const json_t *w = json_object_get(reply, "workflow");
+    if (ctx->json) {
+        char *line = json_dumps(w, JSON_COMPACT);
+        if (line)
+            puts(line);
+        free(line);
+        return;
+    }
+    char counts[400] = "", n[32];
+    size_t j = 0;
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)json_object_get(w, "counts"), k, v)
+    {
+        if (j + 1 < sizeof counts)
+            j += (size_t)snprintf(counts + j, sizeof counts - j, "%s%lld %s", j ? ", " : "",
+                                  (long long)json_integer_value(v), k);
+    }
+    printf("workflow %s %s %s (%s nodes%s%s)\n", id, how, cli_str(w, "status") ? cli_str(w, "status") : "?",
+           cli_intstr(w, "nodes", n), counts[0] ? ": " : "", counts);
+}
+
 int cmd_watch(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"queue", required_argument, NULL, 'q'}, {"count", required_argument, NULL, 'n'},
-        {"for", required_argument, NULL, 'F'}, CLI_COMMON_OPTS,
+        {"for", required_argument, NULL, 'F'},   {"workflow", required_argument, NULL, 'w'},
+        CLI_COMMON_OPTS,
     };
-    const char *queue = NULL, *id = NULL;
+    const char *queue = NULL, *id = NULL, *workflow = NULL;
     int64_t count = 0, for_ms = 0;
     int c, rc = CLI_OK;
     optind = 0;
-    while ((c = cli_getopt(ctx, argc, argv, "q:n:h", opts)) != -1) {
+    while ((c = cli_getopt(ctx, argc, argv, "q:n:w:h", opts)) != -1) {
         switch (c) {
         case 'q':
             if (!jet_name_valid(optarg))
                 return cli_usage_error(ctx, usage, "--queue \"%s\": 1-64 characters of a-z 0-9 _ -", optarg);
             queue = optarg;
+            break;
+        case 'w':
+            if (!jet_task_id_valid(optarg) || strlen(optarg) > 64)
+                return cli_usage_error(ctx, usage, "--workflow \"%s\": 1-64 characters of A-Z a-z 0-9 _ -", optarg);
+            workflow = optarg;
             break;
         case 'n':
             if (!cli_int_arg(optarg, 1, INT64_MAX, &count))
@@ -96,6 +156,8 @@ int cmd_watch(cli_ctx *ctx, int argc, char **argv)
     }
     if (argc - optind > 1)
         return cli_usage_error(ctx, usage, "unexpected argument \"%s\"", argv[optind + 1]);
+    if (argc - optind == 1 && workflow)
+        return cli_usage_error(ctx, usage, "a TASK_ID or --workflow, not both");
     if (argc - optind == 1) {
         id = argv[optind];
         if (!jet_task_id_valid(id))
@@ -150,12 +212,44 @@ int cmd_watch(cli_ctx *ctx, int argc, char **argv)
         }
         json_decref(reply);
     }
+    bool wf_ok = false;
+    if (workflow) {
+        /* the workflow's current state first (subscribed already) */
+        json_t *reply = NULL;
+        int st = workflow_state(ctx, workflow, &reply, &wf_ok);
+        if (st >= 0)
+            print_workflow_line(ctx, workflow, reply, st ? "has ended" : "is");
+        else if (reply)
+            fprintf(stderr, "jetsched watch: workflow %s: %s (waiting for its events anyway)\n", workflow,
+                    cli_str(reply, "code") ? cli_str(reply, "code") : "error");
+        else
+            fprintf(stderr, "jetsched watch: the API did not answer; showing live events only\n");
+        json_decref(reply);
+        if (st == 1) {
+            natsSubscription_Destroy(sub);
+            return wf_ok ? CLI_OK : CLI_FAILED;
+        }
+    }
     if (!ctx->json)
         printf("%-12s  %-12s  %-28s  %-10s  %-3s  %-16s  %s\n", "TIME", "QUEUE", "TASK", "STATUS", "TRY", "AGENT",
                "DETAIL");
     fflush(stdout);
-    int64_t seen = 0, until = for_ms ? jet_mono_ms() + for_ms : 0;
+    int64_t seen = 0, until = for_ms ? jet_mono_ms() + for_ms : 0, wf_check = jet_mono_ms() + 5000;
     for (;;) {
+        /* a workflow ends in PostgreSQL (e.g. cancelled waiting nodes publish
+         * no event): checked after each final event and every 5 s */
+        if (workflow && jet_mono_ms() >= wf_check) {
+            json_t *reply = NULL;
+            int st = workflow_state(ctx, workflow, &reply, &wf_ok);
+            if (st == 1)
+                print_workflow_line(ctx, workflow, reply, "ended");
+            json_decref(reply);
+            if (st == 1) {
+                rc = wf_ok ? CLI_OK : CLI_FAILED;
+                break;
+            }
+            wf_check = jet_mono_ms() + 5000;
+        }
         int64_t wait = 1000;
         if (until) {
             wait = until - jet_mono_ms();
@@ -175,6 +269,11 @@ int cmd_watch(cli_ctx *ctx, int argc, char **argv)
             break;
         }
         json_t *ev = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), 0, NULL);
+        if (workflow && !(cli_str(ev, "workflow") && !strcmp(cli_str(ev, "workflow"), workflow))) {
+            json_decref(ev);
+            natsMsg_Destroy(m);
+            continue;
+        }
         if (json_is_object(ev)) {
             print_event(ctx, natsMsg_GetSubject(m), ev, strlen(prefix));
             seen++;
@@ -185,6 +284,8 @@ int cmd_watch(cli_ctx *ctx, int argc, char **argv)
         }
         json_decref(ev);
         natsMsg_Destroy(m);
+        if (workflow && jet_task_status_terminal(last_status))
+            wf_check = 0; /* now */
         if (id && jet_task_status_terminal(last_status)) {
             rc = jet_task_status_ok(last_status) ? CLI_OK : CLI_FAILED;
             break;

@@ -23,13 +23,14 @@ static const struct {
     {"get", cmd_get, "show a task, its result and its attempts"},
     {"list", cmd_list, "list tasks (filters, paging)"},
     {"cancel", cmd_cancel, "cancel tasks"},
-    {"watch", cmd_watch, "live events of a task, a queue or everything"},
+    {"watch", cmd_watch, "live events of a task, a queue, a workflow or everything"},
     {"schedule", cmd_schedule, "cron/every/at schedules: add list get preview pause resume trigger rm"},
     {"dlq", cmd_dlq, "dead letters: list show replay purge"},
     {"agents", cmd_agents, "the registered agentd processes"},
     {"leader", cmd_leader, "the schedulerd holding the leader lease"},
     {"queues", cmd_queues, "queue depth, consumer lag and rates per priority; pause resume"},
     {"limits", cmd_limits, "per-key concurrency and rate limits: list set get delete"},
+    {"workflow", cmd_workflow, "DAGs of tasks with dependencies and callbacks: submit add get list cancel"},
 };
 
 static void usage(FILE *out)

@@ -8,7 +8,8 @@ source "$(dirname "$0")/cli_lib.sh"
 
 verbs=(init migrate submit get list cancel watch agents leader queues
   "schedule add" "schedule update" "schedule list" "schedule get" "schedule preview" "schedule pause" "schedule resume"
-  "schedule trigger" "schedule rm" "dlq list" "dlq show" "dlq replay" "dlq purge")
+  "schedule trigger" "schedule rm" "dlq list" "dlq show" "dlq replay" "dlq purge"
+  "workflow submit" "workflow add" "workflow get" "workflow list" "workflow cancel")
 
 echo "== --help on every verb: exit 0, usage and examples on stdout"
 run 0 "$JS" --help

@@ -206,6 +206,20 @@ class Stack:
                 p.wait()
 
 
+def console_errors(b, expected):
+    """The SEVERE messages of the browser console but failed loads of the
+    expected (path, HTTP status) pairs (refusals a test causes on purpose)."""
+    b.drain_log()
+    bad = []
+    for e in b.console:
+        if e.get("level") != "SEVERE":
+            continue
+        m = re.match(r"https?://[^/]+(/[^ ?#]*)\S* - Failed to load resource: .* status of (\d+)", e.get("message", ""))
+        if not (m and (m.group(1), int(m.group(2))) in expected):
+            bad.append(e)
+    return bad
+
+
 def main():
     stack = Stack()
     shots = os.path.join(env("JETSCHED_BUILD_DIR"), "web-console")
@@ -464,16 +478,8 @@ def main():
             stack.fail("pages wider than the phone: %r" % b.too_wide)
         # 7. the browser console: nothing SEVERE but the refusals the test caused
         # (session before login, the bad token, the bad spec, the viewer's resume).
-        b.drain_log()
-        expected = {("/api/v1/session", 401), ("/api/v1/login", 401), ("/api/v1/schedules/preview", 400),
-                    ("/api/v1/schedules", 400), ("/api/v1/schedules/digest/resume", 403)}
-        bad = []
-        for e in b.console:
-            if e.get("level") != "SEVERE":
-                continue
-            m = re.match(r"https?://[^/]+(/[^ ?#]*)\S* - Failed to load resource: .* status of (\d+)", e.get("message", ""))
-            if not (m and (m.group(1), int(m.group(2))) in expected):
-                bad.append(e)
+        bad = console_errors(b, {("/api/v1/session", 401), ("/api/v1/login", 401), ("/api/v1/schedules/preview", 400),
+                                 ("/api/v1/schedules", 400), ("/api/v1/schedules/digest/resume", 403)})
         if bad:
             stack.fail("browser console errors: %r" % bad[:5])
     finally:

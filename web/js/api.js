@@ -44,7 +44,12 @@ JS.api = (function () {
     "cluster.agents": ["GET", "/agents"],
     "cluster.queues": ["GET", "/queues"],
     "queue.pause": ["POST", "/queues/{queue}/pause"],
-    "queue.resume": ["POST", "/queues/{queue}/resume"]
+    "queue.resume": ["POST", "/queues/{queue}/resume"],
+    "workflow.list": ["GET", "/workflows"],
+    "workflow.get": ["GET", "/workflows/{id}"],
+    "workflow.submit": ["POST", "/workflows"],
+    "workflow.add": ["POST", "/workflows/{id}/add"],
+    "workflow.cancel": ["POST", "/workflows/{id}/cancel"]
   };
 
   function ApiError(status, body, fallback) {

@@ -7,7 +7,9 @@ var JS = window.JS || (window.JS = {});
 JS.pages = JS.pages || {};
 
 (function () {
-  var NAV = [["overview", "#/", "Overview"], ["tasks", "#/tasks", "Tasks"], ["dlq", "#/dlq", "Dead letters"],
+  /* [page, link, label, shown only when (optional: a route of the server)] */
+  var NAV = [["overview", "#/", "Overview"], ["tasks", "#/tasks", "Tasks"],
+             ["workflows", "#/workflows", "Workflows", function () { return JS.hasWorkflows(); }], ["dlq", "#/dlq", "Dead letters"],
              ["schedules", "#/schedules", "Schedules"], ["agents", "#/agents", "Agents"], ["queues", "#/queues", "Queues"]];
   var cleanups = [];
 
@@ -54,6 +56,7 @@ JS.pages = JS.pages || {};
     var s = JS.api.session();
     if (!s) return;
     NAV.forEach(function (n) {
+      if (n[3] && !n[3]()) return;
       nav.appendChild(JS.h("a", { href: n[1], "aria-current": n[0] === active ? "page" : null }, n[2]));
     });
     var who = document.getElementById("who");
@@ -78,7 +81,7 @@ JS.pages = JS.pages || {};
       JS.clear(document.getElementById("who"));
       return JS.pages.login(pageContext(main, r.params, r.query));
     }
-    var nav = { task: "tasks", schedule: "schedules" }[r.name] || r.name;
+    var nav = { task: "tasks", schedule: "schedules", workflow: "workflows" }[r.name] || r.name;
     renderNav(nav);
     var page = JS.pages[r.name];
     if (!page) {

@@ -146,6 +146,7 @@ JS.pages.task = function (ctx) {
      dd("Handler", t.handler ? JS.link("#/tasks?handler=" + encodeURIComponent(t.handler), t.handler) : null),
      dd("Attempts", t.attempts + " of " + (t.max_attempts || "default")),
      dd("Agent", t.agent),
+     JS.hasWorkflows() ? dd("Workflow", t.workflow_id ? JS.link("#/workflow/" + encodeURIComponent(t.workflow_id), t.workflow_id, { id: "task-workflow" }) : null) : null,
      dd("Schedule", t.schedule_id ? JS.link("#/schedules/" + encodeURIComponent(t.schedule_id) + "/edit", t.schedule_id) : null),
      dd("Trace id", t.trace_id ? JS.h("code#task-trace", t.trace_id) : null),
      dd("Created", JS.when(t.created_at)),
