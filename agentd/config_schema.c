@@ -93,7 +93,8 @@ static const jet_cfg_key agentd_keys[] = {
      "show as running; a shorter one is written once, with its outcome (0 = 'running' at every start)"},
     {"history.max_pending", JET_CFG_INT, "10000", 1, 10000000, NULL, 0, NULL, NULL,
      "finished tasks held un-acked while PostgreSQL is slow or down; fetching pauses when full"},
-    {"idempotency.check", JET_CFG_ENUM, "redelivered", NOBOUND, "redelivered|always", JET_CFG_RELOADABLE, NULL, NULL,
+    {"idempotency.check", JET_CFG_ENUM, "redelivered", NOBOUND, "redelivered|always",
+     JET_CFG_RELOADABLE | JET_CFG_DEPRECATED, NULL, NULL,
      "kept for old configurations, no effect: every delivery is looked up in PostgreSQL (the admission step) "
      "and a task whose row is terminal is not run"},
     {"http.listen", JET_CFG_STRING, "127.0.0.1:9464", NOBOUND, NULL, 0, NULL, NULL,

@@ -813,6 +813,8 @@ static void print_schema_table(const jet_cfg_key *k, FILE *out, const char *pref
             fputs(", secret", out);
         if (k->flags & JET_CFG_REQUIRED)
             fputs(", required", out);
+        if (k->flags & JET_CFG_DEPRECATED)
+            fputs(", deprecated", out);
         fprintf(out, "): %s\n", k->desc ? k->desc : "");
         if (k->type == JET_CFG_GROUPLIST && k->sub) {
             char p[64];
@@ -856,6 +858,21 @@ int jet_config_nonreloadable_changes(const jet_config *old_cfg, const jet_config
             add_error(&e, "%s: changed but not reloadable; restart to apply it", nv->key->path);
         free(a);
         free(b);
+    }
+    return e.count;
+}
+
+int jet_config_deprecated_set(const jet_config *cfg, jet_err *err)
+{
+    errs e = {.err = err};
+    for (size_t i = 0; i < cfg->n; i++) {
+        const cfg_val *v = &cfg->vals[i];
+        if (!(v->key->flags & JET_CFG_DEPRECATED))
+            continue;
+        if (v->src == SRC_FILE)
+            add_error(&e, "%s:%d: %s: deprecated (%s)", cfg->file, v->line, v->key->path, v->key->desc);
+        else if (v->src == SRC_ENV)
+            add_error(&e, "env %s: %s: deprecated (%s)", v->env_name, v->key->path, v->key->desc);
     }
     return e.count;
 }

@@ -68,7 +68,15 @@ int jet_daemon_start(const jet_daemon_info *info, int argc, char **argv, jet_con
         fprintf(stderr, "%s: invalid configuration:\n%s\n", info->name, err.msg);
         return JET_EXIT_USAGE;
     }
+    /* Deprecated keys that are set: one warning each, at start (or for --check-config). */
+    jet_err deprecated;
+    char *warn = jet_config_deprecated_set(*cfg, &deprecated) > 0 ? deprecated.msg : NULL;
     if (check) {
+        for (char *line = warn, *next; line; line = next) {
+            if ((next = strchr(line, '\n')))
+                *next++ = '\0';
+            fprintf(stderr, "%s: warning: %s\n", info->name, line);
+        }
         printf("# %s %s effective configuration (%s)\n", info->name, JET_VERSION, file ? file : "built-in defaults");
         jet_config_print(*cfg, stdout);
         jet_config_free(*cfg);
@@ -77,6 +85,11 @@ int jet_daemon_start(const jet_daemon_info *info, int argc, char **argv, jet_con
         return JET_EXIT_OK;
     }
     jet_log_init_from_config(info->name, *cfg);
+    for (char *line = warn, *next; line; line = next) {
+        if ((next = strchr(line, '\n')))
+            *next++ = '\0';
+        jet_log(JET_LOG_WARN, "config: %s", line);
+    }
     return -1;
 }
 

@@ -31,6 +31,7 @@ enum {
     JET_CFG_SECRET     = 1u << 1, /* never printed or logged */
     JET_CFG_REQUIRED   = 1u << 2, /* must be set (file or env) */
     JET_CFG_CREDENTIALS = 1u << 3, /* a URL/DSN that may embed a password: printed through jet_redact */
+    JET_CFG_DEPRECATED = 1u << 4, /* kept so old files load; setting it gets a warning (jet_config_deprecated_set) */
 };
 
 typedef struct jet_cfg_key {
@@ -77,6 +78,12 @@ void jet_config_print_schema(const jet_cfg_key *const *schema, FILE *out);
 /* After a reload: reports (as warnings in *err, one per line) the
  * non-reloadable keys whose value changed; returns the number of them. */
 int jet_config_nonreloadable_changes(const jet_config *old_cfg, const jet_config *new_cfg, jet_err *err);
+
+/* Reports (in *err, one per line, "file:line: key: deprecated (description)"
+ * or "env NAME: ...") the JET_CFG_DEPRECATED keys set by the file or the
+ * environment; returns the number of them. jet_daemon_start logs each as a
+ * warning at start and prints them for --check-config. */
+int jet_config_deprecated_set(const jet_config *cfg, jet_err *err);
 
 /* ---- typed settings (like Fluent Bit's config map) ----
  * A daemon binds its configuration to a settings struct once, at load and
