@@ -2,11 +2,15 @@
 # shellcheck disable=SC2016 # assertions are given to eval in single quotes on purpose
 # tests/harness/selftest-cleanup.sh — test that with-servers never leaves
 # processes or temp dirs behind: when the test command SIGKILLs itself, when
-# with-servers itself (or its whole process group) is SIGKILLed, on SIGTERM,
+# with-servers itself (or its whole process group) is SIGKILLed, when the
+# test that started with-servers is SIGKILLed (alone, as ctest does), on SIGTERM,
 # when a server cannot start; plus exit status, stdin and signal pass-through
 # and parallel runs. Runs on its own (not under with-servers):
 #   tests/harness/selftest-cleanup.sh
 # Prints "N passed, M failed"; exits non-zero when anything failed.
+# JH_SELFTEST_CASES="case1 case4:TERM:143" runs only those cases;
+# JH_SELFTEST_HOLD=1 makes case 1 wait with its servers up (case 9 runs case
+# 1 so, as the test it kills).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -129,6 +133,11 @@ case1() {
   state=$(<"$sf")
   snapshot "$state" >"$snap"
   check "case 1: snapshot holds nats-server and postgres (with children)" eval '(($(count_servers "$snap") >= 3))'
+  if [[ -n ${JH_SELFTEST_HOLD:-} ]]; then # case 9 SIGKILLs us here (a builtin read: no child left over)
+    mkfifo "$WORK/c1.hold"
+    : >"$WORK/c1.held"
+    read -r -t 600 _ <>"$WORK/c1.hold" || true
+  fi
   : >"$go"
   wait "$ws" || rc=$?
   check "case 1: with-servers exits with the command's status 137 (SIGKILL)" test "$rc" -eq 137
@@ -301,15 +310,47 @@ SCRIPT
   done
 }
 
-case1
-case2
-case3
-case4 TERM 143
-case4 INT 130
-case5
-case6
-case7
-case8
+# ------------------------------------------------------------------ 9. the test itself SIGKILLed mid-case
+
+# ctest kills only its direct child on a timeout (cmake 3.25: no process
+# tree, no group), so with-servers runs of a test that starts them itself
+# (this script) are orphaned mid-case. Run this self-test's case 1 as the
+# "test", SIGKILL that one PID while case 1 waits, and check that every
+# process of its run (servers, command, with-servers, watchdogs) ends.
+case9() {
+  local dir=$WORK/c9 snap=$WORK/c9.snap log=$WORK/c9.log sf='' state owner_pid owner_start t deadline n
+  local -a left=()
+  mkdir -p "$dir"
+  TMPDIR=$dir JH_SELFTEST_CASES=case1 JH_SELFTEST_HOLD=1 "$HERE/selftest-cleanup.sh" >"$log" 2>&1 &
+  local test_pid=$!
+  BG_PIDS+=("$test_pid")
+  deadline=$(($(_jh_now_ms) + 180000))
+  while [[ -z $sf ]] && (($(_jh_now_ms) < deadline)); do
+    for t in "$dir"/jetsched-cleanup-selftest.*; do [[ -e $t/c1.held ]] && sf=$t/c1.state; done
+    sleep 0.05
+  done
+  check "case 9: the nested self-test reached case 1 (servers up, command waiting)" test -n "$sf"
+  if [[ -z $sf ]]; then sed 's/^/#   /' "$log"; return; fi
+  state=$(<"$sf")
+  read -r owner_pid owner_start <"$state/owner"
+  { snapshot "$state"; printf '%s:%s\n' "$owner_pid" "$owner_start"; } >"$snap"
+  n=$(count_servers "$snap")
+  check "case 9: snapshot holds nats-server and postgres (with children): $n" test "$n" -ge 3
+  if ((n < 3)); then { ls -l "$state/run"; cat "$snap" "$log"; } 2>&1 | sed 's/^/#   /'; fi
+  check "case 9: ... and the nested with-servers (pid $owner_pid)" _jh_alive "$owner_pid" "$owner_start"
+  kill -KILL "$test_pid"
+  wait "$test_pid" 2>/dev/null || true
+  check "case 9: test SIGKILLed mid-case: its servers, command and with-servers end (within 15 s)" \
+    gone_within 15 "$state" "$snap"
+  # Whatever survived was started by this test: end it (by PID and start time).
+  mapfile -t left < <(cat "$snap"; watchdogs "$state")
+  _jh_kill_hard "${left[@]}"
+}
+
+for spec in ${JH_SELFTEST_CASES:-case1 case2 case3 case4:TERM:143 case4:INT:130 case5 case6 case7 case8 case9}; do
+  IFS=: read -r -a args <<<"$spec"
+  "${args[@]}"
+done
 
 check "no jetsched-test.* dir left in TMPDIR" eval '[[ -z $(find "$TMPROOT" -mindepth 1 -maxdepth 1 -name "jetsched-test.*") ]]'
 check "no process mentions the test TMPDIR" eval '[[ -z $(_jh_sweep "$TMPROOT") ]]'

@@ -19,6 +19,8 @@
 #
 # State dir layout:
 #   owner                 "pid starttime" of the process that called jh_init
+#   parent                "pid starttime" of the owner's parent at jh_init (the
+#                         test or its runner; absent with JETSCHED_TEST_DETACHED=1)
 #   env                   the exported variables, sourceable
 #   run/NAME.pid          "pid starttime stop-signal scope" of each process we
 #                         own (nats, n1..n3, pg, cmd); scope=tree means the
@@ -27,7 +29,9 @@
 #
 # Tunables (environment): JETSCHED_TEST_START_TIMEOUT (s, default 30),
 # JETSCHED_PG_BINDIR, JETSCHED_NATS_SERVER (the binaries; defaults: see
-# scripts/lib/server-bins.sh, the lookup shared with scripts/quickstart).
+# scripts/lib/server-bins.sh, the lookup shared with scripts/quickstart),
+# JETSCHED_TEST_DETACHED=1 (keep running when the parent is gone, see
+# _jh_watchdog; for `nohup ... &` or `setsid -f` runs).
 
 # Directory of this library (absolute).
 JH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -279,26 +283,41 @@ _jh_mark_dead() { printf '0 0 TERM root\n' >"$JETSCHED_TEST_STATE/run/$1.pid"; }
 # _jh_spawn_watchdog NAME: start a detached watchdog for the process that will
 # be recorded as run/NAME.pid. It polls every second; when the owner (the
 # jh_init caller) is gone it tears everything down and removes the state dir;
+# when the owner's parent is gone (the test that started with-servers, killed
+# by a runner that kills only its direct child: ctest does on a timeout) it
+# stops the owner with SIGTERM (SIGKILL after 15 s) and then does the same;
 # when its own process has ended (stopped on purpose) it just exits. The state
 # dir is passed in the environment so that the watchdog's command line does not
 # mention it.
 _jh_spawn_watchdog() {
   rm -f -- "$JETSCHED_TEST_STATE/run/$1.pid"
+  local parent=''
+  if [[ -s $JETSCHED_TEST_STATE/parent ]]; then parent=$(<"$JETSCHED_TEST_STATE/parent"); fi
   # shellcheck disable=SC2016 # expanded by the watchdog's bash
-  JH_WD_STATE=$JETSCHED_TEST_STATE JH_WD_NAME=$1 JH_WD_OWNER=$(<"$JETSCHED_TEST_STATE/owner") JH_WD_LIB=$JH_LIB \
+  JH_WD_STATE=$JETSCHED_TEST_STATE JH_WD_NAME=$1 JH_WD_OWNER=$(<"$JETSCHED_TEST_STATE/owner") JH_WD_PARENT=$parent \
+    JH_WD_LIB=$JH_LIB \
     setsid -f bash -c 'source "$JH_WD_LIB" && _jh_watchdog' jetsched-harness-watchdog \
     </dev/null >/dev/null 2>&1
 }
 
 _jh_watchdog() {
-  local state=$JH_WD_STATE name=$JH_WD_NAME owner_pid owner_start pid start _rest
+  local state=$JH_WD_STATE name=$JH_WD_NAME owner_pid owner_start parent_pid parent_start pid start _rest
   # shellcheck disable=SC2153 # set in the environment by _jh_spawn_watchdog
   read -r owner_pid owner_start <<<"$JH_WD_OWNER"
-  unset JH_WD_STATE JH_WD_NAME JH_WD_OWNER JH_WD_LIB
+  read -r parent_pid parent_start <<<"$JH_WD_PARENT"
+  unset JH_WD_STATE JH_WD_NAME JH_WD_OWNER JH_WD_PARENT JH_WD_LIB
   trap '' INT HUP
   while :; do
     [[ -d $state ]] || exit 0
     if ! _jh_alive "$owner_pid" "$owner_start"; then
+      JETSCHED_TEST_STATE=$state _jh_teardown 5000
+      exit 0
+    fi
+    if [[ -n $parent_pid ]] && ! _jh_alive "$parent_pid" "$parent_start"; then
+      # Orphaned: stop the owner as a SIGTERM to it would (its trap stops
+      # the command and the servers), by force when it does not end.
+      if _jh_alive "$owner_pid" "$owner_start"; then kill -TERM "$owner_pid" 2>/dev/null || true; fi
+      _jh_wait_gone 15000 "$owner_pid:$owner_start" || _jh_kill_hard "$owner_pid:$owner_start"
       JETSCHED_TEST_STATE=$state _jh_teardown 5000
       exit 0
     fi
@@ -374,6 +393,12 @@ jh_init() {
   _jh_proc_stat "$BASHPID"
   JH__OWNER="$BASHPID $_JH_START"
   printf '%s\n' "$JH__OWNER" >"$JETSCHED_TEST_STATE/owner"
+  # The watchdogs stop everything also when this parent is gone (see
+  # _jh_watchdog); not when it is already PID 1 (nothing to die with).
+  local ppid=$_JH_PPID
+  if [[ -z ${JETSCHED_TEST_DETACHED:-} ]] && ((ppid > 1)) && _jh_proc_stat "$ppid"; then
+    printf '%s %s\n' "$ppid" "$_JH_START" >"$JETSCHED_TEST_STATE/parent"
+  fi
   JETSCHED_TEST_HARNESS=$JH_DIR
   export JETSCHED_TEST_STATE JETSCHED_TEST_HARNESS
   _jh_env_save
