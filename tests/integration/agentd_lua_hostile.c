@@ -20,16 +20,25 @@
 
 #define WAIT(n, ...) ts_wait_long(n, 30000, __VA_ARGS__)
 
-/* Runs for `payload` seconds of busy Lua work, then reports how far it got. */
+/* Busy Lua work until the test writes its checkpoint "stop" (after the
+ * bombs are dead), for at most `payload` seconds. It used to run a fixed
+ * 4 s, which the bombs outlasted on a loaded 2-core machine (they then went
+ * off after the neighbour, and the overlap check failed): now the bombs
+ * always go off while it runs, however slow they are, and it still fails
+ * when the neighbour ends early (crash, recycled state) or never hears "stop". */
 static const char neighbour_lua[] =
     "return { handle = function(task, ctx)\n"
-    "  local stop, n = time.monotonic() + tonumber(task.payload), 0\n"
+    "  local stop, n, poll = time.monotonic() + tonumber(task.payload), 0, 0\n"
     "  local t = {}\n"
     "  while time.monotonic() < stop do\n"
     "    n = n + 1\n"
     "    t[n % 1000 + 1] = string.rep('n', 100)\n"
+    "    if time.monotonic() >= poll then\n"
+    "      if ctx.checkpoint() == 'stop' then return 'neighbour ok' end\n"
+    "      poll = time.monotonic() + 0.05\n"
+    "    end\n"
     "  end\n"
-    "  return 'neighbour ok'\n"
+    "  return 'neighbour never told to stop'\n"
     "end }\n";
 
 static void dead_with(const char *id, const char *error_like)
@@ -104,7 +113,8 @@ int main(void)
           ts_pg_text("SELECT status||' '||coalesce(error,'') FROM tasks WHERE id='spin-cancel'"));
 
     /* memory bombs next to a neighbour task on the same agent */
-    ts_publish("default", "normal", "neighbour", "nb-1", "4", 1, once);
+    const char *neighbour_hdrs[] = {"Jetsched-Max-Attempts: 1", "Jetsched-Timeout: 120s", NULL};
+    ts_publish("default", "normal", "neighbour", "nb-1", "90", 2, neighbour_hdrs);
     CHECK(WAIT(1, "SELECT count(*) FROM tasks WHERE id='nb-1' AND status='running'") == 1, "neighbour not running");
     const char *bombs[] = {"rep_pcall", "table_pcall", "concat", "json"};
     for (size_t i = 0; i < sizeof bombs / sizeof *bombs; i++) {
@@ -117,6 +127,10 @@ int main(void)
         snprintf(id, sizeof id, "bomb-%s", bombs[i]);
         dead_with(id, "%membomb.lua%memory limit exceeded (16777216 bytes per Lua state)%");
     }
+    CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id='nb-1' AND status='running'") == 1,
+          "the neighbour did not run on while the bombs went off: %s",
+          ts_pg_text("SELECT status||' '||coalesce(error,'')||' '||coalesce(result,'') FROM tasks WHERE id='nb-1'"));
+    lt_kv_put("jetsched_checkpoints", "nb-1", "stop");
     CHECK(WAIT(1, "SELECT count(*) FROM tasks WHERE id='nb-1' AND status='succeeded' AND result='neighbour ok'") == 1,
           "the neighbour task did not succeed: %s",
           ts_pg_text("SELECT status||' '||coalesce(error,'') FROM tasks WHERE id='nb-1'"));
