@@ -3,7 +3,7 @@
 # baseline, on one throwaway PostgreSQL (tests/harness/with-servers --pg),
 # in one run. Both insert the same records: one tasks row plus one
 # task_attempts row per record, BATCH records per transaction, one
-# connection, into the schema of sql/ (same indexes, same foreign key).
+# connection, into the schema of sql/ (same indexes and constraints).
 #   baseline: pgbench -M prepared running a multi-row INSERT script
 #             (BEGIN; INSERT tasks VALUES x BATCH; INSERT task_attempts VALUES x BATCH; COMMIT)
 #   writer:   bench/history_bench (COPY to staging + INSERT..SELECT ON CONFLICT, per-record callbacks)
