@@ -176,10 +176,12 @@ int api_submit_prepare(api_ctx *c, json_t *req, api_submit **out, json_t **res, 
 size_t api_submit_bytes(const api_submit *sub);
 /* Stores n prepared submits with one INSERT (one transaction; an id that
  * exists is left alone: idempotent), publishes the immediate ones after the
- * commit, then res[i] (the reply of task.submit) or errs[i] for each. When
- * PostgreSQL refuses the whole statement, each is stored alone so that only
- * a bad one fails. Frees the submits. */
-void api_submit_group(api_ctx *c, api_submit **subs, size_t n, json_t **res, api_err *errs);
+ * commit, fills res[i] (the reply of task.submit) or errs[i] for each and
+ * calls answer(arg) (may be NULL), then records dispatched_at of the
+ * published ones. When PostgreSQL refuses the whole statement, each is
+ * stored alone so that only a bad one fails. Frees the submits. */
+void api_submit_group(api_ctx *c, api_submit **subs, size_t n, json_t **res, api_err *errs,
+                      void (*answer)(void *arg), void *arg);
 
 /* ---- the verbs ---- */
 

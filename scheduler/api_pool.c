@@ -108,28 +108,40 @@ static void run_job(api_ctx *c, job *j)
     finish(j);
 }
 
+typedef struct group {
+    job **g;
+    size_t n;
+    json_t **res;
+    api_err *errs;
+} group;
+
+/* Answers every request of a group (api_submit_group's answer step). */
+static void answer_group(void *arg)
+{
+    group *gr = arg;
+    for (size_t i = 0; i < gr->n; i++) {
+        gr->g[i]->sub = NULL;
+        gr->g[i]->res = gr->res[i];
+        gr->g[i]->e = gr->errs[i];
+        finish(gr->g[i]);
+    }
+}
+
 /* Stores, publishes and answers a group of validated task.submit requests. */
 static void commit_group(api_ctx *c, job **g, size_t n)
 {
     api_submit **subs = calloc(n, sizeof *subs);
-    json_t **res = calloc(n, sizeof *res);
-    api_err *errs = calloc(n, sizeof *errs);
+    group gr = {.g = g, .n = n, .res = calloc(n, sizeof *gr.res), .errs = calloc(n, sizeof *gr.errs)};
     for (size_t i = 0; i < n; i++)
         subs[i] = g[i]->sub;
     c->verb = "task.submit";
-    api_submit_group(c, subs, n, res, errs);
-    api_pg_rollback(c);
     jet_metric_add(m_groups, NULL, 1);
     jet_metric_add(m_grouped, NULL, (double)n);
-    for (size_t i = 0; i < n; i++) {
-        g[i]->sub = NULL;
-        g[i]->res = res[i];
-        g[i]->e = errs[i];
-        finish(g[i]);
-    }
+    api_submit_group(c, subs, n, gr.res, gr.errs, answer_group, &gr);
+    api_pg_rollback(c);
     free(subs);
-    free(res);
-    free(errs);
+    free(gr.res);
+    free(gr.errs);
 }
 
 /* Takes the oldest pending submits, up to the group bounds (P.mu held). */

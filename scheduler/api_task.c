@@ -220,12 +220,30 @@ static bool store_rows(api_ctx *c, submit_row *const *rows, size_t n, stored *sd
     return true;
 }
 
+/* dispatched_at of the published rows, one statement. Its commit does not
+ * wait for the WAL flush (synchronous_commit off for this transaction
+ * alone): losing it in a crash only makes the reconciler publish those rows
+ * again under the same id (dropped by the stream's duplicate window). */
+static void record_dispatched(api_ctx *c, jet_pgarr *ok)
+{
+    if (ok->n) {
+        const char *p[] = {jet_pgarr_lit(ok)};
+        api_err ignore = {0};
+        PQclear(api_pg(c, "record dispatched_at",
+                       "WITH s AS (SELECT set_config('synchronous_commit', 'off', true))"
+                       " UPDATE tasks SET dispatched_at = now() FROM s WHERE id = ANY($1::text[]) AND status = 'queued'",
+                       1, p, NULL, NULL, &ignore));
+    }
+    jet_pgarr_free(ok);
+}
+
 /* Publishes the created `queued` rows of sd (after their commit): on the
  * context's own asynchronous publisher when it has one (all pub-acks
- * awaited together, then dispatched_at of the stored ones in one
- * statement), else one synchronous publish each. A failed publish is
- * logged and left to the reconciler. */
-static void publish_created(api_ctx *c, const stored *sd)
+ * awaited together; the stored ones are added to *ok for
+ * record_dispatched), else one synchronous publish each (which records its
+ * own dispatched_at). A failed publish is logged and left to the
+ * reconciler. */
+static void publish_created(api_ctx *c, const stored *sd, jet_pgarr *ok)
 {
     PGresult *ins = sd->ins;
     if (!c->pub) {
@@ -241,21 +259,15 @@ static void publish_created(api_ctx *c, const stored *sd)
             sched_pubset_add(&ps, ins, i, false);
     if (ps.n) {
         sched_pubset_finish(&ps);
-        jet_pgarr ok = {0};
+        size_t stored_n = 0;
         for (size_t i = 0; i < ps.n; i++)
-            if (ps.items[i].result != 0) /* stored, or in the stream already (duplicate) */
-                jet_pgarr_add(&ok, ps.items[i].id);
-        if (ok.n < ps.n)
+            if (ps.items[i].result != 0) { /* stored, or in the stream already (duplicate) */
+                jet_pgarr_add(ok, ps.items[i].id);
+                stored_n++;
+            }
+        if (stored_n < ps.n)
             jet_warn("api %s: %zu of %zu committed task(s) not published; the reconciler publishes them", c->verb,
-                     ps.n - ok.n, ps.n);
-        if (ok.n) {
-            const char *p[] = {jet_pgarr_lit(&ok)};
-            api_err ignore = {0};
-            PQclear(api_pg(c, "record dispatched_at",
-                           "UPDATE tasks SET dispatched_at = now() WHERE id = ANY($1::text[]) AND status = 'queued'",
-                           1, p, NULL, NULL, &ignore));
-        }
-        jet_pgarr_free(&ok);
+                     ps.n - stored_n, ps.n);
     }
     sched_pubset_free(&ps);
 }
@@ -293,13 +305,15 @@ int api_submit_prepare(api_ctx *c, json_t *req, api_submit **out, json_t **res, 
     return 1;
 }
 
-void api_submit_group(api_ctx *c, api_submit **subs, size_t n, json_t **res, api_err *errs)
+void api_submit_group(api_ctx *c, api_submit **subs, size_t n, json_t **res, api_err *errs,
+                      void (*answer)(void *arg), void *arg)
 {
     stored sd;
     api_err e = {0};
     bool created;
+    jet_pgarr ok = {0};
     if (store_rows(c, subs, n, &sd, &e)) {
-        publish_created(c, &sd);
+        publish_created(c, &sd, &ok);
         for (size_t i = 0; i < n; i++)
             res[i] = row_result(subs[i], &sd, &created);
         stored_free(&sd);
@@ -312,7 +326,7 @@ void api_submit_group(api_ctx *c, api_submit **subs, size_t n, json_t **res, api
         for (size_t i = 0; i < n; i++) {
             if (!store_rows(c, &subs[i], 1, &sd, &errs[i]))
                 continue;
-            publish_created(c, &sd);
+            publish_created(c, &sd, &ok);
             res[i] = row_result(subs[i], &sd, &created);
             stored_free(&sd);
         }
@@ -325,6 +339,9 @@ void api_submit_group(api_ctx *c, api_submit **subs, size_t n, json_t **res, api
         free(subs[i]);
         subs[i] = NULL;
     }
+    if (answer)
+        answer(arg); /* committed and published: the replies need not wait for dispatched_at */
+    record_dispatched(c, &ok);
 }
 
 json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
@@ -333,7 +350,7 @@ json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e)
     json_t *res = NULL;
     if (api_submit_prepare(c, req, &sub, &res, e) <= 0)
         return res;
-    api_submit_group(c, &sub, 1, &res, e);
+    api_submit_group(c, &sub, 1, &res, e, NULL, NULL);
     return res;
 }
 
@@ -391,7 +408,9 @@ json_t *api_task_submit_many(api_ctx *c, json_t *req, api_err *e)
     if (ngood) {
         if (!store_rows(c, good_rows, ngood, &sd, e))
             goto done; /* *e: unavailable (the outcome of each task unknown: submit again, same ids) */
-        publish_created(c, &sd); /* publish after commit (one statement: already committed) */
+        jet_pgarr ok = {0};
+        publish_created(c, &sd, &ok); /* publish after commit (one statement: already committed) */
+        record_dispatched(c, &ok);
     }
     json_t *results = json_array();
     long n_created = 0, n_existing = 0, n_failed = 0;
