@@ -33,6 +33,11 @@ static jet_strmap *by_id; /* id -> planned item (not dropped) */
 static plan_item **heap;
 static size_t heap_n, heap_cap, live_n, live_bytes;
 static int64_t loaded_until = -1; /* rows due up to this (Unix ms) are in memory or were left to the at-due path */
+/* After a full page: rows due at tie_ms with an id up to tie_id are loaded
+ * too (tie_ms = loaded_until + 1; -1: none). Many rows due in the same
+ * millisecond (100,000 delayed tasks due at one instant) are paged by id. */
+static int64_t tie_ms = -1;
+static char tie_id[JET_TASK_ID_MAX + 1];
 
 static plan_item *find(const char *id)
 {
@@ -99,6 +104,7 @@ void plan_reset(void)
     jet_strmap_free(by_id, NULL);
     by_id = NULL;
     loaded_until = -1;
+    tie_ms = -1;
 }
 
 size_t plan_size(void)
@@ -119,8 +125,10 @@ void plan_drop(const char *id)
 
 void plan_rewind(int64_t ms)
 {
-    if (loaded_until >= 0 && ms <= loaded_until)
+    if (loaded_until >= 0 && ms <= loaded_until + 1) {
         loaded_until = ms - 1;
+        tie_ms = -1;
+    }
 }
 
 int64_t plan_next_due_ms(void)
@@ -139,21 +147,25 @@ int plan_load(sched *s)
     int64_t room = max_n - (int64_t)live_n;
     if (room > 20000)
         room = 20000; /* per query; the rest next round */
-    char lo[32], ah[32], lim[32];
+    char lo[32], ah[32], lim[32], tie[32];
     snprintf(lo, sizeof lo, "%" PRId64, loaded_until);
     snprintf(ah, sizeof ah, "%" PRId64, ahead);
     snprintf(lim, sizeof lim, "%" PRId64, room);
-    const char *p[] = {lo, ah, lim};
+    snprintf(tie, sizeof tie, "%" PRId64, tie_ms);
+    const char *p[] = {lo, ah, lim, tie_ms >= 0 ? tie : NULL, tie_id};
     /* One row with a NULL id when nothing is due in the window: the horizon
-     * comes back either way. */
+     * comes back either way. Ordered by (due, id), so that a page boundary
+     * inside one millisecond goes on from the last id. */
     PGresult *r = leader_q(s, "load the plan",
                            "WITH h AS (SELECT greatest(now(), to_timestamp($1::double precision / 1000)) AS lo,"
                            " now() + $2::bigint * interval '1 millisecond' AS hi)"
                            " SELECT " PUB_COLS ", (extract(epoch from h.hi) * 1000)::bigint FROM h"
                            " LEFT JOIN LATERAL (SELECT * FROM tasks WHERE status = 'scheduled'"
-                           " AND scheduled_for > h.lo AND scheduled_for <= h.hi ORDER BY scheduled_for"
+                           " AND scheduled_for > h.lo AND scheduled_for <= h.hi"
+                           " AND ($4::bigint IS NULL OR (extract(epoch from scheduled_for) * 1000)::bigint <> $4"
+                           " OR id > $5) ORDER BY scheduled_for, id"
                            " LIMIT $3) t ON true",
-                           3, p);
+                           5, p);
     if (!r)
         return -1;
     int n = PQntuples(r), added = 0;
@@ -189,8 +201,16 @@ int plan_load(sched *s)
         live_bytes += it->bytes;
         added++;
     }
-    if (full)
-        reached = strtoll(PQgetvalue(r, n - 1, 8), NULL, 10) - 1; /* ties of that ms reload, deduplicated */
+    if (full) {
+        /* the rest of that millisecond: from the last id on */
+        int64_t last = strtoll(PQgetvalue(r, n - 1, 8), NULL, 10);
+        reached = last - 1;
+        if (tie_ms != last)
+            tie_ms = last;
+        snprintf(tie_id, sizeof tie_id, "%s", PQgetvalue(r, n - 1, 0));
+    } else if (reached >= tie_ms) {
+        tie_ms = -1;
+    }
     PQclear(r);
     if (added)
         jet_debug("plan: %d task(s) loaded (%zu planned, up to %lld)", added, live_n, (long long)reached);

@@ -3,8 +3,12 @@
  * update): the planned publish is dropped as a duplicate and the row is
  * recorded as dispatched (queued, dispatched_at), so neither the at-due path
  * nor the reconciler publishes it again, and
- * jetsched_scheduler_delayed_queued_total counts each task once. No agent
- * runs: the stream keeps every message. */
+ * jetsched_scheduler_delayed_queued_total counts each task once. Then
+ * 30,000 delayed tasks due in the same millisecond: the plan loads them in
+ * pages of 20,000 ordered by (due, id), so the second page goes on after the
+ * last id of the first (it used to reload the first page forever and leave
+ * the rest to the at-due path). No agent runs: the stream keeps every
+ * message. */
 #include "sched_support.h"
 #include "harness.h"
 
@@ -15,6 +19,7 @@
 #include <string.h>
 
 #define N 50
+#define TIES 30000
 
 static atomic_int seen;
 
@@ -34,7 +39,7 @@ int main(void)
           "subscribed to the lane's subject");
     natsConnection_Flush(ts_nats());
     ts_agent s1;
-    ss_start(&s1, "dup-1", NULL);
+    ss_start(&s1, "dup-1", "log = { level = \"debug\"; };");
     char *holder = ss_wait_holder(NULL, 10000);
     CHECK(*holder, "a leader");
     free(holder);
@@ -67,6 +72,19 @@ int main(void)
     CHECK(m == N, "delayed_queued_total counts each task once (%g)", m);
     CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id LIKE 'dup-%%' AND dispatched_at < scheduled_for") == 0,
           "none recorded before it was due");
+
+    /* 30,000 due in one millisecond, 6 s from now */
+    ts_pg_long("INSERT INTO tasks (id, queue, handler, priority, status, scheduled_for)"
+               " SELECT 'tie-' || g, 'default', 'log', 'normal', 'scheduled',"
+               " date_trunc('milliseconds', now() + interval '6s') FROM generate_series(1, %d) g", TIES);
+    long ties = ts_wait_long(TIES, 60000,
+                             "SELECT count(*) FROM tasks WHERE id LIKE 'tie-%%' AND status = 'queued'"
+                             " AND dispatched_at IS NOT NULL");
+    CHECK(ties == TIES, "all %d published (%ld)", TIES, ties);
+    CHECK(ts_log_contains(&s1, "(30000 planned"), "the plan held all %d: its second page went on after the first",
+          TIES);
+    m = ss_metric(&s1, "jetsched_scheduler_delayed_queued_total");
+    CHECK(m == N + TIES, "delayed_queued_total %g", m);
 
     natsSubscription_Destroy(sub);
     CHECK(ts_agent_stop(&s1, SIGTERM, 10000) == 0, "schedulerd exits 0");
