@@ -50,6 +50,7 @@ static void ack_send(agent *a, const agent_task *t, const char *body)
 }
 
 void acker_progress(agent *a, const agent_task *t) { ack_send(a, t, "+WPI"); }
+void acker_ack_now(agent *a, const agent_task *t) { ack_send(a, t, "+ACK"); }
 void acker_nak_now(agent *a, const agent_task *t) { ack_send(a, t, "-NAK"); }
 
 void acker_nak_reply(agent *a, const char *reply)

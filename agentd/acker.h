@@ -16,6 +16,9 @@ void acker_stop(agent *a);
 /* ---- immediate acknowledgements (any thread) ---- */
 /* +WPI: the task is still being worked on (AckWait restarts). */
 void acker_progress(agent *a, const agent_task *t);
+/* +ACK without a record: a delivery that must never run and whose row stays
+ * as it is (admission: a workflow node still `waiting`). */
+void acker_ack_now(agent *a, const agent_task *t);
 /* -NAK without a delay: hand the task back now (drain, not started). */
 void acker_nak_now(agent *a, const agent_task *t);
 /* The same for a delivery that was never wrapped into a task (ack subject). */

@@ -3,6 +3,8 @@
 #include "cancel.h"
 #include "handlers.h"
 #include "keylimits.h"
+#include "inflight.h"
+#include "acker.h"
 #include "outcome.h"
 #include "recorder.h"
 
@@ -47,7 +49,7 @@ static jet_metric *m_refused, *m_queries, *m_looked_up, *m_lost;
 static void metrics_init(void)
 {
     m_refused = jet_metric_counter("jetsched_agent_admission_refused_total",
-                                   "Deliveries acked without running: their PostgreSQL row is terminal.", "reason");
+                                   "Deliveries acked without running: their PostgreSQL row is terminal (or a workflow node still waiting).", "reason");
     m_queries = jet_metric_counter("jetsched_agent_admission_queries_total",
                                    "Admission lookups (one PostgreSQL query each).", NULL);
     m_looked_up = jet_metric_counter("jetsched_agent_admission_tasks_total",
@@ -168,6 +170,26 @@ static void record_lost(agent *a, inflight *f, const recorder_row *row, bool ask
     recorder_lost(a, f, from, to);
 }
 
+/* A workflow node whose row is still `waiting` (docs/WORKFLOWS.md): its
+ * dependencies are not done, so nothing schedulerd publishes can be it
+ * (the releaser moves a row to `queued` before it publishes it); this is a
+ * message published straight to NATS under its id. Acked without running
+ * and without a record: the row stays `waiting` for its release. */
+static bool hold_waiting(agent *a, inflight *f, const recorder_row *row)
+{
+    if (!row->found || row->status != JET_TASK_WAITING)
+        return false;
+    const char *l[] = {"waiting"};
+    jet_metric_add(m_refused, l, 1);
+    jet_warn("task %s (queue %s) refused at admission: it is a workflow node still waiting for its dependencies "
+             "(a message published outside schedulerd); acked, not run",
+             f->task->id, f->task->queue);
+    acker_ack_now(a, f->task);
+    inflight_unlink(a, f);
+    inflight_release(f);
+    return true;
+}
+
 bool admission_settle(agent *a, inflight *f)
 {
     agent_task *t = f->task;
@@ -179,6 +201,8 @@ bool admission_settle(agent *a, inflight *f)
         o = (outcome){.status = JET_TASK_DEAD, .reason = t->dead_reason, .error = t->dead_detail};
     } else if (row_terminal(a, t, &row, &asked)) {
         refuse(t, &row, &o, why, sizeof why);
+    } else if (hold_waiting(a, f, &row)) {
+        return true;
     } else if (row.found && row.status == JET_TASK_THROTTLED) {
         limits_drop_stale(a, f); /* parked: the leader publishes it again */
         return true;

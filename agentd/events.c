@@ -2,10 +2,13 @@
 #include "events.h"
 
 #include <jansson.h>
+#include <jetsched/names.h>
+#include <jetsched/task.h>
 #include <jetsched/timeutil.h>
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* True when s can go into a JSON string as it is (printable ASCII, no quote
  * or backslash): task ids are validated to [A-Za-z0-9_-], agent ids
@@ -18,9 +21,22 @@ static bool json_plain(const char *s)
     return true;
 }
 
+/* The workflow of a task (docs/WORKFLOWS.md): its Jetsched-Workflow-Id
+ * header, taken only when the task id is "<workflow>-<node>" as schedulerd
+ * names every node and callback (a header on another task names nothing). */
+static const char *task_workflow(const agent_task *t)
+{
+    const char *wf = task_header(t, JET_HDR_WORKFLOW_ID);
+    size_t n = wf ? strlen(wf) : 0;
+    if (!n || strncmp(t->id, wf, n) != 0 || t->id[n] != '-' || !jet_task_id_valid(wf))
+        return NULL;
+    return wf;
+}
+
 void event_publish(agent *a, const agent_task *t, jet_task_state state, int attempt, const char *error,
                    const char *extra)
 {
+    const char *wf = task_workflow(t);
     const char *status = jet_task_state_name(state);
     char subject[400], at[40];
     snprintf(subject, sizeof subject, "%s.event.%s.%s", a->names.prefix, t->queue, t->id);
@@ -32,8 +48,8 @@ void event_publish(agent *a, const agent_task *t, jet_task_state state, int atte
     if (!error && !extra && json_plain(t->id) && json_plain(a->id)) {
         char body[512];
         int n = snprintf(body, sizeof body,
-                         "{\"id\":\"%s\",\"status\":\"%s\",\"attempt\":%d,\"agent\":\"%s\",\"at\":\"%s\"}", t->id,
-                         status, attempt, a->id, at);
+                         "{\"id\":\"%s\",\"status\":\"%s\",\"attempt\":%d,\"agent\":\"%s\",\"at\":\"%s\"%s%s%s}",
+                         t->id, status, attempt, a->id, at, wf ? ",\"workflow\":\"" : "", wf ? wf : "", wf ? "\"" : "");
         if (n > 0 && (size_t)n < sizeof body) {
             natsConnection_Publish(a->nc, subject, body, n);
             return;
@@ -41,6 +57,8 @@ void event_publish(agent *a, const agent_task *t, jet_task_state state, int atte
     }
     json_t *ev = json_pack("{s:s,s:s,s:i,s:s,s:s}", "id", t->id, "status", status, "attempt", attempt, "agent",
                            a->id, "at", at);
+    if (wf)
+        json_object_set_new(ev, "workflow", json_string(wf));
     if (error)
         json_object_set_new(ev, "error", json_string(error));
     if (extra) {

@@ -36,7 +36,7 @@ static void key_for(const char *id, char *key, size_t len)
 }
 
 /* The features of DESIGN §12 this build implements ("limits", "workflows"). */
-static const char *const agent_features[] = {"limits", NULL};
+static const char *const agent_features[] = {"limits", "workflows", NULL};
 
 static char *describe(agent *a)
 {

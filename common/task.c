@@ -46,7 +46,7 @@ bool jet_header_internal(const char *name)
 {
     static const char *const internal[] = {JET_HDR_TASK_ID,     JET_HDR_REDISPATCH, JET_HDR_IDEMPOTENCY,
                                            JET_HDR_ATTEMPT_BUDGET, JET_HDR_SCHEDULE_ID, JET_HDR_FIRE_TIME,
-                                           JET_HDR_HANDLER,     JET_HDR_MSG_ID};
+                                           JET_HDR_HANDLER,     JET_HDR_MSG_ID,     JET_HDR_WORKFLOW_ID};
     for (size_t i = 0; name && i < sizeof internal / sizeof internal[0]; i++)
         if (strcasecmp(name, internal[i]) == 0)
             return true;

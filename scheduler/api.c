@@ -33,6 +33,11 @@ static const api_verb_def verbs[] = {
     {"task.get", api_task_get, false},
     {"task.list", api_task_list, false},
     {"task.cancel", api_task_cancel, true},
+    {"workflow.submit", api_workflow_submit, true},
+    {"workflow.add", api_workflow_add, true},
+    {"workflow.get", api_workflow_get, false},
+    {"workflow.list", api_workflow_list, false},
+    {"workflow.cancel", api_workflow_cancel, true},
     {"schedule.create", api_schedule_create, true},
     {"schedule.update", api_schedule_update, true},
     {"schedule.get", api_schedule_get, false},
@@ -455,6 +460,33 @@ void api_publish_row(api_ctx *c, PGresult *r, int i)
     } else {
         jet_warn("api %s: task %s is committed but its publish failed; the reconciler publishes it", c->verb, id);
     }
+}
+
+char *api_keyset_decode(const char *cursor, const char *verb, bool (*id_ok)(const char *), char **id, api_err *e)
+{
+    char *cur = api_cursor_decode(cursor, e);
+    if (!cur)
+        return NULL;
+    char *bar = strchr(cur, '|'), *end = NULL;
+    long long us = bar ? strtoll(cur, &end, 10) : -1;
+    if (!bar || end != bar || cur == bar || us < 0 || us > JET_TIME_MAX_MS * 1000 || !id_ok(bar + 1)) {
+        free(cur);
+        api_fail(e, API_INVALID, "cursor", "cursor is not one returned by %s (pass next_cursor unchanged)", verb);
+        return NULL;
+    }
+    *bar = '\0';
+    *id = bar + 1;
+    return cur;
+}
+
+json_t *api_keyset_next(PGresult *r, int row, int us_col, int id_col)
+{
+    char text[400];
+    snprintf(text, sizeof text, "%s|%s", PQgetvalue(r, row, us_col), PQgetvalue(r, row, id_col));
+    char *enc = api_cursor_encode(text);
+    json_t *next = json_string(enc);
+    free(enc);
+    return next;
 }
 
 /* ---------------- reply JSON ---------------- */

@@ -10,6 +10,7 @@
 #include "schedulerd.h"
 
 #include <jansson.h>
+#include <jetsched/names.h>
 
 /* Stable error codes (docs/API.md). */
 #define API_INVALID "invalid_argument"
@@ -136,6 +137,14 @@ bool api_list_args(const json_t *req, const char **queue, int64_t *limit, const 
  * NULL (invalid_argument on field cursor). */
 char *api_cursor_encode(const char *text);
 char *api_cursor_decode(const char *cursor, api_err *e);
+/* Keyset cursors of the lists ordered by (created_at, id) DESC (task.list,
+ * workflow.list): "<created_at in Unix microseconds>|<id>". decode checks
+ * both parts (nothing of a crafted cursor reaches PostgreSQL unvalidated)
+ * and returns the malloc'd text with the '|' cut, *id pointing after it;
+ * NULL with invalid_argument naming verb. next: the cursor (a JSON
+ * string) of row `row` of r, columns us_col and id_col. */
+char *api_keyset_decode(const char *cursor, const char *verb, bool (*id_ok)(const char *), char **id, api_err *e);
+json_t *api_keyset_next(PGresult *r, int row, int us_col, int id_col);
 
 /* ---- PostgreSQL (api.c) ---- */
 
@@ -192,11 +201,38 @@ void api_submit_group(api_ctx *c, api_submit **subs, size_t n, json_t **res, api
  * A queue no agent serves passes. queues: n names. */
 bool api_queues_have_feature(api_ctx *c, const char *const *queues, size_t n, const char *feature, api_err *e);
 
+/* The same validated task.submit request with its fields visible, for the
+ * nodes and callbacks of workflow.submit (api_workflow.c). */
+struct api_submit {
+    char id[JET_TASK_ID_MAX + 1];
+    const char *queue, *handler, *prio;
+    int64_t max_attempts, due_ms;
+    bool delayed;
+    unsigned char *payload;
+    size_t plen;
+    char *hjson; /* the headers to store (JSON object text) */
+    char trace[33];
+};
+typedef struct api_submit api_task_row;
+/* Every check of task.submit on req; fills *row. Returns 1 (row ready), 0
+ * (validate_only: valid, nothing to store) or -1 (*e filled). */
+int api_task_prepare(api_ctx *c, json_t *req, api_task_row *row, api_err *e);
+void api_task_row_free(api_task_row *row);
+/* The row as an object for jsonb_to_recordset: id, queue, handler, priority,
+ * status, max_attempts, payload (base64), headers, due, trace. */
+json_t *api_task_row_json(const api_task_row *row);
+
 json_t *api_task_submit(api_ctx *c, json_t *req, api_err *e);
 json_t *api_task_submit_many(api_ctx *c, json_t *req, api_err *e);
 json_t *api_task_get(api_ctx *c, json_t *req, api_err *e);
 json_t *api_task_list(api_ctx *c, json_t *req, api_err *e);
 json_t *api_task_cancel(api_ctx *c, json_t *req, api_err *e);
+
+json_t *api_workflow_submit(api_ctx *c, json_t *req, api_err *e);
+json_t *api_workflow_add(api_ctx *c, json_t *req, api_err *e);
+json_t *api_workflow_get(api_ctx *c, json_t *req, api_err *e);
+json_t *api_workflow_list(api_ctx *c, json_t *req, api_err *e);
+json_t *api_workflow_cancel(api_ctx *c, json_t *req, api_err *e);
 
 json_t *api_schedule_create(api_ctx *c, json_t *req, api_err *e);
 json_t *api_schedule_update(api_ctx *c, json_t *req, api_err *e);

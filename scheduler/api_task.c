@@ -35,18 +35,7 @@ static int task_id_field(const json_t *req, bool required, const char **id, api_
 
 /* ---------------- task.submit ---------------- */
 
-/* One validated submission, ready to insert (strings borrowed from the
- * request, which outlives it). api.h calls it api_submit. */
-struct api_submit {
-    char id[JET_TASK_ID_MAX + 1];
-    const char *queue, *handler, *prio;
-    int64_t max_attempts, due_ms;
-    bool delayed;
-    unsigned char *payload;
-    size_t plen;
-    char *hjson;
-    char trace[33];
-};
+/* One validated submission (struct api_submit, api.h). */
 typedef struct api_submit submit_row;
 
 static void submit_row_free(submit_row *row)
@@ -55,6 +44,21 @@ static void submit_row_free(submit_row *row)
     free(row->hjson);
     row->payload = NULL;
     row->hjson = NULL;
+}
+
+void api_task_row_free(api_task_row *row) { submit_row_free(row); }
+
+json_t *api_task_row_json(const api_task_row *w)
+{
+    char *b64 = w->payload ? jet_base64_encode(w->payload, w->plen, false) : NULL;
+    json_t *h = w->hjson ? json_loads(w->hjson, 0, NULL) : NULL;
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s?,s:o,s:o,s:s?}", "id", w->id, "queue", w->queue, "handler",
+                          w->handler, "priority", w->prio, "status", w->delayed ? "scheduled" : "queued",
+                          "max_attempts", w->max_attempts ? json_integer(w->max_attempts) : json_null(), "payload",
+                          b64 ? b64 : "", "headers", h ? h : json_object(), "due",
+                          w->delayed ? json_integer(w->due_ms) : json_null(), "trace", w->trace[0] ? w->trace : NULL);
+    free(b64);
+    return o;
 }
 
 /* Every check of task.submit on req; fills *row. Returns 1 (row ready), 0
@@ -174,19 +178,8 @@ static bool store_rows(api_ctx *c, submit_row *const *rows, size_t n, stored *sd
 {
     memset(sd, 0, sizeof *sd);
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) {
-        const submit_row *w = rows[i];
-        char *b64 = w->payload ? jet_base64_encode(w->payload, w->plen, false) : NULL;
-        json_t *h = w->hjson ? json_loads(w->hjson, 0, NULL) : NULL;
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s?,s:o,s:o,s:s?}", "id", w->id, "queue",
-                                             w->queue, "handler", w->handler, "priority", w->prio, "status",
-                                             w->delayed ? "scheduled" : "queued", "max_attempts",
-                                             w->max_attempts ? json_integer(w->max_attempts) : json_null(),
-                                             "payload", b64 ? b64 : "", "headers", h ? h : json_object(), "due",
-                                             w->delayed ? json_integer(w->due_ms) : json_null(), "trace",
-                                             w->trace[0] ? w->trace : NULL));
-        free(b64);
-    }
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, api_task_row_json(rows[i]));
     char *doc = json_dumps(arr, JSON_COMPACT);
     json_decref(arr);
     const char *vals[] = {doc};
@@ -287,6 +280,8 @@ static json_t *row_result(const submit_row *w, stored *sd, bool *created)
     *created = false;
     return json_pack("{s:s,s:s,s:b}", "id", w->id, "status", ste ? ste : "unknown", "created", 0);
 }
+
+int api_task_prepare(api_ctx *c, json_t *req, api_task_row *row, api_err *e) { return submit_prepare(c, req, row, e); }
 
 size_t api_submit_bytes(const api_submit *sub) { return sub->plen + (sub->hjson ? strlen(sub->hjson) : 0) + 256; }
 
@@ -552,21 +547,8 @@ json_t *api_task_list(api_ctx *c, json_t *req, api_err *e)
         strcat(statuses, "}");
     }
     char *cur = NULL, *cur_id = NULL;
-    if (cursor) {
-        if (!(cur = api_cursor_decode(cursor, e)))
-            return NULL;
-        /* "<created_at in Unix microseconds>|<task id>", both checked here:
-         * nothing of a crafted cursor reaches PostgreSQL unvalidated. */
-        cur_id = strchr(cur, '|');
-        char *end = NULL;
-        long long us = cur_id ? strtoll(cur, &end, 10) : -1;
-        if (!cur_id || end != cur_id || cur == cur_id || us < 0 || us > JET_TIME_MAX_MS * 1000 ||
-            !jet_task_id_valid(cur_id + 1)) {
-            free(cur);
-            return api_fail(e, API_INVALID, "cursor", "cursor is not one returned by task.list (pass next_cursor unchanged)");
-        }
-        *cur_id++ = '\0';
-    }
+    if (cursor && !(cur = api_keyset_decode(cursor, "task.list", jet_task_id_valid, &cur_id, e)))
+        return NULL;
     char sql[2048], sn[32], un[32], lim[32];
     const char *vals[10];
     int n = 0;
@@ -616,14 +598,7 @@ json_t *api_task_list(api_ctx *c, json_t *req, api_err *e)
     int rows = PQntuples(r);
     for (int i = 0; i < rows && i < limit; i++)
         json_array_append_new(tasks, task_json(r, i, false));
-    json_t *next = json_null();
-    if (rows > limit) {
-        char text[400];
-        snprintf(text, sizeof text, "%s|%s", PQgetvalue(r, (int)limit - 1, 18), PQgetvalue(r, (int)limit - 1, 0));
-        char *enc = api_cursor_encode(text);
-        next = json_string(enc);
-        free(enc);
-    }
+    json_t *next = rows > limit ? api_keyset_next(r, (int)limit - 1, 18, 0) : json_null();
     PQclear(r);
     return json_pack("{s:o,s:o}", "tasks", tasks, "next_cursor", next);
 }

@@ -7,6 +7,7 @@
 #include "api.h"
 #include "schedulerd.h"
 #include "web.h"
+#include "wf.h"
 
 #include <jetsched/daemon_cli.h>
 #include <jetsched/httpd.h>
@@ -166,7 +167,8 @@ int main(int argc, char **argv)
     }
     threads = true;
     if ((st = stats_start(s, &err)) || (st = sweep_start(s, &err)) || (st = rollup_start(s, &err)) ||
-        (st = release_start(s, &err)))
+        (st = release_start(s, &err)) ||
+        (st = wf_release_start(s, &err)))
         goto fail;
     if ((st = api_start(s, &err)))
         goto fail;
@@ -201,6 +203,7 @@ out:
         rollup_stop(s);
         sweep_stop(s);
         release_stop(s);
+        wf_release_stop(s);
         election_stop(s);
     }
     jet_httpd_stop(httpd);

@@ -397,6 +397,35 @@ static void cluster(void)
               "events without a token");
 }
 
+/* The workflow routes (docs/WORKFLOWS.md; sched_workflow tests the verbs). */
+static void workflows(void)
+{
+    wt_resp *r = wt_req(&w, "POST", "/api/v1/workflows",
+                        "{\"id\":\"wweb\",\"open\":true,\"tasks\":[{\"id\":\"a\",\"handler\":\"echo\"}]}", "operator",
+                        NULL);
+    char h[256];
+    CHECK(r->status == 201 && wt_header(r, "Location", h, sizeof h) && !strcmp(h, "/api/v1/workflows/wweb"),
+          "POST /api/v1/workflows: %ld %.200s", r->status, r->body);
+    wt_free(r);
+    wt_expect(wt_req(&w, "POST", "/api/v1/workflows/wweb/add",
+                     "{\"close\":true,\"tasks\":[{\"id\":\"b\",\"handler\":\"echo\",\"depends_on\":[\"a\"]}]}",
+                     "operator", NULL),
+              200, NULL, NULL, "add and close");
+    wt_expect(wt_req(&w, "POST", "/api/v1/workflows/wweb/add", "{\"tasks\":[{\"id\":\"c\",\"handler\":\"echo\"}]}",
+                     "operator", NULL),
+              409, "failed_precondition", "id", "add to a closed workflow");
+    json_t *j = ok_json(wt_req(&w, "GET", "/api/v1/workflows/wweb?limit=1", NULL, "viewer", NULL), 200, "get");
+    CHECK(json_array_size(json_object_get(j, "nodes")) == 1 && sa_str(j, "next_cursor")[0], "node page");
+    json_decref(j);
+    j = ok_json(wt_req(&w, "GET", "/api/v1/workflows?status=running,succeeded", NULL, "viewer", NULL), 200, "list");
+    CHECK(json_array_size(json_object_get(j, "workflows")) == 1, "one workflow listed");
+    json_decref(j);
+    wt_expect(wt_req(&w, "POST", "/api/v1/workflows/nope/cancel", NULL, "operator", NULL), 404, "not_found", "id",
+              "cancel an unknown workflow");
+    wt_expect(wt_req(&w, "POST", "/api/v1/workflows/wweb/cancel", NULL, "viewer", NULL), 403, "permission_denied",
+              NULL, "a viewer cannot cancel");
+}
+
 static char *cookie_of(const wt_resp *r)
 {
     char h[1024];
@@ -600,6 +629,7 @@ int main(void)
     dlq();
     stats();
     cluster();
+    workflows();
     sessions();
     statics(www);
     {

@@ -35,6 +35,7 @@ ms=$((($(date +%s%N) - t0) / 1000000))
   grep -q 0006_task_list_order "$TMP/out"; } || fail "0003, 0004 and 0006 applied"
 grep -q 0007_held_states "$TMP/out" || fail "0007 applied"
 grep -q 0009_history_write_path "$TMP/out" || fail "0009 applied"
+grep -q 0011_workflows "$TMP/out" || fail "0011 applied"
 echo "upgrade of 1,000,000 tasks: $ms ms"
 [[ $(q "SELECT rolled_to < now() - interval '59 minutes' FROM task_minutes_state") == t ]] || fail "rollup starts an hour back"
 [[ $(q "SELECT count(*) FROM pg_indexes WHERE indexname IN ('tasks_handler_created_idx', 'tasks_queue_only_created_idx')") == 2 ]] ||
@@ -70,4 +71,21 @@ q "INSERT INTO task_attempts (task_id, attempt, status) VALUES ('held-w', 1, 'lo
 ! q "INSERT INTO tasks (id, queue, status) VALUES ('held-x', 'q1', 'parked')" 2>/dev/null || fail "an unknown status is refused"
 [[ $(q "SELECT jetsched_status_rank('throttled') < jetsched_status_rank('queued') AND NOT jetsched_status_terminal('waiting')") == t ]] ||
   fail "held states rank before queued and are not terminal"
+# 0011 (workflows): the new columns are empty, the releaser's and the end
+# check's partial indexes hold nothing and serve their queries, the trigger
+# appends a node's end to the outbox and leaves plain tasks alone.
+[[ $(q "SELECT count(*) FROM tasks WHERE workflow_id IS NOT NULL OR deps_pending IS NOT NULL") == 0 ]] || fail "0011 columns"
+plan=$(q "EXPLAIN SELECT id FROM tasks WHERE status = 'waiting' AND coalesce(deps_pending, 0) = 0 ORDER BY id LIMIT 5000")
+grep -q tasks_releasable_idx <<<"$plan" || fail "releasable rows: $plan"
+plan=$(q "EXPLAIN SELECT 1 FROM tasks t WHERE t.workflow_id = 'w' AND t.deps_pending IS NOT NULL AND t.status NOT IN ('succeeded', 'dead', 'expired', 'cancelled', 'duplicate', 'skipped')")
+grep -q tasks_workflow_open_idx <<<"$plan" || fail "open nodes of a workflow: $plan"
+q "INSERT INTO tasks (id, queue, status) VALUES ('plain-1', 'q1', 'queued')"
+q "UPDATE tasks SET status = 'succeeded' WHERE id = 'plain-1'"
+q "INSERT INTO workflows (id, nodes) VALUES ('wu', 1)"
+q "INSERT INTO tasks (id, queue, status, workflow_id, deps_pending) VALUES ('wu-a', 'q1', 'queued', 'wu', 0)"
+q "UPDATE tasks SET status = 'succeeded' WHERE id = 'wu-a'"
+[[ $(q "SELECT string_agg(task_id || ':' || status, ',') FROM workflow_outbox") == "wu-a:succeeded" ]] ||
+  fail "the outbox holds exactly the node's end"
+[[ $(q "SELECT jetsched_wf_drain(100)") == 1 && $(q "SELECT status FROM workflows WHERE id = 'wu'") == succeeded ]] ||
+  fail "the drain ends the workflow"
 echo "web_upgrade: ok"

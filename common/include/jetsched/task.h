@@ -23,6 +23,7 @@
 #define JET_HDR_TRACEPARENT  "traceparent"
 #define JET_HDR_CONCURRENCY_KEY "Jetsched-Concurrency-Key" /* per-key concurrency limit (limit.set) */
 #define JET_HDR_RATE_KEY     "Jetsched-Rate-Key"        /* per-key rate limit (limit.set) */
+#define JET_HDR_WORKFLOW_ID  "Jetsched-Workflow-Id"  /* a workflow node or callback (docs/WORKFLOWS.md) */
 
 /* ---- headers agentd adds to a dead letter ---- */
 #define JET_HDR_QUEUE        "Jetsched-Queue"
@@ -72,7 +73,7 @@ bool jet_task_state_ok(jet_task_state s);
 /* Headers a handler's submit must not set (DESIGN §12 "Internal headers",
  * plus the id and handler the submit call itself sets): true for
  * Jetsched-Task-Id, -Redispatch, -Idempotency-Check, -Attempt-Budget,
- * -Schedule-Id, -Fire-Time, -Handler and Nats-Msg-Id, any letter case. */
+ * -Schedule-Id, -Fire-Time, -Handler, -Workflow-Id and Nats-Msg-Id, any letter case. */
 bool jet_header_internal(const char *name);
 /* The same two on a state's name (a live event's or a row's status);
  * false for NULL or an unknown name. */
