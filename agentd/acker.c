@@ -157,19 +157,26 @@ static void *acker_main(void *arg)
     for (;;) {
         while (!k->head && !k->stop)
             pthread_cond_wait(&k->cv, &k->mu);
+        /* Everything queued so far (a committed history batch) is taken at
+         * once: one lock round trip per batch, not per task. The acks are
+         * buffered by libnats and written by its flusher thread, which
+         * waits 1 ms after the first one so that the batch's acks go out in
+         * one write (docs/PERFORMANCE.md, issue 14). */
         ack_job *j = k->head;
         if (!j)
             break;
-        k->head = j->next;
-        if (!k->head)
-            k->tail = NULL;
+        k->head = k->tail = NULL;
         pthread_mutex_unlock(&k->mu);
-        act(k, j);
-        atomic_fetch_sub(&a->recording, 1);
-        inflight_unlink(a, j->f);
-        inflight_release(j->f);
-        free(j->error);
-        free(j);
+        while (j) {
+            ack_job *next = j->next;
+            act(k, j);
+            atomic_fetch_sub(&a->recording, 1);
+            inflight_unlink(a, j->f);
+            inflight_release(j->f);
+            free(j->error);
+            free(j);
+            j = next;
+        }
         pthread_mutex_lock(&k->mu);
     }
     pthread_mutex_unlock(&k->mu);
@@ -193,12 +200,13 @@ void acker_committed(void *job, bool committed)
     struct acker *k = j->f->queue->a->acker;
     j->committed = committed;
     pthread_mutex_lock(&k->mu);
-    if (k->tail)
-        k->tail->next = j;
-    else
+    if (k->tail) {
+        k->tail->next = j; /* the acker was woken for the first job and takes this one with it */
+    } else {
         k->head = j;
+        pthread_cond_signal(&k->cv);
+    }
     k->tail = j;
-    pthread_cond_signal(&k->cv);
     pthread_mutex_unlock(&k->mu);
 }
 
