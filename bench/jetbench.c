@@ -429,7 +429,42 @@ typedef struct e2e {
     long idle_rss_kb, peak_rss_kb, hwm_kb, after_rss_kb;
     double cpu_agent_ms, cpu_nats_ms, cpu_pg_ms, cpu_client_ms;
     double agent_cs_per_task;  /* agentd context switches per task */
+    double per_pull, per_query; /* tasks per pull request / per admission query (0: agentd has no such metric) */
 } e2e;
+
+/* The sum of every series of counter `name` in a /metrics page (0 when absent):
+ * lines "name{labels} value" or "name value". */
+static double metric_sum(const char *page, const char *name)
+{
+    double sum = 0;
+    size_t nl = strlen(name);
+    for (const char *l = page; *l;) {
+        const char *end = strchr(l, '\n');
+        size_t len = end ? (size_t)(end - l) : strlen(l);
+        if (len > nl && strncmp(l, name, nl) == 0 && (l[nl] == '{' || l[nl] == ' ')) {
+            const char *v = l + len;
+            while (v > l && v[-1] != ' ')
+                v--;
+            sum += atof(v);
+        }
+        l += len + (end ? 1 : 0);
+    }
+    return sum;
+}
+
+/* Batching achieved by agentd in a run: tasks per pull request and per
+ * admission query, from its /metrics. */
+static void batching_of(const jb_agent *ag, e2e *r)
+{
+    static char page[1 << 18];
+    if (th_http_get(ag->http_port, "/metrics", page, sizeof page) != 200)
+        return;
+    double tasks = metric_sum(page, "jetsched_agent_admission_tasks_total");
+    double pulls = metric_sum(page, "jetsched_agent_pull_requests_total");
+    double queries = metric_sum(page, "jetsched_agent_admission_queries_total");
+    r->per_pull = pulls > 0 ? tasks / pulls : 0;
+    r->per_query = queries > 0 ? tasks / queries : 0;
+}
 
 static int run_counter;
 
@@ -612,6 +647,7 @@ static e2e run_e2e(int conc, int history, bool lua, const char *build)
     }
     perf_stop(perf);
     r.agent_cs_per_task = (double)(jb_ctx_switches(ag.pid) - cs0) / (double)n;
+    batching_of(&ag, &r);
     r.cpu_agent_ms = jb_cpu_ms(ag.pid) - c_agent;
     r.cpu_nats_ms = jb_cpu_ms(nats_pid) - c_nats;
     r.cpu_pg_ms = jb_cpu_ms_tree(pg_pid) - c_pg;
@@ -949,9 +985,10 @@ static int native_only_report(const e2e *native, int bc)
             rc = 3;
         double n = e->succeeded > 0 ? (double)e->succeeded : 1;
         printf("%s agentd: native noop, history on, concurrency %d: %s %.0f msg/s, agentd CPU %.1f us/task, "
-               "%.2f cs/task, nats-server %.1f us/task, PostgreSQL %.1f us/task\n",
+               "%.2f cs/task, nats-server %.1f us/task, PostgreSQL %.1f us/task, tasks per pull request %.1f, "
+               "per admission query %.1f\n",
                k < opt.nconc ? "this" : "COMPARE", e->conc, e->ok ? "" : "FAILED", e->rate, e->cpu_agent_ms * 1000 / n,
-               e->agent_cs_per_task, e->cpu_nats_ms * 1000 / n, e->cpu_pg_ms * 1000 / n);
+               e->agent_cs_per_task, e->cpu_nats_ms * 1000 / n, e->cpu_pg_ms * 1000 / n, e->per_pull, e->per_query);
     }
     jb_js_context_destroy(js);
     natsConnection_Destroy(pub_nc);
