@@ -2,7 +2,8 @@
  * workflow (10 layers of 100, each node waiting for two nodes of the layer
  * before) runs on two agents and two schedulerd while one agent is killed
  * with SIGKILL and restarted, then the leading schedulerd is killed with
- * SIGKILL (its releaser dies mid-way; the other one takes over and sweeps).
+ * SIGKILL (its releaser dies mid-way; the other one takes over and sweeps),
+ * then PostgreSQL is stopped for 3 s and started again.
  * Judged from PostgreSQL's history: the workflow ends succeeded, every node
  * has exactly one succeeded attempt, no attempt of a node started before
  * each of its parents had finished (task_attempts times), each callback
@@ -41,6 +42,7 @@ static int leader_index(const char *not)
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0);
     ss_env();
     setenv("JETSCHED_JETSTREAM_ACK_WAIT", "4s", 1);
     ts_setup("default");
@@ -90,6 +92,16 @@ int main(void)
         CHECK(nl >= 0, "a new leader after the kill");
         ss_start(&scheds[li], sched_ids[li], NULL);
     }
+
+    /* PostgreSQL restart at three quarters */
+    ts_wait_long(1, 60000, "SELECT (count(*) >= %d)::int FROM tasks WHERE workflow_id = 'wff' AND status = 'succeeded'",
+                 LAYERS * WIDTH * 3 / 4);
+    CHECK(th_ctl("pg stop") == 0, "PostgreSQL stopped");
+    printf("PostgreSQL stopped at %lld ms for 3 s\n", (long long)(ts_now_ms() - t0));
+    ts_sleep_ms(3000);
+    CHECK(th_ctl("pg start") == 0, "PostgreSQL started");
+    PQfinish(ts_pg()); /* ts_reconnect_pg replaces the connection */
+    ts_reconnect_pg();
 
     long ended = ts_wait_long(1, 120000,
                               "SELECT count(*) FROM workflows WHERE id = 'wff' AND status = 'succeeded' AND finished_at IS NOT NULL");
