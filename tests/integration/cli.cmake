@@ -1,7 +1,7 @@
 # The jetsched CLI (cli/) against real servers, a real schedulerd and agentd:
 # every verb, --json output, error paths and exit codes, and a smoke test of
 # scripts/quickstart (which starts its own servers in a temporary run dir).
-foreach(t cli_task cli_schedule cli_dlq cli_errors cli_queues cli_limits)
+foreach(t cli_task cli_schedule cli_dlq cli_errors cli_queues cli_limits cli_workflow)
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${t}.sh)
     jetsched_integration_test(${t} "--nats --pg" ${CMAKE_CURRENT_SOURCE_DIR}/${t}.sh)
     set_tests_properties(integration.${t} PROPERTIES TIMEOUT 240)

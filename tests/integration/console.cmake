@@ -9,3 +9,7 @@ endif()
 jetsched_integration_test(web_console "--nats --pg"
   ${JETSCHED_SYSTEM_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/web/console_browser.py)
 set_tests_properties(integration.web_console PROPERTIES TIMEOUT 180)
+# The console's workflow pages (issue 18): the DAG, live states, cancel.
+jetsched_integration_test(web_console_workflows "--nats --pg"
+  ${JETSCHED_SYSTEM_PYTHON3} ${CMAKE_SOURCE_DIR}/tests/web/console_workflows.py)
+set_tests_properties(integration.web_console_workflows PROPERTIES TIMEOUT 180)
