@@ -5,8 +5,9 @@
 # the layered view, --json), a failing node with and without allow_failure,
 # bad DAGs (each error exits 1 naming the node), an idempotent re-submit,
 # add/--close, cancel mid-way, watch of one workflow among two, a file larger
-# than max_payload sent in dependency order as submit + add, and the exit
-# codes of usage errors (2) and an unreachable API (3).
+# than max_payload and one of 12,001 nodes sent in dependency order as
+# submit + add, and the exit codes of usage errors (2) and an unreachable
+# API (3).
 source "$(dirname "$0")/cli_lib.sh"
 
 cli_setup default
@@ -167,6 +168,23 @@ run 0 $W submit --json --wait-timeout 120s "$TMP/big.json"
 [[ $(json 'd["workflow"]["status"]') == succeeded && $(json 'd["workflow"]["nodes"]') == 30 ]] || fail "big: $(cat "$TMP/out")"
 run 0 $W get cli-big
 has out "layer 29 (1 node)"
+
+echo "== more than 10000 nodes: two requests, then cancel (12000 waiting nodes at once)"
+python3 - "$TMP/wide.json" <<'EOF'
+import json, sys
+kids = [{"id": "k%05d" % i, "handler": "echo", "depends_on": ["root"]} for i in range(12000)]
+json.dump(kids + [{"id": "root", "handler": "slow"}], open(sys.argv[1], "w"))
+EOF
+run 0 $W --json submit --id cli-wide "$TMP/wide.json"
+[[ $(json 'd["nodes"], d["requests"], d["open"]') == "(12001, 2, False)" ]] || fail "wide submit: $(cat "$TMP/out")"
+run 0 $W get cli-wide
+has out "(10000 of 12001 nodes read: jetsched workflow get --all cli-wide"
+has out "layer 0 (10000 nodes)"   # root sorts after the k nodes: not on the first page
+has out "… 9988 more: 9988 waiting (--full shows them)"
+run 0 $W get --all --json cli-wide
+[[ $(json 'len(d["nodes"]), d["next_cursor"]') == "(12001, None)" ]] || fail "get --all: $(head -c 300 "$TMP/out")"
+run 0 $W cancel cli-wide
+has out "workflow cli-wide cancelled: 12000 waiting node(s) cancelled, 1 cancelling"
 
 echo "== usage errors (2) and an unreachable API (3)"
 run 2 $W
