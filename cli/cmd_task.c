@@ -35,6 +35,8 @@ static void print_task(const json_t *reply)
     cli_kv("attempts:", buf);
     cli_kv("agent:", cli_str(t, "agent"));
     cli_kv("schedule:", cli_str(t, "schedule_id"));
+    if (cli_str(t, "workflow_id")) /* a workflow's node or callback (docs/WORKFLOWS.md) */
+        cli_kv("workflow:", cli_str(t, "workflow_id"));
     cli_kv("trace:", cli_str(t, "trace_id"));
     static const char *const times[] = {"created_at", "scheduled_for", "dispatched_at", "started_at", "finished_at"};
     for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {

@@ -62,8 +62,6 @@ run 0 $W get --json cli-diamond
   fail "get --json: $(cat "$TMP/out")"
 run 0 $W get --counts --json cli-diamond
 [[ $(json '"nodes" in d') == False && $(json 'd["workflow"]["counts"]["succeeded"]') == 4 ]] || fail "--counts: $(cat "$TMP/out")"
-run 0 "$JS" --json get cli-diamond-b
-[[ $(json 'd["task"]["workflow_id"]') == cli-diamond ]] || fail "task.get workflow_id: $(cat "$TMP/out")"
 
 echo "== the same id again stores nothing"
 run 0 $W submit "$TMP/diamond.json"
