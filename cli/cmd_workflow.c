@@ -15,6 +15,8 @@
 
 #define WF_ID_MAX 64
 #define WF_REQ_NODES 10000 /* nodes per workflow.submit / workflow.add (docs/WORKFLOWS.md) */
+#define WF_GET_PAGE 1000   /* nodes per workflow.get page (its default: a reply stays far below max_payload) */
+#define WF_GET_SHOWN 10000 /* nodes get reads without --all */
 
 static const char usage[] =
     "Usage: jetsched workflow submit [--id ID] [--open] [--validate] [--wait] FILE|-\n"
@@ -688,7 +690,7 @@ static const char get_usage[] =
     "more than 12 nodes shows the failed and unfinished ones first and counts the rest (--full\n"
     "shows every node). The first 10000 nodes are read (--all: every node).\n\n"
     "Options:\n"
-    "  -a, --all     read every node (pages of 10000)\n"
+    "  -a, --all     read every node (pages of 1000)\n"
     "  -f, --full    every node of every layer\n"
     "      --counts  the workflow and its counts only (no nodes: cheap for huge workflows)\n"
     "      --json    the workflow.get reply (with --all: every node, next_cursor null)\n"
@@ -903,7 +905,7 @@ static int wf_get(cli_ctx *ctx, const char *sub, int argc, char **argv)
     if (counts && (all || full))
         return cli_usage_error(ctx, get_usage, "--counts shows no nodes: no --all or --full");
     json_t *req = counts ? json_pack("{s:s,s:b}", "id", id, "nodes", 0)
-                         : json_pack("{s:s,s:i}", "id", id, "limit", WF_REQ_NODES);
+                         : json_pack("{s:s,s:i}", "id", id, "limit", WF_GET_PAGE);
     json_t *first = NULL, *nodes = counts ? NULL : json_array();
     bool partial = false;
     for (;;) {
@@ -917,13 +919,15 @@ static int wf_get(cli_ctx *ctx, const char *sub, int argc, char **argv)
         bool more = next && json_array_size(json_object_get(reply, "nodes")) > 0;
         if (more)
             json_object_set_new(req, "cursor", json_string(next));
+        if (first) /* the pages read end where this one does */
+            json_object_set(first, "next_cursor", json_object_get(reply, "next_cursor"));
         if (!first)
             first = reply;
         else
             json_decref(reply);
         if (!more)
             break;
-        if (!all) {
+        if (!all && json_array_size(nodes) >= WF_GET_SHOWN) {
             partial = true;
             break;
         }
