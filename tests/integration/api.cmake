@@ -27,6 +27,7 @@ jetsched_api_test(sched_limits)
 jetsched_api_test(agentd_limits)
 # issue 18: workflows (docs/WORKFLOWS.md)
 jetsched_api_test(sched_workflow)
+target_sources(sched_workflow PRIVATE agentd_lua_util.c)
 set_tests_properties(integration.sched_workflow PROPERTIES TIMEOUT 300)
 # issue 18: a 1,000-node workflow through agent and leader kill -9
 jetsched_api_test(sched_workflow_fault)

@@ -3,8 +3,12 @@
  * feature check, a diamond with callbacks, a chain of 100, fan-out 1,000 /
  * fan-in, a failing node with and without allow_failure (dependency_failed
  * down the DAG), cancel mid-way, workflow.add building a large DAG in
- * chunks, the `workflow` field of events. Every node must succeed once and
+ * chunks, the `workflow` field of events, and a Lua handler that adds a
+ * fan-out and a fan-in to its own workflow (ctx.workflow_add, workflow.add
+ * with from_task), failing its first attempt after the adds: the retry adds
+ * nothing twice, and the fan-in reads its parents' results. Every node must succeed once and
  * start only after all its parents finished (task_attempts times). */
+#include "agentd_lua_util.h"
 #include "sched_api_support.h"
 #include "harness.h"
 
@@ -226,7 +230,7 @@ static void chain(int n)
     int64_t t0 = ts_now_ms();
     sa_expect_ok(sa_req("workflow.submit", body), "chain submitted");
     free(body);
-    wait_ended("chain", "succeeded", 60000);
+    wait_ended("chain", "succeeded", 120000);
     printf("chain of %d: %lld ms (%.1f ms per link)\n", n, (long long)(ts_now_ms() - t0),
            (double)(ts_now_ms() - t0) / n);
     CHECK(early_starts("chain") == 0, "a chain link started before its parent finished");
@@ -248,7 +252,7 @@ static void fan(int n)
     int64_t t0 = ts_now_ms();
     sa_expect_ok(sa_req("workflow.submit", body), "fan submitted");
     free(body);
-    wait_ended("fan", "succeeded", 90000);
+    wait_ended("fan", "succeeded", 120000);
     printf("fan-out %d / fan-in: %lld ms\n", n, (long long)(ts_now_ms() - t0));
     printf("fan-in start after the last child's finish: %s ms\n",
            PG("SELECT round(extract(epoch from (SELECT started_at FROM tasks WHERE id = 'fan-join') -"
@@ -318,6 +322,25 @@ static void cancel_midway(void)
                     "failed_precondition", "id", "add to a cancelled workflow");
 }
 
+/* The Lua "spawn" node adds k1..k5 (echo) and "join" (depends on all five)
+ * to its workflow, then fails its first attempt; the second adds the same
+ * ids (nothing new). join (Lua) counts its parents' results. */
+static void dynamic(void)
+{
+    sa_expect_ok(sa_req("workflow.submit", "{\"id\":\"dyn\",\"tasks\":[{\"id\":\"spawn\",\"handler\":\"spawn\","
+                                           "\"max_attempts\":3}],\"on_success\":{\"handler\":\"log\"}}"),
+                 "dynamic workflow submitted");
+    wait_ended("dyn", "succeeded", 30000);
+    CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE workflow_id = 'dyn' AND deps_pending IS NOT NULL") == 7,
+          "spawn + 5 children + join: %ld nodes",
+          ts_pg_long("SELECT count(*) FROM tasks WHERE workflow_id = 'dyn' AND deps_pending IS NOT NULL"));
+    CHECK(ts_pg_long("SELECT attempts FROM tasks WHERE id = 'dyn-spawn'") == 2, "the spawning node ran twice");
+    CHECK(!strcmp(PG("SELECT result FROM tasks WHERE id = 'dyn-spawn-join'"), "5 parents: echo,echo,echo,echo,echo"),
+          "join read its parents: %s", PG("SELECT coalesce(result, '-') FROM tasks WHERE id = 'dyn-spawn-join'"));
+    CHECK(early_starts("dyn") == 0 && not_once("dyn") == 0, "dynamic nodes in order, each succeeded once");
+    ts_wait_long(1, 10000, "SELECT count(*) FROM tasks WHERE id = 'dyn-on_success' AND status = 'succeeded'");
+}
+
 /* workflow.add: an open workflow built in chunks of `chunk` nodes; each
  * chunk's nodes depend on the previous chunk's first node (often already
  * succeeded when the chunk arrives: the replay path), and a join on the
@@ -365,7 +388,7 @@ static void build_large(int total, int chunk)
     printf("workflow.add: %d nodes in chunks of %d: %lld ms in the adds\n", total, chunk, (long long)add_ms);
     sa_expect_error(sa_req("workflow.add", "{\"id\":\"big\",\"tasks\":[{\"id\":\"late\",\"handler\":\"echo\"}]}"),
                     "failed_precondition", "id", "add to a closed workflow");
-    wait_ended("big", "succeeded", 120000);
+    wait_ended("big", "succeeded", 180000);
     printf("workflow of %d nodes built with workflow.add: done in %lld ms\n", total + 2,
            (long long)(ts_now_ms() - t0));
     CHECK(early_starts("big") == 0, "a node of the large workflow started before its parent finished");
@@ -393,10 +416,30 @@ int main(void)
     atexit(free_kept);
     snprintf(logfile, sizeof logfile, "%s/wf-side-effects.log", dir);
     free(dir);
+    const char *lua = lt_lua_dir();
+    lt_write(lua, "spawn",
+             "return { handle = function(task, ctx)\n"
+             "  local deps = {}\n"
+             "  for i = 1, 5 do\n"
+             "    assert(ctx.workflow_add{ name = 'k' .. i, handler = 'echo', payload = 'echo' })\n"
+             "    deps[#deps + 1] = 'k' .. i\n"
+             "  end\n"
+             "  assert(ctx.workflow_add{ name = 'join', handler = 'join', depends_on = deps })\n"
+             "  if task.attempt == 1 then error('first attempt fails after its adds') end\n"
+             "  return 'spawned'\n"
+             "end }\n");
+    lt_write(lua, "join",
+             "return { handle = function(task, ctx)\n"
+             "  local r = assert(ctx.parent_results())\n"
+             "  local out, n = {}, 0\n"
+             "  for node, p in pairs(r) do n = n + 1; out[#out + 1] = p.result end\n"
+             "  table.sort(out)\n"
+             "  return n .. ' parents: ' .. table.concat(out, ',')\n"
+             "end }\n");
     ts_agent ag, s1;
     char conf[2048];
     snprintf(conf, sizeof conf,
-             "queues = ( { name = \"default\"; concurrency = 16; } );\n"
+             "queues = ( { name = \"default\"; concurrency = 16; backoff = \"fixed:200ms\"; } );\n"
              "exec = { commands = ( { name = \"log\"; argv = [\"/bin/sh\", \"-c\", \"echo $JETSCHED_TASK_ID >> %s\"]; },"
              " { name = \"fail\"; argv = [\"/bin/sh\", \"-c\", \"exit 2\"]; },"
              " { name = \"slow\"; argv = [\"/bin/sh\", \"-c\", \"sleep 30\"]; } ); };\n",
@@ -410,10 +453,11 @@ int main(void)
     diamond();
     failing();
     cancel_midway();
+    dynamic();
     chain(100);
     fan(1000);
     const char *env = getenv("JETSCHED_WF_LARGE");
-    build_large(env ? atoi(env) : 10000, 5000);
+    build_large(env ? atoi(env) : 10000, 2000);
 
     ts_agent_stop(&ag, SIGTERM, 10000);
     ts_agent_stop(&s1, SIGTERM, 10000);
