@@ -5,6 +5,7 @@ add_executable(jetbench
   ${CMAKE_CURRENT_SOURCE_DIR}/jetbench_js.c
   ${CMAKE_CURRENT_SOURCE_DIR}/jetbench_agent.c
   ${CMAKE_CURRENT_SOURCE_DIR}/jetbench_cron.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/jetbench_api.c
   ${CMAKE_SOURCE_DIR}/tests/harness/harness.c)
 target_include_directories(jetbench PRIVATE ${CMAKE_SOURCE_DIR}/tests/harness)
 target_link_libraries(jetbench PRIVATE PkgConfig::NATS PkgConfig::PQ PkgConfig::JANSSON Threads::Threads m)

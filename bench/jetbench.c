@@ -39,6 +39,7 @@ static struct {
     double lat_seconds;
     bool quick;
     bool native_only;         /* only the native noop, history on (and the compare build's): an A/B of agentd */
+    bool api_only;            /* only (f): schedulerd's API and bursts against raw async publish */
     json_t *meta;
 } opt = {.n = 100000, .payload = 128, .window = 4096, .batch = 256, .lat_seconds = 8};
 
@@ -47,7 +48,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: jetbench --build DIR --src DIR [--out FILE] [--n N] [--payload BYTES] [--window N]\n"
             "                [--batch N] [--concurrency 8,32] [--lat-seconds S] [--quick] [--meta KEY=VALUE]...\n"
-            "                [--compare-build DIR] [--history-batch N] [--native-only]\n"
+            "                [--compare-build DIR] [--history-batch N] [--native-only] [--api-only]\n"
             "Runs inside tests/harness/with-servers --nats --pg (use bench/run).\n");
     exit(2);
 }
@@ -108,6 +109,8 @@ static void parse_args(int argc, char **argv)
             opt.quick = true;
         else if (!strcmp(a, "--native-only"))
             opt.native_only = true;
+        else if (!strcmp(a, "--api-only"))
+            opt.api_only = true;
         else
             usage();
 #undef ARG
@@ -998,6 +1001,48 @@ static int native_only_report(const e2e *native, int bc)
     return rc;
 }
 
+/* --api-only: (f) alone, one line each, with the load average (the machine
+ * is shared: the figures mean little without it). */
+static int api_only_report(void)
+{
+    double l0[3] = {0}, l1[3] = {0};
+    getloadavg(l0, 3);
+    jb_api_spec sp = {.build = opt.build, .workdir = workdir, .payload = payload, .n = opt.n,
+                      .lat_seconds = opt.lat_seconds, .schedules = opt.quick ? 1000 : 10000,
+                      .delayed = opt.quick ? 10000 : 100000};
+    jb_api_result r = jb_api_run(&sp, pg, pub_nc, cons_nc, js);
+    getloadavg(l1, 3);
+    double R = r.raw_rate;
+    printf("\njetsched API benchmark (f): N = %ld tasks per throughput figure, payload %d B, load average %.1f -> %.1f "
+           "(1 min)\n", opt.n, opt.payload, l0[0], l1[0]);
+    printf("  raw JetStream async publish (R)               %8.0f msg/s\n", R);
+    printf("  task.submit, 64 in flight, one client         %8.0f tasks/s  %3.0f%% of R  target >= 10,000/s: %s  "
+           "(schedulerd CPU %.0f us/task, %.1f submits per group commit, %ld errors)\n", r.submit_rate,
+           100 * r.submit_rate / R, r.submit_rate >= 10000 ? "met" : "MISSED", r.submit_cpu_us, r.mean_group,
+           r.submit_errors);
+    printf("  task.submit_many, 1,000 per request, 4 in flight %5.0f tasks/s  %3.0f%% of R  target >= 35%%: %s  "
+           "(%ld errors)\n", r.many_rate, 100 * r.many_rate / R, r.many_rate >= 0.35 * R ? "met" : "MISSED",
+           r.many_errors);
+    printf("  task.submit one at a time at %.0f/s (10%%)       p50 %.1f ms  p99 %.1f ms  max %.1f ms  (%ld missing)\n",
+           r.paced_rate, r.paced.p50, r.paced.p99, r.paced.max, r.paced.missing);
+    double bound = fmax(10.0, 1.25 * (double)sp.schedules / R * 1000.0);
+    printf("  %ld schedules due in the same second          last fire %.1f ms  p50 %.1f  p99 %.1f ms  target p99 <= "
+           "%.1f ms (max(10 ms, 1.25 N/R)): %s  (%ld missing)\n", sp.schedules, r.cron.max, r.cron.p50, r.cron.p99,
+           bound, r.cron.missing == 0 && r.cron.p99 <= bound ? "met" : "MISSED", r.cron.missing);
+    printf("  %ld delayed tasks due at one instant         last published %.0f ms after  %.0f tasks/s  %3.0f%% of R  "
+           "(p50 %.0f ms, %ld missing; insert took %.1f s)\n", sp.delayed, r.delayed.max, r.delayed_rate,
+           100 * r.delayed_rate / R, r.delayed.p50, r.delayed.missing, r.delayed_insert_s);
+    if (r.first_error[0])
+        printf("  first error reply: %s\n", r.first_error);
+    printf("  schedulerd peak RSS %.1f MiB\n", r.sched_rss_kb / 1024.0);
+    jb_js_context_destroy(js);
+    natsConnection_Destroy(pub_nc);
+    natsConnection_Destroy(cons_nc);
+    PQfinish(pg);
+    nats_Close();
+    return r.ok ? 0 : 3;
+}
+
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
@@ -1006,6 +1051,8 @@ int main(int argc, char **argv)
     jb_sampler_start();
     int64_t t_start = jb_now_ns();
     jb_mem nats_idle = jb_proc_mem(nats_pid);
+    if (opt.api_only)
+        return api_only_report();
 
     /* (a) */
     if (!opt.native_only)

@@ -3,7 +3,9 @@
  *   jetbench.c        options, the measurement plan, the table and the JSON
  *   jetbench_js.c     raw JetStream: paced or unpaced async publishing,
  *                     a raw pull-request consumer (batch N, acked with +ACK)
- *   jetbench_agent.c  agentd processes, PostgreSQL, /proc RSS, statistics */
+ *   jetbench_agent.c  agentd processes, PostgreSQL, /proc RSS, statistics
+ *   jetbench_cron.c   (d) cron fire lag
+ *   jetbench_api.c    (f) schedulerd's API and bursts (--api-only) */
 #ifndef JETBENCH_H
 #define JETBENCH_H
 
@@ -164,5 +166,33 @@ typedef struct jb_cron_result {
  * number of schedules and scheduler.tick. nc: a connection
  * for the subscription; js: for purging the fired tasks afterwards. */
 jb_cron_result jb_cron_run(const jb_cron_spec *spec, PGconn *pg, natsConnection *nc, jsCtx *js);
+
+/* ---- (f) the API and the burst rows (jetbench_api.c, --api-only) ---- */
+typedef struct jb_api_spec {
+    const char *build, *workdir;
+    const char *payload;      /* task payload (text) */
+    long n;                   /* tasks per throughput figure */
+    double lat_seconds;       /* length of the paced run */
+    long schedules;           /* schedules due in the same second (10,000) */
+    long delayed;             /* delayed tasks due at one instant (100,000) */
+} jb_api_spec;
+
+typedef struct jb_api_result {
+    bool ran, ok;
+    double raw_rate;          /* async publish, msg/s (this part's ceiling) */
+    double submit_rate, many_rate, paced_rate; /* tasks/s */
+    long submit_errors, many_errors;
+    char first_error[300];
+    double submit_cpu_us;     /* schedulerd CPU per task.submit */
+    double mean_group;        /* task.submit requests per group commit */
+    jb_lat paced;             /* single submits at 10 % of submit_rate */
+    jb_lat cron;              /* fire time -> message, the N schedules due together */
+    jb_lat delayed;           /* due time -> message, the delayed tasks */
+    double delayed_rate, delayed_insert_s;
+    long sched_rss_kb;
+} jb_api_result;
+
+/* nc: requests; nc2: the subscriptions that time the bursts; js: purges. */
+jb_api_result jb_api_run(const jb_api_spec *spec, PGconn *pg, natsConnection *nc, natsConnection *nc2, jsCtx *js);
 
 #endif
