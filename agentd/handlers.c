@@ -176,6 +176,15 @@ static void host_retry_in(jet_task_ctx *ctx, int64_t delay_ms)
     pthread_mutex_unlock(&f->mu);
 }
 
+/* ABI 1.1: the retry-after of a JET_RATE_LIMITED outcome (outcome.c). */
+static void host_rate_limited(jet_task_ctx *ctx, int64_t retry_after_ms)
+{
+    inflight *f = ctx_inflight(ctx);
+    pthread_mutex_lock(&f->mu);
+    f->retry_in_ms = retry_after_ms < 1 ? 1 : retry_after_ms > 3600000 ? 3600000 : retry_after_ms;
+    pthread_mutex_unlock(&f->mu);
+}
+
 static const jet_host_api host_api = {
     .struct_size = sizeof(jet_host_api),
     .abi_major = JET_PLUGIN_ABI_MAJOR,
@@ -189,6 +198,7 @@ static const jet_host_api host_api = {
     .set_result = host_set_result,
     .set_error = host_set_error,
     .retry_in = host_retry_in,
+    .rate_limited = host_rate_limited,
     .workflow_id = wf_host_workflow_id,
     .workflow_add = wf_host_add,
     .parent_results = wf_host_parent_results,

@@ -175,7 +175,8 @@ static int take_slot(struct limits *L, inflight *f, const char *key, const char 
 {
     int64_t now = jet_mono_ms();
     pthread_mutex_lock(&L->mu);
-    for (lease *l = L->leases; l; l = l->next)
+    int64_t *held = jet_strmap_get(L->holds, key);
+    for (lease *l = (held && *held > now) ? NULL : L->leases; l; l = l->next)
         if (!l->user && !strcmp(l->key, key) && l->until_mono - L->margin_ms > now) {
             l->user = f;
             pthread_mutex_unlock(&L->mu);
@@ -256,61 +257,90 @@ void limits_drop_stale(agent *a, inflight *f)
     settle(a, f);
 }
 
-/* The message as limit_waiting keeps it: [[name, value], ...] without the ids. */
-static char *headers_json(const agent_task *t)
+/* The message as limit_waiting keeps it: [[name, value], ...] without the
+ * ids; max_attempts > 0 replaces Jetsched-Max-Attempts. */
+static char *headers_json(const agent_task *t, int max_attempts)
 {
     json_t *arr = json_array();
     for (size_t i = 0; i < t->n_headers; i++) {
         const char *n = t->headers[i].name;
-        if (!strcmp(n, JET_HDR_MSG_ID) || !strcmp(n, JET_HDR_TASK_ID))
+        if (!strcmp(n, JET_HDR_MSG_ID) || !strcmp(n, JET_HDR_TASK_ID) ||
+            (max_attempts > 0 && !strcmp(n, JET_HDR_MAX_ATTEMPTS)))
             continue;
         json_array_append_new(arr, json_pack("[ss]", n, t->headers[i].value));
+    }
+    if (max_attempts > 0) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", max_attempts);
+        json_array_append_new(arr, json_pack("[ss]", JET_HDR_MAX_ATTEMPTS, n));
     }
     char *s = json_dumps(arr, JSON_COMPACT);
     json_decref(arr);
     return s;
 }
 
-/* Parks f (row 'throttled', message kept in limit_waiting, committed), then acks it. */
-static void park(agent *a, inflight *f, const char *key, const char *kind)
+/* Writes the parked task in one statement: limit_waiting (the message),
+ * its row 'throttled'; with rl_error also its attempt as 'rate_limited' and
+ * a budget one higher (the message's Jetsched-Max-Attempts too). */
+static bool park_rows(agent *a, inflight *f, const char *key, const char *kind, const char *rl_error)
 {
     struct limits *L = a->limits;
     agent_task *t = f->task;
-    char *hj = headers_json(t), ma[16], created[24];
-    snprintf(ma, sizeof ma, "%d", t->max_attempts);
+    int budget = rl_error ? t->max_attempts + 1 : t->max_attempts;
+    char *hj = headers_json(t, rl_error ? budget : 0), ma[16], created[24], att[16], started[24];
+    snprintf(ma, sizeof ma, "%d", budget);
     snprintf(created, sizeof created, "%lld", (long long)(t->published_ms > 0 ? t->published_ms : jet_now_ms()));
+    snprintf(att, sizeof att, "%d", rl_error ? task_attempt(t) : 0);
+    snprintf(started, sizeof started, "%lld",
+             (long long)(f->started_mono ? jet_now_ms() - (jet_mono_ms() - f->started_mono) : jet_now_ms()));
     const char *payload = natsMsg_GetData(t->msg);
     const char *v[] = {t->id, key, kind, t->queue, natsMsg_GetSubject(t->msg), hj, payload ? payload : "",
-                       t->handler[0] ? t->handler : NULL, jet_priority_name(t->prio), ma, created};
-    int lens[11] = {[6] = natsMsg_GetDataLength(t->msg)};
-    int fmts[11] = {[6] = 1};
+                       t->handler[0] ? t->handler : NULL, jet_priority_name(t->prio), ma, created, att, a->id,
+                       rl_error, started};
+    int lens[15] = {[6] = natsMsg_GetDataLength(t->msg)};
+    int fmts[15] = {[6] = 1};
     PGresult *r = run(L, &L->work,
                       "WITH w AS (INSERT INTO limit_waiting (task_id, key, kind, queue, subject, headers, payload) "
                       "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (task_id) DO UPDATE SET key = "
                       "EXCLUDED.key, kind = EXCLUDED.kind, queue = EXCLUDED.queue, subject = EXCLUDED.subject, "
                       "headers = EXCLUDED.headers, payload = EXCLUDED.payload, parks = limit_waiting.parks + 1, "
                       "released_at = NULL RETURNING parks), "
-                      "t AS (INSERT INTO tasks AS x (id, queue, handler, priority, status, max_attempts, created_at) "
-                      "VALUES ($1, $4, $8, $9, 'throttled', $10::int, to_timestamp($11::bigint / 1000.0)) "
-                      "ON CONFLICT (id) DO UPDATE SET status = 'throttled', updated_at = now() "
-                      "WHERE NOT jetsched_status_terminal(x.status) RETURNING 1) "
-                      "SELECT (SELECT parks FROM w), (SELECT count(*) FROM t)",
-                      11, v, lens, fmts);
+                      "t AS (INSERT INTO tasks AS x (id, queue, handler, priority, status, attempts, max_attempts, "
+                      "created_at) VALUES ($1, $4, $8, $9, 'throttled', $12::int, $10::int, "
+                      "to_timestamp($11::bigint / 1000.0)) ON CONFLICT (id) DO UPDATE SET status = 'throttled', "
+                      "updated_at = now(), attempts = greatest(x.attempts, EXCLUDED.attempts), max_attempts = "
+                      "EXCLUDED.max_attempts WHERE NOT jetsched_status_terminal(x.status) RETURNING 1), "
+                      "r AS (INSERT INTO task_attempts AS y (task_id, attempt, agent, status, started_at, finished_at, "
+                      "error) SELECT $1, $12::int, $13, 'rate_limited', to_timestamp($15::bigint / 1000.0), "
+                      "clock_timestamp(), $14 WHERE $14::text IS NOT NULL ON CONFLICT (task_id, attempt) DO UPDATE SET "
+                      "status = 'rate_limited', finished_at = EXCLUDED.finished_at, error = EXCLUDED.error WHERE "
+                      "y.status IN ('running', 'lost') RETURNING 1) "
+                      "SELECT (SELECT parks FROM w), (SELECT count(*) FROM t), (SELECT count(*) FROM r)",
+                      15, v, lens, fmts);
     free(hj);
-    if (!r) {
-        /* Not parked: hand it back for a later try (the next delivery parks or runs it). */
+    if (!r)
+        return false;
+    PQclear(r);
+    const char *lb[] = {rl_error ? "rate_limited" : kind};
+    jet_metric_add(L->m_parked, lb, 1);
+    pthread_mutex_lock(&L->mu);
+    jet_strmap_put(L->contended, key, (void *)1);
+    pthread_mutex_unlock(&L->mu);
+    return true;
+}
+
+/* Parks f, then acks it; when PostgreSQL cannot be reached, hands it back
+ * for a later try (the next delivery parks or runs it). */
+static void park(agent *a, inflight *f, const char *key, const char *kind)
+{
+    agent_task *t = f->task;
+    if (!park_rows(a, f, key, kind, NULL)) {
         char body[64];
         snprintf(body, sizeof body, "-NAK {\"delay\":%lld}", (long long)PARK_RETRY_MS * 1000000LL);
         reply(a, t, body);
         settle(a, f);
         return;
     }
-    PQclear(r);
-    const char *lb[] = {kind};
-    jet_metric_add(L->m_parked, lb, 1);
-    pthread_mutex_lock(&L->mu);
-    jet_strmap_put(L->contended, key, (void *)1);
-    pthread_mutex_unlock(&L->mu);
     jet_debug("task %s (queue %s): held by the %s limit of key %s: parked (throttled)", t->id, t->queue, kind, key);
     reply(a, t, "+ACK");
     event_publish(a, t, JET_TASK_THROTTLED, task_attempt(t), NULL, NULL);
@@ -345,12 +375,10 @@ bool limits_admit(agent *a, inflight *f)
     return true;
 }
 
-const char *limits_hold_key(agent *a, const agent_task *t, int64_t retry_after_ms, const char *error)
+/* Holds key back on every agent for retry_after_ms (limit_holds, and this agent's cache at once). */
+static void hold_key(agent *a, const char *key, int64_t retry_after_ms, const char *error)
 {
     struct limits *L = a->limits;
-    const char *key = t->rkey[0] ? t->rkey : t->ckey;
-    if (!L || !key[0])
-        return "";
     char ms[24];
     snprintf(ms, sizeof ms, "%lld", (long long)retry_after_ms);
     const char *v[] = {key, ms, a->id, error};
@@ -362,9 +390,31 @@ const char *limits_hold_key(agent *a, const agent_task *t, int64_t retry_after_m
     int64_t *until = jet_xmalloc(sizeof *until);
     *until = jet_mono_ms() + retry_after_ms;
     pthread_mutex_lock(&L->mu);
-    free(jet_strmap_put(L->holds, key, until));
+    int64_t *old = jet_strmap_put(L->holds, key, until);
+    if (old && *old > *until)
+        *until = *old;
+    free(old);
     pthread_mutex_unlock(&L->mu);
-    return key;
+}
+
+bool limits_rate_limited(agent *a, inflight *f, int64_t retry_after_ms, const char *error)
+{
+    agent_task *t = f->task;
+    const char *key = t->rkey[0] ? t->rkey : t->ckey;
+    if (!a->limits || !key[0])
+        return false;
+    char why[700];
+    snprintf(why, sizeof why, "rate_limited: key %s held back for %lld ms%s%.500s", key, (long long)retry_after_ms,
+             error ? ": " : "", error ? error : "");
+    hold_key(a, key, retry_after_ms, why);
+    if (!park_rows(a, f, key, t->rkey[0] ? "rate" : "concurrency", why))
+        return false;
+    jet_info("task %s (queue %s): %s; parked until then (the attempt does not count against its max attempts)",
+             t->id, t->queue, why);
+    reply(a, t, "+ACK");
+    event_publish(a, t, JET_TASK_THROTTLED, task_attempt(t), why, NULL);
+    settle(a, f);
+    return true;
 }
 
 /* ---- the lease thread: renew, expire, return ---- */

@@ -24,9 +24,13 @@ bool limits_admit(agent *a, inflight *f);
 void limits_drop_stale(agent *a, inflight *f);
 /* The handler of f returned: its slot becomes idle (reused or returned). */
 void limits_done(agent *a, inflight *f);
-/* A handler answered rate_limited: holds its key back on every agent for
- * retry_after_ms (limit_holds). Returns the key held ("" when the task has
- * none). */
-const char *limits_hold_key(agent *a, const agent_task *t, int64_t retry_after_ms, const char *error);
+/* A handler answered JET_RATE_LIMITED (ABI 1.1): holds the task's
+ * Rate-Key (else its Concurrency-Key) back on every agent for
+ * retry_after_ms (limit_holds), records the attempt as `rate_limited`
+ * (its budget raised by one: it does not count against max_attempts),
+ * parks the task and acks it; true when done (the in-flight reference
+ * consumed). False when the task has no key or PostgreSQL failed: the
+ * caller retries it like JET_RETRY after retry_after_ms. */
+bool limits_rate_limited(agent *a, inflight *f, int64_t retry_after_ms, const char *error);
 
 #endif

@@ -3,6 +3,7 @@
 #include "acker.h"
 #include "cancel.h"
 #include "events.h"
+#include "keylimits.h"
 #include "recorder.h"
 #include "timeline.h"
 
@@ -125,6 +126,16 @@ void outcome_from_handler(agent *a, inflight *f, jet_outcome r)
         /* Stopped by the drain after the grace: hand it back at once; the
          * interrupted attempt still counts (it may have had side effects). */
         o = (outcome){.status = JET_TASK_RETRYING, .error = "interrupted: the agent shut down", .delay_ms = 0};
+    }
+    if (o.status == JET_TASK_STATE_COUNT && r == JET_RATE_LIMITED) {
+        /* ABI 1.1: hold the task's key and park it (keylimits.c); without a key, a retry after the delay. */
+        retry_in = retry_in >= 0 ? retry_in : 1000;
+        if (limits_rate_limited(a, f, retry_in, o.error)) {
+            free(err);
+            free(result);
+            return;
+        }
+        r = JET_RETRY;
     }
     if (o.status == JET_TASK_STATE_COUNT) {
         if (r == JET_SUCCESS) {

@@ -111,7 +111,7 @@ jet_outcome jet_plugin_run(const jet_plugin_handler *h, const jet_task *task, je
     jet_outcome o = h->handle(h->state, task, ctx);
     atomic_fetch_sub(&p->in_flight, 1);
     int v = (int)o;
-    if (v != JET_SUCCESS && v != JET_RETRY && v != JET_FAIL) {
+    if (v != JET_SUCCESS && v != JET_RETRY && v != JET_FAIL && v != JET_RATE_LIMITED) {
         char msg[256];
         snprintf(msg, sizeof msg, "plugin %s (%s): handler %s returned an invalid outcome %d", p->name, p->path,
                  h->name, v);

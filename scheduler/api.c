@@ -11,6 +11,7 @@
 #include <jetsched/metrics.h>
 #include <jetsched/names.h>
 #include <jetsched/pgconn.h>
+#include <jetsched/task.h>
 #include <jetsched/timeutil.h>
 #include <jetsched/utf8.h>
 
@@ -303,7 +304,13 @@ int api_headers(const json_t *req, const char *f, json_t **out, api_err *e)
                      k);
             return -1;
         }
-        if (!strncasecmp(k, "Nats-", 5) || !strncasecmp(k, "Jetsched-", 9)) {
+        bool limit_key = !strcmp(k, JET_HDR_CONCURRENCY_KEY) || !strcmp(k, JET_HDR_RATE_KEY);
+        if (limit_key && (!json_is_string(v) || !jet_limit_key_valid(json_string_value(v)))) {
+            api_fail(e, API_INVALID, path, "header %s must be 1-%d characters of A-Z a-z 0-9 _ . : -", k,
+                     JET_LIMIT_KEY_MAX);
+            return -1;
+        }
+        if (!limit_key && (!strncasecmp(k, "Nats-", 5) || !strncasecmp(k, "Jetsched-", 9))) {
             api_fail(e, API_INVALID, path,
                      "header %.128s is reserved: Nats-* and Jetsched-* headers are set by jetsched (use the "
                      "request's fields: id, handler, max_attempts, timeout, deadline, backoff)", k);

@@ -115,7 +115,7 @@ static void expire_round(sched *s, PGconn *pg)
         "w.since < clock_timestamp() - $1::bigint * interval '1 millisecond' RETURNING w.task_id) "
         "UPDATE tasks t SET status = 'expired', finished_at = now(), updated_at = now(), "
         "error = 'throttled longer than limits.max_hold: held back by a concurrency/rate limit' "
-        "FROM x WHERE t.id = x.task_id AND t.status = 'throttled'",
+        "FROM x WHERE t.id = x.task_id AND NOT jetsched_status_terminal(t.status)",
         1, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) == PGRES_COMMAND_OK && atoi(PQcmdTuples(r)) > 0) {
         jet_warn("release: %s throttled task(s) expired (held longer than limits.max_hold)", PQcmdTuples(r));

@@ -403,7 +403,9 @@ static int ctx_fail(lua_State *L)
     return lua_error(L);
 }
 
-static int ctx_retry_in(lua_State *L)
+/* ctx.retry_in(seconds[, msg]) and ctx.rate_limited(seconds[, msg]): an
+ * outcome with a delay, decided now (the script unwinds). */
+static int decide_after(lua_State *L, int dec, const char *what)
 {
     lua_worker *w = ctx_enter(L);
     lua_Number s = luaL_checknumber(L, 1);
@@ -412,15 +414,21 @@ static int ctx_retry_in(lua_State *L)
     lua_settop(L, 2);
     push_where(L);
     if (lua_isnil(L, 2))
-        lua_pushfstring(L, "retry requested in %f s", (double)s);
+        lua_pushfstring(L, "%s %f s", what, (double)s);
     else
         luaL_tolstring(L, 2, NULL);
     lua_concat(L, 2);
     if (!w->decided)
         w->retry_ms = (int64_t)llround(s * 1000);
-    lh_decide(w, DEC_RETRY, lua_tostring(L, -1));
+    lh_decide(w, dec, lua_tostring(L, -1));
     return lua_error(L);
 }
+
+static int ctx_retry_in(lua_State *L) { return decide_after(L, DEC_RETRY, "retry requested in"); }
+
+/* ABI 1.1: the downstream said "too many requests"; the task's key is held
+ * back on every agent for that long (docs/LUA.md). */
+static int ctx_rate_limited(lua_State *L) { return decide_after(L, DEC_RATE_LIMITED, "rate limited: retry after"); }
 
 static void set_str(lua_State *L, const char *k, const char *v)
 {
@@ -475,6 +483,7 @@ void lh_install_ctx(lua_State *L)
     lh_set_fn(L, "cancelled", ctx_cancelled);
     lh_set_fn(L, "submit", ctx_submit);
     lh_set_fn(L, "retry_in", ctx_retry_in);
+    lh_set_fn(L, "rate_limited", ctx_rate_limited);
     lh_set_fn(L, "fail", ctx_fail);
     lh_set_fn(L, "workflow_add", ctx_workflow_add);
     lh_set_fn(L, "parent_results", ctx_parent_results);

@@ -457,10 +457,12 @@ static jet_outcome run_task(lua_host *h, lua_worker *w, const jet_task *task, je
 
     jet_outcome r = JET_SUCCESS;
     bool memory = w->tripped || w->errmem || st == LUA_ERRMEM;
-    if (w->decided == DEC_FAIL || w->decided == DEC_RETRY) {
+    if (w->decided == DEC_FAIL || w->decided == DEC_RETRY || w->decided == DEC_RATE_LIMITED) {
         r = w->decided == DEC_FAIL ? JET_FAIL : JET_RETRY;
         if (w->decided == DEC_RETRY)
             api->retry_in(ctx, w->retry_ms);
+        if (w->decided == DEC_RATE_LIMITED)
+            r = jet_ctx_rate_limited(api, ctx, w->retry_ms);
         api->set_error(ctx, w->msg);
     } else if (w->decided == DEC_KILL) {
         r = JET_RETRY;

@@ -139,7 +139,7 @@ typedef struct lh_scan_counts {
 /* ---- hosts and workers (host.c) ---- */
 
 enum { KILL_NONE = 0, KILL_TIMEOUT, KILL_CANCEL, KILL_MEMORY, KILL_CSTACK };
-enum { DEC_NONE = 0, DEC_FAIL, DEC_RETRY, DEC_KILL };
+enum { DEC_NONE = 0, DEC_FAIL, DEC_RETRY, DEC_KILL, DEC_RATE_LIMITED };
 
 typedef struct lua_worker lua_worker;
 

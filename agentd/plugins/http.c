@@ -11,7 +11,9 @@
  * the response body (capped) as the result; 408 and 429 = JET_RETRY; other
  * 4xx = JET_FAIL; 3xx (not followed) = JET_FAIL; 5xx, connection errors and
  * timeouts = JET_RETRY. A Retry-After header (seconds or HTTP date) on 429 or
- * 503 sets the retry delay through host->retry_in (capped at one hour).
+ * 503 makes it JET_RATE_LIMITED (ABI 1.1: the task's rate/concurrency key is
+ * held back on every agent for that time, the attempt does not count), or
+ * on a 1.0 host a retry after that delay (capped at one hour).
  * host->cancelled() aborts a transfer in progress.
  *
  * curl_global_init() runs in init(), which agentd calls from its main thread
@@ -491,8 +493,11 @@ static jet_outcome http_handle(void *state, const jet_task *task, jet_task_ctx *
                       status, sep, body);
         else
             plugin_set_error(st->host, ctx, o, "http %s: HTTP %ld%s%s", e->name, status, sep, body);
+        /* 429/503 with Retry-After: rate_limited (ABI 1.1): the task's key is
+         * held back on every agent and the attempt does not count; on an
+         * older host (or a task without a key) a retry after the delay. */
         if (delay >= 0 && host->retry_in)
-            host->retry_in(ctx, delay);
+            o = jet_ctx_rate_limited(host, ctx, delay);
     }
     free(c.body);
     return o;

@@ -97,6 +97,21 @@ static void errors(void)
     CHECK(ts_pg_long("SELECT count(*) FROM limits WHERE name = 'a'") == 0, "refused requests stored nothing");
 }
 
+/* task.submit takes the two limit headers (and checks their values); other Jetsched-* stay refused. */
+static void submit_headers(void)
+{
+    json_t *r = sa_req("task.submit", "{\"queue\":\"lq\",\"handler\":\"echo\",\"validate_only\":true,\"headers\":"
+                                      "{\"Jetsched-Concurrency-Key\":\"cust:1\",\"Jetsched-Rate-Key\":\"partner.api\"}}");
+    CHECK(json_is_true(json_object_get(r, "valid")), "task.submit accepts the limit headers");
+    sa_expect_ok(r, "submit with limit headers");
+    sa_expect_error(sa_req("task.submit", "{\"queue\":\"lq\",\"handler\":\"echo\",\"headers\":"
+                                          "{\"Jetsched-Rate-Key\":\"no spaces\"}}"),
+                    "invalid_argument", "headers.Jetsched-Rate-Key", "an invalid rate key");
+    sa_expect_error(sa_req("task.submit", "{\"queue\":\"lq\",\"handler\":\"echo\",\"headers\":"
+                                          "{\"Jetsched-Task-Id\":\"x\"}}"),
+                    "invalid_argument", "headers.Jetsched-Task-Id", "other Jetsched-* headers stay refused");
+}
+
 static void rolling_upgrade(void)
 {
     kvStore *kv = NULL;
@@ -128,6 +143,7 @@ int main(void)
     ss_start(&s, "limits-s", NULL);
     verbs();
     errors();
+    submit_headers();
     rolling_upgrade();
     CHECK(ts_agent_stop(&s, SIGTERM, 20000) == 0, "schedulerd exits 0");
     return ts_finish();

@@ -18,6 +18,7 @@ void th_ctx_init(jet_task_ctx *c)
     memset(c, 0, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
     c->retry_in_ms = -1;
+    c->rate_limited_ms = -1;
     c->cancel_after_ms = -1;
     c->start_ms = th_now_ms();
     atomic_init(&c->cancel_now, 0);
@@ -122,6 +123,13 @@ static void th_retry_in(jet_task_ctx *ctx, int64_t delay_ms)
     pthread_mutex_unlock(&ctx->mu);
 }
 
+static void th_rate_limited(jet_task_ctx *ctx, int64_t retry_after_ms)
+{
+    pthread_mutex_lock(&ctx->mu);
+    ctx->rate_limited_ms = retry_after_ms;
+    pthread_mutex_unlock(&ctx->mu);
+}
+
 const jet_host_api th_api = {
     .struct_size = sizeof(jet_host_api),
     .abi_major = JET_PLUGIN_ABI_MAJOR,
@@ -135,6 +143,7 @@ const jet_host_api th_api = {
     .set_result = th_set_result,
     .set_error = th_set_error,
     .retry_in = th_retry_in,
+    .rate_limited = th_rate_limited,
 };
 
 jet_task th_task(const char *handler, const void *payload, size_t len)

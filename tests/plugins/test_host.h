@@ -18,6 +18,7 @@ struct jet_task_ctx {
     char error[8192];
     bool has_error;
     int64_t retry_in_ms;       /* -1 = not called */
+    int64_t rate_limited_ms;   /* ABI 1.1 rate_limited(); -1 = not called */
     int64_t start_ms;
     int64_t cancel_after_ms;   /* cancelled() turns true this long after th_ctx_init; -1 = never */
     atomic_int cancel_now;     /* or when set */

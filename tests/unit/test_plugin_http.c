@@ -362,16 +362,18 @@ static void too_many_requests_honours_retry_after(void **state)
 {
     (void)state;
     run_result r;
+    /* ABI 1.1 host: rate_limited with the Retry-After (the key is held back) */
     run_task(&r, "hook-busy", "{}", 2, -1);
-    assert_int_equal(r.outcome, JET_RETRY);
+    assert_int_equal(r.outcome, JET_RATE_LIMITED);
     assert_contains(r.ctx.error, "HTTP 429");
-    assert_int_equal(r.ctx.retry_in_ms, 7000);
+    assert_int_equal(r.ctx.rate_limited_ms, 7000);
+    assert_int_equal(r.ctx.retry_in_ms, -1);
     th_ctx_free(&r.ctx);
 
     run_task(&r, "hook-unavailable", "{}", 2, -1);
-    assert_int_equal(r.outcome, JET_RETRY);
+    assert_int_equal(r.outcome, JET_RATE_LIMITED);
     assert_contains(r.ctx.error, "HTTP 503");
-    assert_int_equal(r.ctx.retry_in_ms, 2000);
+    assert_int_equal(r.ctx.rate_limited_ms, 2000);
     th_ctx_free(&r.ctx);
 }
 

@@ -36,6 +36,12 @@ typedef enum jet_outcome {
     JET_SUCCESS = 0,     /* done; an optional result was set with host->set_result */
     JET_RETRY = 1,       /* transient failure: retried with backoff while attempts remain */
     JET_FAIL = 2,        /* permanent failure: dead-lettered now, no more attempts */
+    JET_RATE_LIMITED = 3, /* ABI 1.1: the downstream said "too many requests": call host->rate_limited
+                             first. The task's Jetsched-Rate-Key (else its Concurrency-Key) is held back on
+                             every agent for the retry-after; the task is parked (throttled) and runs again
+                             after it. The attempt is recorded as rate_limited and does not count against
+                             max_attempts. A task without a key is retried after the retry-after like
+                             JET_RETRY (and that attempt counts). */
 } jet_outcome;
 
 typedef enum jet_log_severity { JET_PLOG_DEBUG = 0, JET_PLOG_INFO, JET_PLOG_WARN, JET_PLOG_ERROR } jet_log_severity;
@@ -95,8 +101,12 @@ typedef struct jet_host_api {
     /* With JET_RETRY: retry after this delay instead of the backoff policy. */
     void (*retry_in)(jet_task_ctx *ctx, int64_t delay_ms);
 
-    /* ---- ABI 1.1 (flow control, `rate_limited`): functions it adds go
-     * here, before the 1.2 block (minors append in order). ---- */
+    /* ---- ABI 1.1 (flow control, `rate_limited`). Check host->struct_size
+     * (or abi_minor >= 1) before calling. ---- */
+
+    /* With JET_RATE_LIMITED: hold the task's key back for retry_after_ms
+     * (clamped to 1 ms .. 1 h; the default when not called is 1 s). */
+    void (*rate_limited)(jet_task_ctx *ctx, int64_t retry_after_ms);
 
     /* ---- ABI 1.2: workflow calls (docs/WORKFLOWS.md, "Handler calls").
      * Check host->struct_size before calling (or use the jet_ctx_* helpers
@@ -133,6 +143,20 @@ typedef struct jet_host_api {
 /* True when the host table has function `fn` (its minor added it). */
 #define JET_HOST_HAS(host, fn)                                                                   \
     ((host)->struct_size >= offsetof(jet_host_api, fn) + sizeof((host)->fn) && (host)->fn != NULL)
+
+/* ABI 1.1 helper: returns JET_RATE_LIMITED after holding the key for
+ * retry_after_ms, or on a 1.0 host JET_RETRY after host->retry_in (the task
+ * is retried after that delay; the attempt counts). Use it as
+ * `return jet_ctx_rate_limited(host, ctx, ms);`. */
+static inline jet_outcome jet_ctx_rate_limited(const jet_host_api *host, jet_task_ctx *ctx, int64_t retry_after_ms)
+{
+    if (JET_HOST_HAS(host, rate_limited)) {
+        host->rate_limited(ctx, retry_after_ms);
+        return JET_RATE_LIMITED;
+    }
+    host->retry_in(ctx, retry_after_ms);
+    return JET_RETRY;
+}
 
 /* ABI 1.2 helpers: safe on an older host (NULL / JET_WF_UNAVAILABLE). */
 static inline const char *jet_ctx_workflow_id(const jet_host_api *host, jet_task_ctx *ctx)
