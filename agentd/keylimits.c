@@ -347,12 +347,38 @@ static void park(agent *a, inflight *f, const char *key, const char *kind)
     settle(a, f);
 }
 
+/* A redelivered copy of a task that was parked and published again since
+ * (its agent died before acking it, so JetStream delivers it again while
+ * the released copy <id>.p<parks> is on its way or running): not the
+ * latest copy, so it must not run a second time. */
+static bool superseded(struct limits *L, const agent_task *t)
+{
+    const char *v[] = {t->id};
+    PGresult *r = run(L, &L->work, "SELECT parks FROM limit_waiting WHERE task_id = $1 AND released_at IS NOT NULL", 1, v,
+                      NULL, NULL);
+    if (!r)
+        return false;
+    bool stale = false;
+    if (PQntuples(r) == 1) {
+        char latest[JET_TASK_ID_MAX + 32];
+        snprintf(latest, sizeof latest, "%s.p%s", t->id, PQgetvalue(r, 0, 0));
+        const char *msgid = task_header(t, JET_HDR_MSG_ID);
+        stale = !msgid || strcmp(msgid, latest) != 0;
+    }
+    PQclear(r);
+    return stale;
+}
+
 bool limits_admit(agent *a, inflight *f)
 {
     struct limits *L = a->limits;
     agent_task *t = f->task;
     if (!L || (!t->ckey[0] && !t->rkey[0]))
         return false;
+    if (t->delivered > 1 && superseded(L, t)) {
+        limits_drop_stale(a, f);
+        return true;
+    }
     const char *key = NULL, *kind = NULL;
     int rc = 1;
     bool slot = false;
