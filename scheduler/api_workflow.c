@@ -87,7 +87,7 @@ static int prepare_body(api_ctx *c, json_t *body, const char *what, const char *
     api_err e2 = {0};
     if (api_task_prepare(c, body, row, &e2) < 0) {
         api_fail(e, e2.code, NULL, "%s: %s", what, e2.msg);
-        snprintf(e->field, sizeof e->field, "%s%s%s", field, e2.field[0] ? "." : "", e2.field);
+        snprintf(e->field, sizeof e->field, "%.60s%s%.90s", field, e2.field[0] ? "." : "", e2.field);
         return -1;
     }
     return 0;
@@ -135,7 +135,7 @@ static int parse_nodes(api_ctx *c, const char *wf, json_t *tasks, bool may_be_em
             return api_fail(e, API_INVALID, NULL, "node \"%s\": its task id %s-%s would be over %d characters", nd->id,
                             wf, nd->id, JET_TASK_ID_MAX),
                    snprintf(e->field, sizeof e->field, "%s.id", field), -1;
-        snprintf(what, sizeof what, "node \"%s\"", nd->id);
+        snprintf(what, sizeof what, "node \"%.80s\"", nd->id);
         uintptr_t prev = (uintptr_t)jet_strmap_put(q->index, nd->id, (void *)(uintptr_t)(i + 1));
         if (prev)
             return api_fail(e, API_INVALID, NULL, "node \"%s\" is defined twice (tasks[%zu] and tasks[%zu])", nd->id,
