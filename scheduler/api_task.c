@@ -443,7 +443,8 @@ done:
 #define TASK_COLS(payload, result)                                                                              \
     "id, queue, handler, priority, status, attempts, max_attempts, " payload ", " result ", error, agent, "     \
     API_MS("created_at") ", " API_MS("scheduled_for") ", " API_MS("dispatched_at") ", " API_MS("started_at")  \
-    ", " API_MS("finished_at") ", schedule_id, trace_id, (extract(epoch from created_at) * 1000000)::bigint"
+    ", " API_MS("finished_at") ", schedule_id, trace_id, (extract(epoch from created_at) * 1000000)::bigint, "      \
+    "workflow_id"
 
 static json_t *task_json(PGresult *r, int i, bool full)
 {
@@ -468,6 +469,7 @@ static json_t *task_json(PGresult *r, int i, bool full)
     api_set_time(o, "finished_at", r, i, 15);
     api_set_text(o, "schedule_id", r, i, 16);
     api_set_text(o, "trace_id", r, i, 17);
+    api_set_text(o, "workflow_id", r, i, 19); /* (18: the keyset cursor's created_at) docs/WORKFLOWS.md */
     return o;
 }
 

@@ -60,6 +60,13 @@ grep -q $'\033' "$TMP/out" && fail "escape sequences in piped output"
 run 0 $W get --json cli-diamond
 [[ $(json 'len(d["nodes"])') == 4 && $(json '[n["depends_on"] for n in d["nodes"] if n["id"] == "d"][0][1]') == "{'id': 'c', 'allow_failure': False}" ]] ||
   fail "get --json: $(cat "$TMP/out")"
+run 0 "$JS" --json get cli-diamond-b
+[[ $(json 'd["task"]["workflow_id"]') == cli-diamond ]] || fail "task.get workflow_id: $(cat "$TMP/out")"
+run 0 "$JS" get cli-diamond-on_complete
+has out "workflow: *cli-diamond"
+run 0 "$JS" --json list --limit 1000
+[[ $(json 'sorted(t["id"] for t in d["tasks"] if t["workflow_id"] == "cli-diamond")') == "['cli-diamond-a', 'cli-diamond-b', 'cli-diamond-c', 'cli-diamond-d', 'cli-diamond-on_complete']" ]] ||
+  fail "task.list workflow_id: $(cat "$TMP/out")"
 run 0 $W get --counts --json cli-diamond
 [[ $(json '"nodes" in d') == False && $(json 'd["workflow"]["counts"]["succeeded"]') == 4 ]] || fail "--counts: $(cat "$TMP/out")"
 

@@ -16,6 +16,7 @@ Asserts, in the browser:
      succeeded on the open page (SSE ?workflow=, no page reload);
   5. a fan-out of 60 in one layer draws 15 nodes and one "more" box, the
      fan-in's edges going to it;
+     a node's task page links back to the workflow;
   6. Cancel (operator, confirmed) cancels a running workflow: its state and
      its waiting node turn cancelled;
   7. nothing SEVERE in the browser console; no page wider than the phone.
@@ -25,6 +26,8 @@ Screenshots (1280x800 and 390x844) go to $JETSCHED_BUILD_DIR/web-console-workflo
 """
 import os
 import shutil
+
+from selenium.webdriver.common.by import By
 
 from browser import Browser
 from console_browser import OP_TOKEN, VIEW_TOKEN, Stack, console_errors, env, log
@@ -129,6 +132,10 @@ def main():
         if b.css("#wf-cancel"):
             stack.fail("Cancel shown on an ended workflow")
         b.shot("workflow-succeeded-1280x800")
+        # a node's task page links back to its workflow (task.get's workflow_id)
+        b.d.find_element(By.CSS_SELECTOR, '#wf-nodes tr[data-node="b"] a').click()
+        b.one("#task-workflow", "the task page's workflow link").click()
+        b.one('#wf-dag g[data-node="b"]', "back on the workflow page")
         log("diamond drawn in layers, turned succeeded live")
 
         # 5. a wide layer
