@@ -173,6 +173,9 @@ const char *cli_intstr(const json_t *obj, const char *field, char buf[32]);
 const char *cli_age(const char *rfc3339, char buf[32]);
 /* "in 4s" / "4s ago" for a time relative to now. */
 const char *cli_relative(const char *rfc3339, char buf[48]);
+/* "3 succeeded, 1 running, 2 waiting" from an object of counts by task
+ * state (states in the order of a task's life, failures last). */
+void cli_counts_text(const json_t *counts, char *buf, size_t len);
 /* A string array field joined with ",". */
 const char *cli_join(const json_t *obj, const char *field, char *buf, size_t len);
 

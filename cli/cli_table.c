@@ -208,6 +208,28 @@ const char *cli_join(const json_t *obj, const char *field, char *buf, size_t len
     return buf;
 }
 
+/* "3 succeeded, 1 running, 2 waiting" from a counts object (states in the
+ * order of a node's life, failures last, then any other key). */
+void cli_counts_text(const json_t *counts, char *buf, size_t len)
+{
+    static const char *const order[] = {"succeeded", "duplicate", "running", "retrying", "queued",
+                                        "waiting",   "dead",      "expired", "cancelled"};
+    size_t j = 0, n = sizeof order / sizeof order[0];
+    const char *k;
+    const json_t *v;
+    buf[0] = '\0';
+    for (size_t i = 0; i <= n; i++)
+        json_object_foreach((json_t *)counts, k, v)
+        {
+            size_t o = 0;
+            while (o < n && strcmp(order[o], k) != 0)
+                o++;
+            if (o == i && j + 1 < len) /* i == n: keys outside the list */
+                j += (size_t)snprintf(buf + j, len - j, "%s%lld %s", j ? ", " : "", (long long)json_integer_value(v),
+                                      k);
+        }
+}
+
 /* ---- progress bar ---- */
 
 static void progress_draw(cli_progress *p, bool final)

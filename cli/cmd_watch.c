@@ -105,16 +105,8 @@ static void print_workflow_line(cli_ctx *ctx, const char *id, const json_t *repl
         free(line);
         return;
     }
-    char counts[400] = "", n[32];
-    size_t j = 0;
-    const char *k;
-    const json_t *v;
-    json_object_foreach((json_t *)json_object_get(w, "counts"), k, v)
-    {
-        if (j + 1 < sizeof counts)
-            j += (size_t)snprintf(counts + j, sizeof counts - j, "%s%lld %s", j ? ", " : "",
-                                  (long long)json_integer_value(v), k);
-    }
+    char counts[400], n[32];
+    cli_counts_text(json_object_get(w, "counts"), counts, sizeof counts);
     printf("workflow %s %s %s (%s nodes%s%s)\n", id, how, cli_str(w, "status") ? cli_str(w, "status") : "?",
            cli_intstr(w, "nodes", n), counts[0] ? ": " : "", counts);
 }

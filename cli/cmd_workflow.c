@@ -93,28 +93,6 @@ static json_t *read_json(cli_ctx *ctx, const char *arg)
     return doc;
 }
 
-/* "3 succeeded, 1 running, 2 waiting" from a counts object (states in the
- * order of a node's life, failures last, then any other key). */
-static void counts_text(const json_t *counts, char *buf, size_t len)
-{
-    static const char *const order[] = {"succeeded", "duplicate", "running", "retrying", "queued",
-                                        "waiting",   "dead",      "expired", "cancelled"};
-    size_t j = 0, n = sizeof order / sizeof order[0];
-    const char *k;
-    const json_t *v;
-    buf[0] = '\0';
-    for (size_t i = 0; i <= n; i++)
-        json_object_foreach((json_t *)counts, k, v)
-        {
-            size_t o = 0;
-            while (o < n && strcmp(order[o], k) != 0)
-                o++;
-            if (o == i && j + 1 < len) /* i == n: keys outside the list */
-                j += (size_t)snprintf(buf + j, len - j, "%s%lld %s", j ? ", " : "", (long long)json_integer_value(v),
-                                      k);
-        }
-}
-
 static json_t *count_statuses(const json_t *items)
 {
     json_t *counts = json_object();
@@ -143,7 +121,7 @@ static void print_created(const json_t *reply, bool list_nodes)
         return;
     }
     json_t *counts = count_statuses(json_object_get(reply, "tasks"));
-    counts_text(counts, cbuf, sizeof cbuf);
+    cli_counts_text(counts, cbuf, sizeof cbuf);
     json_decref(counts);
     printf("workflow %s %s: %s nodes%s%s%s%s\n", id, cli_str(reply, "status") ? cli_str(reply, "status") : "?",
            cli_intstr(reply, "nodes", nbuf), cbuf[0] ? " (this request: " : "", cbuf, cbuf[0] ? ")" : "",
@@ -175,7 +153,7 @@ static int wait_end(cli_ctx *ctx, const char *id, int64_t timeout_ms)
         const json_t *w = json_object_get(reply, "workflow");
         if (cli_str(w, "finished_at")) {
             char cbuf[512];
-            counts_text(json_object_get(w, "counts"), cbuf, sizeof cbuf);
+            cli_counts_text(json_object_get(w, "counts"), cbuf, sizeof cbuf);
             const char *st = cli_str(w, "status");
             rc = st && !strcmp(st, "succeeded") ? CLI_OK : CLI_FAILED;
             if (ctx->json)
@@ -834,7 +812,7 @@ static void print_graph(const json_t *nodes, bool full, bool colour)
                 json_object_set_new(rest, st, json_integer(json_integer_value(json_object_get(rest, st)) + 1));
             }
             char cbuf[400];
-            counts_text(rest, cbuf, sizeof cbuf);
+            cli_counts_text(rest, cbuf, sizeof cbuf);
             json_decref(rest);
             printf("  \xe2\x80\xa6 %zu more: %s (--full shows them)\n", end - i - shown, cbuf);
         }
@@ -858,7 +836,7 @@ static void print_workflow(const json_t *reply, const json_t *nodes, bool partia
     snprintf(buf, sizeof buf, "%s (%s)", finished ? finished : "", cli_relative(finished, rel));
     cli_kv("finished:", finished ? buf : NULL);
     char cbuf[512];
-    counts_text(json_object_get(w, "counts"), cbuf, sizeof cbuf);
+    cli_counts_text(json_object_get(w, "counts"), cbuf, sizeof cbuf);
     snprintf(buf, sizeof buf, "%s%s%s", cli_intstr(w, "nodes", nbuf), cbuf[0] ? ": " : "", cbuf);
     cli_kv("nodes:", buf);
     size_t i;
