@@ -112,6 +112,58 @@ static void submit_headers(void)
                     "invalid_argument", "headers.Jetsched-Task-Id", "other Jetsched-* headers stay refused");
 }
 
+/* The leader's releaser without agents: a task parked under a saturated
+ * key (a slot leased to a dead agent) is published again as <id>.p<parks>
+ * once that lease ends; one parked longer than limits.max_hold (2 s here)
+ * ends expired. The rows are written as agentd parks them. */
+static void park_row(const char *id, const char *key, int parks)
+{
+    CHECK(ts_pg_long("WITH t AS (INSERT INTO tasks (id, queue, handler, status) VALUES ('%s', 'rq', 'echo', "
+                     "'throttled') RETURNING 1), w AS (INSERT INTO limit_waiting (task_id, key, kind, queue, parks, "
+                     "subject, headers, payload) VALUES ('%s', '%s', 'concurrency', 'rq', %d, 'jetsched.task.rq.normal', "
+                     "'[[\"Jetsched-Handler\",\"echo\"],[\"Jetsched-Concurrency-Key\",\"%s\"]]', 'hi') RETURNING 1) "
+                     "SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM w)",
+                     id, id, key, parks, key) == 2,
+          "parked %s", id);
+}
+
+static void releaser(void)
+{
+    sa_expect_ok(sa_req("limit.set", "{\"key\":\"rel-key\",\"concurrency\":1}"), "limit rel-key");
+    ts_pg_long("WITH l AS (INSERT INTO limit_leases (key, agent, until) VALUES ('rel-key', 'gone-agent', "
+               "clock_timestamp() + interval '1500 milliseconds') RETURNING 1) SELECT count(*) FROM l");
+    park_row("rel-1", "rel-key", 3);
+    ts_sleep_ms(700);
+    CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id = 'rel-1' AND status = 'throttled'") == 1,
+          "held while the dead agent's lease lasts");
+    CHECK(ts_wait_long(1, 5000, "SELECT count(*) FROM tasks WHERE id = 'rel-1' AND status = 'queued'") == 1,
+          "published again once the lease ended");
+    /* the message: rq lane, Nats-Msg-Id rel-1.p3, Jetsched-Task-Id rel-1, the parked headers and payload */
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    CHECK(js_GetLastMsg(&m, ts_js(), "JETSCHED_TASKS", "jetsched.task.rq.normal", NULL, &jerr) == NATS_OK,
+          "the released message is in the stream (%d)", (int)jerr);
+    const char *v = NULL;
+    CHECK(m && natsMsgHeader_Get(m, "Nats-Msg-Id", &v) == NATS_OK && !strcmp(v, "rel-1.p3"), "Nats-Msg-Id %s",
+          v ? v : "-");
+    CHECK(m && natsMsgHeader_Get(m, "Jetsched-Task-Id", &v) == NATS_OK && !strcmp(v, "rel-1"), "Jetsched-Task-Id");
+    CHECK(m && natsMsgHeader_Get(m, "Jetsched-Concurrency-Key", &v) == NATS_OK && !strcmp(v, "rel-key"),
+          "the parked headers are kept");
+    CHECK(m && natsMsg_GetDataLength(m) == 2 && !memcmp(natsMsg_GetData(m), "hi", 2), "the payload is kept");
+    natsMsg_Destroy(m);
+
+    /* a key held by a rate_limited outcome far longer than limits.max_hold */
+    ts_pg_long("WITH h AS (INSERT INTO limit_holds (key, until) VALUES ('held-key', clock_timestamp() + interval '1 hour') "
+               "RETURNING 1) SELECT count(*) FROM h");
+    park_row("exp-1", "held-key", 1);
+    CHECK(ts_wait_long(1, 8000, "SELECT count(*) FROM tasks WHERE id = 'exp-1' AND status = 'expired'") == 1,
+          "a task parked longer than limits.max_hold ends expired");
+    char *err = ts_pg_text("SELECT error FROM tasks WHERE id = 'exp-1'");
+    CHECK(strstr(err, "limits.max_hold") != NULL, "expired error names limits.max_hold: %s", err);
+    free(err);
+    CHECK(ts_pg_long("SELECT count(*) FROM limit_waiting WHERE task_id = 'exp-1'") == 0, "its waiting row is gone");
+}
+
 static void rolling_upgrade(void)
 {
     kvStore *kv = NULL;
@@ -138,12 +190,13 @@ static void rolling_upgrade(void)
 int main(void)
 {
     ss_env();
-    ts_setup("lq,oq");
+    ts_setup("lq,oq,rq");
     ts_agent s;
-    ss_start(&s, "limits-s", NULL);
+    ss_start(&s, "limits-s", "limits = { max_hold = \"2s\"; };\n");
     verbs();
     errors();
     submit_headers();
+    releaser();
     rolling_upgrade();
     CHECK(ts_agent_stop(&s, SIGTERM, 20000) == 0, "schedulerd exits 0");
     return ts_finish();
