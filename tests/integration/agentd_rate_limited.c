@@ -5,7 +5,10 @@
  * task is parked and runs again after the hold; the rate_limited attempt is
  * recorded and does not count against max attempts (a task with
  * Jetsched-Max-Attempts: 1 still succeeds on its second run); a task
- * without a key is retried after the delay like a retry. */
+ * without a key is retried after the delay like a retry. And slot leases
+ * across SIGSTOP: an agent stopped past its lease (limits.lease = 3s) holds
+ * the slot only until the lease ends in PostgreSQL, and when it resumes it
+ * cancels the handler that ran on the lost lease. */
 #include "agentd_lua_util.h"
 #include "sched_api_support.h"
 
@@ -35,11 +38,40 @@ static double epoch_of(const char *sql_where)
     return v;
 }
 
+static void sigstop_past_lease(void)
+{
+    sa_expect_ok(sa_req("limit.set", "{\"key\":\"one\",\"concurrency\":1}"), "limit one");
+    ts_agent ag;
+    ts_agent_start(&ag, "stop-agent",
+                   "limits = { lease = \"3s\"; };\nhistory = { running_after = \"0s\"; };\n"
+                   "queues = ( { name = \"st\"; concurrency = 2; } );\n"
+                   "exec = { commands = ( { name = \"longnap\"; argv = [\"/bin/sh\", \"-c\", \"sleep 10\"]; } ); };\n");
+    ts_sleep_ms(1200); /* the agent reads the limits every second */
+    const char *h[] = {"Jetsched-Concurrency-Key: one", NULL};
+    ts_publish("st", "normal", "longnap", "st-1", "x", 1, h);
+    CHECK(ts_wait_long(1, 10000, "SELECT count(*) FROM task_attempts WHERE task_id = 'st-1' AND status = 'running'") == 1,
+          "st-1 runs");
+    CHECK(ts_pg_long("SELECT count(*) FROM limit_leases WHERE key = 'one' AND until > clock_timestamp()") == 1,
+          "its slot is leased");
+    kill(ag.pid, SIGSTOP);
+    ts_sleep_ms(4500);
+    CHECK(ts_pg_long("SELECT count(*) FROM limit_leases WHERE key = 'one' AND until > clock_timestamp()") == 0,
+          "a stopped agent's slot frees when its lease ends (another agent may take it)");
+    kill(ag.pid, SIGCONT);
+    CHECK(lt_wait_log(&ag, "the handler is cancelled", 5000), "on resume the agent cancels the handler of the lost lease");
+    CHECK(ts_wait_long(1, 10000, "SELECT count(*) FROM task_attempts WHERE task_id = 'st-1' AND attempt = 1 AND status "
+                                 "<> 'running' AND finished_at < started_at + interval '8 seconds'") == 1,
+          "st-1's first attempt ended early (cancelled, not after its 10 s)");
+    CHECK(lt_metric(&ag, "jetsched_agent_limit_leases_lost_total") == 1, "leases lost: %g",
+          lt_metric(&ag, "jetsched_agent_limit_leases_lost_total"));
+    ts_agent_stop(&ag, SIGKILL, 1000);
+}
+
 int main(void)
 {
     setenv("JETSCHED_JETSTREAM_ACK_WAIT", "3s", 1);
     ss_env();
-    ts_setup("rl");
+    ts_setup("rl,st");
     const char *dir = lt_lua_dir();
     lt_write(dir, "rl", rl_script);
     lt_write(dir, "plain", plain_script);
@@ -86,6 +118,7 @@ int main(void)
     CHECK(c_gap >= HOLD_S - 0.1, "rl-c retried after the retry-after (%.3f s)", c_gap);
     CHECK(ts_pg_long("SELECT count(*) FROM limit_holds WHERE key = 'partner'") == 1, "the hold is in limit_holds");
     CHECK(ts_agent_stop(&ag, SIGTERM, 20000) == 0, "agent exits 0");
+    sigstop_past_lease();
     CHECK(ts_agent_stop(&s, SIGTERM, 20000) == 0, "schedulerd exits 0");
     return ts_finish();
 }
