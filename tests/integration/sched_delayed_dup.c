@@ -65,8 +65,14 @@ int main(void)
     ts_sleep_ms(4500);
     natsConnection_Flush(ts_nats());
     int got = atomic_load(&seen);
-    CHECK(got == 2 * N, "each task published once by schedulerd after the test's own publish (%d messages, want %d)",
-          got, 2 * N);
+    /* Once each by schedulerd after the test's own publish; twice when the
+     * planned publish's pub-acks timed out (a loaded machine: logged, and
+     * the at-due path publishes again, by design). Without the fix: three
+     * times (the plan, the at-due path, the reconciler). */
+    bool timed_out = ts_log_contains(&s1, "pub-ack");
+    CHECK(got == 2 * N || (timed_out && got == 3 * N),
+          "each task published once by schedulerd after the test's own publish (%d messages, want %d%s)", got,
+          2 * N, timed_out ? " or, after pub-ack timeouts, 150" : "");
     CHECK(ts_stream_msgs("JETSCHED_TASKS") == N, "the stream still holds %d messages", N);
     double m = ss_metric(&s1, "jetsched_scheduler_delayed_queued_total");
     CHECK(m == N, "delayed_queued_total counts each task once (%g)", m);
