@@ -1,6 +1,6 @@
 # schedulerd API integration tests (docs/API.md; real nats-server +
 # PostgreSQL, real schedulerd and agentd processes): every verb, bad input,
-# dlq.replay, the queue group, PostgreSQL down.
+# dlq.replay, the queue group, PostgreSQL down; workflow calls of handlers.
 function(jetsched_api_test name)
   add_executable(${name} ${name}.c sched_api_support.c sched_support.c agent_support.c ${JETSCHED_HARNESS}/harness.c)
   target_include_directories(${name} PRIVATE ${JETSCHED_HARNESS} ${CMAKE_CURRENT_SOURCE_DIR})
@@ -33,3 +33,12 @@ set_tests_properties(integration.sched_workflow PROPERTIES TIMEOUT 300)
 jetsched_api_test(sched_workflow_fault)
 jetsched_api_test(agentd_rate_limited)
 target_sources(agentd_rate_limited PRIVATE agentd_lua_util.c)
+# issue 18: workflow calls of handlers (plugin ABI 1.2, Lua ctx)
+jetsched_api_test(sched_wf_handlers)
+target_sources(sched_wf_handlers PRIVATE agentd_lua_util.c)
+add_library(jetsched_wfkit MODULE ${CMAKE_SOURCE_DIR}/tests/plugins/wfkit.c)
+target_include_directories(jetsched_wfkit PRIVATE ${CMAKE_SOURCE_DIR}/agentd/include)
+set_target_properties(jetsched_wfkit PROPERTIES OUTPUT_NAME wfkit PREFIX ""
+  LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/plugins C_VISIBILITY_PRESET hidden)
+add_dependencies(sched_wf_handlers jetsched_wfkit)
+set_tests_properties(integration.sched_wf_handlers PROPERTIES TIMEOUT 300)
