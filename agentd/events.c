@@ -1,5 +1,6 @@
 /* Live events: formatting and publishing. */
 #include "events.h"
+#include "workflow.h"
 
 #include <jansson.h>
 #include <jetsched/names.h>
@@ -21,22 +22,10 @@ static bool json_plain(const char *s)
     return true;
 }
 
-/* The workflow of a task (docs/WORKFLOWS.md): its Jetsched-Workflow-Id
- * header, taken only when the task id is "<workflow>-<node>" as schedulerd
- * names every node and callback (a header on another task names nothing). */
-static const char *task_workflow(const agent_task *t)
-{
-    const char *wf = task_header(t, JET_HDR_WORKFLOW_ID);
-    size_t n = wf ? strlen(wf) : 0;
-    if (!n || strncmp(t->id, wf, n) != 0 || t->id[n] != '-' || !jet_task_id_valid(wf))
-        return NULL;
-    return wf;
-}
-
 void event_publish(agent *a, const agent_task *t, jet_task_state state, int attempt, const char *error,
                    const char *extra)
 {
-    const char *wf = task_workflow(t);
+    const char *wf = wf_task_workflow(t); /* workflow.h: header + id rule */
     const char *status = jet_task_state_name(state);
     char subject[400], at[40];
     snprintf(subject, sizeof subject, "%s.event.%s.%s", a->names.prefix, t->queue, t->id);

@@ -19,10 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef JET_HDR_WORKFLOW_ID
-#define JET_HDR_WORKFLOW_ID "Jetsched-Workflow-Id"
-#endif
-
 #define WF_ADD_TIMEOUT_MS 10000
 
 struct wf_run {
