@@ -16,7 +16,7 @@ end
 
 function cases.add_error(ctx)
   local id, err = ctx.workflow_add{ name = "c1", handler = "echo" }
-  return json.encode({ id = id or json.null, err = err })
+  return json.encode({ id = id or json.null, err = err }, { sort_keys = true })
 end
 
 function cases.parents(ctx)
@@ -31,7 +31,7 @@ end
 
 function cases.parents_error(ctx)
   local r, err = ctx.parent_results()
-  return json.encode({ r = r or json.null, err = err })
+  return json.encode({ r = r or json.null, err = err }, { sort_keys = true })
 end
 
 cases.no_name = function(ctx) return ctx.workflow_add{ handler = "echo" } end
