@@ -5,8 +5,9 @@
  * concurrent resubmissions of the same id create it once; a submission
  * PostgreSQL refuses (a constraint the API's checks cannot know) fails alone,
  * the others of its group are stored; validate_only and delayed submits
- * mixed in; other verbs served meanwhile. No agent: the stream keeps every
- * message. */
+ * mixed in; PostgreSQL down: every request unavailable, then each created
+ * exactly once when submitted again; other verbs served meanwhile. No agent:
+ * the stream keeps every message. */
 #include "sched_api_support.h"
 #include "harness.h"
 
@@ -169,6 +170,41 @@ int main(void)
     CHECK(fell_back, "the refused submission was in a group (schedulerd stored that group one by one)");
     CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id LIKE 'grp-bad%%'") == 0, "nothing of the refused ones");
     ts_pg_long("ALTER TABLE tasks DROP CONSTRAINT grp_test_refuse");
+
+    /* D: PostgreSQL down: every request of the groups gets unavailable (its
+     * outcome unknown); submitted again under the same ids once it is back,
+     * each is created exactly once */
+#define ND 100
+    CHECK(th_ctl("pg stop") == 0, "PostgreSQL stopped");
+    for (int i = 0; i < ND; i++) {
+        char b[128];
+        snprintf(b, sizeof b, "{\"id\":\"grp-d-%d\",\"handler\":\"log\"}", i);
+        bodies[i] = strdup(b);
+    }
+    pipelined("task.submit", bodies, ND, replies);
+    int unavailable = 0, createdd = 0;
+    for (int i = 0; i < ND; i++) {
+        unavailable += !strcmp(sa_code(replies[i]), "unavailable");
+        createdd += json_is_true(json_object_get(replies[i], "created"));
+        json_decref(replies[i]);
+    }
+    CHECK(unavailable == ND, "PostgreSQL down: all %d unavailable (%d)", ND, unavailable);
+    CHECK(th_ctl("pg start") == 0, "PostgreSQL started");
+    PQfinish(ts_pg());
+    ts_reconnect_pg();
+    for (int round = 0; round < 20 && createdd < ND; round++) {
+        pipelined("task.submit", bodies, ND, replies);
+        for (int i = 0; i < ND; i++) {
+            createdd += json_is_true(json_object_get(replies[i], "created"));
+            json_decref(replies[i]);
+        }
+        if (createdd < ND)
+            ts_sleep_ms(500);
+    }
+    for (int i = 0; i < ND; i++)
+        free(bodies[i]);
+    CHECK(createdd == ND, "after the restart each created exactly once (%d)", createdd);
+    CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id LIKE 'grp-d-%%'") == ND, "%d rows", ND);
 
     /* other verbs are served while submits are grouped */
     json_t *r = sa_req("task.get", "{\"id\":\"grp-a-0\"}");
