@@ -12,6 +12,7 @@
 #include <jetsched/timeutil.h>
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,16 @@ struct limits {
 
 /* ---- PostgreSQL ---- */
 
+/* A failure is logged at most every 10 s (PostgreSQL down: the refresh
+ * alone would log every second). */
+static void warn_limited(const char *what, const char *msg)
+{
+    static _Atomic int64_t last;
+    int64_t now = jet_mono_ms(), prev = atomic_load(&last);
+    if (now - prev >= 10000 && atomic_compare_exchange_strong(&last, &prev, now))
+        jet_warn("limits: %s: %s", what, msg);
+}
+
 /* Runs one statement (reconnecting once); NULL on failure (logged). */
 static PGresult *run(struct limits *L, pgc *c, const char *sql, int n, const char *const *vals, const int *lens,
                      const int *fmts)
@@ -70,7 +81,7 @@ static PGresult *run(struct limits *L, pgc *c, const char *sql, int n, const cha
             c->pg = NULL;
             jet_err err;
             if (jet_pg_connect(L->a->cfg, "agentd-limits", &c->pg, &err) != JET_OK) {
-                jet_warn("limits: %s", err.msg);
+                warn_limited("PostgreSQL", err.msg);
                 break;
             }
         }
@@ -78,7 +89,7 @@ static PGresult *run(struct limits *L, pgc *c, const char *sql, int n, const cha
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
             break;
-        jet_warn("limits: %s", PQerrorMessage(c->pg));
+        warn_limited("statement failed", PQerrorMessage(c->pg));
         PQclear(r);
         r = NULL;
         if (PQstatus(c->pg) == CONNECTION_OK)
@@ -596,7 +607,7 @@ jet_status limits_start(agent *a, jet_err *err)
     L->holds = jet_strmap_new();
     L->contended = jet_strmap_new();
     L->m_parked = jet_metric_counter("jetsched_agent_throttled_total",
-                                     "Tasks parked (throttled) by a concurrency or rate limit, by limit kind.", "kind");
+                                     "Tasks parked (throttled): by a concurrency or rate limit, or after a rate_limited outcome.", "kind");
     L->m_slots = jet_metric_counter("jetsched_agent_limit_slots_total",
                                     "Concurrency slots taken: acquired from PostgreSQL or reused from an idle lease.",
                                     "how");
