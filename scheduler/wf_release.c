@@ -93,7 +93,14 @@ size_t wf_publish_rows(sched *s, PGresult *r, const bool *want, bool *done)
         jsPubOptions po;
         jsPubOptions_Init(&po);
         po.MaxWait = wait + 1000;
-        js_PublishAsyncComplete(js, &po);
+        if (js_PublishAsyncComplete(js, &po) == NATS_TIMEOUT) {
+            /* Take back what got no pub-ack (no callback can come for them
+             * after this); those rows are left to the next round or the
+             * reconciler. */
+            natsMsgList l = {0};
+            if (js_PublishAsyncGetPendingList(&l, js) == NATS_OK)
+                natsMsgList_Destroy(&l);
+        }
         jsCtx_Destroy(js);
     }
     pthread_mutex_lock(&t.mu);
