@@ -1009,7 +1009,7 @@ static int api_only_report(void)
     getloadavg(l0, 3);
     jb_api_spec sp = {.build = opt.build, .workdir = workdir, .payload = payload, .n = opt.n,
                       .lat_seconds = opt.lat_seconds, .schedules = opt.quick ? 1000 : 10000,
-                      .delayed = opt.quick ? 10000 : 100000};
+                      .delayed = opt.quick ? 10000 : 100000, .nats_pid = nats_pid, .pg_pid = pg_pid};
     jb_api_result r = jb_api_run(&sp, pg, pub_nc, cons_nc, js);
     getloadavg(l1, 3);
     double R = r.raw_rate;
@@ -1020,6 +1020,8 @@ static int api_only_report(void)
            "(schedulerd CPU %.0f us/task, %.1f submits per group commit, %ld errors)\n", r.submit_rate,
            100 * r.submit_rate / R, r.submit_rate >= 10000 ? "met" : "MISSED", r.submit_cpu_us, r.mean_group,
            r.submit_errors);
+    printf("      CPU per task.submit: schedulerd %.0f us, PostgreSQL %.0f us, nats-server %.0f us, this client %.0f us\n",
+           r.submit_cpu_us, r.submit_cpu_pg_us, r.submit_cpu_nats_us, r.submit_cpu_client_us);
     printf("  task.submit_many, 1,000 per request, 4 in flight %5.0f tasks/s  %3.0f%% of R  target >= 35%%: %s  "
            "(%ld errors)\n", r.many_rate, 100 * r.many_rate / R, r.many_rate >= 0.35 * R ? "met" : "MISSED",
            r.many_errors);

@@ -175,6 +175,7 @@ typedef struct jb_api_spec {
     double lat_seconds;       /* length of the paced run */
     long schedules;           /* schedules due in the same second (10,000) */
     long delayed;             /* delayed tasks due at one instant (100,000) */
+    pid_t nats_pid, pg_pid;   /* for CPU per task (0: not measured) */
 } jb_api_spec;
 
 typedef struct jb_api_result {
@@ -185,6 +186,7 @@ typedef struct jb_api_result {
     char first_error[300];
     double submit_cpu_us;     /* schedulerd CPU per task.submit */
     double mean_group;        /* task.submit requests per group commit */
+    double submit_cpu_pg_us, submit_cpu_nats_us, submit_cpu_client_us; /* the same for the others */
     jb_lat paced;             /* single submits at 10 % of submit_rate */
     jb_lat cron;              /* fire time -> message, the N schedules due together */
     jb_lat delayed;           /* due time -> message, the delayed tasks */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static int64_t wall_ms(void)
 {
@@ -275,7 +276,8 @@ jb_api_result jb_api_run(const jb_api_spec *sp, PGconn *pg, natsConnection *nc, 
             break;
         jb_sleep_ms(100);
     }
-    double cpu_s0 = jb_cpu_ms(s.pid);
+    double cpu_s0 = jb_cpu_ms(s.pid), cpu_pg0 = sp->pg_pid ? jb_cpu_ms_tree(sp->pg_pid) : 0,
+           cpu_nats0 = sp->nats_pid ? jb_cpu_ms(sp->nats_pid) : 0, cpu_me0 = jb_cpu_ms(getpid());
 
     /* task.submit, 64 in flight */
     char **b = bodies_submit("apis-", sp->n, sp->payload);
@@ -286,6 +288,9 @@ jb_api_result jb_api_run(const jb_api_spec *sp, PGconn *pg, natsConnection *nc, 
     snprintf(r.first_error, sizeof r.first_error, "%s", p.first_error);
     bodies_free(b, sp->n);
     r.submit_cpu_us = (jb_cpu_ms(s.pid) - cpu_s0) * 1000.0 / (double)sp->n;
+    r.submit_cpu_pg_us = sp->pg_pid ? (jb_cpu_ms_tree(sp->pg_pid) - cpu_pg0) * 1000.0 / (double)sp->n : NAN;
+    r.submit_cpu_nats_us = sp->nats_pid ? (jb_cpu_ms(sp->nats_pid) - cpu_nats0) * 1000.0 / (double)sp->n : NAN;
+    r.submit_cpu_client_us = (jb_cpu_ms(getpid()) - cpu_me0) * 1000.0 / (double)sp->n;
     double groups = metric(&s, "jetsched_api_submit_groups_total"), grouped = metric(&s, "jetsched_api_submit_grouped_total");
     r.mean_group = groups > 0 ? grouped / groups : NAN;
     jb_log("api: task.submit x64 in flight: %.0f tasks/s (%ld errors)", r.submit_rate, p.errors);
