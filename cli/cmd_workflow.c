@@ -15,6 +15,8 @@
 
 #define WF_ID_MAX 64
 #define WF_REQ_NODES 10000 /* nodes per workflow.submit / workflow.add (docs/WORKFLOWS.md) */
+#define WF_SLOW_NODES 1000 /* a submit/add of more nodes waits WF_SLOW_TIMEOUT_MS for its reply */
+#define WF_SLOW_TIMEOUT_MS 60000
 #define WF_GET_PAGE 1000   /* nodes per workflow.get page (its default: a reply stays far below max_payload) */
 #define WF_GET_SHOWN 10000 /* nodes get reads without --all */
 
@@ -47,7 +49,12 @@ static bool wf_id_valid(const char *s)
 static int wf_request(cli_ctx *ctx, const char *verb, json_t *req, json_t **out)
 {
     json_t *reply = NULL;
+    /* thousands of nodes are one transaction: wait longer than for a task */
+    int64_t timeout = ctx->request_timeout_ms;
+    if (json_array_size(json_object_get(req, "tasks")) > WF_SLOW_NODES && ctx->request_timeout_ms < WF_SLOW_TIMEOUT_MS)
+        ctx->request_timeout_ms = WF_SLOW_TIMEOUT_MS;
     int rc = cli_request_quiet(ctx, verb, req, &reply);
+    ctx->request_timeout_ms = timeout;
     if (rc == CLI_OK) {
         *out = reply;
         return rc;
@@ -341,7 +348,8 @@ static const char submit_usage[] =
     "nodes, or larger than the NATS server's max_payload, is sent as workflow.submit (open) and\n"
     "workflow.add requests in dependency order, closed by the last one (the ids and dependencies are\n"
     "checked here first; a refused request leaves the workflow open with what was stored).\n"
-    "Submitting an id that exists stores nothing (\"exists already\", exit 0).\n\n"
+    "Submitting an id that exists stores nothing (\"exists already\", exit 0). A request of more than\n"
+    "1000 nodes waits up to 60 s for its reply (or --request-timeout, when longer).\n\n"
     "Options:\n"
     "      --id ID     the workflow id (overrides the file's; default: the file's, else a ULID)\n"
     "      --open      leave the workflow open for jetsched workflow add (it never ends until closed)\n"

@@ -297,6 +297,21 @@ static void reply_done(void *closure, json_t *res, const api_err *e)
     json_decref(res);
     if (!body) /* never leave a client without a reply */
         body = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"the reply could not be encoded (a bug)\"}}");
+    int64_t max = natsConnection_GetMaxPayload(base.s->nc);
+    if (body && max > 0 && (int64_t)strlen(body) > max) {
+        /* NATS would refuse to publish it and the client would only see a
+         * timeout (e.g. workflow.get with a large limit): say why instead */
+        api_err big = {0};
+        api_fail(&big, API_TOO_LARGE, NULL,
+                 "the reply is %zu bytes, more than the NATS server takes in one message (max_payload %lld): ask for "
+                 "less (a smaller limit)",
+                 strlen(body), (long long)max);
+        jet_warn("api: %s on %s", big.msg, natsMsg_GetSubject(msg));
+        free(body);
+        json_t *err = api_error_body(&big);
+        body = json_dumps(err, JSON_COMPACT);
+        json_decref(err);
+    }
     const char *reply = natsMsg_GetReply(msg);
     if (reply && body)
         natsConnection_Publish(base.s->nc, reply, body, (int)strlen(body));

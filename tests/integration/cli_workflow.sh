@@ -188,6 +188,38 @@ has out "layer 0 (10000 nodes)"   # root sorts after the k nodes: not on the fir
 has out "… 9988 more: 9988 waiting (--full shows them)"
 run 0 $W get --all --json cli-wide
 [[ $(json 'len(d["nodes"]), d["next_cursor"]') == "(12001, None)" ]] || fail "get --all: $(head -c 300 "$TMP/out")"
+# A raw workflow.get of 10000 nodes (about 3 MB) does not fit one NATS
+# message: schedulerd answers payload_too_large instead of leaving the
+# client to time out (the CLI reads pages of 1000).
+python3 - "$JETSCHED_NATS_URL" >"$TMP/raw.json" <<'EOF'
+import json, socket, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1].split(",")[0])
+s = socket.create_connection((u.hostname, u.port or 4222), timeout=30)
+f = s.makefile("rb")
+f.readline()  # INFO
+conn = {"verbose": False, "pedantic": False, "headers": True, "no_responders": True}
+if u.username:
+    conn.update(user=urllib.parse.unquote(u.username), **{"pass": urllib.parse.unquote(u.password or "")})
+body = json.dumps({"id": "cli-wide", "limit": 10000}).encode()
+s.sendall(b"CONNECT %s\r\nSUB _INBOX.raw 1\r\nPUB jetsched.api.workflow.get _INBOX.raw %d\r\n%s\r\n"
+          % (json.dumps(conn).encode(), len(body), body))
+while True:
+    line = f.readline()
+    if not line:
+        sys.exit("connection closed")
+    if line.startswith(b"PING"):
+        s.sendall(b"PONG\r\n")
+    elif line.startswith((b"MSG", b"HMSG")):
+        n = int(line.split()[-1])
+        data = f.read(n + 2)[:n]
+        if line.startswith(b"HMSG"):
+            data = data[int(line.split()[-2]):]
+        print(data.decode())
+        break
+    elif line.startswith(b"-ERR"):
+        sys.exit(line.decode())
+EOF
+grep -q '"code":"payload_too_large".*max_payload' "$TMP/raw.json" || fail "raw workflow.get of 10000 nodes: $(head -c 300 "$TMP/raw.json")"
 run 0 $W cancel cli-wide
 has out "workflow cli-wide cancelled: 12000 waiting node(s) cancelled, 1 cancelling"
 
