@@ -78,7 +78,7 @@ variant() {
     echo 'SELECT pg_backend_pid() AS pid \gset'
     echo '\setenv BENCH_PID :pid'
     echo "\\! awk '{print \"cpu0\", \$14 + \$15}' /proc/\$BENCH_PID/stat"
-    echo '\timing on'
+    printf '%s\n' '\timing on'
     for ((lo = 1; lo <= N; lo += 256)); do
       if [[ $mode == one ]]; then
         batch_sql "$s" "$lo" succeeded
@@ -97,7 +97,8 @@ variant() {
 declare -A res cpu
 for ((r = 1; r <= ROUNDS; r++)); do
   for v in "before two" "before one" "public one"; do
-    set -- $v
+    read -r -a words <<<"$v"
+    set -- "${words[@]}"
     read -r x c < <(variant "$1" "$2")
     res["$1 $2"]+="$x "
     cpu["$1 $2"]+="$c "

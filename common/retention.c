@@ -67,7 +67,7 @@ static jet_status prune_batch(PGconn *conn, const char *age, const char *limit, 
     return JET_OK;
 }
 
-jet_status jet_retention_prune(PGconn *conn, int64_t older_than_ms, int batch_rows, volatile const bool *stop,
+jet_status jet_retention_prune(PGconn *conn, int64_t older_than_ms, int batch_rows, const _Atomic bool *stop,
                                int64_t max_ms, jet_retention_result *out, jet_err *err)
 {
     jet_retention_result res = {0, 0, false};
@@ -82,7 +82,7 @@ jet_status jet_retention_prune(PGconn *conn, int64_t older_than_ms, int batch_ro
     jet_status st = JET_OK;
     int64_t workflows = 0;
     for (;;) {
-        if ((stop && *stop) || (max_ms > 0 && jet_mono_ms() - start >= max_ms))
+        if ((stop && atomic_load(stop)) || (max_ms > 0 && jet_mono_ms() - start >= max_ms))
             break;
         int64_t nw = 0, nt = 0;
         st = prune_workflows(conn, age, &nw, &nt, err);
@@ -99,7 +99,7 @@ jet_status jet_retention_prune(PGconn *conn, int64_t older_than_ms, int batch_ro
     if (workflows)
         jet_info("history retention: pruned %" PRId64 " ended workflows", workflows);
     for (;;) {
-        if ((stop && *stop) || (max_ms > 0 && jet_mono_ms() - start >= max_ms))
+        if ((stop && atomic_load(stop)) || (max_ms > 0 && jet_mono_ms() - start >= max_ms))
             break;
         int64_t n = 0;
         st = prune_batch(conn, age, limit, &n, err);

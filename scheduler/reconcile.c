@@ -108,7 +108,7 @@ void reconcile(sched *s, uint64_t epoch)
         last_prune_mono = jet_mono_ms();
         jet_retention_result res = {0};
         jet_err err = {0};
-        if (jet_retention_prune(leader_pg(), atomic_load(&s->retention_ms), 1000, (volatile const bool *)&s->stop, 5000,
+        if (jet_retention_prune(leader_pg(), atomic_load(&s->retention_ms), 1000, &s->stop, 5000,
                                 &res, &err) != JET_OK)
             jet_warn("history retention: %s", err.msg);
         else if (res.tasks)

@@ -77,7 +77,7 @@ int main(void)
     seed_workflow(c, "cbqueued", "failed", "now() - interval '40 days'", "queued");
     jet_retention_result res;
     jet_err err;
-    volatile bool stop = true;
+    _Atomic bool stop = true;
     CHECK(jet_retention_prune(c, 30 * DAY_MS, 1000, &stop, 0, &res, &err) == JET_OK, "prune: %s", err.msg);
     CHECK(res.tasks == 0 && res.batches == 0 && !res.complete, "a stopped prune deleted %lld", (long long)res.tasks);
 

@@ -119,8 +119,14 @@ static void host_errors_are_returned(void **state)
     (void)state;
     jet_task_ctx c;
     wf_add_rc = JET_WF_INVALID;
-    assert_string_equal(run("add_error", JET_SUCCESS, &c),
-                        "{\"err\":\"workflow_add: failed_precondition: workflow w is over\",\"id\":null}");
+    /* Compared as JSON: a Lua table's key order varies between states. */
+    json_t *got = json_loads(run("add_error", JET_SUCCESS, &c), 0, NULL);
+    assert_non_null(got);
+    assert_string_equal(json_string_value(json_object_get(got, "err")),
+                        "workflow_add: failed_precondition: workflow w is over");
+    assert_true(json_is_null(json_object_get(got, "id")));
+    assert_int_equal(json_object_size(got), 2);
+    json_decref(got);
     th_ctx_free(&c);
     wf_parents = NULL;
     assert_contains(run("parents_error", JET_SUCCESS, &c), "ctx.parent_results: the parents' results cannot be read");

@@ -5,6 +5,7 @@
 #ifndef JETSCHED_RETENTION_H
 #define JETSCHED_RETENTION_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <libpq-fe.h>
@@ -23,7 +24,7 @@ typedef struct jet_retention_result {
  * (<= 0: JET_RETENTION_BATCH_DEFAULT) per statement, each statement its own
  * transaction, looping until none is left, *stop (may be NULL) turns true or
  * max_ms (<= 0: no limit) has passed. Rows locked by others are skipped. */
-jet_status jet_retention_prune(PGconn *conn, int64_t older_than_ms, int batch_rows, volatile const bool *stop,
+jet_status jet_retention_prune(PGconn *conn, int64_t older_than_ms, int batch_rows, const _Atomic bool *stop,
                                int64_t max_ms, jet_retention_result *out, jet_err *err);
 
 #endif
