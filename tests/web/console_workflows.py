@@ -15,7 +15,7 @@ Asserts, in the browser:
      counts, the workflow state and the on_complete callback turn
      succeeded on the open page (SSE ?workflow=, no page reload);
   5. a fan-out of 60 in one layer draws 15 nodes and one "more" box, the
-     fan-in's edges going to it;
+     fan-in's edges going to it; narrower boxes at phone width (redrawn on resize);
      a node's task page links back to the workflow;
   6. Cancel (operator, confirmed) cancels a running workflow: its state and
      its waiting node turn cancelled;
@@ -148,6 +148,11 @@ def main():
         if into_join != 16:
             stack.fail("edges into join: %d (15 nodes and the more box expected)" % into_join)
         b.shot("workflow-fan-1280x800")
+        # at phone width the graph is drawn again with narrower boxes, and back
+        b.size(390, 844)
+        b.wait(lambda d: b.attr('#wf-dag g[data-node="split"] rect', "width") == "128", "narrow boxes at phone width")
+        b.size(1280, 800)
+        b.wait(lambda d: b.attr('#wf-dag g[data-node="split"] rect', "width") == "168", "wide boxes again")
         b.shot("workflow-fan-phone", 390, 844)
         log("a layer of 60: 15 drawn and a box of 45")
 

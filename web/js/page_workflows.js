@@ -101,8 +101,10 @@ function parentIds(n) { return (n.depends_on || []).map(function (d) { return ty
 /* Draws the DAG: layers are columns; in a column, nodes are ordered by the
  * mean position of their parents; a column of more than WF_MAX_PER_LAYER
  * shows the nodes that most need a look and one box for the rest. */
+JS.wfNarrow = function () { return window.innerWidth < 600; };
 JS.wfGraph = function (nodes) {
-  var W = 168, H = 38, GX = 64, GY = 12, PAD = 14;
+  var narrow = JS.wfNarrow(), W = narrow ? 128 : 168, H = 38, GX = narrow ? 34 : 64, GY = 12, PAD = narrow ? 8 : 14;
+  var CUT = narrow ? 15 : 20;
   var layers = JS.wfLayers(nodes), pos = {}, boxes = [];
   layers.forEach(function (ln, li) {
     var mean = function (n) {
@@ -167,7 +169,7 @@ JS.wfGraph = function (nodes) {
         JS.svg("text", { x: 10, y: 31, class: "nst" }, txt.length > 26 ? txt.slice(0, 25) + "…" : txt)));
       return;
     }
-    var n = b.n, label = n.id.length > 20 ? n.id.slice(0, 19) + "…" : n.id;
+    var n = b.n, label = n.id.length > CUT ? n.id.slice(0, CUT - 1) + "…" : n.id;
     var a = JS.svg("a", { href: "#/task/" + encodeURIComponent(n.task_id || n.id) },
       JS.svg("title", {}, n.id + " (" + (n.handler || "-") + "): " + n.status + (n.error ? "\n" + n.error : "")),
       JS.svg("rect", { width: W, height: H, rx: 6 }),
@@ -203,6 +205,11 @@ JS.pages.workflow = function (ctx) {
   var box = JS.h("div#workflow-detail");
   main.appendChild(box);
   var shape = null; /* node ids of the drawing: redrawn only when they change */
+  var last = null, drawnNarrow = JS.wfNarrow();
+  /* phone <-> desktop width: drawn again with the other box sizes */
+  function onResize() { if (last && JS.wfNarrow() !== drawnNarrow) render(last); }
+  window.addEventListener("resize", onResize);
+  ctx.onLeave(function () { window.removeEventListener("resize", onResize); });
 
   function dd(label, value) { return [JS.h("dt", label), JS.h("dd", value === null || value === undefined || value === "" ? JS.h("span.muted", "-") : value)]; }
 
@@ -215,6 +222,8 @@ JS.pages.workflow = function (ctx) {
   }
 
   function render(d) {
+    last = d;
+    drawnNarrow = JS.wfNarrow();
     var w = d.workflow || {}, nodes = d.nodes || [];
     var ids = nodes.map(function (n) { return n.id + ":" + parentIds(n).join(","); }).join(" ");
     var graphBox = box.querySelector("#wf-graph");
