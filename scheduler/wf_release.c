@@ -3,8 +3,10 @@
  * jetsched_workflow. On a notification, when this schedulerd starts acting as
  * leader, and every WF_SWEEP_MS as a safety net, it runs rounds until there
  * is nothing left: one transaction drains workflow_outbox
- * (jetsched_wf_drain: edges, counters, dependency_failed cancels, workflow
- * ends and callbacks) and moves the releasable `waiting` rows to `queued`;
+ * (jetsched_wf_step, sql/0013: edges, counters, dependency_failed cancels,
+ * workflow ends and callbacks) and moves the rows it made releasable to
+ * `queued` (at leader start and every WF_FULL_SWEEP_MS also any other
+ * `waiting` row with no pending dependency);
  * after the commit they are published (Nats-Msg-Id = task id) and their
  * dispatched_at recorded. A leader that dies after the commit and before
  * the publish leaves `queued` rows never dispatched: the reconciler
@@ -28,6 +30,7 @@
 #include <string.h>
 
 #define WF_SWEEP_MS 5000
+#define WF_FULL_SWEEP_MS 30000
 #define WF_ROUND_ROWS "5000"
 
 static pthread_t thread;
@@ -143,69 +146,94 @@ static bool ensure_pg(sched *s)
     return true;
 }
 
-/* One round; returns rows drained + released (0: nothing left), -1 on error. */
-static long round_once(sched *s)
+/* After the commit: publishes the rows of r (PUB_COLS) and records their
+ * dispatched_at; returns how many there were. */
+static int publish_result(sched *s, PGresult *r)
+{
+    int n = PQntuples(r);
+    if (!n)
+        return 0;
+    bool *want = calloc((size_t)n, sizeof *want), *done = calloc((size_t)n, sizeof *done);
+    memset(want, true, (size_t)n * sizeof *want);
+    size_t ok = wf_publish_rows(s, r, want, done);
+    jet_pgarr ids = {0};
+    for (int i = 0; i < n; i++)
+        if (done[i])
+            jet_pgarr_add(&ids, PQgetvalue(r, i, 0));
+    if (ids.n) {
+        const char *p[] = {jet_pgarr_lit(&ids)};
+        PQclear(PQexecParams(pg, "UPDATE tasks SET dispatched_at = now() WHERE id = ANY($1::text[]) AND status = 'queued'",
+                             1, NULL, p, NULL, NULL, 0));
+    }
+    if (ok < (size_t)n)
+        jet_warn("workflow releaser: %zu of %d released task(s) not published; the reconciler publishes them",
+                 (size_t)n - ok, n);
+    jet_metric_add(m_released, NULL, (double)n);
+    jet_pgarr_free(&ids);
+    free(want);
+    free(done);
+    return n;
+}
+
+static PGresult *failed(PGresult *r, const char *what)
+{
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        return NULL;
+    jet_warn("workflow releaser: %s: %s", what, PQresultErrorMessage(r));
+    PQclear(r);
+    exec_ok("rollback", "ROLLBACK");
+    return r;
+}
+
+/* One round; returns rows drained + released (0: nothing left), -1 on error.
+ * jetsched_wf_step (sql/0013) drains the outbox and moves the rows it made
+ * releasable to `queued` in this transaction; a sweep round also takes any
+ * `waiting` row with no pending dependency (left by a schedulerd of the
+ * 0011 release, or by hand): a scan of the waiting rows, so only at leader
+ * start and every WF_FULL_SWEEP_MS. */
+static long round_once(sched *s, bool sweep)
 {
     if (!exec_ok("begin", "BEGIN"))
         return -1;
-    PGresult *d = PQexec(pg, "SELECT jetsched_wf_drain(" WF_ROUND_ROWS ")");
-    if (PQresultStatus(d) != PGRES_TUPLES_OK) {
-        jet_warn("workflow releaser: drain: %s", PQresultErrorMessage(d));
-        PQclear(d);
-        exec_ok("rollback", "ROLLBACK");
+    PGresult *d = PQexec(pg, "SELECT drained, released::text FROM jetsched_wf_step(" WF_ROUND_ROWS ")");
+    if (failed(d, "drain"))
         return -1;
-    }
     long drained = strtol(PQgetvalue(d, 0, 0), NULL, 10);
+    const char *p[] = {PQgetvalue(d, 0, 1)};
+    PGresult *r = PQexecParams(pg, "SELECT " PUB_COLS " FROM tasks t WHERE t.id = ANY($1::text[]) AND t.status = 'queued'",
+                               1, NULL, p, NULL, NULL, 0);
     PQclear(d);
-    PGresult *r = PQexec(pg, "UPDATE tasks t SET status = 'queued', updated_at = now()"
-                             " FROM (SELECT id FROM tasks WHERE status = 'waiting' AND coalesce(deps_pending, 0) = 0"
-                             "       ORDER BY id LIMIT " WF_ROUND_ROWS " FOR UPDATE SKIP LOCKED) w"
-                             " WHERE t.id = w.id AND t.status = 'waiting' RETURNING " PUB_COLS);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        jet_warn("workflow releaser: release: %s", PQresultErrorMessage(r));
-        PQclear(r);
-        exec_ok("rollback", "ROLLBACK");
+    if (failed(r, "release"))
         return -1;
+    PGresult *r2 = NULL;
+    if (sweep) {
+        r2 = PQexec(pg, "UPDATE tasks t SET status = 'queued', updated_at = now()"
+                        " FROM (SELECT id FROM tasks WHERE status = 'waiting' AND coalesce(deps_pending, 0) = 0"
+                        "       ORDER BY id LIMIT " WF_ROUND_ROWS " FOR UPDATE SKIP LOCKED) w"
+                        " WHERE t.id = w.id AND t.status = 'waiting' RETURNING " PUB_COLS);
+        if (failed(r2, "sweep")) {
+            PQclear(r);
+            return -1;
+        }
     }
     if (!exec_ok("commit", "COMMIT")) {
         PQclear(r);
+        PQclear(r2);
         return -1;
     }
-    int n = PQntuples(r);
     if (drained)
         jet_metric_add(m_drained, NULL, (double)drained);
-    if (n) {
-        bool *want = malloc((size_t)n * sizeof *want), *done = calloc((size_t)n, sizeof *done);
-        for (int i = 0; i < n; i++)
-            want[i] = true;
-        size_t ok = wf_publish_rows(s, r, want, done);
-        jet_pgarr ids = {0};
-        for (int i = 0; i < n; i++)
-            if (done[i])
-                jet_pgarr_add(&ids, PQgetvalue(r, i, 0));
-        if (ids.n) {
-            const char *p[] = {jet_pgarr_lit(&ids)};
-            PQclear(PQexecParams(pg,
-                                 "UPDATE tasks SET dispatched_at = now() WHERE id = ANY($1::text[]) AND status = 'queued'",
-                                 1, NULL, p, NULL, NULL, 0));
-        }
-        if (ok < (size_t)n)
-            jet_warn("workflow releaser: %zu of %d released task(s) not published; the reconciler publishes them",
-                     (size_t)n - ok, n);
-        jet_metric_add(m_released, NULL, (double)n);
-        jet_pgarr_free(&ids);
-        free(want);
-        free(done);
-    }
+    long n = publish_result(s, r) + (r2 ? publish_result(s, r2) : 0);
     PQclear(r);
+    PQclear(r2);
     return drained + n;
 }
 
 /* Rounds until nothing is left (or this schedulerd stops leading). */
-static void run_rounds(sched *s)
+static void run_rounds(sched *s, bool sweep)
 {
     for (int i = 0; i < 1000 && !atomic_load(&s->stop) && atomic_load(&s->epoch) != 0; i++) {
-        long got = round_once(s);
+        long got = round_once(s, sweep);
         if (got < 0) {
             jet_metric_add(m_errors, NULL, 1);
             if (PQstatus(pg) != CONNECTION_OK) {
@@ -241,7 +269,7 @@ static void *releaser_main(void *arg)
 {
     sched *s = arg;
     bool leading = false;
-    int64_t next_sweep = 0;
+    int64_t next_sweep = 0, next_full = 0;
     while (!atomic_load(&s->stop)) {
         if (atomic_load(&s->epoch) == 0) {
             leading = false;
@@ -253,13 +281,15 @@ static void *releaser_main(void *arg)
             jet_sleep_ms(1000);
             continue;
         }
-        bool sweep = !leading || jet_mono_ms() >= next_sweep;
+        bool sweep = !leading || jet_mono_ms() >= next_sweep, full = !leading || jet_mono_ms() >= next_full;
         leading = true;
         if (sweep || wait_notify(100)) {
             if (sweep)
                 next_sweep = jet_mono_ms() + WF_SWEEP_MS;
+            if (full)
+                next_full = jet_mono_ms() + WF_FULL_SWEEP_MS;
             /* Notifications that came meanwhile are covered by this run. */
-            run_rounds(s);
+            run_rounds(s, full);
             if (pg)
                 wait_notify(0);
         }
