@@ -143,7 +143,8 @@ echo "== watch --workflow: only that workflow's events, ends with it"
 "$JS" watch --json --workflow cli-w1 >"$TMP/watch.out" 2>"$TMP/watch.err" &
 WATCH=$!
 CLI_PIDS+=("$WATCH")
-sleep 0.5
+# subscribed once it has asked for the workflow (not there yet)
+wait_for 30 grep -q "waiting for its events anyway" "$TMP/watch.err" || fail "watch did not start: $(cat "$TMP/watch.err")"
 printf '[{"id":"x","handler":"echo"},{"id":"y","handler":"echo","depends_on":["x"]}]' >"$TMP/w.json"
 run 0 "${W[@]}" submit --id cli-w2 "$TMP/w.json"
 run 0 "${W[@]}" submit --id cli-w1 "$TMP/w.json"
