@@ -4,7 +4,7 @@
 foreach(t cli_task cli_schedule cli_dlq cli_errors cli_queues cli_limits cli_workflow)
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${t}.sh)
     jetsched_integration_test(${t} "--nats --pg" ${CMAKE_CURRENT_SOURCE_DIR}/${t}.sh)
-    set_tests_properties(integration.${t} PROPERTIES TIMEOUT 240)
+    set_tests_properties(integration.${t} PROPERTIES TIMEOUT 420)
   endif()
 endforeach()
 if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/cli_quickstart.sh)
