@@ -498,7 +498,12 @@ int fire_queue_delayed(sched *s, uint64_t epoch, int64_t before_ms, sched_pubset
      * committed it. */
     PGresult *r = leader_q(s, "queue due delayed tasks",
                            "WITH due AS (SELECT id FROM tasks WHERE status = 'scheduled' AND scheduled_for <= now()"
-                           " AND ($4::bigint IS NULL OR scheduled_for < to_timestamp($4::double precision / 1000))"
+                           /* the plan's due ms is this same rounding: a row due
+                            * in the ms the plan publishes is the plan's, even
+                            * in the fraction of a ms before it (scheduled_for
+                            * X.6 ms rounds to X+1 and is < X+1 ms: it was taken
+                            * here, then published again by the plan) */
+                           " AND ($4::bigint IS NULL OR (extract(epoch from scheduled_for) * 1000)::bigint < $4::bigint)"
                            " ORDER BY scheduled_for LIMIT $3 FOR UPDATE SKIP LOCKED)"
                            " UPDATE tasks t SET status = 'queued', updated_at = now(),"
                            " fire_epoch = coalesce(t.fire_epoch, $1::bigint), fired_by = coalesce(t.fired_by, $2)"

@@ -39,12 +39,15 @@ int main(void)
           "subscribed to the lane's subject");
     natsConnection_Flush(ts_nats());
     ts_agent s1;
+    /* a wider window than the default 2 s: the 30,000 rows below must all be
+     * loaded before they are due even on a loaded machine under ASan */
+    setenv("JETSCHED_SCHEDULER_PLAN_AHEAD", "5s", 1);
     ss_start(&s1, "dup-1", "log = { level = \"debug\"; };");
     char *holder = ss_wait_holder(NULL, 10000);
     CHECK(*holder, "a leader");
     free(holder);
 
-    /* Due in 3 s (inside scheduler.plan_ahead from 1 s on: the plan path),
+    /* Due in 3 s (inside scheduler.plan_ahead: the plan path),
      * each already published once under its id. */
     ts_pg_long("INSERT INTO tasks (id, queue, handler, priority, status, scheduled_for)"
                " SELECT 'dup-' || g, 'default', 'log', 'normal', 'scheduled', now() + interval '3s'"
@@ -65,24 +68,24 @@ int main(void)
     ts_sleep_ms(4500);
     natsConnection_Flush(ts_nats());
     int got = atomic_load(&seen);
-    /* Once each by schedulerd after the test's own publish; twice when the
-     * planned publish's pub-acks timed out (a loaded machine: logged, and
+    /* Once each by schedulerd after the test's own publish; twice for those
+     * whose planned publish's pub-ack timed out (a loaded machine: logged, and
      * the at-due path publishes again, by design). Without the fix: three
      * times (the plan, the at-due path, the reconciler). */
     bool timed_out = ts_log_contains(&s1, "pub-ack");
-    CHECK(got == 2 * N || (timed_out && got == 3 * N),
+    CHECK(got == 2 * N || (timed_out && got > 2 * N && got <= 3 * N),
           "each task published once by schedulerd after the test's own publish (%d messages, want %d%s)", got,
-          2 * N, timed_out ? " or, after pub-ack timeouts, 150" : "");
+          2 * N, timed_out ? " or, after pub-ack timeouts, at most 150" : "");
     CHECK(ts_stream_msgs("JETSCHED_TASKS") == N, "the stream still holds %d messages", N);
     double m = ss_metric(&s1, "jetsched_scheduler_delayed_queued_total");
     CHECK(m == N, "delayed_queued_total counts each task once (%g)", m);
     CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id LIKE 'dup-%%' AND dispatched_at < scheduled_for") == 0,
           "none recorded before it was due");
 
-    /* 30,000 due in one millisecond, 6 s from now */
+    /* 30,000 due in one millisecond, 10 s from now */
     ts_pg_long("INSERT INTO tasks (id, queue, handler, priority, status, scheduled_for)"
                " SELECT 'tie-' || g, 'default', 'log', 'normal', 'scheduled',"
-               " date_trunc('milliseconds', now() + interval '6s') FROM generate_series(1, %d) g", TIES);
+               " date_trunc('milliseconds', now() + interval '10s') FROM generate_series(1, %d) g", TIES);
     long ties = ts_wait_long(TIES, 60000,
                              "SELECT count(*) FROM tasks WHERE id LIKE 'tie-%%' AND status = 'queued'"
                              " AND dispatched_at IS NOT NULL");
