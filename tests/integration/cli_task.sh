@@ -178,20 +178,20 @@ PSQL="$JETSCHED_PG_BINDIR/psql"
 [[ -x $PSQL ]] || fail "no psql in JETSCHED_PG_BINDIR ($JETSCHED_PG_BINDIR)"
 sql() { "$PSQL" -qtAX -v ON_ERROR_STOP=1 -d "$JETSCHED_TEST_PG_DSN" -c "$1"; }
 python3 -c '
-for i in range(1, 2501): print("{\"id\":\"cli-chunk-%d\",\"payload\":\"%d\"}" % (i, i))' >"$TMP/chunks.jsonl"
+for i in range(1, 2101): print("{\"id\":\"cli-chunk-%d\",\"payload\":\"%d\"}" % (i, i))' >"$TMP/chunks.jsonl"
 run 0 "$JS" --json submit --delay 1h --from-file "$TMP/chunks.jsonl" noop
-[[ $(json 'd["submitted"]') == 2500 && $(json 'len(d["chunks"])') == 3 && $(json 'd["chunks"][2]["first_line"]') == 2001 &&
-   $(json 'd["chunks"][2]["tasks"]') == 500 && $(json 'd["results"][2499]["id"]') == cli-chunk-2500 ]] ||
+[[ $(json 'd["submitted"]') == 2100 && $(json 'len(d["chunks"])') == 3 && $(json 'd["chunks"][2]["first_line"]') == 2001 &&
+   $(json 'd["chunks"][2]["tasks"]') == 100 && $(json 'd["results"][2099]["id"]') == cli-chunk-2100 ]] ||
   fail "3 chunks: $(head -c 600 "$TMP/out")"
-[[ $(sql "SELECT count(*) FROM tasks WHERE id LIKE 'cli-chunk-%'") == 2500 ]] || fail "2500 rows"
+[[ $(sql "SELECT count(*) FROM tasks WHERE id LIKE 'cli-chunk-%'") == 2100 ]] || fail "2100 rows"
 # A chunk PostgreSQL refuses (a constraint the checks cannot know) is named
 # with its lines; the chunk before it stays submitted, none of its own is.
 sql "ALTER TABLE tasks ADD CONSTRAINT cli_test_refuse CHECK (id NOT LIKE 'cli-refuse-bad%') NOT VALID"
 python3 -c '
-for i in range(1, 1501): print("{\"id\":\"cli-refuse-%s%d\"}" % ("bad-" if i == 1200 else "", i))' >"$TMP/refuse.jsonl"
+for i in range(1, 1101): print("{\"id\":\"cli-refuse-%s%d\"}" % ("bad-" if i == 1050 else "", i))' >"$TMP/refuse.jsonl"
 run 1 "$JS" submit --delay 1h --from-file "$TMP/refuse.jsonl" noop
-has err "refuse.jsonl: chunk 2 of 2 (lines 1001-1500, 500 task(s)) failed: none of its tasks was submitted"
-has out "submitted 1000 task(s) from .*refuse.jsonl, 500 failed (1 chunk(s) of up to 1000 refused whole)"
+has err "refuse.jsonl: chunk 2 of 2 (lines 1001-1100, 100 task(s)) failed: none of its tasks was submitted"
+has out "submitted 1000 task(s) from .*refuse.jsonl, 100 failed (1 chunk(s) of up to 1000 refused whole)"
 [[ $(sql "SELECT count(*) FROM tasks WHERE id LIKE 'cli-refuse-%'") == 1000 ]] || fail "chunk 1 only"
 [[ $(sql "SELECT count(*) FROM tasks WHERE id = 'cli-refuse-1001'") == 0 ]] || fail "chunk 2 stored"
 sql "ALTER TABLE tasks DROP CONSTRAINT cli_test_refuse"
