@@ -981,9 +981,13 @@ json_t *api_workflow_cancel(api_ctx *c, json_t *req, api_err *e)
         return out;
     }
     PQclear(r);
-    /* The nodes first, then the workflow row: the releaser locks in this
-     * order too. */
-    if (!api_pg_exec(c, "begin", "BEGIN", e))
+    /* The nodes first, then the workflow row. The releaser's drain locks
+     * child rows (in no particular order), then workflow rows, then the
+     * rows it releases: the two deadlocked under load (PostgreSQL aborted
+     * one, the cancel answered `unavailable`). They take one transaction
+     * advisory lock first, so they never overlap; a drain round is short. */
+    if (!api_pg_exec(c, "begin", "BEGIN", e) ||
+        !api_pg_exec(c, "serialise with the releaser", "SELECT pg_advisory_xact_lock(" WF_CANCEL_LOCK ")", e))
         return NULL;
     r = api_pg(c, "cancel waiting nodes",
                "UPDATE tasks SET status = 'cancelled', error = 'workflow cancelled', finished_at = now(),"

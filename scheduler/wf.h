@@ -6,6 +6,10 @@
 
 #include "schedulerd.h"
 
+/* The transaction advisory lock that keeps a drain round of the releaser
+ * and a workflow.cancel from overlapping (their row locks cross). */
+#define WF_CANCEL_LOCK "hashtextextended('jetsched_workflow_release', 0)"
+
 /* The releaser thread: acts while this schedulerd leads (s->epoch != 0). */
 jet_status wf_release_start(sched *s, jet_err *err);
 void wf_release_stop(sched *s);

@@ -195,6 +195,10 @@ static long round_once(sched *s, bool sweep)
 {
     if (!exec_ok("begin", "BEGIN"))
         return -1;
+    /* Serialised with workflow.cancel (api_workflow.c): both lock many
+     * node rows and a workflow row in orders that can cross. */
+    if (failed(PQexec(pg, "SELECT pg_advisory_xact_lock(" WF_CANCEL_LOCK ")"), "serialise with cancel"))
+        return -1;
     PGresult *d = PQexec(pg, "SELECT drained, released::text FROM jetsched_wf_step(" WF_ROUND_ROWS ")");
     if (failed(d, "drain"))
         return -1;
