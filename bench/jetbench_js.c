@@ -48,6 +48,27 @@ static void sleep_until(int64_t due_ns)
     }
 }
 
+/* JETBENCH_TASK_HEADER="Name: value": one more header on every task (e.g. a
+ * Jetsched-Concurrency-Key, to measure the limits' cost: bench/README). */
+static void extra_header(natsMsg *m)
+{
+    static char name[128], value[256];
+    static int parsed; /* 0 not yet, 1 none, 2 set */
+    if (!parsed) {
+        const char *h = getenv("JETBENCH_TASK_HEADER"), *c = h ? strchr(h, ':') : NULL;
+        parsed = 1;
+        if (c && c - h < (long)sizeof name) {
+            snprintf(name, sizeof name, "%.*s", (int)(c - h), h);
+            for (c++; *c == ' '; c++)
+                ;
+            snprintf(value, sizeof value, "%s", c);
+            parsed = 2;
+        }
+    }
+    if (parsed == 2)
+        natsMsgHeader_Set(m, name, value);
+}
+
 long jb_publish(jsCtx *js, const jb_pub_spec *ps, jb_pub_result *r)
 {
     long nacks0 = atomic_load(&pub_nacks), failed = 0;
@@ -68,6 +89,7 @@ long jb_publish(jsCtx *js, const jb_pub_spec *ps, jb_pub_result *r)
         snprintf(id, sizeof id, "%s%ld", ps->id_prefix, i);
         natsMsgHeader_Set(m, "Jetsched-Handler", ps->handler);
         natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+        extra_header(m);
         if (ps->sent_ns)
             ps->sent_ns[i] = jb_now_ns();
         natsStatus s;
