@@ -197,8 +197,10 @@ static long round_once(sched *s, bool sweep)
         return -1;
     /* Serialised with workflow.cancel (api_workflow.c): both lock many
      * node rows and a workflow row in orders that can cross. */
-    if (failed(PQexec(pg, "SELECT pg_advisory_xact_lock(" WF_CANCEL_LOCK ")"), "serialise with cancel"))
+    PGresult *lk = PQexec(pg, "SELECT pg_advisory_xact_lock(" WF_CANCEL_LOCK ")");
+    if (failed(lk, "serialise with cancel"))
         return -1;
+    PQclear(lk); /* failed() clears only a failed result */
     PGresult *d = PQexec(pg, "SELECT drained, released::text FROM jetsched_wf_step(" WF_ROUND_ROWS ")");
     if (failed(d, "drain"))
         return -1;
