@@ -22,7 +22,7 @@ static const char usage[] =
     "Options:\n"
     "  -q, --queue QUEUE     the queue's default instead of a KEY\n"
     "  -n, --concurrency N   running tasks of the key at most (1-1000000)\n"
-    "  -r, --rate R          starts per second (a number above 0, like 10 or 0.5)\n"
+    "  -r, --rate R          starts per second (0.000001-1000000, like 10 or 0.5)\n"
     "  -b, --burst B         starts allowed at once after a quiet time (with --rate; default 1)\n"
     "      --json            the API reply\n\n"
     "Examples:\n"
@@ -124,8 +124,9 @@ static int limits_verb(cli_ctx *ctx, int argc, char **argv)
             double r = strtod(optarg, &end);
             if (!set)
                 rc = cli_usage_error(ctx, usage, "--rate is for set only");
-            else if (!end || *end || !(r > 0 && r <= 1e6) || !isfinite(r))
-                rc = cli_usage_error(ctx, usage, "--rate \"%s\": tasks per second, above 0 (like 10 or 0.5)", optarg);
+            else if (!end || *end || !(r >= 1e-6 && r <= 1e6) || !isfinite(r))
+                rc = cli_usage_error(ctx, usage, "--rate \"%s\": tasks per second, 0.000001 to 1000000 (like 10 or 0.5)",
+                                     optarg);
             else
                 json_object_set_new(req, "rate", json_real(r));
             break;

@@ -64,15 +64,18 @@ static bool target(const json_t *req, const char **scope, const char **name, api
     return true;
 }
 
-/* rate: a JSON number (tasks per second), > 0 and at most 1e6. */
+/* rate: a JSON number (tasks per second), 1e-6 to 1e6. Below 1e-6 one
+ * token's time (1/rate s, up to burst of them) overflows PostgreSQL's
+ * interval in jetsched_limit_acquire: the key's tasks would stay parked. */
 static int rate_arg(const json_t *req, double *out, api_err *e)
 {
     json_t *v = json_object_get(req, "rate");
     if (!v || json_is_null(v))
         return 0;
     double r = json_is_number(v) ? json_number_value(v) : -1;
-    if (!(r > 0 && r <= 1e6) || !isfinite(r)) {
-        api_fail(e, API_INVALID, "rate", "field \"rate\" must be a number of tasks per second above 0, at most 1000000");
+    if (!(r >= 1e-6 && r <= 1e6) || !isfinite(r)) {
+        api_fail(e, API_INVALID, "rate", "field \"rate\" must be a number of tasks per second from 0.000001 (one "
+                 "in 11.6 days) to 1000000");
         return -1;
     }
     *out = r;

@@ -26,6 +26,29 @@ static bool web_tls, web_trust_proxy;
 static char *tls_cert_pem, *tls_key_pem;
 static jet_metric *m_requests;
 
+/* URL and query unescaping: %XX decoded as libmicrohttpd does, except %00,
+ * kept as the three characters: a decoded NUL would cut the C string, so
+ * /api/v1/limits/a%00b would name key "a" (the kept '%' is refused by the
+ * id and key checks instead). */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    char *w = s;
+    for (const char *r = s; *r;) {
+        if (r[0] == '%' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2]) &&
+            (r[1] != '0' || r[2] != '0')) {
+            char hex[3] = {r[1], r[2], 0};
+            *w++ = (char)strtol(hex, NULL, 16);
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
 /* ---------------- replies ---------------- */
 
 void web_header(web_req *r, const char *name, const char *value)
@@ -327,6 +350,7 @@ jet_status web_start(sched *s, jet_err *err)
         {MHD_OPTION_CONNECTION_TIMEOUT, timeout, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 128, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, NULL},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, NULL},
         {web_tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, tls_cert_pem},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, tls_key_pem},
         {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},

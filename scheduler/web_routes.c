@@ -174,6 +174,16 @@ static bool in_path(const web_route *rt, const char *name)
     return strstr(rt->path, want) != NULL;
 }
 
+/* A path or query value must be UTF-8 (json_string refuses others). */
+static bool utf8_ok(const web_arg *a, const char *value, api_err *e)
+{
+    json_t *v = json_string(value);
+    json_decref(v);
+    if (!v)
+        api_fail(e, API_INVALID, a->field ? a->field : a->name, "%s is not valid UTF-8", a->name);
+    return v != NULL;
+}
+
 /* Sets a parameter's value into the verb's request. */
 static bool set_arg(json_t *req, const web_arg *a, const char *value, api_err *e)
 {
@@ -199,6 +209,8 @@ static bool set_arg(json_t *req, const web_arg *a, const char *value, api_err *e
             arr = json_array();
             json_object_set_new(req, field, arr);
         }
+        if (!utf8_ok(a, value, e))
+            return false;
         char *copy = strdup(value);
         for (char *save = NULL, *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
             json_array_append_new(arr, json_string(t));
@@ -208,6 +220,8 @@ static bool set_arg(json_t *req, const web_arg *a, const char *value, api_err *e
     case WEB_ARG_STR:
         break;
     }
+    if (!utf8_ok(a, value, e))
+        return false;
     if (json_object_get(req, field)) {
         api_fail(e, API_INVALID, field, "parameter %s is given twice", a->name);
         return false;

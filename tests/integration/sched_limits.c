@@ -83,6 +83,12 @@ static void errors(void)
                     "concurrency as a string");
     sa_expect_error(sa_req("limit.set", "{\"key\":\"a\",\"rate\":0}"), "invalid_argument", "rate", "rate 0");
     sa_expect_error(sa_req("limit.set", "{\"key\":\"a\",\"rate\":-1}"), "invalid_argument", "rate", "negative rate");
+    /* below 1e-6 a token's time overflowed PostgreSQL's interval in jetsched_limit_acquire (tasks parked forever) */
+    sa_expect_error(sa_req("limit.set", "{\"key\":\"a\",\"rate\":1e-300}"), "invalid_argument", "rate", "rate 1e-300");
+    sa_expect_error(sa_req("limit.set", "{\"key\":\"a\",\"rate\":9e-7}"), "invalid_argument", "rate", "rate 9e-7");
+    sa_expect_error(sa_req("limit.set", "{\"key\":\"a\",\"rate\":1e308}"), "invalid_argument", "rate", "rate 1e308");
+    sa_expect_ok(sa_req("limit.set", "{\"key\":\"tiny-rate\",\"rate\":0.000001,\"burst\":1000000}"), "rate 1e-6");
+    sa_expect_ok(sa_req("limit.delete", "{\"key\":\"tiny-rate\"}"), "delete tiny-rate");
     sa_expect_error(sa_req("limit.set", "{\"key\":\"a\",\"rate\":\"fast\"}"), "invalid_argument", "rate",
                     "rate as text");
     sa_expect_error(sa_req("limit.set", "{\"key\":\"a\",\"concurrency\":2,\"burst\":3}"), "invalid_argument", "burst",

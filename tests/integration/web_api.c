@@ -369,6 +369,14 @@ static void cluster(void)
     wt_free(lr);
     wt_expect(wt_req(&w, "PUT", "/api/v1/limits/bad%20key", "{\"concurrency\":1}", "operator", NULL), 400,
               "invalid_argument", "key", "bad key");
+    /* %00 decoded to NUL cut the key: this set a limit on key "a" */
+    wt_expect(wt_req(&w, "PUT", "/api/v1/limits/a%00b", "{\"concurrency\":1}", "operator", NULL), 400,
+              "invalid_argument", "key", "a key with %00");
+    /* %ff (not UTF-8) was dropped silently: "give exactly one of key or queue" */
+    wt_expect(wt_req(&w, "GET", "/api/v1/limits/%ff", NULL, "viewer", NULL), 400, "invalid_argument", "key",
+              "a key that is not UTF-8");
+    wt_expect(wt_req(&w, "GET", "/api/v1/workflows?status=%ff", NULL, "viewer", NULL), 400, "invalid_argument",
+              "status", "a status list that is not UTF-8");
     j = ok_json(wt_req(&w, "GET", "/api/v1/limits", NULL, "viewer", NULL), 200, "limits");
     CHECK(json_array_size(json_object_get(j, "limits")) == (has_limits ? 2u : 1u), "limit list");
     json_decref(j);
