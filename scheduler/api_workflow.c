@@ -550,6 +550,22 @@ json_t *api_workflow_submit(api_ctx *c, json_t *req, api_err *e)
         out = existing_reply(c, wf, e);
         goto done;
     }
+    /* A callback is created (ON CONFLICT DO NOTHING) when the workflow
+     * ends: a task that holds its id already would stand in for it. */
+    if (cbs[0] || cbs[1]) {
+        const char *cv[] = {cbs[0] ? cbrow[0].id : NULL, cbs[1] ? cbrow[1].id : NULL};
+        r = api_pg(c, "read callback ids", "SELECT id FROM tasks WHERE id IN ($1, $2) LIMIT 1", 2, cv, NULL, NULL, e);
+        if (!r || PQntuples(r)) {
+            if (r)
+                api_fail(e, API_EXISTS, cbs[0] && !strcmp(PQgetvalue(r, 0, 0), cbrow[0].id) ? "on_success" : "on_complete",
+                         "task %s already exists: the workflow's callback would not run (nothing was stored)",
+                         PQgetvalue(r, 0, 0));
+            PQclear(r);
+            api_pg_rollback(c);
+            goto done;
+        }
+        PQclear(r);
+    }
     bool existing_all = false;
     if (insert_nodes(c, &q, &ins, &existing_all, e) <= 0 || !api_pg_exec(c, "commit", "COMMIT", e)) {
         api_pg_rollback(c);

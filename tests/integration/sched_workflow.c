@@ -124,6 +124,14 @@ static void bad_dags(void)
     sa_expect_error(sa_req("workflow.add", "{\"id\":\"nope\",\"tasks\":[{\"id\":\"a\",\"handler\":\"echo\"}]}"),
                     "not_found", "id", "add to an unknown workflow");
     sa_expect_error(sa_req("workflow.list", "{\"status\":\"sleeping\"}"), "invalid_argument", "status", "bad status");
+    /* a task holding a callback's id: the workflow ran it as its callback (and reported its state) */
+    sa_expect_ok(sa_req("task.submit", "{\"id\":\"hj-on_complete\",\"handler\":\"echo\",\"run_at\":\"2099-01-01T00:00:00Z\"}"),
+                 "a task with a callback's id");
+    sa_expect_error(sa_req("workflow.submit", "{\"id\":\"hj\",\"tasks\":[{\"id\":\"a\",\"handler\":\"echo\"}],"
+                                              "\"on_complete\":{\"handler\":\"echo\"}}"),
+                    "already_exists", "on_complete", "on_complete's task id taken");
+    CHECK(ts_pg_long("SELECT count(*) FROM workflows WHERE id = 'hj'") == 0, "a refused workflow was stored");
+    sa_expect_ok(sa_req("task.cancel", "{\"id\":\"hj-on_complete\"}"), "cancel hj-on_complete");
 }
 
 /* An agent serving "legacy" without the feature: workflow.submit refuses. */
