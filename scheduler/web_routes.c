@@ -201,6 +201,10 @@ static bool set_arg(json_t *req, const web_arg *a, const char *value, api_err *e
         return true;
     }
     case WEB_ARG_BOOL:
+        if (strcmp(value, "true") && strcmp(value, "1") && strcmp(value, "false") && strcmp(value, "0")) {
+            api_fail(e, API_INVALID, field, "%s \"%.40s\" must be true or false", a->name, value);
+            return false;
+        }
         json_object_set_new(req, field, json_boolean(!strcmp(value, "true") || !strcmp(value, "1")));
         return true;
     case WEB_ARG_LIST: {

@@ -377,6 +377,9 @@ static void cluster(void)
               "a key that is not UTF-8");
     wt_expect(wt_req(&w, "GET", "/api/v1/workflows?status=%ff", NULL, "viewer", NULL), 400, "invalid_argument",
               "status", "a status list that is not UTF-8");
+    /* nodes=maybe read as false (the nodes left out without a word) */
+    wt_expect(wt_req(&w, "GET", "/api/v1/workflows/w1?nodes=maybe", NULL, "viewer", NULL), 400, "invalid_argument",
+              "nodes", "a boolean parameter that is neither true nor false");
     j = ok_json(wt_req(&w, "GET", "/api/v1/limits", NULL, "viewer", NULL), 200, "limits");
     CHECK(json_array_size(json_object_get(j, "limits")) == (has_limits ? 2u : 1u), "limit list");
     json_decref(j);
