@@ -15,6 +15,9 @@
 # Usage: bench/workflow.sh [--build DIR] [--children N] [--runs R]
 #   --build DIR   schedulerd, agentd, jetsched and the plugins (default build-bench,
 #                 built RelWithDebInfo without sanitizers when missing)
+# BENCH_LOG_LEVEL=debug: schedulerd logs each releaser round (rows, step,
+#   commit and publish times); per fan-in run the last child's finish, the
+#   fan-in's dispatch and start, and the last rounds are printed.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 BUILD=$ROOT/build-bench N=10000 RUNS=5 INNER=0
@@ -24,7 +27,7 @@ while (($#)); do
     --children) N=$2; shift ;;
     --runs) RUNS=$2; shift ;;
     --inner) INNER=1 ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/workflow.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -51,6 +54,7 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 PORT=$(free_port) HPORT=$(free_port) APORT=$(free_port)
 cat >"$W/s.conf" <<CONF
 scheduler = { id = "bench-wf"; };
+log = { level = "${BENCH_LOG_LEVEL:-info}"; };
 http = { listen = "127.0.0.1:$HPORT"; };
 api = { max_payload = "1MiB"; };
 web = { listen = "127.0.0.1:$PORT";
@@ -105,6 +109,13 @@ PY
   l=$(psql_ -c "SELECT round(extract(epoch from (SELECT started_at FROM tasks WHERE id = 'fan$r-join') -
         (SELECT max(finished_at) FROM tasks WHERE workflow_id = 'fan$r' AND id LIKE 'fan$r-c%')) * 1000, 1)")
   lat+=("$l")
+  if [[ ${BENCH_LOG_LEVEL:-} == debug ]]; then
+    psql_ -c "SELECT 'last child finished ' || (extract(epoch from max(finished_at)) * 1000)::bigint || ', its row written ' ||
+        (extract(epoch from max(updated_at)) * 1000)::bigint FROM tasks WHERE workflow_id = 'fan$r' AND id LIKE 'fan$r-c%'" >&2
+    psql_ -c "SELECT 'fan-in dispatched ' || (extract(epoch from dispatched_at) * 1000)::bigint || ', started ' ||
+        (extract(epoch from started_at) * 1000)::bigint FROM tasks WHERE id = 'fan$r-join'" >&2
+    grep 'workflow releaser: round' "$W/s.log" | tail -8 >&2
+  fi
   say "run $r: fan-in started $l ms after the last child finished; workflow of $((N + 2)) nodes in $ms ms"
 done
 printf '%s\n' "${lat[@]}" | sort -n | awk -v runs="$RUNS" '{v[NR]=$1} END {

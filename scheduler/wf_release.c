@@ -193,6 +193,7 @@ static PGresult *failed(PGresult *r, const char *what)
  * start and every WF_FULL_SWEEP_MS. */
 static long round_once(sched *s, bool sweep)
 {
+    int64_t t0 = jet_mono_us(), wall0 = jet_now_ms();
     if (!exec_ok("begin", "BEGIN"))
         return -1;
     /* Serialised with workflow.cancel (api_workflow.c): both lock many
@@ -205,6 +206,7 @@ static long round_once(sched *s, bool sweep)
     if (failed(d, "drain"))
         return -1;
     long drained = strtol(PQgetvalue(d, 0, 0), NULL, 10);
+    int64_t t_step = jet_mono_us();
     const char *p[] = {PQgetvalue(d, 0, 1)};
     PGresult *r = PQexecParams(pg, "SELECT " PUB_COLS " FROM tasks t WHERE t.id = ANY($1::text[]) AND t.status = 'queued'",
                                1, NULL, p, NULL, NULL, 0);
@@ -229,7 +231,13 @@ static long round_once(sched *s, bool sweep)
     }
     if (drained)
         jet_metric_add(m_drained, NULL, (double)drained);
+    int64_t t_commit = jet_mono_us();
     long n = publish_result(s, r) + (r2 ? publish_result(s, r2) : 0);
+    if (drained || n)
+        jet_debug("workflow releaser: round at %lld: %ld drained, %ld released; step %lld us, commit %lld us, "
+                  "publish %lld us",
+                  (long long)wall0, drained, n, (long long)(t_step - t0), (long long)(t_commit - t_step),
+                  (long long)(jet_mono_us() - t_commit));
     PQclear(r);
     PQclear(r2);
     return drained + n;
