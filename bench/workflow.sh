@@ -27,7 +27,7 @@ while (($#)); do
     --children) N=$2; shift ;;
     --runs) RUNS=$2; shift ;;
     --inner) INNER=1 ;;
-    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/workflow.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
