@@ -387,6 +387,18 @@ static void cluster(void)
               "GET an unknown key");
     wt_expect(wt_req(&w, "DELETE", "/api/v1/limits/none", NULL, "operator", NULL), 404, "not_found", "key",
               "DELETE an unknown key");
+    /* a queue default had no REST route to read or delete it */
+    j = ok_json(wt_req(&w, "GET", "/api/v1/limits/queues/nolimq", NULL, "viewer", NULL), 200, "limit");
+    CHECK(json_integer_value(json_object_get(json_object_get(j, "limit"), "concurrency")) == 2, "GET a queue default");
+    json_decref(j);
+    wt_expect(wt_req(&w, "DELETE", "/api/v1/limits/queues/nolimq", NULL, "viewer", NULL), 403, NULL, NULL,
+              "a viewer deletes a queue default");
+    wt_expect(wt_req(&w, "DELETE", "/api/v1/limits/queues/nolimq", NULL, "operator", NULL), 200, NULL, NULL,
+              "DELETE a queue default");
+    wt_expect(wt_req(&w, "GET", "/api/v1/limits/queues/nolimq", NULL, "viewer", NULL), 404, "not_found", "queue",
+              "GET a deleted queue default");
+    wt_expect(wt_req(&w, "GET", "/api/v1/limits/queues/Bad%20Q", NULL, "viewer", NULL), 400, "invalid_argument",
+              "queue", "GET a queue default of a bad queue name");
     wt_expect(wt_req(&w, "GET", "/api/v1/leader?x=1", NULL, "viewer", NULL), 400, "invalid_argument", "x",
               "a query parameter a route does not take");
     wt_resp *r = wt_req(&w, "PUT", "/api/v1/tasks", "{}", "operator", NULL);
