@@ -35,6 +35,36 @@ static int task_id_field(const json_t *req, bool required, const char **id, api_
 
 /* ---------------- task.submit ---------------- */
 
+/* <workflow>-on_success / -on_complete of a workflow with that callback:
+ * the releaser creates it when the workflow ends (ON CONFLICT DO NOTHING),
+ * so a task holding the id would stand in for the callback. */
+static bool reserved_callback_id(api_ctx *c, const char *id, api_err *e)
+{
+    static const char *const kinds[] = {"on_success", "on_complete"};
+    size_t n = strlen(id);
+    for (int k = 0; k < 2; k++) {
+        size_t kl = strlen(kinds[k]);
+        if (c->offline || n < kl + 2 || id[n - kl - 1] != '-' || strcmp(id + n - kl, kinds[k]) != 0)
+            continue;
+        char wf[JET_TASK_ID_MAX + 1];
+        snprintf(wf, sizeof wf, "%.*s", (int)(n - kl - 1), id);
+        const char *p[] = {wf};
+        PGresult *r = api_pg(c, "read workflow callbacks",
+                             k ? "SELECT 1 FROM workflows WHERE id = $1 AND on_complete IS NOT NULL"
+                               : "SELECT 1 FROM workflows WHERE id = $1 AND on_success IS NOT NULL",
+                             1, p, NULL, NULL, e);
+        if (!r)
+            return true;
+        bool taken = PQntuples(r) > 0;
+        PQclear(r);
+        if (taken) {
+            api_fail(e, API_INVALID, "id", "id %s is the task id of workflow %s's %s callback", id, wf, kinds[k]);
+            return true;
+        }
+    }
+    return false;
+}
+
 /* One validated submission (struct api_submit, api.h). */
 typedef struct api_submit submit_row;
 
@@ -77,6 +107,8 @@ static int submit_prepare(api_ctx *c, json_t *req, submit_row *row, api_err *e)
     if (api_name(req, "queue", false, &queue, e) < 0 || api_priority(req, "priority", &prio, e) < 0 ||
         api_name(req, "handler", true, &handler, e) < 0 || task_id_field(req, false, &id, e) < 0 ||
         api_int(req, "max_attempts", false, 1, 1000, &max_attempts, e) < 0)
+        return -1;
+    if (id && reserved_callback_id(c, id, e))
         return -1;
     if (api_duration(req, "timeout", false, &ms, e) < 0)
         return -1;

@@ -132,6 +132,18 @@ static void bad_dags(void)
                     "already_exists", "on_complete", "on_complete's task id taken");
     CHECK(ts_pg_long("SELECT count(*) FROM workflows WHERE id = 'hj'") == 0, "a refused workflow was stored");
     sa_expect_ok(sa_req("task.cancel", "{\"id\":\"hj-on_complete\"}"), "cancel hj-on_complete");
+    /* ... and the other order: a workflow with on_complete first, then a task with its id */
+    sa_expect_ok(sa_req("workflow.submit", "{\"id\":\"hk\",\"open\":true,\"tasks\":[{\"id\":\"a\",\"handler\":\"echo\"}],"
+                                           "\"on_complete\":{\"handler\":\"echo\"}}"),
+                 "workflow hk");
+    sa_expect_error(sa_req("task.submit", "{\"id\":\"hk-on_complete\",\"handler\":\"echo\"}"), "invalid_argument", "id",
+                    "task.submit of a callback's task id");
+    sa_expect_error(sa_req("task.submit_many", "{\"tasks\":[{\"id\":\"hk-on_complete\",\"handler\":\"echo\"}]}"),
+                    "invalid_argument", "tasks[0].id", "task.submit_many of a callback's task id");
+    sa_expect_ok(sa_req("task.submit", "{\"id\":\"hk-on_success\",\"handler\":\"echo\",\"run_at\":\"2099-01-01T00:00:00Z\"}"),
+                 "hk has no on_success: its id is free");
+    sa_expect_ok(sa_req("task.cancel", "{\"id\":\"hk-on_success\"}"), "cancel hk-on_success");
+    sa_expect_ok(sa_req("workflow.cancel", "{\"id\":\"hk\"}"), "cancel hk");
 }
 
 /* An agent serving "legacy" without the feature: workflow.submit refuses. */
