@@ -59,6 +59,21 @@ static void wf_req_free(wf_req *q)
 
 static bool wf_id_valid(const char *s, size_t max) { return strlen(s) <= max && jet_task_id_valid(s); }
 
+/* on_success, on_complete, or ending in -on_success / -on_complete: node
+ * x-on_complete of workflow a is task a-x-on_complete, the callback of
+ * workflow a-x (it would stand in for that callback). */
+static bool callback_like(const char *s)
+{
+    static const char *const kinds[] = {"on_success", "on_complete"};
+    size_t n = strlen(s);
+    for (int k = 0; k < 2; k++) {
+        size_t kl = strlen(kinds[k]);
+        if (n >= kl && !strcmp(s + n - kl, kinds[k]) && (n == kl || s[n - kl - 1] == '-'))
+            return true;
+    }
+    return false;
+}
+
 /* Adds the Jetsched-Workflow-Id header to a prepared row's stored headers. */
 static void row_add_workflow_header(api_task_row *row, const char *wf)
 {
@@ -127,9 +142,10 @@ static int parse_nodes(api_ctx *c, const char *wf, json_t *tasks, bool may_be_em
                             field, WF_NODE_ID_MAX),
                    snprintf(e->field, sizeof e->field, "%s.id", field), -1;
         nd->id = json_string_value(idv);
-        if (!wf_id_valid(nd->id, WF_NODE_ID_MAX) || !strcmp(nd->id, "on_success") || !strcmp(nd->id, "on_complete"))
+        if (!wf_id_valid(nd->id, WF_NODE_ID_MAX) || callback_like(nd->id))
             return api_fail(e, API_INVALID, NULL, "node id \"%.80s\" at %s is not valid: 1-%d characters of "
-                            "[A-Za-z0-9_-], not on_success or on_complete", nd->id, field, WF_NODE_ID_MAX),
+                            "[A-Za-z0-9_-], not on_success or on_complete (nor ending in -on_success or "
+                            "-on_complete)", nd->id, field, WF_NODE_ID_MAX),
                    snprintf(e->field, sizeof e->field, "%s.id", field), -1;
         if (strlen(wf) + 1 + strlen(nd->id) > JET_TASK_ID_MAX)
             return api_fail(e, API_INVALID, NULL, "node \"%s\": its task id %s-%s would be over %d characters", nd->id,

@@ -144,6 +144,9 @@ static void bad_dags(void)
                  "hk has no on_success: its id is free");
     sa_expect_ok(sa_req("task.cancel", "{\"id\":\"hk-on_success\"}"), "cancel hk-on_success");
     sa_expect_ok(sa_req("workflow.cancel", "{\"id\":\"hk\"}"), "cancel hk");
+    /* node x-on_complete of workflow h is task h-x-on_complete: the callback of workflow h-x */
+    sa_expect_error(sa_req("workflow.submit", "{\"id\":\"h\",\"tasks\":[{\"id\":\"x-on_complete\",\"handler\":\"echo\"}]}"),
+                    "invalid_argument", "tasks[0].id", "a node id ending in -on_complete");
 }
 
 /* An agent serving "legacy" without the feature: workflow.submit refuses. */
