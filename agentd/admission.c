@@ -107,8 +107,15 @@ static void lookup_row(agent *a, lookup *me)
  * count restarts for a republished or redispatched message). */
 static void continue_attempts(agent_task *t, const recorder_row *row)
 {
-    int attempts = row->attempts;
-    t->attempt_base = attempts >= (int)t->delivered ? attempts - (int)t->delivered + 1 : 0;
+    int attempts = row->attempts, delivered = (int)t->delivered;
+    /* Deliveries of this message handed back without running (the drain,
+     * a failed park: recorder_handed_back) spend no attempt (DESIGN §12). */
+    int back = row->handed_back_seq == t->stream_seq ? row->handed_back : 0;
+    if (back > delivered - 1)
+        back = delivered > 1 ? delivered - 1 : 0;
+    int runs = delivered - back; /* deliveries that may have run, this one included */
+    /* attempt_base may be negative: task_attempt is attempt_base + delivered. */
+    t->attempt_base = attempts >= runs ? attempts - runs + 1 - back : -back;
     t->pub.attempt = task_attempt(t);
 }
 

@@ -1,5 +1,6 @@
 /* Per-key concurrency and rate limits in agentd: slot leases, rate tokens, parking (keylimits.h). */
 #include "keylimits.h"
+#include "recorder.h"
 #include "events.h"
 #include "inflight.h"
 
@@ -346,6 +347,10 @@ static void park(agent *a, inflight *f, const char *key, const char *kind)
 {
     agent_task *t = f->task;
     if (!park_rows(a, f, key, kind, NULL)) {
+        /* Not run: counted as handed back so that it spends no attempt
+         * (DESIGN §12); with PostgreSQL down that record fails too and the
+         * Nak goes out all the same (a spent attempt, not a held task). */
+        recorder_handed_back(a, &t, 1);
         char body[64];
         snprintf(body, sizeof body, "-NAK {\"delay\":%lld}", (long long)PARK_RETRY_MS * 1000000LL);
         reply(a, t, body);

@@ -417,23 +417,52 @@ jet_status puller_start(queue_rt *q, jet_err *err)
     return JET_OK;
 }
 
-/* During the drain: a status ends its request, a task is handed back at
- * once (no delay) so another agent can take it. */
-static void drain_arrival(queue_rt *q, natsMsg *m)
+/* During the drain (q->mu held; released while PostgreSQL and NATS are
+ * written): a status ends its request, a task is handed back at once (no
+ * delay) so another agent can take it, recorded first as handed back (one
+ * statement for the lot) so that its next delivery spends no attempt
+ * (DESIGN §12). When that record fails (PostgreSQL down) the Nak goes out
+ * all the same: a spent attempt is better than a task held back. */
+static void drain_arrivals(queue_rt *q)
 {
-    int lane = -1;
-    uint64_t id = 0;
-    const char *status;
-    if (status_reply(q, m, &lane, &id, &status)) {
-        if (lane >= 0)
-            handle_status(q, lane, id, m, status);
-    } else {
+    size_t n = q->arrived_len;
+    if (n == 0)
+        return;
+    natsMsg **ms = jet_xmalloc(n * sizeof *ms);
+    memcpy(ms, q->arrived, n * sizeof *ms);
+    q->arrived_len = 0;
+    agent_task **back = jet_xcalloc(n, sizeof *back);
+    size_t nback = 0;
+    for (size_t i = 0; i < n; i++) {
+        natsMsg *m = ms[i];
+        int lane = -1;
+        uint64_t id = 0;
+        const char *status;
+        if (status_reply(q, m, &lane, &id, &status)) {
+            if (lane >= 0)
+                handle_status(q, lane, id, m, status);
+            natsMsg_Destroy(m);
+            continue;
+        }
         lane = lane_of_subject(natsMsg_GetSubject(m));
-        if (lane >= 0)
-            count_delivery(q, lane);
-        acker_nak_reply(q->a, natsMsg_GetReply(m));
+        const char *reply = natsMsg_GetReply(m);
+        if (lane < 0 || !reply || strncmp(reply, "$JS.ACK.", 8) != 0) {
+            acker_nak_reply(q->a, reply);
+            natsMsg_Destroy(m);
+            continue;
+        }
+        count_delivery(q, lane);
+        back[nback++] = task_from_msg(m, q->name, (jet_priority)lane, &q->defaults); /* takes m */
     }
-    natsMsg_Destroy(m);
+    free(ms);
+    pthread_mutex_unlock(&q->mu);
+    recorder_handed_back(q->a, back, nback);
+    for (size_t i = 0; i < nback; i++) {
+        acker_nak_now(q->a, back[i]);
+        task_free(back[i]);
+    }
+    free(back);
+    pthread_mutex_lock(&q->mu);
 }
 
 static bool requests_out(const queue_rt *q)
@@ -452,9 +481,7 @@ void puller_join(queue_rt *q)
     int64_t until = jet_mono_ms() + LONGPOLL_MS + 500;
     pthread_mutex_lock(&q->mu);
     for (;;) {
-        for (size_t i = 0; i < q->arrived_len; i++)
-            drain_arrival(q, q->arrived[i]);
-        q->arrived_len = 0;
+        drain_arrivals(q);
         int64_t now = jet_mono_ms();
         expire_requests(q, now);
         if (!requests_out(q) || now >= until || atomic_load(&q->a->stopped))
@@ -466,9 +493,7 @@ void puller_join(queue_rt *q)
     natsSubscription_Destroy(q->sub);
     q->sub = NULL;
     pthread_mutex_lock(&q->mu);
-    for (size_t i = 0; i < q->arrived_len; i++)
-        drain_arrival(q, q->arrived[i]);
-    q->arrived_len = 0;
+    drain_arrivals(q);
     free(q->arrived);
     q->arrived = NULL;
     pthread_mutex_unlock(&q->mu);

@@ -7,6 +7,7 @@
 #include <jetsched/history.h>
 #include <jetsched/log.h>
 #include <jetsched/names.h>
+#include <jetsched/pgarray.h>
 #include <jetsched/pgconn.h>
 #include <jetsched/timeutil.h>
 
@@ -212,6 +213,20 @@ bool recorder_lost(agent *a, inflight *f, int from, int to)
     return ok;
 }
 
+/* The lookup connection (query_mu held): connected, or false after a warning. */
+static bool query_conn(agent *a, struct recorder *rec, const char *what, size_t n)
+{
+    if (rec->query_pg && PQstatus(rec->query_pg) == CONNECTION_OK)
+        return true;
+    PQfinish(rec->query_pg);
+    rec->query_pg = NULL;
+    jet_err err;
+    if (jet_pg_connect(a->cfg, "agentd", &rec->query_pg, &err) == JET_OK)
+        return true;
+    jet_warn("%s of %zu task(s) skipped: %s", what, n, err.msg);
+    return false;
+}
+
 bool recorder_rows(agent *a, const char *const *ids, size_t n, recorder_row *rows)
 {
     struct recorder *rec = a->recorder;
@@ -232,19 +247,13 @@ bool recorder_rows(agent *a, const char *const *ids, size_t n, recorder_row *row
     bool ok = false;
     pthread_mutex_lock(&rec->query_mu);
     for (int attempt = 0; attempt < 2 && !ok; attempt++) {
-        if (!rec->query_pg || PQstatus(rec->query_pg) != CONNECTION_OK) {
-            PQfinish(rec->query_pg);
-            rec->query_pg = NULL;
-            jet_err err;
-            if (jet_pg_connect(a->cfg, "agentd", &rec->query_pg, &err) != JET_OK) {
-                jet_warn("admission lookup of %zu task(s) skipped: %s", n, err.msg);
-                break;
-            }
-        }
+        if (!query_conn(a, rec, "admission lookup", n))
+            break;
         const char *params[] = {arr};
         PGresult *res = PQexecParams(rec->query_pg,
                                      "SELECT t.id, t.status, greatest(t.attempts, (SELECT coalesce(max(x.attempt), 0) "
-                                     "FROM task_attempts x WHERE x.task_id = t.id)) FROM tasks t WHERE t.id = ANY($1::text[])",
+                                     "FROM task_attempts x WHERE x.task_id = t.id)), coalesce(t.handed_back, 0), "
+                                     "coalesce(t.handed_back_seq, 0) FROM tasks t WHERE t.id = ANY($1::text[])",
                                      1, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) == PGRES_TUPLES_OK) {
             for (int r = 0; r < PQntuples(res); r++)
@@ -253,6 +262,8 @@ bool recorder_rows(agent *a, const char *const *ids, size_t n, recorder_row *row
                         jet_task_state_parse(PQgetvalue(res, r, 1), &rows[i].status)) {
                         rows[i].found = true;
                         rows[i].attempts = atoi(PQgetvalue(res, r, 2));
+                        rows[i].handed_back = atoi(PQgetvalue(res, r, 3));
+                        rows[i].handed_back_seq = strtoull(PQgetvalue(res, r, 4), NULL, 10);
                     }
             ok = true;
         } else {
@@ -319,4 +330,40 @@ void recorder_free(agent *a)
     pthread_mutex_destroy(&rec->query_mu);
     free(rec);
     a->recorder = NULL;
+}
+
+bool recorder_handed_back(agent *a, agent_task *const *ts, size_t n)
+{
+    struct recorder *rec = a->recorder;
+    if (!rec || !rec->enabled || n == 0)
+        return true;
+    jet_pgarr ids = {0}, seqs = {0};
+    for (size_t i = 0; i < n; i++) {
+        char seq[24];
+        snprintf(seq, sizeof seq, "%llu", (unsigned long long)ts[i]->stream_seq);
+        jet_pgarr_add(&ids, ts[i]->id);
+        jet_pgarr_add(&seqs, seq);
+    }
+    bool ok = false;
+    pthread_mutex_lock(&rec->query_mu);
+    if (rec->history) { /* not after recorder_flush */
+        if (query_conn(a, rec, "hand-back record", n)) {
+            const char *params[] = {jet_pgarr_lit(&ids), jet_pgarr_lit(&seqs)};
+            /* A new stream message (a republish) starts its count again. */
+            PGresult *res = PQexecParams(rec->query_pg,
+                                         "UPDATE tasks t SET handed_back = CASE WHEN t.handed_back_seq = u.seq THEN "
+                                         "coalesce(t.handed_back, 0) + 1 ELSE 1 END, handed_back_seq = u.seq FROM "
+                                         "unnest($1::text[], $2::bigint[]) u(id, seq) WHERE t.id = u.id AND NOT "
+                                         "jetsched_status_terminal(t.status)",
+                                         2, NULL, params, NULL, NULL, 0);
+            ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+            if (!ok)
+                jet_warn("hand-back record of %zu task(s) not stored: %s", n, PQresultErrorMessage(res));
+            PQclear(res);
+        }
+    }
+    pthread_mutex_unlock(&rec->query_mu);
+    jet_pgarr_free(&ids);
+    jet_pgarr_free(&seqs);
+    return ok;
 }

@@ -30,11 +30,19 @@ typedef struct recorder_row {
     bool found;            /* false: no row (a direct publish not seen before) */
     jet_task_state status;
     int attempts;          /* attempts recorded so far */
+    int handed_back;       /* deliveries of stream message handed_back_seq naked without running */
+    uint64_t handed_back_seq;
 } recorder_row;
 /* The admission lookup: the rows of n task ids in ONE query (id = ANY($1)).
  * rows[i] answers ids[i]. False when PostgreSQL could not be asked (rows
  * all not found) or history is disabled. */
 bool recorder_rows(agent *a, const char *const *ids, size_t n, recorder_row *rows);
+/* Counts one handed-back delivery (a Nak without running the handler) for
+ * each of the n tasks, in ONE statement, so that their next delivery spends
+ * no attempt (DESIGN §12). Only tasks with a non-terminal row are counted
+ * (a direct publish never seen by PostgreSQL has no row to count on). False
+ * when PostgreSQL could not be reached: the caller naks all the same. */
+bool recorder_handed_back(agent *a, agent_task *const *ts, size_t n);
 /* Whether the writer can reach PostgreSQL; why receives the reason when not. */
 bool recorder_healthy(agent *a, char *why, size_t len);
 /* No new work should be taken: history.max_pending outcomes wait for their

@@ -8,10 +8,14 @@
 #include "keylimits.h"
 #include "outcome.h"
 #include "puller.h"
+#include "recorder.h"
+#include <jetsched/alloc.h>
 
 #include <jetsched/log.h>
 #include <jetsched/names.h>
 #include <jetsched/timeutil.h>
+
+#include <stdlib.h>
 
 static void run_task_logged(agent *a, inflight *f)
 {
@@ -135,15 +139,33 @@ void workers_drain(queue_rt *q, int64_t grace_ms)
     agent *a = q->a;
     int64_t until = jet_mono_ms() + grace_ms;
     pthread_mutex_lock(&q->mu);
-    /* Tasks pulled but not started are handed back at once. */
+    /* Tasks pulled but not started are handed back at once, recorded first
+     * as handed back (one statement for all) so that their next delivery
+     * spends no attempt (DESIGN §12). When PostgreSQL cannot take that
+     * record they are naked all the same: a spent attempt is better than
+     * a task held until the agent exits. */
+    inflight **back = NULL;
+    size_t nback = 0;
     inflight *f;
     while ((f = dispatch_take_unstarted(q)) != NULL) {
-        pthread_mutex_unlock(&q->mu);
-        acker_nak_now(a, f->task);
-        inflight_unlink(a, f);
-        inflight_release(f);
-        pthread_mutex_lock(&q->mu);
+        back = jet_xrealloc(back, (nback + 1) * sizeof *back);
+        back[nback++] = f;
     }
+    pthread_mutex_unlock(&q->mu);
+    if (nback) {
+        agent_task **ts = jet_xcalloc(nback, sizeof *ts);
+        for (size_t i = 0; i < nback; i++)
+            ts[i] = back[i]->task;
+        recorder_handed_back(a, ts, nback);
+        free(ts);
+    }
+    for (size_t i = 0; i < nback; i++) {
+        acker_nak_now(a, back[i]->task);
+        inflight_unlink(a, back[i]);
+        inflight_release(back[i]);
+    }
+    free(back);
+    pthread_mutex_lock(&q->mu);
     q->stop_workers = true;
     dispatch_wake_all(q);
     while (q->busy > 0 && jet_mono_ms() < until)

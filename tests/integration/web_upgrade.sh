@@ -36,6 +36,7 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 grep -q 0007_held_states "$TMP/out" || fail "0007 applied"
 grep -q 0009_history_write_path "$TMP/out" || fail "0009 applied"
 { grep -q 0011_workflows "$TMP/out" && grep -q 0013_workflow_hot_counters "$TMP/out"; } || fail "0011 and 0013 applied"
+grep -q 0015_handed_back "$TMP/out" || fail "0015 applied"
 echo "upgrade of 1,000,000 tasks: $ms ms"
 [[ $(q "SELECT rolled_to < now() - interval '59 minutes' FROM task_minutes_state") == t ]] || fail "rollup starts an hour back"
 [[ $(q "SELECT count(*) FROM pg_indexes WHERE indexname IN ('tasks_handler_created_idx', 'tasks_queue_only_created_idx')") == 2 ]] ||
@@ -95,4 +96,20 @@ q "UPDATE tasks SET status = 'succeeded' WHERE id = 'wu-a'"
 q "UPDATE tasks SET status = 'succeeded' WHERE id = 'wu-b'"
 [[ $(q "SELECT drained FROM jetsched_wf_step(100)") == 1 && $(q "SELECT status FROM workflows WHERE id = 'wu'") == succeeded ]] ||
   fail "the step ends the workflow"
+# 0015: the hand-back counter is empty after the upgrade (no rewrite, no
+# default), is not indexed (its increment stays a HOT update), and a new
+# stream message restarts it (the statement agentd runs).
+[[ $(q "SELECT count(*) FROM tasks WHERE handed_back IS NOT NULL OR handed_back_seq IS NOT NULL") == 0 ]] || fail "0015 columns"
+[[ $(q "SELECT count(*) FROM pg_indexes WHERE tablename = 'tasks' AND indexdef LIKE '%handed_back%'") == 0 ]] ||
+  fail "an index of tasks mentions handed_back"
+q "INSERT INTO tasks (id, queue, status) VALUES ('hb-q', 'q1', 'queued')"
+hb() { q "UPDATE tasks t SET handed_back = CASE WHEN t.handed_back_seq = u.seq THEN coalesce(t.handed_back, 0) + 1 ELSE 1 END,
+          handed_back_seq = u.seq FROM unnest('{hb-q,u1}'::text[], '{$1,$1}'::bigint[]) u(id, seq)
+          WHERE t.id = u.id AND NOT jetsched_status_terminal(t.status)"; }
+hb 7; hb 7
+[[ $(q "SELECT handed_back || ' ' || handed_back_seq FROM tasks WHERE id = 'hb-q'") == "2 7" ]] || fail "two hand-backs of message 7"
+hb 9
+[[ $(q "SELECT handed_back || ' ' || handed_back_seq FROM tasks WHERE id = 'hb-q'") == "1 9" &&
+   $(q "SELECT count(*) FROM tasks WHERE id = 'u1' AND handed_back IS NULL") == 1 ]] ||
+  fail "a new message restarts the count; a terminal row is left alone"
 echo "web_upgrade: ok"
