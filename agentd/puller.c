@@ -270,6 +270,30 @@ static bool status_reply(queue_rt *q, natsMsg *m, int *lane, uint64_t *id, const
     return true;
 }
 
+/* True when m was a status reply: it is handled (handle_status, when it is
+ * one of ours) and destroyed. */
+static bool consume_status_reply(queue_rt *q, natsMsg *m)
+{
+    int lane = -1;
+    uint64_t id = 0;
+    const char *status;
+    if (!status_reply(q, m, &lane, &id, &status))
+        return false;
+    if (lane >= 0)
+        handle_status(q, lane, id, m, status);
+    natsMsg_Destroy(m);
+    return true;
+}
+
+/* The lane of a task delivery (a lane subject with a $JS.ACK reply), or -1
+ * for anything else; *reply set either way. */
+static int delivery_lane(natsMsg *m, const char **reply)
+{
+    int lane = lane_of_subject(natsMsg_GetSubject(m));
+    *reply = natsMsg_GetReply(m);
+    return lane >= 0 && *reply && strncmp(*reply, "$JS.ACK.", 8) == 0 ? lane : -1;
+}
+
 /* A task delivered on `lane`: counted against the lane's request; false
  * when no request of ours was waiting for it (a late delivery: from a
  * request we gave up or forgot on reconnect). */
@@ -299,20 +323,12 @@ static bool count_delivery(queue_rt *q, int lane)
 static bool handle_arrival(queue_rt *q, natsMsg *m)
 {
     reset_on_reconnect(q);
-    int lane = -1;
-    uint64_t id = 0;
-    const char *status;
-    if (status_reply(q, m, &lane, &id, &status)) {
-        if (lane >= 0)
-            handle_status(q, lane, id, m, status);
-        natsMsg_Destroy(m);
+    if (consume_status_reply(q, m))
         return false;
-    }
-    const char *subj = natsMsg_GetSubject(m);
-    lane = lane_of_subject(subj);
-    const char *reply = natsMsg_GetReply(m);
-    if (lane < 0 || !reply || strncmp(reply, "$JS.ACK.", 8) != 0) {
-        jet_warn("queue %s: unexpected message on %s; ignored", q->name, subj);
+    const char *reply;
+    int lane = delivery_lane(m, &reply);
+    if (lane < 0) {
+        jet_warn("queue %s: unexpected message on %s; ignored", q->name, natsMsg_GetSubject(m));
         natsMsg_Destroy(m);
         return false;
     }
@@ -435,18 +451,11 @@ static void drain_arrivals(queue_rt *q)
     size_t nback = 0;
     for (size_t i = 0; i < n; i++) {
         natsMsg *m = ms[i];
-        int lane = -1;
-        uint64_t id = 0;
-        const char *status;
-        if (status_reply(q, m, &lane, &id, &status)) {
-            if (lane >= 0)
-                handle_status(q, lane, id, m, status);
-            natsMsg_Destroy(m);
+        if (consume_status_reply(q, m))
             continue;
-        }
-        lane = lane_of_subject(natsMsg_GetSubject(m));
-        const char *reply = natsMsg_GetReply(m);
-        if (lane < 0 || !reply || strncmp(reply, "$JS.ACK.", 8) != 0) {
+        const char *reply;
+        int lane = delivery_lane(m, &reply);
+        if (lane < 0) {
             acker_nak_reply(q->a, reply);
             natsMsg_Destroy(m);
             continue;
