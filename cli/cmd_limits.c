@@ -72,18 +72,26 @@ static void print_table(const json_t *limits)
     cli_table_print(t, stdout); /* frees t */
 }
 
+/* Every page (limit.list pages by 1,000): one table, or one JSON reply
+ * holding all of them. */
 static int limits_list(cli_ctx *ctx)
 {
-    json_t *reply = NULL;
-    int rc = cli_request(ctx, "limit.list", NULL, &reply);
-    if (rc != CLI_OK)
-        return rc;
-    if (ctx->json)
-        cli_print_json(reply);
-    else
-        print_table(json_object_get(reply, "limits"));
-    json_decref(reply);
-    return CLI_OK;
+    json_t *req = json_object(), *all = NULL;
+    char *next = NULL;
+    int rc = cli_request_pages(ctx, "limit.list", req, "limits", true, &all, &next);
+    json_decref(req);
+    free(next);
+    if (rc == CLI_OK) {
+        if (ctx->json) {
+            json_t *out = json_pack("{s:O,s:n}", "limits", all, "next_cursor");
+            cli_print_json(out);
+            json_decref(out);
+        } else {
+            print_table(all);
+        }
+    }
+    json_decref(all);
+    return rc;
 }
 
 /* set|get|delete: the target (KEY or --queue) and, for set, the values. */

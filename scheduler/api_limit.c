@@ -176,23 +176,56 @@ json_t *api_limit_get(api_ctx *c, json_t *req, api_err *e)
     return out;
 }
 
+/* Pages in the list's order (queue defaults, then keys, each by name): the
+ * cursor is "scope|name" of the last row of the previous page. */
 json_t *api_limit_list(api_ctx *c, json_t *req, api_err *e)
 {
-    static const char *const fields[] = {NULL};
-    if (!api_check_fields(req, fields, e))
+    static const char *const fields[] = {"limit", "cursor", NULL};
+    int64_t limit = 1000;
+    const char *cursor = NULL;
+    if (!api_check_fields(req, fields, e) || api_int(req, "limit", false, 1, 1000, &limit, e) < 0 ||
+        api_str(req, "cursor", false, &cursor, e) < 0)
         return NULL;
-    if (c->offline)
+    char *after = NULL, *name = NULL;
+    if (cursor) {
+        if (!(after = api_cursor_decode(cursor, e)))
+            return NULL;
+        char *bar = strchr(after, '|');
+        if (!bar || (strncmp(after, "queue|", 6) && strncmp(after, "key|", 4)) || !bar[1]) {
+            free(after);
+            return api_fail(e, API_INVALID, "cursor", "cursor is not one returned by limit.list (pass next_cursor "
+                            "unchanged)");
+        }
+        *bar = '\0';
+        name = bar + 1;
+    }
+    if (c->offline) {
+        free(after);
         return api_fail(e, API_UNAVAILABLE, NULL, "PostgreSQL is not available");
+    }
+    char lim[32];
+    snprintf(lim, sizeof lim, "%lld", (long long)limit + 1);
+    const char *p[] = {after, name, lim};
     PGresult *r = api_pg(c, "limit.list",
-                         "SELECT " LIMIT_COLS " FROM limits l ORDER BY l.scope DESC, l.name LIMIT 10000", 0, NULL, NULL,
-                         NULL, e);
+                         "SELECT " LIMIT_COLS " FROM limits l WHERE $1::text IS NULL OR l.scope < $1"
+                         " OR (l.scope = $1 AND l.name > $2::text) ORDER BY l.scope DESC, l.name LIMIT $3::int",
+                         3, p, NULL, NULL, e);
+    free(after);
     if (!r)
         return NULL;
-    json_t *list = json_array();
-    for (int i = 0; i < PQntuples(r); i++)
+    json_t *list = json_array(), *next = json_null();
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows && i < limit; i++)
         json_array_append_new(list, limit_json(r, i));
+    if (rows > limit) {
+        char text[300];
+        snprintf(text, sizeof text, "%s|%s", PQgetvalue(r, (int)limit - 1, 0), PQgetvalue(r, (int)limit - 1, 1));
+        char *enc = api_cursor_encode(text);
+        next = json_string(enc);
+        free(enc);
+    }
     PQclear(r);
-    return json_pack("{s:o}", "limits", list);
+    return json_pack("{s:o,s:o}", "limits", list, "next_cursor", next);
 }
 
 json_t *api_limit_delete(api_ctx *c, json_t *req, api_err *e)

@@ -52,6 +52,25 @@ static void verbs(void)
               !strcmp(sa_str(json_array_get(l, 2), "key"), "partner:api"),
           "limit.list order: queue defaults, then keys by name");
     sa_expect_ok(r, "limit.list");
+    /* pages: limit 2 gives the queue default and the first key, then a
+     * cursor to the last key; a forged cursor is refused naming it */
+    r = sa_req("limit.list", "{\"limit\":2}");
+    l = json_object_get(r, "limits");
+    const char *next = sa_str(r, "next_cursor");
+    CHECK(json_array_size(l) == 2 && next && *next, "limit.list limit 2: 2 limits and a next_cursor (%zu)",
+          json_array_size(l));
+    char page2[600];
+    snprintf(page2, sizeof page2, "{\"limit\":2,\"cursor\":\"%s\"}", next ? next : "");
+    sa_expect_ok(r, "limit.list page 1");
+    r = sa_req("limit.list", page2);
+    l = json_object_get(r, "limits");
+    CHECK(json_array_size(l) == 1 && !strcmp(sa_str(json_array_get(l, 0), "key"), "partner:api") &&
+              json_is_null(json_object_get(r, "next_cursor")),
+          "limit.list page 2: the last key, no next_cursor (%zu)", json_array_size(l));
+    sa_expect_ok(r, "limit.list page 2");
+    sa_expect_error(sa_req("limit.list", "{\"cursor\":\"bm9wZQ\"}"), "invalid_argument", "cursor",
+                    "forged cursor");
+    sa_expect_error(sa_req("limit.list", "{\"limit\":0}"), "invalid_argument", "limit", "limit 0");
     r = sa_req("limit.delete", "{\"key\":\"customer-42\"}");
     CHECK(json_is_true(json_object_get(r, "deleted")), "limit.delete");
     sa_expect_ok(r, "limit.delete");
@@ -97,7 +116,7 @@ static void errors(void)
                     "burst 0");
     sa_expect_error(sa_req("limit.set", "{\"key\":\"a\",\"concurrency\":1,\"color\":\"red\"}"), "invalid_argument",
                     "color", "unknown field");
-    sa_expect_error(sa_req("limit.list", "{\"key\":\"a\"}"), "invalid_argument", "key", "list takes no field");
+    sa_expect_error(sa_req("limit.list", "{\"key\":\"a\"}"), "invalid_argument", "key", "list takes no key");
     sa_expect_error(sa_req("limit.get", "{}"), "invalid_argument", "key", "get without key");
     sa_expect_error(sa_req("limit.delete", "{\"key\":7}"), "invalid_argument", "key", "key not a string");
     CHECK(ts_pg_long("SELECT count(*) FROM limits WHERE name = 'a'") == 0, "refused requests stored nothing");
