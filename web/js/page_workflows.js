@@ -175,7 +175,7 @@ JS.wfGraph = function (nodes) {
       JS.svg("rect", { width: W, height: H, rx: 6 }),
       JS.svg("circle", { cx: W - 12, cy: 12, r: 4, class: "dot" }),
       JS.svg("text", { x: 10, y: 16, class: "nid" }, label),
-      JS.svg("text", { x: 10, y: 31, class: "nst" }, n.status + (n.attempts > 1 ? " · try " + n.attempts : "")));
+      JS.svg("text", { x: 10, y: 31, class: "nst" }, n.status + (n.attempts > 1 ? " · " + n.attempts + " tries" : "")));
     svg.appendChild(JS.svg("g", { class: "node st-" + n.status, "data-node": n.id, "data-task": n.task_id || "", "data-status": n.status,
       transform: "translate(" + x(b) + "," + y(b) + ")" }, a));
   });
@@ -189,10 +189,13 @@ function setNodeState(box, taskId, status, attempt) {
     if (el.tagName.toLowerCase() === "g") {
       el.setAttribute("class", "node st-" + status);
       var t = el.querySelector(".nst");
-      if (t) t.textContent = status + (attempt > 1 ? " · try " + attempt : "");
+      if (t) t.textContent = status + (attempt > 1 ? " · " + attempt + " tries" : "");
     } else {
       var cell = el.querySelector(".status");
       if (cell) JS.clear(cell).appendChild(JS.status(status));
+      /* the same count as the drawing: attempts made so far */
+      var tries = el.querySelector(".tries");
+      if (tries && attempt) tries.textContent = String(attempt);
       el.classList.remove("flashrow"); void el.offsetWidth; el.classList.add("flashrow");
     }
   });
@@ -274,7 +277,7 @@ JS.pages.workflow = function (ctx) {
         JS.h("td.id", JS.link("#/task/" + encodeURIComponent(n.task_id), n.id)),
         JS.h("td.opt", n.handler || "-"),
         JS.h("td.status", JS.status(n.status)),
-        JS.h("td.num", String(n.attempts || 0)),
+        JS.h("td.num.tries", String(n.attempts || 0)),
         JS.h("td.opt.mono", (n.depends_on || []).map(function (p) { return (typeof p === "string" ? p : p.id) + (p.allow_failure ? "?" : ""); }).join(", ") || "-"),
         JS.h("td.num.opt", JS.took(n.started_at, n.finished_at)),
         JS.h("td.err", { title: n.error || "" }, n.error || "")));
