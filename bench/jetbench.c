@@ -40,6 +40,7 @@ static struct {
     bool quick;
     bool native_only;         /* only the native noop, history on (and the compare build's): an A/B of agentd */
     bool api_only;            /* only (f): schedulerd's API and bursts against raw async publish */
+    bool cron_only;           /* only (d): cron fire lag (steady state, leader kill) against raw async publish */
     json_t *meta;
 } opt = {.n = 100000, .payload = 128, .window = 4096, .batch = 256, .lat_seconds = 8};
 
@@ -49,6 +50,7 @@ static void usage(void)
             "usage: jetbench --build DIR --src DIR [--out FILE] [--n N] [--payload BYTES] [--window N]\n"
             "                [--batch N] [--concurrency 8,32] [--lat-seconds S] [--quick] [--meta KEY=VALUE]...\n"
             "                [--compare-build DIR] [--history-batch N] [--native-only] [--api-only]\n"
+            "                [--cron-only]\n"
             "Runs inside tests/harness/with-servers --nats --pg (use bench/run).\n");
     exit(2);
 }
@@ -111,6 +113,8 @@ static void parse_args(int argc, char **argv)
             opt.native_only = true;
         else if (!strcmp(a, "--api-only"))
             opt.api_only = true;
+        else if (!strcmp(a, "--cron-only"))
+            opt.cron_only = true;
         else
             usage();
 #undef ARG
@@ -1046,6 +1050,54 @@ static int api_only_report(void)
     return r.ok ? 0 : 3;
 }
 
+/* --cron-only: (d) alone with its ceiling (raw async publish of N in the
+ * same run), one line each with the load average: the steady-state p99
+ * against max(10 ms, 1.25 x N / R), N = the fires due at once. */
+static int cron_only_report(void)
+{
+    double l0[3] = {0}, l1[3] = {0};
+    getloadavg(l0, 3);
+    js_PurgeStream(js, TASK_STREAM, NULL, NULL);
+    jb_pub_spec ps = {.subject = RAW_SUBJECT, .handler = "noop", .id_prefix = "cronraw-", .payload = payload,
+                      .payload_len = opt.payload, .n = opt.n};
+    jb_pub_result pr;
+    long acked = jb_publish(js, &ps, &pr);
+    double R = acked / ((double)(pr.end_ns - pr.start_ns) / 1e9);
+    js_PurgeStream(js, TASK_STREAM, NULL, NULL);
+    jb_log("(d) raw async publish %.0f msg/s", R);
+    char sched_bin[700];
+    snprintf(sched_bin, sizeof sched_bin, "%s/scheduler/schedulerd", opt.build);
+    if (access(sched_bin, X_OK) != 0)
+        jb_die("%s is not built", sched_bin);
+    jb_cron_spec cs = {.build = opt.build, .workdir = workdir, .schedules = 1000,
+                       .steady_s = opt.quick ? 5 : 20, .after_kill_s = opt.quick ? 5 : 8};
+    jb_cron_result c = jb_cron_run(&cs, pg, cons_nc, js);
+    getloadavg(l1, 3);
+    double bound = fmax(10.0, 1.25 * (double)c.schedules / R * 1000.0);
+    printf("\njetsched cron benchmark (d): %d schedules every second, load average %.1f -> %.1f (1 min)\n",
+           c.schedules, l0[0], l1[0]);
+    printf("  raw JetStream async publish (R)   %8.0f msg/s\n", R);
+    if (!c.ok) {
+        printf("  FAILED: %s\n", c.why);
+    } else {
+        printf("  steady state                      p50 %.1f ms  p99 %.1f ms  max %.1f ms  target p99 <= %.1f ms "
+               "(max(10 ms, 1.25 N/R)): %s  (%ld fires, %ld missing; per second first/last out %.0f/%.0f ms)\n",
+               c.steady.p50, c.steady.p99, c.steady.max, bound, c.steady.p99 <= bound ? "met" : "MISSED",
+               c.steady.n, c.steady.missing, c.burst_first_ms, c.burst_last_ms);
+        printf("  leader kill -9 (TTL %d ms)        max %.0f ms  target <= %d ms: %s  (takeover %.0f ms; %ld of %ld "
+               "fires missing, %ld published twice)\n",
+               c.ttl_ms, c.kill.max, c.ttl_ms + 1000, c.kill.n > 0 && c.kill.max <= c.ttl_ms + 1000 ? "met" : "MISSED",
+               c.takeover_ms, c.fires_missed, c.fires_expected, c.republished);
+    }
+    printf("  schedulerd leader RSS idle / peak %.1f / %.1f MiB\n", c.rss_idle_kb / 1024.0, c.rss_peak_kb / 1024.0);
+    jb_js_context_destroy(js);
+    natsConnection_Destroy(pub_nc);
+    natsConnection_Destroy(cons_nc);
+    PQfinish(pg);
+    nats_Close();
+    return c.ok ? 0 : 3;
+}
+
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
@@ -1056,6 +1108,8 @@ int main(int argc, char **argv)
     jb_mem nats_idle = jb_proc_mem(nats_pid);
     if (opt.api_only)
         return api_only_report();
+    if (opt.cron_only)
+        return cron_only_report();
 
     /* (a) */
     if (!opt.native_only)

@@ -66,7 +66,8 @@ static void sched_start(jb_agent *s, const jb_cron_spec *sp, const char *id)
     FILE *f = fopen(s->conf, "w");
     if (!f)
         jb_die("cannot write %s", s->conf);
-    fprintf(f, "# written by jetbench (cron fire lag)\nlog = { level = \"warn\"; };\n");
+    const char *lvl = getenv("JETBENCH_SCHEDULERD_LOG_LEVEL"); /* e.g. debug: the leader's round timings */
+    fprintf(f, "# written by jetbench (cron fire lag)\nlog = { level = \"%s\"; };\n", lvl && *lvl ? lvl : "warn");
     fprintf(f, "scheduler = { id = \"%s\";%s%s%s };\n", id, sp->tick ? " tick = \"" : "", sp->tick ? sp->tick : "",
             sp->tick ? "\";" : "");
     fprintf(f, "http = { listen = \"127.0.0.1:%d\"; };\n", s->http_port);
@@ -257,6 +258,23 @@ jb_cron_result jb_cron_run(const jb_cron_spec *sp, PGconn *pg, natsConnection *n
              " to_timestamp(%lld / 1000.0) AND scheduled_for < to_timestamp(%lld / 1000.0)",
              (long long)steady_from, (long long)steady_to);
     r.steady_commit_p99_ms = (double)jb_pg_long(pg, sql);
+    if (getenv("JETBENCH_CRON_PER_SECOND"))
+        for (long k = 0; k < cr.nsec; k++) {
+            int64_t t = cr.first_ms + k * 1000;
+            if (t >= steady_to)
+                break;
+            int64_t lo = 0, hi = 0;
+            for (long i = 0; i < cr.nsched; i++) {
+                int64_t v = cr.recv_ns[i * cr.nsec + k];
+                if (v && (!lo || v < lo))
+                    lo = v;
+                if (v > hi)
+                    hi = v;
+            }
+            if (lo)
+                jb_log("    second %+ld (%lld): first %.1f ms, last %.1f ms after the fire time", k - warm_s,
+                       (long long)t, (double)(lo - t * 1000000) / 1e6, (double)(hi - t * 1000000) / 1e6);
+        }
     r.republished = atomic_load(&cr.repeats);
     r.ok = !r.why[0] && r.steady.n > 0;
     if (!r.ok && !r.why[0])

@@ -120,6 +120,21 @@ void fire_publish_finish(sched *s, sched_pubset *ps)
             failed++;
         }
     }
+    if (jet_log_enabled(JET_LOG_DEBUG)) {
+        int64_t first = INT64_MAX, last = 0, due = INT64_MAX;
+        for (size_t i = 0; i < ps->n; i++)
+            if (ps->items[i].result == 1) {
+                if (ps->items[i].acked_ms < first)
+                    first = ps->items[i].acked_ms;
+                if (ps->items[i].acked_ms > last)
+                    last = ps->items[i].acked_ms;
+                if (ps->items[i].fire_ms > 0 && ps->items[i].fire_ms < due)
+                    due = ps->items[i].fire_ms;
+            }
+        if (last && due != INT64_MAX)
+            jet_debug("publish: %zu pub-acks from %lld to %lld ms after the earliest fire time", ps->n,
+                      (long long)(first - due), (long long)(last - due));
+    }
     if (failed)
         jet_metric_add(leader_m_publish_fail, NULL, failed);
     if (dups)

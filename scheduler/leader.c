@@ -228,6 +228,36 @@ static void nap_us(sched *s, int64_t us, uint64_t refused)
     }
 }
 
+/* Whether a round has work for the fenced transactions, in one autocommit
+ * query (no row lock, nothing to flush at a commit): schedules due now or
+ * within scheduler.plan_ahead (fire_due's selection), rows `scheduled` due
+ * now (a superset of fire_queue_delayed's). An idle round used to run both
+ * fenced transactions, each a commit with a WAL flush (the fence's FOR
+ * SHARE locks a row), every tick; one stalled by the disk right before a
+ * planned due instant held the publish back (a 147 ms late burst under
+ * load). A PostgreSQL epoch other than ours sets both, so that the fenced
+ * transaction finds it and steps down as before; an error sets both. */
+static void due_work(sched *s, uint64_t epoch, bool *fires, bool *delayed)
+{
+    *fires = *delayed = true;
+    char ahead[32], es[32];
+    snprintf(ahead, sizeof ahead, "%lld", (long long)atomic_load(&s->plan_ahead_ms));
+    snprintf(es, sizeof es, "%llu", (unsigned long long)epoch);
+    const char *p[] = {ahead, es};
+    PGresult *r = leader_q(s, "due work",
+                           "SELECT EXISTS (SELECT 1 FROM schedules WHERE NOT paused"
+                           " AND next_fire_at <= now() + $1::bigint * interval '1 millisecond'"
+                           " AND (overlap <> 'forbid' OR next_fire_at <= now())),"
+                           " EXISTS (SELECT 1 FROM tasks WHERE status = 'scheduled' AND scheduled_for <= now()),"
+                           " coalesce((SELECT epoch FROM scheduler_epoch) = $2::bigint, false)",
+                           2, p);
+    if (r && PQntuples(r) == 1 && PQgetvalue(r, 0, 2)[0] == 't') {
+        *fires = PQgetvalue(r, 0, 0)[0] == 't';
+        *delayed = PQgetvalue(r, 0, 1)[0] == 't';
+    }
+    PQclear(r);
+}
+
 /* Microseconds from now (wall clock) until Unix ms t. */
 static int64_t wall_us_until(int64_t t)
 {
@@ -260,6 +290,19 @@ static int64_t next_due_us(sched *s)
     return best;
 }
 
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Where a round's time went (debug log: a planned publish that went out
+ * late names the previous round's phases). */
+typedef struct round_times {
+    int64_t start, publish, fires, delayed, finish, load, reconcile, end; /* mono_us at the end of each */
+} round_times;
+
 static void *leader_main(void *arg)
 {
     sched *s = arg;
@@ -268,8 +311,12 @@ static void *leader_main(void *arg)
     int idle_overdue = 0; /* rounds in a row that found nothing although something was due */
     sched_pubset ps;
     sched_pubset_init(&ps, s);
+    round_times rt = {0}, prev = {0};
+    int64_t last_full_us = 0; /* start of the last round that ran its PostgreSQL work */
     while (!atomic_load(&s->stop)) {
+        prev = rt;
         nap_us(s, sleep_us, refused_rev);
+        rt = (round_times){.start = mono_us()};
         int64_t tick_us = atomic_load(&s->tick_ms) * 1000;
         sleep_us = tick_us;
         uint64_t rev = 0;
@@ -296,7 +343,17 @@ static void *leader_main(void *arg)
         }
         plan_notified(s);
         /* The fire-ahead path: what is due now leaves from memory first. */
+        int64_t first_due = plan_next_due_ms(), woke_ms = jet_now_ms();
+        if (first_due <= woke_ms && woke_ms - first_due >= 5 && prev.start)
+            jet_debug("plan: due at %lld, publishing %lld ms late; the previous round (%lld us before) took: "
+                      "publish %lld, fires %lld, delayed %lld, finish %lld, load %lld, reconcile %lld, rest %lld us",
+                      (long long)first_due, (long long)(woke_ms - first_due), (long long)(rt.start - prev.start),
+                      (long long)(prev.publish - prev.start), (long long)(prev.fires - prev.publish),
+                      (long long)(prev.delayed - prev.fires), (long long)(prev.finish - prev.delayed),
+                      (long long)(prev.load - prev.finish), (long long)(prev.reconcile - prev.load),
+                      (long long)(prev.end - prev.reconcile));
         int planned = plan_publish_due(s, rev, &ps, jet_now_ms());
+        int64_t handed_us = mono_us();
         if (planned < 0) {
             fire_publish_finish(s, &ps);
             step_down(s, "the lease is no longer ours at a planned publish (nothing published after it)");
@@ -304,29 +361,60 @@ static void *leader_main(void *arg)
         }
         if (planned > 0)
             fire_publish_finish(s, &ps); /* pub-acks, then scheduled -> queued: out of the at-due path's way */
+        rt.publish = mono_us();
+        if (planned > 0)
+            jet_debug("plan: %d task(s) due at %lld published from %lld ms after it: handed over in %lld us, "
+                      "pub-acks and record %lld us", planned, (long long)first_due, (long long)(woke_ms - first_due),
+                      (long long)(handed_us - rt.start), (long long)(rt.publish - handed_us));
+        bool log_round = planned > 0;
+        /* The last stretch before a planned due instant is kept free of
+         * PostgreSQL work: a round started there (a commit waiting for the
+         * disk, a planning transaction) would hold the publish back. Rounds
+         * still run at least every tick + guard. */
+        int64_t guard_us = tick_us < 100000 ? tick_us : 100000;
+        int64_t next_plan = plan_next_due_ms();
+        if (next_plan != INT64_MAX && last_full_us && rt.start - last_full_us < tick_us + guard_us) {
+            int64_t pu = wall_us_until(next_plan);
+            if (pu > 0 && pu <= guard_us) {
+                sleep_us = pu;
+                rt = prev; /* not a round: the previous one stays the one to report */
+                continue;
+            }
+        }
+        last_full_us = rt.start;
+        bool fires_due, delayed_due;
+        due_work(s, rev, &fires_due, &delayed_due);
         /* Fires: drain the due set (bounded per round); each committed
          * batch is published asynchronously while the next one is written. */
         int64_t until = jet_mono_ms() + 2000;
-        int n, worked = planned;
+        int n = 0, worked = planned;
         bool more = false;
-        do {
+        while (fires_due) {
             n = fire_due(s, rev, &ps, &more);
             worked += n > 0 ? n : 0;
-        } while (more && n >= 0 && jet_mono_ms() < until && !atomic_load(&s->stop));
+            if (!(more && n >= 0 && jet_mono_ms() < until && !atomic_load(&s->stop)))
+                break;
+        }
         bool behind = more && n >= 0;
+        rt.fires = mono_us();
         if (atomic_load(&s->epoch) != rev) {
             fire_publish_finish(s, &ps);
             if (atomic_load(&s->abdicate))
                 refused_rev = rev;
             continue;
         }
-        do {
+        n = 0;
+        while (delayed_due) {
             int64_t first_planned = plan_next_due_ms();
             n = fire_queue_delayed(s, rev, first_planned == INT64_MAX ? -1 : first_planned, &ps);
             worked += n > 0 ? n : 0;
-        } while (n == DELAYED_BATCH && jet_mono_ms() < until && !atomic_load(&s->stop));
+            if (!(n == DELAYED_BATCH && jet_mono_ms() < until && !atomic_load(&s->stop)))
+                break;
+        }
         behind = behind || n == DELAYED_BATCH;
+        rt.delayed = mono_us();
         fire_publish_finish(s, &ps);
+        rt.finish = mono_us();
         if (atomic_load(&s->epoch) != rev) {
             if (atomic_load(&s->abdicate))
                 refused_rev = rev;
@@ -339,11 +427,13 @@ static void *leader_main(void *arg)
             plan_rewind(earliest);
         if (plan_load(s) < 0)
             continue;
+        rt.load = rt.reconcile = rt.end = mono_us();
         if (jet_mono_ms() >= next_reconcile_mono) {
             reconcile(s, rev);
             if (atomic_load(&s->abdicate))
                 refused_rev = rev;
             next_reconcile_mono = jet_mono_ms() + atomic_load(&s->reconcile_ms);
+            rt.reconcile = rt.end = mono_us();
         }
         /* Wake at the next due time, at most one tick from now. */
         if (behind) {
@@ -368,6 +458,13 @@ static void *leader_main(void *arg)
                 due = pu < 0 ? 0 : pu; /* the plan's own due time: not held back by the back-off */
         }
         sleep_us = due < 0 ? 0 : due < tick_us ? due : tick_us;
+        rt.end = mono_us();
+        if (log_round)
+            jet_debug("round after a planned publish: publish %lld, fires %lld, delayed %lld, finish %lld, load %lld, "
+                      "reconcile %lld, rest %lld us", (long long)(rt.publish - rt.start),
+                      (long long)(rt.fires - rt.publish), (long long)(rt.delayed - rt.fires),
+                      (long long)(rt.finish - rt.delayed), (long long)(rt.load - rt.finish),
+                      (long long)(rt.reconcile - rt.load), (long long)(rt.end - rt.reconcile));
     }
     fire_publish_finish(s, &ps);
     sched_pubset_free(&ps);
