@@ -8,6 +8,7 @@
 #include "outcome.h"
 #include "recorder.h"
 
+#include <jetsched/alloc.h>
 #include <jetsched/log.h>
 #include <jetsched/metrics.h>
 #include <jetsched/timeutil.h>
@@ -16,15 +17,23 @@
 
 #include <stdio.h>
 
-/* ---- the admission lookup: one PostgreSQL query for the deliveries at hand ----
+/* ---- the admission lookup: one PostgreSQL query for a pull batch ----
  *
- * Pull requests deliver one message each (puller.h), so the deliveries that
- * arrive together reach the workers of all queues at nearly the same time.
- * Each worker queues its task id here; whichever finds no query running takes
- * every id queued so far and asks PostgreSQL once (recorder_rows, id =
- * ANY($1)); ids queued while that query runs go together in the next one.
- * Several tasks arriving together therefore cost one or two queries, never
- * one each. */
+ * The thread that receives a queue's deliveries (libnats' delivery thread of
+ * the pull inbox, puller.c) collects the deliveries that arrive together
+ * and, before any worker sees them, reads their rows in one query
+ * (admission_lookup: recorder_rows, id = ANY($1)); each task carries its
+ * row to the worker, which decides on it at once (admission_settle). The
+ * workers do not wait for PostgreSQL, nor for each other.
+ *
+ * A row read more than ROW_FRESH_US before a worker takes the task (a late
+ * delivery waiting for a slot, a machine too loaded to wake the worker) is
+ * read again by the worker (lookup_row below). Those lookups are rare; the
+ * workers that need one at the same time still share a query: each queues
+ * its task id, and whichever finds no query running takes every id queued
+ * so far and asks once; ids queued while it runs go in the next one. */
+
+#define ROW_FRESH_US 100000
 
 enum { LOOKUP_MAX = 256 };
 
@@ -103,6 +112,36 @@ static void lookup_row(agent *a, lookup *me)
     pthread_cond_destroy(&me->cv);
 }
 
+void admission_lookup(agent *a, inflight *const *fs, size_t n)
+{
+    pthread_once(&metrics_once, metrics_init);
+    size_t i = 0;
+    while (i < n) {
+        const char *ids[LOOKUP_MAX];
+        inflight *of[LOOKUP_MAX];
+        recorder_row rows[LOOKUP_MAX];
+        size_t k = 0;
+        for (; i < n && k < LOOKUP_MAX; i++)
+            if (!fs[i]->task->dead_reason) { /* malformed: dead without a row */
+                of[k] = fs[i];
+                ids[k++] = fs[i]->task->id;
+            }
+        if (k == 0)
+            break;
+        int64_t asked_us = jet_mono_us(); /* the row is at least this fresh */
+        bool asked = recorder_rows(a, ids, k, rows);
+        jet_metric_add(m_queries, NULL, 1);
+        jet_metric_add(m_looked_up, NULL, (double)k);
+        for (size_t j = 0; j < k; j++) {
+            if (!of[j]->adm_row)
+                of[j]->adm_row = jet_xmalloc(sizeof *of[j]->adm_row);
+            *of[j]->adm_row = rows[j];
+            of[j]->adm_asked = asked;
+            of[j]->adm_read_us = asked_us;
+        }
+    }
+}
+
 /* Attempt numbers continue after the ones PostgreSQL recorded (the delivery
  * count restarts for a republished or redispatched message). */
 static void continue_attempts(agent_task *t, const recorder_row *row)
@@ -126,13 +165,19 @@ static void continue_attempts(agent_task *t, const recorder_row *row)
  * must not run. A row that is not terminal (queued, running after a crash,
  * retrying) lets the task run; its attempts continue after the ones
  * already recorded. */
-static bool row_terminal(agent *a, agent_task *t, recorder_row *row, bool *asked)
+static bool row_terminal(agent *a, inflight *f, recorder_row *row, bool *asked)
 {
+    agent_task *t = f->task;
     pthread_once(&metrics_once, metrics_init);
-    lookup me = {.id = t->id};
-    lookup_row(a, &me);
-    *row = me.row;
-    *asked = me.asked;
+    if (f->adm_row && jet_mono_us() - f->adm_read_us <= ROW_FRESH_US) {
+        *row = *f->adm_row; /* read by the admission lookup of its batch */
+        *asked = f->adm_asked;
+    } else {
+        lookup me = {.id = t->id};
+        lookup_row(a, &me);
+        *row = me.row;
+        *asked = me.asked;
+    }
     if (!row->found)
         return false;
     if (jet_task_state_terminal(row->status))
@@ -206,7 +251,7 @@ bool admission_settle(agent *a, inflight *f)
     char why[200];
     if (t->dead_reason) {
         o = (outcome){.status = JET_TASK_DEAD, .reason = t->dead_reason, .error = t->dead_detail};
-    } else if (row_terminal(a, t, &row, &asked)) {
+    } else if (row_terminal(a, f, &row, &asked)) {
         refuse(t, &row, &o, why, sizeof why);
     } else if (hold_waiting(a, f, &row)) {
         return true;

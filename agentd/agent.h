@@ -45,6 +45,12 @@ typedef struct inflight {
      * the pulled -> started and finished -> recorded -> acked histograms. */
     int64_t pulled_us, started_us, finished_us, recorded_us;
     _Atomic bool running_recorded; /* the 'running' record was submitted (history.running_after) */
+    /* admission.c: the task's PostgreSQL row, read by the admission lookup
+     * of its pull batch before a worker took it (NULL: not read; the worker
+     * reads it), whether PostgreSQL answered, and when (jet_mono_us). */
+    struct recorder_row *adm_row;
+    bool adm_asked;
+    int64_t adm_read_us;
     /* Outcome details set by the handler through the host API. */
     pthread_mutex_t mu;
     char *result;
@@ -67,9 +73,13 @@ struct queue_rt {
     pthread_cond_t cv;             /* puller, drain: slots freed, messages arrived, stop */
     pthread_cond_t work_cv;        /* workers: a task is ready, or stop */
 
-    /* dispatch.c: the slots. busy + ready_len + outstanding <= concurrency. */
+    /* dispatch.c: the slots. busy + ready_len + arriving_len + admitting
+     * + outstanding <= concurrency. */
     inflight **ready;              /* FIFO of pulled tasks waiting for a worker */
     size_t ready_head, ready_len, ready_cap;
+    inflight **arriving;           /* deliveries of the batch being received, before their admission lookup */
+    size_t arriving_len, arriving_cap;
+    int admitting;                 /* taken from arriving for the lookup, not yet ready */
     int busy;                      /* workers running a handler */
     int idle;                      /* workers waiting on work_cv */
     int outstanding;               /* messages the pull requests may still deliver */

@@ -8,7 +8,7 @@
 
 int dispatch_free_slots(const queue_rt *q)
 {
-    int free = q->concurrency - q->busy - (int)q->ready_len - q->outstanding;
+    int free = q->concurrency - q->busy - (int)q->ready_len - (int)q->arriving_len - q->admitting - q->outstanding;
     return free > 0 ? free : 0;
 }
 
@@ -21,10 +21,28 @@ void dispatch_request_done(queue_rt *q, int n)
         q->outstanding = 0;
 }
 
-bool dispatch_enqueue(queue_rt *q, natsMsg *m, jet_priority lane)
+void dispatch_arrived(queue_rt *q, natsMsg *m, jet_priority lane)
 {
     agent_task *t = task_from_msg(m, q->name, lane, &q->defaults);
     inflight *f = inflight_new(q->a, q, t);
+    q->arriving = jet_xgrow(q->arriving, &q->arriving_cap, q->arriving_len + 1, sizeof *q->arriving, 16);
+    q->arriving[q->arriving_len++] = f;
+}
+
+inflight **dispatch_take_arriving(queue_rt *q, size_t *n)
+{
+    inflight **fs = q->arriving;
+    *n = q->arriving_len;
+    if (*n == 0)
+        return NULL;
+    q->admitting += (int)*n;
+    q->arriving = NULL;
+    q->arriving_len = q->arriving_cap = 0;
+    return fs;
+}
+
+static void ready_push(queue_rt *q, inflight *f)
+{
     if (q->ready_len == q->ready_cap) {
         /* A ring: grow into a fresh array in FIFO order. */
         size_t ncap = q->ready_cap ? q->ready_cap * 2 : 16;
@@ -37,10 +55,22 @@ bool dispatch_enqueue(queue_rt *q, natsMsg *m, jet_priority lane)
         q->ready_head = 0;
     }
     q->ready[(q->ready_head + q->ready_len++) % q->ready_cap] = f;
-    return q->idle > 0;
 }
 
-void dispatch_wake(queue_rt *q) { pthread_cond_signal(&q->work_cv); }
+int dispatch_admitted(queue_rt *q, inflight **fs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ready_push(q, fs[i]);
+    q->admitting -= (int)n;
+    return (int)n < q->idle ? (int)n : q->idle;
+}
+
+void dispatch_wake(queue_rt *q, int n)
+{
+    for (int i = 0; i < n; i++)
+        pthread_cond_signal(&q->work_cv);
+}
+
 void dispatch_wake_all(queue_rt *q) { pthread_cond_broadcast(&q->work_cv); }
 
 inflight *dispatch_take_unstarted(queue_rt *q)
@@ -74,4 +104,6 @@ void dispatch_free(queue_rt *q)
 {
     free(q->ready);
     q->ready = NULL;
+    free(q->arriving);
+    q->arriving = NULL;
 }

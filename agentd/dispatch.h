@@ -1,18 +1,22 @@
 /* Dispatch: the hand-off between a queue's puller and its workers, and the
  * one rule on a queue's slots:
  *
- *     busy + ready + outstanding <= concurrency
+ *     busy + ready + arriving + admitting + outstanding <= concurrency
  *
- * busy = workers running a task, ready = tasks pulled and waiting for a
- * worker, outstanding = messages the pull requests still out may deliver
- * (the sum of their unfilled batches). The puller asks dispatch_free_slots()
- * before every pull request and asks for at most that many; a delivery
- * moves a slot from outstanding to ready, a worker taking it moves it to
- * busy, and a finished task frees it. A late delivery (no request of ours
- * was waiting for it: puller.h) is queued as ready all the same, so the sum
- * may exceed concurrency for a moment; no pull is sent until it is back
- * below, and no more than concurrency handlers ever run (one per worker). Every function here is called with q->mu held
- * unless it says otherwise. */
+ * busy = workers running a task, ready = tasks pulled, admitted and waiting
+ * for a worker, arriving = deliveries of the pull batch being received,
+ * admitting = deliveries whose admission lookup (one PostgreSQL query for
+ * the batch, admission.h) is running, outstanding = messages the pull
+ * requests still out may deliver (the sum of their unfilled batches). The
+ * puller asks dispatch_free_slots() before every pull request and asks for
+ * at most that many; a delivery moves a slot from outstanding to arriving,
+ * the batch's lookup moves it to admitting and then ready, a worker taking
+ * it moves it to busy, and a finished task frees it. A late delivery (no
+ * request of ours was waiting for it: puller.h) is queued all the same, so
+ * the sum may exceed concurrency for a moment; no pull is sent until it is
+ * back below, and no more than concurrency handlers ever run (one per
+ * worker). Every function here is called with q->mu held unless it says
+ * otherwise. */
 #ifndef AGENTD_DISPATCH_H
 #define AGENTD_DISPATCH_H
 
@@ -26,13 +30,20 @@ int dispatch_free_slots(const queue_rt *q);
 void dispatch_request_sent(queue_rt *q, int n);
 void dispatch_request_done(queue_rt *q, int n);
 
-/* A delivered task: wraps the message (ownership taken) and queues it.
- * Does not wake a worker: returns true when one is idle, and the caller
- * calls dispatch_wake() after unlocking (so the woken worker does not block
- * on q->mu). */
-bool dispatch_enqueue(queue_rt *q, natsMsg *m, jet_priority lane);
-/* Wakes one idle worker (without q->mu). */
-void dispatch_wake(queue_rt *q);
+/* A delivered task: wraps the message (ownership taken) and adds it to the
+ * batch arriving (not yet visible to the workers). */
+void dispatch_arrived(queue_rt *q, natsMsg *m, jet_priority lane);
+/* The batch arriving, taken out for its admission lookup (counted as
+ * admitting until dispatch_admitted): *n tasks in a fresh array (freed by
+ * the caller), NULL when none. */
+inflight **dispatch_take_arriving(queue_rt *q, size_t *n);
+/* Tasks taken by dispatch_take_arriving, looked up: queued for the
+ * workers. Does not wake a worker: returns how many idle ones to wake, and
+ * the caller calls dispatch_wake() after unlocking (so the woken workers do
+ * not block on q->mu). */
+int dispatch_admitted(queue_rt *q, inflight **fs, size_t n);
+/* Wakes n idle workers (without q->mu). */
+void dispatch_wake(queue_rt *q, int n);
 /* Wakes every worker waiting on the queue (with q->mu). */
 void dispatch_wake_all(queue_rt *q);
 

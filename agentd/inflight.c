@@ -65,6 +65,7 @@ void inflight_release(inflight *f)
     free(f->result);
     free(f->error);
     wf_run_free(f->wf);
+    free(f->adm_row);
     pthread_mutex_destroy(&f->mu);
     free(f);
 }

@@ -1,6 +1,7 @@
 /* The per-queue puller thread. See puller.h for the design. */
 #include "puller.h"
 #include "acker.h"
+#include "admission.h"
 #include "dispatch.h"
 #include "recorder.h"
 
@@ -54,35 +55,78 @@ void puller_wake(queue_rt *q)
     pthread_mutex_unlock(&q->mu);
 }
 
-static bool handle_arrival(queue_rt *q, natsMsg *m);
+static void handle_arrival(queue_rt *q, natsMsg *m);
 static void issue_requests(queue_rt *q, int64_t now);
 static void expire_requests(queue_rt *q, int64_t now);
 
-/* The subscription callback (libnats' delivery thread). While the agent
- * runs, a delivery is handed straight to the workers from here and the
- * freed request slots are refilled at once: no hop through the puller
- * thread. During a drain (or before the puller exits) messages are only
- * parked in q->arrived, for puller_join() to hand back. */
+#define ADMIT_BATCH_MAX 256 /* deliveries looked up together at most (admission.c: one query) */
+
+/* The deliveries collected so far go to their admission lookup (one
+ * PostgreSQL query, admission.h), then to the workers. Called with q->mu
+ * held; returns with it RELEASED (the workers are woken without it, so
+ * that they do not block on it). */
+static void admit_arrivals(queue_rt *q)
+{
+    size_t n;
+    inflight **fs = dispatch_take_arriving(q, &n);
+    int wake = 0;
+    if (fs) {
+        pthread_mutex_unlock(&q->mu);
+        admission_lookup(q->a, fs, n);
+        pthread_mutex_lock(&q->mu);
+        wake = dispatch_admitted(q, fs, n);
+        free(fs);
+        if (atomic_load(&q->a->draining))
+            pthread_cond_broadcast(&q->cv); /* puller_join waits for admitting == 0 */
+    }
+    pthread_mutex_unlock(&q->mu);
+    dispatch_wake(q, wake);
+}
+
+/* During the drain: the deliveries collected so far are queued for the
+ * workers without their lookup (workers_drain hands them back; one a worker
+ * took first is looked up by it). q->mu held. */
+static void arrivals_unlooked(queue_rt *q)
+{
+    size_t n;
+    inflight **fs = dispatch_take_arriving(q, &n);
+    if (fs)
+        dispatch_admitted(q, fs, n);
+    free(fs);
+}
+
+/* The subscription callback (libnats' delivery thread of the inbox). While
+ * the agent runs, deliveries are collected here while more of them wait in
+ * the subscription (the rest of a pull batch), then the batch is looked up
+ * at once (admit_arrivals) and handed to the workers from this thread, and
+ * the freed request slots are refilled at once: no hop through the puller
+ * thread, one admission query per batch. During a drain (or before the
+ * puller exits) messages are only parked in q->arrived, for puller_join()
+ * to hand back. */
 static void on_inbox(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     (void)nc;
-    (void)sub;
     queue_rt *q = closure;
     agent *a = q->a;
-    bool wake = false;
     pthread_mutex_lock(&q->mu);
     if (atomic_load(&a->draining) || atomic_load(&a->stopped)) {
         q->arrived = jet_xgrow(q->arrived, &q->arrived_cap, q->arrived_len + 1, sizeof *q->arrived, 16);
         q->arrived[q->arrived_len++] = msg;
+        arrivals_unlooked(q);
         pthread_cond_broadcast(&q->cv);
-    } else {
-        wake = handle_arrival(q, msg);
-        if (!paused(a))
-            issue_requests(q, jet_mono_ms());
+        pthread_mutex_unlock(&q->mu);
+        return;
     }
-    pthread_mutex_unlock(&q->mu);
-    if (wake)
-        dispatch_wake(q);
+    handle_arrival(q, msg);
+    if (!paused(a))
+        issue_requests(q, jet_mono_ms());
+    int more = 0;
+    if (q->arriving_len > 0 && q->arriving_len < ADMIT_BATCH_MAX &&
+        natsSubscription_GetPending(sub, &more, NULL) == NATS_OK && more > 0) {
+        pthread_mutex_unlock(&q->mu); /* the next callback comes at once and collects it too */
+        return;
+    }
+    admit_arrivals(q); /* unlocks */
 }
 
 jet_status puller_init(queue_rt *q, jet_err *err)
@@ -318,26 +362,26 @@ static bool count_delivery(queue_rt *q, int lane)
 /* Handles one message from the inbox; called with q->mu held. Tasks arrive
  * with their original subject and are told apart by lane only (the server
  * shares a consumer's waiting requests round robin, so a delivery names no
- * request: one request per lane keeps the count exact). Returns true when a
- * task was queued and a worker is idle (to be woken after unlocking). */
-static bool handle_arrival(queue_rt *q, natsMsg *m)
+ * request: one request per lane keeps the count exact). A task joins the
+ * batch arriving (dispatch_arrived; admit_arrivals hands it on). */
+static void handle_arrival(queue_rt *q, natsMsg *m)
 {
     reset_on_reconnect(q);
     if (consume_status_reply(q, m))
-        return false;
+        return;
     const char *reply;
     int lane = delivery_lane(m, &reply);
     if (lane < 0) {
         jet_warn("queue %s: unexpected message on %s; ignored", q->name, natsMsg_GetSubject(m));
         natsMsg_Destroy(m);
-        return false;
+        return;
     }
     /* A late delivery waits in the ready queue like any other: no Nak (a Nak
      * counts as a JetStream delivery), and no handler beyond concurrency
      * (dispatch.h); no pull is sent until the slots are back. */
     if (!count_delivery(q, lane))
         jet_debug("queue %s: late delivery on lane %s", q->name, jet_priority_name((jet_priority)lane));
-    return dispatch_enqueue(q, m, (jet_priority)lane);
+    dispatch_arrived(q, m, (jet_priority)lane);
 }
 
 /* Asks for what can start: the free slots (dispatch.h) are split across the
@@ -407,14 +451,15 @@ static void *puller_main(void *arg)
     agent *a = q->a;
     pthread_mutex_lock(&q->mu);
     while (!atomic_load(&a->draining) && !atomic_load(&a->stopped)) {
-        bool wake = false;
         while (q->arrived_len > 0) {
             natsMsg *m = q->arrived[0];
             memmove(q->arrived, q->arrived + 1, --q->arrived_len * sizeof *q->arrived);
-            wake |= handle_arrival(q, m);
+            handle_arrival(q, m);
         }
-        if (wake)
-            dispatch_wake_all(q);
+        if (q->arriving_len > 0) {
+            admit_arrivals(q); /* unlocks */
+            pthread_mutex_lock(&q->mu);
+        }
         int64_t now = jet_mono_ms();
         expire_requests(q, now);
         if (!paused(a))
@@ -493,10 +538,13 @@ void puller_join(queue_rt *q)
         drain_arrivals(q);
         int64_t now = jet_mono_ms();
         expire_requests(q, now);
-        if (!requests_out(q) || now >= until || atomic_load(&q->a->stopped))
+        /* a batch whose lookup is running (admit_arrivals) is queued for
+         * the workers when it ends: workers_drain hands it back */
+        if ((!requests_out(q) && q->admitting == 0) || now >= until || atomic_load(&q->a->stopped))
             break;
         jet_cond_wait_ms(&q->cv, &q->mu, 20);
     }
+    arrivals_unlooked(q);
     pthread_mutex_unlock(&q->mu);
     natsSubscription_Unsubscribe(q->sub);
     natsSubscription_Destroy(q->sub);

@@ -17,9 +17,12 @@
  * "late" and waits in the ready queue (no Nak, no attempt spent).
  * docs/ARCHITECTURE.md, "Pulling".
  *
- * Deliveries go to dispatch.c (which owns the slot rule) straight from the
- * subscription callback; this thread gives up unanswered requests, resumes
- * after a pause, waits on idle lanes and hands back arrivals on drain. */
+ * Deliveries are handled in the subscription callback (libnats' delivery
+ * thread): it collects the messages of a pull batch while more of them wait
+ * in the subscription, looks their PostgreSQL rows up in one query
+ * (admission.h) and hands them to the workers (dispatch.c, which owns the
+ * slot rule); this thread gives up unanswered requests, resumes after a
+ * pause, waits on idle lanes and hands back arrivals on drain. */
 #ifndef AGENTD_PULLER_H
 #define AGENTD_PULLER_H
 
