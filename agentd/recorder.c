@@ -36,6 +36,7 @@ struct recorder {
     bool enabled;                  /* history.enabled (false: benchmark mode) */
     jet_history *history;          /* the writer; NULL once flushed */
     PGconn *query_pg;              /* idempotency checks (guarded by query_mu) */
+    bool rows_prepared;            /* ROWS_SQL is prepared on query_pg (a new or reset session has none) */
     pthread_mutex_t query_mu;
 };
 
@@ -220,11 +221,64 @@ static bool query_conn(agent *a, struct recorder *rec, const char *what, size_t 
         return true;
     PQfinish(rec->query_pg);
     rec->query_pg = NULL;
+    rec->rows_prepared = false;
     jet_err err;
     if (jet_pg_connect(a->cfg, "agentd", &rec->query_pg, &err) == JET_OK)
         return true;
     jet_warn("%s of %zu task(s) skipped: %s", what, n, err.msg);
     return false;
+}
+
+/* The admission lookup, prepared once per session (parse and plan were most
+ * of its PostgreSQL CPU when it was sent unprepared per query). Each id is
+ * one primary-key probe (LATERAL ... LIMIT 1 keeps it a parameterised index
+ * scan in the generic plan, whatever the table's size when it was planned),
+ * and comes back with its position in $1.
+ * Attempts: the writer (common/history.c) only moves a live row's attempts
+ * up to its newest attempt record, so for a live row tasks.attempts already
+ * counts every attempt row. Two kinds of row may have attempt rows past
+ * tasks.attempts, and only they pay the task_attempts probe: a terminal row
+ * (its 'duplicate' refusals are attempt rows that never touch the row) and
+ * a 'queued' row with attempts > 0 (a dead-letter replay puts a dead row
+ * back to 'queued' keeping its attempts, scheduler/api_dlq.c, after which
+ * refused duplicates may be numbered past them). Fresh tasks (no row, or
+ * 'queued' at attempt 0) and redeliveries of live rows probe nothing. */
+#define ROWS_NAME "jetsched_admission_rows"
+static const char ROWS_SQL[] =
+    "SELECT u.i, r.status, r.attempts, r.handed_back, r.handed_back_seq"
+    " FROM unnest($1::text[]) WITH ORDINALITY AS u(id, i)"
+    " CROSS JOIN LATERAL (SELECT t.status,"
+    "  CASE WHEN jetsched_status_terminal(t.status) OR (t.status = 'queued' AND t.attempts > 0)"
+    "   THEN greatest(t.attempts, (SELECT coalesce(max(x.attempt), 0) FROM task_attempts x WHERE x.task_id = t.id))"
+    "   ELSE t.attempts END AS attempts,"
+    "  coalesce(t.handed_back, 0) AS handed_back, coalesce(t.handed_back_seq, 0) AS handed_back_seq"
+    "  FROM tasks t WHERE t.id = u.id LIMIT 1) r";
+
+/* One try of the lookup on the session (query_mu held): the rows, or NULL
+ * after a warning (the session is reset, so the caller may try again). */
+static PGresult *rows_query(struct recorder *rec, const char *arr)
+{
+    if (!rec->rows_prepared) {
+        PGresult *p = PQprepare(rec->query_pg, ROWS_NAME, ROWS_SQL, 1, NULL);
+        rec->rows_prepared = PQresultStatus(p) == PGRES_COMMAND_OK;
+        if (!rec->rows_prepared)
+            jet_warn("admission lookup: prepare failed (is the schema migrated?): %s", PQresultErrorMessage(p));
+        PQclear(p);
+    }
+    PGresult *res = NULL;
+    if (rec->rows_prepared) {
+        const char *params[] = {arr};
+        res = PQexecPrepared(rec->query_pg, ROWS_NAME, 1, params, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQnfields(res) == 5)
+            return res;
+        jet_warn("admission lookup failed: %s", PQresultErrorMessage(res));
+    }
+    PQclear(res);
+    /* A reset session has no prepared statement (nor has one that lost it
+     * some other way: the retry prepares it again). */
+    PQreset(rec->query_pg);
+    rec->rows_prepared = false;
+    return NULL;
 }
 
 bool recorder_rows(agent *a, const char *const *ids, size_t n, recorder_row *rows)
@@ -249,26 +303,20 @@ bool recorder_rows(agent *a, const char *const *ids, size_t n, recorder_row *row
     for (int attempt = 0; attempt < 2 && !ok; attempt++) {
         if (!query_conn(a, rec, "admission lookup", n))
             break;
-        const char *params[] = {arr};
-        PGresult *res = PQexecParams(rec->query_pg,
-                                     "SELECT t.id, t.status, greatest(t.attempts, (SELECT coalesce(max(x.attempt), 0) "
-                                     "FROM task_attempts x WHERE x.task_id = t.id)), coalesce(t.handed_back, 0), "
-                                     "coalesce(t.handed_back_seq, 0) FROM tasks t WHERE t.id = ANY($1::text[])",
-                                     1, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-            for (int r = 0; r < PQntuples(res); r++)
-                for (size_t i = 0; i < n; i++)
-                    if (!rows[i].found && strcmp(ids[i], PQgetvalue(res, r, 0)) == 0 &&
-                        jet_task_state_parse(PQgetvalue(res, r, 1), &rows[i].status)) {
-                        rows[i].found = true;
-                        rows[i].attempts = atoi(PQgetvalue(res, r, 2));
-                        rows[i].handed_back = atoi(PQgetvalue(res, r, 3));
-                        rows[i].handed_back_seq = strtoull(PQgetvalue(res, r, 4), NULL, 10);
-                    }
-            ok = true;
-        } else {
-            PQreset(rec->query_pg);
+        PGresult *res = rows_query(rec, arr);
+        if (!res)
+            continue;
+        for (int r = 0; r < PQntuples(res); r++) {
+            long i = strtol(PQgetvalue(res, r, 0), NULL, 10) - 1; /* ordinality: 1-based position in ids */
+            if (i < 0 || (size_t)i >= n || rows[i].found ||
+                !jet_task_state_parse(PQgetvalue(res, r, 1), &rows[i].status))
+                continue;
+            rows[i].found = true;
+            rows[i].attempts = atoi(PQgetvalue(res, r, 2));
+            rows[i].handed_back = atoi(PQgetvalue(res, r, 3));
+            rows[i].handed_back_seq = strtoull(PQgetvalue(res, r, 4), NULL, 10);
         }
+        ok = true;
         PQclear(res);
     }
     pthread_mutex_unlock(&rec->query_mu);

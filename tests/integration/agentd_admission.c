@@ -50,6 +50,23 @@ static void ran_once(const char *file, const char *id)
     free(st);
 }
 
+/* Task id (one attempt allowed) dies under handler; then a message under
+ * another id (<id>-2) forging Jetsched-Task-Id: id is refused, the
+ * refusals of dead rows reaching want. */
+static void dead_then_forged(const char *handler, const char *id, double want)
+{
+    const char *one[] = {"Jetsched-Max-Attempts: 1", NULL};
+    ts_publish("default", "normal", handler, id, "", 0, one);
+    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM tasks WHERE id = '%s' AND status = 'dead'", id) == 1,
+          "%s not dead", id);
+    char forged[200], forger[160];
+    snprintf(forged, sizeof forged, "Jetsched-Task-Id: %s", id);
+    snprintf(forger, sizeof forger, "%s-2", id);
+    const char *as_dead[] = {forged, NULL};
+    ts_publish("default", "normal", "log", forger, "", 0, as_dead);
+    wait_refused("dead", want);
+}
+
 int main(void)
 {
     setenv("JETSCHED_JETSTREAM_DUPLICATE_WINDOW", "1s", 1); /* republishing the same Nats-Msg-Id */
@@ -61,6 +78,11 @@ int main(void)
              "  local ok2 = pcall(ctx.submit, { handler = 'log', headers = { ['jetsched-redispatch'] = '1' } })\n"
              "  local id = ctx.submit { handler = 'log', headers = { ['X-Ok'] = 'yes' } }\n"
              "  return (ok and 'accepted' or 'refused') .. ' ' .. (ok2 and 'accepted' or 'refused') .. ' ' .. id\n"
+             "end }\n");
+    lt_write(dir, "firstfails",
+             "return { handle = function(task, ctx)\n"
+             "  if task.attempt == 1 then error('attempt 1 fails') end\n"
+             "  return 'ok ' .. task.attempt\n"
              "end }\n");
     ts_setup("default");
     char file[600];
@@ -100,13 +122,7 @@ int main(void)
     ran_once(file, "adm-api");
 
     /* 4. a dead task's id is refused too (not run, row stays dead) */
-    const char *one[] = {"Jetsched-Max-Attempts: 1", NULL};
-    ts_publish("default", "normal", "nosuch", "adm-dead", "", 0, one);
-    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM tasks WHERE id = 'adm-dead' AND status = 'dead'") == 1,
-          "adm-dead not dead");
-    const char *as_dead[] = {"Jetsched-Task-Id: adm-dead", NULL};
-    ts_publish("default", "normal", "log", "adm-dead-2", "", 0, as_dead);
-    wait_refused("dead", 1);
+    dead_then_forged("nosuch", "adm-dead", 1);
     CHECK(ss_count_lines(file, "adm-dead") == 0, "a dead id ran");
 
     /* 5. ctx.submit: internal headers refused; the id returned is the one that runs */
@@ -141,11 +157,48 @@ int main(void)
     CHECK(q >= 1 && n >= 18 && q <= n, "admission metrics: %g queries for %g deliveries", q, n);
     wait_refused("succeeded", 3); /* nothing else refused */
 
+    /* 7. a dead-letter replay after a refused duplicate: the replay puts
+     * the dead row back to 'queued' keeping attempts = 1, while
+     * task_attempts holds the refusal at attempt 2; the run after the replay
+     * is attempt 3, so its record is kept (as attempt 2 it would meet the
+     * duplicate row and be dropped). The admission lookup reads
+     * task_attempts for a queued row with attempts > 0 (agentd/recorder.c). */
+    dead_then_forged("firstfails", "adm-replay", 2);
+    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM task_attempts WHERE task_id = 'adm-replay' AND attempt = 2 AND "
+                                 "status = 'duplicate'") == 1, "adm-replay: the refusal is not attempt 2");
+    json_t *dl = sa_req("dlq.list", "{\"limit\":1000}");
+    json_t *msgs = json_object_get(dl, "messages");
+    long long seq = 0;
+    for (size_t i = 0; i < json_array_size(msgs); i++)
+        if (!strcmp(sa_str(json_array_get(msgs, i), "task_id"), "adm-replay"))
+            seq = sa_int(json_array_get(msgs, i), "seq");
+    json_decref(dl);
+    CHECK(seq > 0, "adm-replay is not in the DLQ");
+    r = sa_reqf("dlq.replay", "{\"seq\":%lld}", seq);
+    CHECK(sa_int(r, "replayed") == 1, "dlq.replay of adm-replay: %s", sa_message(r));
+    json_decref(r);
+    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM tasks WHERE id = 'adm-replay' AND status = 'succeeded' AND "
+                                 "attempts = 3") == 1, "adm-replay did not succeed at attempt 3 after the replay");
+    CHECK(ts_pg_long("SELECT count(*) FROM task_attempts WHERE task_id = 'adm-replay' AND attempt = 3 AND status = "
+                     "'succeeded'") == 1, "adm-replay: the run after the replay has no attempt row (%ld rows)",
+          ts_pg_long("SELECT count(*) FROM task_attempts WHERE task_id = 'adm-replay'"));
+    CHECK(ts_pg_long("SELECT count(*) FROM task_attempts WHERE task_id = 'adm-replay' AND attempt = 2 AND status = "
+                     "'duplicate'") == 1, "adm-replay: the duplicate attempt row changed");
+
+    /* 8. the lookup's session is cut: agentd reconnects and prepares its
+     * statement again, and the refusal still happens */
+    CHECK(ts_pg_long("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = "
+                     "'agentd' AND query LIKE '%%WITH ORDINALITY AS u(id, i)%%'") == 1,
+          "the admission lookup's session not found");
+    ts_publish("default", "normal", "log", "adm-1", "", 0, NULL);
+    wait_refused("succeeded", 4);
+    ran_once(file, "adm-1");
+
     CHECK(ts_agent_stop(&ag, SIGTERM, 20000) == 0, "agentd did not exit 0");
     CHECK(!ts_log_contains(&ag, "AddressSanitizer") && !ts_log_contains(&ag, "runtime error"),
           "sanitizer report in %s", ag.log);
 
-    /* 7. a pull batch is looked up in one query by the thread that receives
+    /* 9. a pull batch is looked up in one query by the thread that receives
      * it (admission_lookup), not one per delivery: 40 tasks queued while no
      * agent runs, then an agent with room for all of them gets them in a
      * few pull batches (a first round shared by the lanes, then the normal
