@@ -9,7 +9,10 @@
  *   (b) jetsched end to end: publish -> agentd -> noop -> history -> ack
  *   (c) submit-to-start latency at 10% and 50% of the ceiling rate
  *   (d) cron fire lag: 1,000 schedules every second, steady state and a leader kill (jetbench_cron.c)
- *   (e) RSS of agentd (idle, under load), nats-server and this client */
+ *   (e) RSS of agentd (idle, under load), nats-server and this client
+ *   (g) 64 KiB payloads: raw JetStream and jetsched (native noop, history on) in msg/s and MB/s
+ * and at the end the capacity table: tasks/s per fully used core of agentd,
+ * nats-server and PostgreSQL, from the CPU per task of the runs above. */
 #include "jetbench.h"
 
 #include <jansson.h>
@@ -36,13 +39,16 @@ static struct {
     int batch;                /* raw pull batch */
     int history_batch;        /* agentd history.batch_size; 0: agentd's default */
     int conc[8], nconc;
+    long large_n;             /* messages of the (g) rows; 0: not run */
+    int large_payload;        /* their payload (65536) */
     double lat_seconds;
     bool quick;
     bool native_only;         /* only the native noop, history on (and the compare build's): an A/B of agentd */
     bool api_only;            /* only (f): schedulerd's API and bursts against raw async publish */
     bool cron_only;           /* only (d): cron fire lag (steady state, leader kill) against raw async publish */
     json_t *meta;
-} opt = {.n = 100000, .payload = 128, .window = 4096, .batch = 256, .lat_seconds = 8};
+} opt = {.n = 100000, .payload = 128, .window = 4096, .batch = 256, .lat_seconds = 8, .large_n = -1,
+         .large_payload = 65536};
 
 static void usage(void)
 {
@@ -50,7 +56,7 @@ static void usage(void)
             "usage: jetbench --build DIR --src DIR [--out FILE] [--n N] [--payload BYTES] [--window N]\n"
             "                [--batch N] [--concurrency 8,32] [--lat-seconds S] [--quick] [--meta KEY=VALUE]...\n"
             "                [--compare-build DIR] [--history-batch N] [--native-only] [--api-only]\n"
-            "                [--cron-only]\n"
+            "                [--cron-only] [--large-n N] [--large-payload BYTES]\n"
             "Runs inside tests/harness/with-servers --nats --pg (use bench/run).\n");
     exit(2);
 }
@@ -90,6 +96,10 @@ static void parse_args(int argc, char **argv)
             opt.n = atol(v), n_set = true;
         else if (ARG("--payload"))
             opt.payload = atoi(v);
+        else if (ARG("--large-n"))
+            opt.large_n = atol(v);
+        else if (ARG("--large-payload"))
+            opt.large_payload = atoi(v);
         else if (ARG("--window"))
             opt.window = atoi(v);
         else if (ARG("--history-batch"))
@@ -129,8 +139,12 @@ static void parse_args(int argc, char **argv)
     }
     if (!conc_set)
         parse_conc("8,32");
+    /* (g): a fixed count, not --n: 20,000 x 64 KiB = 1.3 GB runs a few seconds (100,000 would be 6.5 GB). */
+    if (opt.large_n < 0)
+        opt.large_n = opt.quick ? 1000 : 20000;
     if (opt.n < 100 || opt.payload < 16 || opt.payload > 1 << 20 || opt.window < 1 || opt.batch < 1 ||
-        opt.lat_seconds <= 0)
+        opt.lat_seconds <= 0 || (opt.large_n > 0 && opt.large_n < 100) || opt.large_payload < 16 ||
+        opt.large_payload > 1 << 20)
         jb_die("option out of range");
 }
 
@@ -230,7 +244,7 @@ static natsConnection *pub_nc, *cons_nc;
 static jsCtx *js;
 static PGconn *pg;
 static pid_t nats_pid, pg_pid;
-static char payload[1 << 20];
+static char payload[1 << 20], large_payload[1 << 20];
 static bool have_history_key, have_lua;
 static char lua_dir[600];
 
@@ -263,6 +277,16 @@ static bool schema_has(const char *key)
     return found;
 }
 
+/* A JSON-looking body of exactly len bytes. */
+static void fill_payload(char *buf, int len)
+{
+    int p = snprintf(buf, (size_t)len, "{\"bench\":\"");
+    while (p < len - 2)
+        buf[p++] = 'x';
+    buf[p++] = '"';
+    buf[p++] = '}';
+}
+
 static void setup(void)
 {
     nats_url = getenv("JETSCHED_TEST_NATS_URL");
@@ -283,12 +307,8 @@ static void setup(void)
     nats_pid = jb_read_pidfile(path);
     snprintf(path, sizeof path, "%s/pg/data/postmaster.pid", state_dir);
     pg_pid = jb_read_pidfile(path);
-    /* A JSON-looking body of exactly opt.payload bytes. */
-    int p = snprintf(payload, sizeof payload, "{\"bench\":\"");
-    while (p < opt.payload - 2)
-        payload[p++] = 'x';
-    payload[p++] = '"';
-    payload[p++] = '}';
+    fill_payload(payload, opt.payload);
+    fill_payload(large_payload, opt.large_payload);
     have_history_key = schema_has("history.enabled");
     char script[700];
     snprintf(script, sizeof script, "%s/scripts/lua/noop.lua", opt.src);
@@ -431,6 +451,8 @@ typedef struct e2e {
     char why[200];
     int conc, history;
     bool lua;
+    long n;                   /* tasks */
+    int payload_len;
     double rate, seconds;
     long succeeded;
     long idle_rss_kb, peak_rss_kb, hwm_kb, after_rss_kb;
@@ -540,11 +562,12 @@ static void perf_stop(pid_t pid)
 
 /* Publishes one task and waits until it left the stream; false (with the
  * reason) when it was dead-lettered or did not finish in 15 s. */
-static bool probe(const char *handler, const char *prefix, int64_t base, int64_t dlq0, char *why, size_t len)
+static bool probe(const char *handler, const char *body, int body_len, const char *prefix, int64_t base,
+                  int64_t dlq0, char *why, size_t len)
 {
     char id[64];
     snprintf(id, sizeof id, "%sprobe-", prefix);
-    jb_pub_spec ps = {"jetsched.task.bench.normal", handler, id, payload, opt.payload, 1, 0, NULL};
+    jb_pub_spec ps = {"jetsched.task.bench.normal", handler, id, body, body_len, 1, 0, NULL};
     jb_pub_result pr;
     if (jb_publish(js, &ps, &pr) != 1) {
         snprintf(why, len, "the probe task could not be published");
@@ -570,17 +593,35 @@ static bool probe(const char *handler, const char *prefix, int64_t base, int64_t
     return false;
 }
 
+/* The tasks of one throughput run: n tasks of `len` bytes, published through
+ * `pjs` (its async window). */
+typedef struct load {
+    long n;
+    const char *body;
+    int len;
+    jsCtx *pjs;
+    const char *tag;          /* "" or "-64k": agent names */
+} load;
+
+static e2e run_e2e_load(int conc, int history, bool lua, const char *build, const load *L);
+
 static e2e run_e2e(int conc, int history, bool lua, const char *build)
 {
-    e2e r = {.ran = true, .conc = conc, .history = history, .lua = lua};
-    long n = opt.n;
+    load L = {opt.n, payload, opt.payload, js, ""};
+    return run_e2e_load(conc, history, lua, build, &L);
+}
+
+static e2e run_e2e_load(int conc, int history, bool lua, const char *build, const load *L)
+{
+    e2e r = {.ran = true, .conc = conc, .history = history, .lua = lua, .n = L->n, .payload_len = L->len};
+    long n = L->n;
     char name[64], prefix[32];
     int k = ++run_counter;
-    snprintf(name, sizeof name, "bench-%d-%s-%s-c%d%s", k, lua ? "lua" : "native", history ? "hist" : "nohist", conc,
-             build ? "-compare" : "");
+    snprintf(name, sizeof name, "bench-%d-%s-%s-c%d%s%s", k, lua ? "lua" : "native", history ? "hist" : "nohist",
+             conc, build ? "-compare" : "", L->tag);
     snprintf(prefix, sizeof prefix, "e%d-", k);
-    jb_log("(b) %s noop, history %s, concurrency %d: %ld tasks", lua ? "Lua" : "native", history ? "on" : "off", conc,
-           n);
+    jb_log("(%s) %s noop, history %s, concurrency %d: %ld tasks of %d B", L->tag[0] ? "g" : "b",
+           lua ? "Lua" : "native", history ? "on" : "off", conc, n, L->len);
     truncate_history();
     int64_t base = jb_stream_msgs(js, TASK_STREAM), dlq0 = jb_stream_msgs(js, DLQ_STREAM);
     jb_agent ag;
@@ -590,7 +631,7 @@ static e2e run_e2e(int conc, int history, bool lua, const char *build)
     r.idle_rss_kb = jb_proc_mem(ag.pid).rss_kb;
     /* One probe task first: a handler agentd cannot serve (a Lua noop before
      * the Lua host exists) is reported as unavailable at once. */
-    if (!probe(lua ? "lua_noop" : "noop", prefix, base, dlq0, r.why, sizeof r.why)) {
+    if (!probe(lua ? "lua_noop" : "noop", L->body, L->len, prefix, base, dlq0, r.why, sizeof r.why)) {
         r.unavailable = true;
         jb_agent_stop(&ag, 30000);
         jb_log("    not available: %s", r.why);
@@ -604,10 +645,9 @@ static e2e run_e2e(int conc, int history, bool lua, const char *build)
     long cs0 = jb_ctx_switches(ag.pid);
 
     pid_t perf = perf_start(ag.pid, name);
-    jb_pub_spec ps = {"jetsched.task.bench.normal", lua ? "lua_noop" : "noop", prefix, payload, opt.payload, n, 0,
-                      NULL};
+    jb_pub_spec ps = {"jetsched.task.bench.normal", lua ? "lua_noop" : "noop", prefix, L->body, L->len, n, 0, NULL};
     jb_pub_result pr;
-    long ok = jb_publish(js, &ps, &pr);
+    long ok = jb_publish(L->pjs, &ps, &pr);
     if (ok != n) {
         snprintf(r.why, sizeof r.why, "only %ld of %ld publishes acknowledged", ok, n);
         perf_stop(perf);
@@ -713,6 +753,7 @@ typedef struct latrun {
     long n;
     jb_lat lat;
     char note[160];
+    double cpu_agent_us, cpu_nats_us, cpu_pg_us; /* jetsched runs: CPU per task over the paced run and its drain */
 } latrun;
 
 static struct {
@@ -787,7 +828,7 @@ static void warm_up(const char *prefix)
 }
 
 /* jetsched: publish time -> the "running" live event reaching this client. */
-static latrun run_latency_agent(double rate, double capacity, const char *prefix)
+static latrun run_latency_agent(double rate, double capacity, const char *prefix, pid_t agent_pid)
 {
     latrun lr = {.ran = true, .rate = rate, .n = lat_count(rate)};
     int64_t *sent = calloc((size_t)lr.n, sizeof *sent), *recv = calloc((size_t)lr.n, sizeof *recv);
@@ -798,6 +839,7 @@ static latrun run_latency_agent(double rate, double capacity, const char *prefix
     ev.recv = recv;
     ev.cap = lr.n;
     atomic_store(&ev.got, 0);
+    double c_agent = jb_cpu_ms(agent_pid), c_nats = jb_cpu_ms(nats_pid), c_pg = jb_cpu_ms_tree(pg_pid);
     jb_pub_spec ps = {"jetsched.task.bench.normal", "noop", prefix, payload, opt.payload, lr.n, rate, sent};
     jb_pub_result pr;
     jb_publish(js, &ps, &pr);
@@ -810,6 +852,9 @@ static latrun run_latency_agent(double rate, double capacity, const char *prefix
     jb_wait_stream(js, TASK_STREAM, base, 20, 30000);
     natsConnection_Flush(cons_nc);
     ev.prefix = NULL;
+    lr.cpu_agent_us = (jb_cpu_ms(agent_pid) - c_agent) * 1000.0 / (double)lr.n;
+    lr.cpu_nats_us = (jb_cpu_ms(nats_pid) - c_nats) * 1000.0 / (double)lr.n;
+    lr.cpu_pg_us = (jb_cpu_ms_tree(pg_pid) - c_pg) * 1000.0 / (double)lr.n;
     lr.lat = jb_latency(sent, recv, lr.n);
     const char *dump = getenv("JETBENCH_LATENCY_DUMP"); /* debugging: "<index> <sent ms> <latency ms>" lines */
     if (dump && *dump) {
@@ -877,6 +922,10 @@ static void lat_rows(const char *id, const char *what, const latrun *lr, const l
     }
     if (target)
         row_target(r, "p99 <= 10 ms", lr->lat.p99 <= 10.0);
+    if (rawlr) /* a jetsched run: its CPU per task at this paced rate */
+        json_object_set_new(r->j, "cpu_us_per_task",
+                            json_pack("{s:f,s:f,s:f}", "agentd", round(lr->cpu_agent_us * 10) / 10, "nats_server",
+                                      round(lr->cpu_nats_us * 10) / 10, "postgres", round(lr->cpu_pg_us * 10) / 10));
     char note[160];
     int k = snprintf(note, sizeof note, "%ld samples, max %.1f ms", lr->lat.n, lr->lat.max);
     if (lr->achieved < 0.97 * lr->rate)
@@ -910,12 +959,17 @@ static void e2e_row(const char *id, const char *label, const e2e *r, bool is_bes
     }
     row_rate(w, r->rate);
     json_object_set_new(w->j, "seconds", json_real(round(r->seconds * 1000) / 1000));
-    double us = 1000.0 / (double)opt.n; /* CPU ms over the run -> us per task */
+    double us = 1000.0 / (double)r->n; /* CPU ms over the run -> us per task */
     json_object_set_new(w->j, "cpu_us_per_task",
                         json_pack("{s:f,s:f,s:f,s:f}", "agentd", round(r->cpu_agent_ms * us * 10) / 10,
                                   "nats_server", round(r->cpu_nats_ms * us * 10) / 10, "postgres",
                                   round(r->cpu_pg_ms * us * 10) / 10, "client", round(r->cpu_client_ms * us * 10) / 10));
     json_object_set_new(w->j, "agentd_context_switches_per_task", json_real(round(r->agent_cs_per_task * 100) / 100));
+    if (raw.cpu_nats_us > 0) /* issue 14's CPU budget: ratios to raw nats-server's CPU per message, same run */
+        json_object_set_new(w->j, "cpu_ratio_to_raw_nats",
+                            json_pack("{s:f,s:f,s:f}", "agentd", round(r->cpu_agent_ms * us / raw.cpu_nats_us * 100) / 100,
+                                      "nats_server", round(r->cpu_nats_ms * us / raw.cpu_nats_us * 100) / 100,
+                                      "postgres", round(r->cpu_pg_ms * us / raw.cpu_nats_us * 100) / 100));
     row_note(w, "%sCPU us/task: agentd %.0f, nats %.0f, pg %.0f, client %.0f; agentd %.1f ctx sw/task",
              is_best ? "best; " : "", r->cpu_agent_ms * us, r->cpu_nats_ms * us, r->cpu_pg_ms * us,
              r->cpu_client_ms * us, r->agent_cs_per_task);
@@ -974,6 +1028,216 @@ static void cron_rows(const jb_cron_result *c)
              "missing after %.0f ms of catch-up, %ld published twice",
              c->kill.max, c->kill.n, c->ttl_ms, c->takeover_ms, c->fires_missed, c->fires_expected, c->catchup_ms,
              c->republished);
+}
+
+/* ---- (g) large payloads ---- */
+
+static struct {
+    bool ran;
+    int pub_window, batch, window; /* bounded in bytes: 16 MiB published, 12 MiB requested unacked */
+    double raw_runs[2], raw;       /* msg/s before and after the jetsched run; raw = mean of those that ran */
+    double raw_cpu_nats_us;        /* per message, mean */
+    char why[200];                 /* why a raw measurement failed */
+    e2e js;                        /* native noop, history on */
+} large;
+
+/* Raw JetStream with the large payload, publish and pull-and-ack at once
+ * (the ceiling's method); NAN with large.why when it failed. */
+static double run_raw_large(jsCtx *pjs, int k)
+{
+    long n = opt.large_n;
+    int64_t base = jb_stream_msgs(js, TASK_STREAM);
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "rawlg%d-", k);
+    jb_log("(g) raw end to end, %ld messages of %d B, measurement %d of 2", n, opt.large_payload, k + 1);
+    jb_cons_spec ce = raw_spec(n, large.batch, large.window);
+    double c_nats = jb_cpu_ms(nats_pid);
+    jb_consumer *c = jb_consumer_start(&ce);
+    jb_pub_spec pe = {RAW_SUBJECT, "noop", prefix, large_payload, opt.large_payload, n, 0, NULL};
+    jb_pub_result pr;
+    long ok = jb_publish(pjs, &pe, &pr);
+    long got = jb_consumer_join(c, ok == n ? 120000 : 5000, NULL, NULL, NULL);
+    int64_t empty = jb_wait_stream(js, TASK_STREAM, base, 2, ok == n ? 60000 : 2000);
+    if (ok != n || got != n || !empty) {
+        snprintf(large.why, sizeof large.why, "raw: %ld of %ld published, %ld consumed (publish errors in the log)",
+                 ok, n, got);
+        jb_log("(g) %s", large.why);
+        js_PurgeStream(js, TASK_STREAM, NULL, NULL);
+        return NAN;
+    }
+    double cpu = (jb_cpu_ms(nats_pid) - c_nats) * 1000.0 / (double)n;
+    large.raw_cpu_nats_us = large.raw_cpu_nats_us > 0 ? (large.raw_cpu_nats_us + cpu) / 2 : cpu;
+    double rate = (double)n / secs(pr.start_ns, empty);
+    jb_log("    %.0f msg/s, %.0f MB/s", rate, rate * opt.large_payload / 1e6);
+    return rate;
+}
+
+/* raw, jetsched (native noop, history on, concurrency bc), raw again. */
+static void run_large(int bc)
+{
+    int len = opt.large_payload;
+    large.ran = true;
+    large.pub_window = (16 << 20) / len;
+    large.pub_window = large.pub_window > opt.window ? opt.window : large.pub_window < 16 ? 16 : large.pub_window;
+    large.window = (12 << 20) / len;
+    large.window = large.window > raw.window_used ? raw.window_used : large.window < 3 ? 3 : large.window;
+    large.batch = large.window / 3 > opt.batch ? opt.batch : large.window / 3;
+    jsCtx *pjs = jb_js_context(pub_nc, large.pub_window);
+    large.raw_runs[0] = run_raw_large(pjs, 0);
+    load L = {opt.large_n, large_payload, len, pjs, "-64k"};
+    large.js = run_e2e_load(bc, 1, false, NULL, &L);
+    large.raw_runs[1] = run_raw_large(pjs, 1);
+    double sum = 0;
+    int m = 0;
+    for (int i = 0; i < 2; i++)
+        if (!isnan(large.raw_runs[i]))
+            sum += large.raw_runs[i], m++;
+    large.raw = m ? sum / m : NAN;
+    jb_js_context_destroy(pjs);
+}
+
+static void size_name(char *out, size_t cap, int bytes)
+{
+    if (bytes % 1024 == 0)
+        snprintf(out, cap, "%d KiB", bytes / 1024);
+    else
+        snprintf(out, cap, "%d B", bytes);
+}
+
+static void large_value(row *r, double rate)
+{
+    double mb = rate * opt.large_payload / 1e6;
+    snprintf(r->value, sizeof r->value, "%.0f msg/s %.0f MB/s", rate, mb);
+    json_object_set_new(r->j, "mb_per_s", json_real(round(mb * 10) / 10));
+    json_object_set_new(r->j, "payload_bytes", json_integer(opt.large_payload));
+    json_object_set_new(r->j, "n", json_integer(opt.large_n));
+}
+
+static void large_rows(int bc)
+{
+    char sz[32], label[96];
+    size_name(sz, sizeof sz, opt.large_payload);
+    snprintf(label, sizeof label, "raw JetStream, %s: publish + pull-and-ack at once", sz);
+    row *r = add_row("g", "raw_e2e_large", label);
+    if (isnan(large.raw)) {
+        row_na(r, "");
+        row_note(r, "FAILED: %s", large.why);
+    } else {
+        row_rate(r, large.raw);
+        large_value(r, large.raw);
+        snprintf(r->vs, sizeof r->vs, "=RAW %.12s", sz);
+        json_object_set_new(r->j, "measurements", json_pack("[o,o]", isnan(large.raw_runs[0]) ? json_null() :
+                                                            json_real(round(large.raw_runs[0])),
+                                                            isnan(large.raw_runs[1]) ? json_null() :
+                                                            json_real(round(large.raw_runs[1]))));
+        json_object_set_new(r->j, "cpu_us_per_msg", json_pack("{s:f}", "nats_server",
+                                                               round(large.raw_cpu_nats_us * 10) / 10));
+        row_note(r, "mean of 2 (%.0f, %.0f; before and after jetsched); N %ld; batch %d, <= %d requested, publish "
+                 "window %d; nats CPU %.0f us/msg", large.raw_runs[0], large.raw_runs[1], opt.large_n, large.batch,
+                 large.window, large.pub_window, large.raw_cpu_nats_us);
+    }
+    snprintf(label, sizeof label, "jetsched, %s: native noop, history on, concurrency %d", sz, bc);
+    e2e_row("jetsched_native_history_large", label, &large.js, false);
+    r = &rows[nrows - 1];
+    snprintf(r->section, sizeof r->section, "g");
+    json_object_set_new(r->j, "section", json_string("g"));
+    if (large.js.ok) {
+        large_value(r, large.js.rate);
+        if (!isnan(large.raw) && large.raw > 0) {
+            double q = large.js.rate / large.raw;
+            snprintf(r->vs, sizeof r->vs, "%.0f%% of raw", 100 * q);
+            json_object_set_new(r->j, "ratio_to_raw_large", json_real(round(q * 1000) / 1000));
+        }
+        snprintf(r->target, sizeof r->target, "reported: vs raw, same size");
+        json_object_set_new(r->j, "target", json_string(r->target));
+    }
+}
+
+/* ---- the capacity table ---- */
+
+/* tasks/s per fully used core = 1e6 / CPU us per task, for agentd,
+ * nats-server and PostgreSQL, from the runs of this benchmark. */
+typedef struct cap_line {
+    const char *id, *what;
+    double agent_us, nats_us, pg_us; /* CPU per task; NAN: not measured */
+} cap_line;
+
+static double per_core(double us) { return us > 0.05 ? 1e6 / us : NAN; }
+
+static void fmt_rate(char *out, size_t cap, double v)
+{
+    if (isnan(v))
+        snprintf(out, cap, "-");
+    else if (v >= 1e6)
+        snprintf(out, cap, ">1,000,000");
+    else if (v >= 1000)
+        snprintf(out, cap, "%d,%03d", (int)(v / 1000), (int)v % 1000);
+    else
+        snprintf(out, cap, "%.0f", v);
+}
+
+static json_t *capacity_report(const cap_line *lines, int nl, double example_rate)
+{
+    json_t *out = json_object(), *arr = json_array();
+    printf("capacity: tasks/s per fully used core = 1e6 / CPU us per task (noop handler; PostgreSQL fsync on)\n");
+    printf("  %-46s %12s %12s %12s   %s\n", "run", "agentd", "nats-server", "PostgreSQL", "CPU us/task a/n/p");
+    for (int i = 0; i < nl; i++) {
+        const cap_line *c = &lines[i];
+        if (isnan(c->agent_us) && isnan(c->nats_us))
+            continue;
+        char a[16], n[16], p[16];
+        fmt_rate(a, sizeof a, per_core(c->agent_us));
+        fmt_rate(n, sizeof n, per_core(c->nats_us));
+        fmt_rate(p, sizeof p, per_core(c->pg_us));
+        char ua[16] = "-", un[16] = "-", up[16] = "-";
+        if (!isnan(c->agent_us))
+            snprintf(ua, sizeof ua, "%.0f", c->agent_us);
+        if (!isnan(c->nats_us))
+            snprintf(un, sizeof un, "%.0f", c->nats_us);
+        if (!isnan(c->pg_us))
+            snprintf(up, sizeof up, "%.0f", c->pg_us);
+        printf("  %-46s %12s %12s %12s   %s / %s / %s\n", c->what, a, n, p, ua, un, up);
+        json_t *o = json_object(), *pc = json_object(), *us = json_object();
+        const double v[3] = {c->agent_us, c->nats_us, c->pg_us};
+        const char *k[3] = {"agentd", "nats_server", "postgres"};
+        for (int j = 0; j < 3; j++) {
+            double t = per_core(v[j]);
+            json_object_set_new(pc, k[j], isnan(t) ? json_null() : json_real(round(t)));
+            json_object_set_new(us, k[j], isnan(v[j]) ? json_null() : json_real(round(v[j] * 10) / 10));
+        }
+        json_object_set_new(o, "id", json_string(c->id));
+        json_object_set_new(o, "what", json_string(c->what));
+        json_object_set_new(o, "tasks_per_s_per_core", pc);
+        json_object_set_new(o, "cpu_us_per_task", us);
+        json_array_append_new(arr, o);
+    }
+    /* The worked example: the first line (native noop, history on, at full load). */
+    const cap_line *c = &lines[0];
+    if (!isnan(c->agent_us)) {
+        double a = example_rate * c->agent_us / 1e6, n = example_rate * c->nats_us / 1e6,
+               p = example_rate * c->pg_us / 1e6;
+        printf("  e.g. %.0f tasks/s of %s needs about %.2f cores of agentd, %.2f of nats-server, %.2f of PostgreSQL "
+               "(plus the handlers' own CPU and the publishers')\n", example_rate, c->what, a, n, p);
+        json_object_set_new(out, "example", json_pack("{s:f,s:s,s:{s:f,s:f,s:f}}", "tasks_per_s", example_rate,
+                                                      "run", c->id, "cores", "agentd", round(a * 100) / 100,
+                                                      "nats_server", round(n * 100) / 100, "postgres",
+                                                      round(p * 100) / 100));
+    }
+    json_object_set_new(out, "basis", json_string("tasks/s per fully used core = 1e6 / CPU microseconds per task "
+                                                  "(user + system from /proc over the run); noop handler"));
+    json_object_set_new(out, "lines", arr);
+    return out;
+}
+
+static cap_line cap_of(const e2e *r, const char *id, const char *what)
+{
+    cap_line c = {id, what, NAN, NAN, NAN};
+    if (r->ran && r->ok && r->n > 0) {
+        c.agent_us = r->cpu_agent_ms * 1000.0 / (double)r->n;
+        c.nats_us = r->cpu_nats_ms * 1000.0 / (double)r->n;
+        c.pg_us = r->cpu_pg_ms * 1000.0 / (double)r->n;
+    }
+    return c;
 }
 
 /* --native-only: the native noop with history at each concurrency and, with
@@ -1105,6 +1369,8 @@ int main(int argc, char **argv)
     setup();
     jb_sampler_start();
     int64_t t_start = jb_now_ns();
+    double load0[3] = {0};
+    getloadavg(load0, 3);
     jb_mem nats_idle = jb_proc_mem(nats_pid);
     if (opt.api_only)
         return api_only_report();
@@ -1141,6 +1407,10 @@ int main(int argc, char **argv)
             cmp_nohist = run_e2e(bc, 0, false, opt.compare);
     }
 
+    /* (g) large payloads, at the best concurrency */
+    if (opt.large_n > 0)
+        run_large(bc);
+
     run_ceiling(); /* the third measurement of the ceiling, between (b) and (c) */
 
     /* (c) at 10% and 50% of the ceiling: raw JetStream, then agentd (native noop, history on). */
@@ -1159,9 +1429,9 @@ int main(int argc, char **argv)
     jb_agent_spec las = agent_spec(lname, bc, 1, false, NULL);
     jb_agent_start(&lag, &las);
     warm_up("warm1-");
-    latrun js10 = run_latency_agent(ceiling * 0.10, capacity, "lat10-");
+    latrun js10 = run_latency_agent(ceiling * 0.10, capacity, "lat10-", lag.pid);
     jb_sleep_ms(1000);
-    latrun js50 = run_latency_agent(ceiling * 0.50, capacity, "lat50-");
+    latrun js50 = run_latency_agent(ceiling * 0.50, capacity, "lat50-", lag.pid);
     jb_sleep_ms(2000);
     long lat_after_kb = jb_proc_mem(lag.pid).rss_kb;
     jb_agent_stop(&lag, 60000);
@@ -1171,7 +1441,7 @@ int main(int argc, char **argv)
         las = agent_spec(lname, bc, 0, false, NULL);
         jb_agent_start(&lag, &las);
         warm_up("warm2-");
-        nohist10 = run_latency_agent(ceiling * 0.10, nohist.ok ? nohist.rate : 0, "lnh10-");
+        nohist10 = run_latency_agent(ceiling * 0.10, nohist.ok ? nohist.rate : 0, "lnh10-", lag.pid);
         jb_agent_stop(&lag, 60000);
     }
     latrun cmp10 = {0};
@@ -1181,7 +1451,7 @@ int main(int argc, char **argv)
         las = agent_spec(lname, bc, 1, false, opt.compare);
         jb_agent_start(&lag, &las);
         warm_up("warm3-");
-        cmp10 = run_latency_agent(ceiling * 0.10, cmp_hist.ok ? cmp_hist.rate : 0, "lcmp10-");
+        cmp10 = run_latency_agent(ceiling * 0.10, cmp_hist.ok ? cmp_hist.rate : 0, "lcmp10-", lag.pid);
         jb_agent_stop(&lag, 60000);
     }
     natsSubscription_Unsubscribe(evsub);
@@ -1341,10 +1611,31 @@ int main(int argc, char **argv)
     else
         row_na(r, "schedulerd not built");
 
+    if (large.ran)
+        large_rows(bc);
+
     /* ---- output ---- */
     printf("\njetsched benchmark: N = %ld messages per throughput figure, payload %d B, ceiling %.0f msg/s, "
            "%.0f s in all\n", opt.n, opt.payload, ceiling, total_s);
     print_table(stdout);
+    char lbl[5][96], sz[32];
+    size_name(sz, sizeof sz, opt.large_payload);
+    snprintf(lbl[0], sizeof lbl[0], "native noop, history on, c=%d, full load", bc);
+    snprintf(lbl[1], sizeof lbl[1], "native noop, history on, c=%d, at 10%% load", bc);
+    snprintf(lbl[2], sizeof lbl[2], "native noop, history off, c=%d, full load", bc);
+    snprintf(lbl[3], sizeof lbl[3], "Lua noop, history on, c=%d, full load", bc);
+    snprintf(lbl[4], sizeof lbl[4], "native noop %s, history on, full load", sz);
+    cap_line caps[] = {
+        cap_of(&native[best], "native_history", lbl[0]),
+        {"native_history_10pct", lbl[1], js10.ran && js10.lat.n ? js10.cpu_agent_us : NAN,
+         js10.ran && js10.lat.n ? js10.cpu_nats_us : NAN, js10.ran && js10.lat.n ? js10.cpu_pg_us : NAN},
+        cap_of(&nohist, "native_nohistory", lbl[2]),
+        cap_of(&lua, "lua_history", lbl[3]),
+        cap_of(&large.js, "native_history_large", lbl[4]),
+        {"raw_jetstream", "raw JetStream (nats-server per message, ceiling)", NAN, raw.cpu_nats_us, NAN},
+    };
+    json_t *cap_json = capacity_report(caps, (int)(sizeof caps / sizeof *caps), 5000);
+    putchar('\n');
 
     json_t *doc = json_object();
     char when[64];
@@ -1367,12 +1658,19 @@ int main(int argc, char **argv)
                                   "pull_window", raw.window_used, "latency_seconds", opt.lat_seconds, "quick",
                                   opt.quick, "best_concurrency", bc, "history_batch_size",
                                   opt.history_batch ? json_integer(opt.history_batch) : json_null()));
+    json_object_set_new(json_object_get(doc, "params"), "large_n", json_integer(opt.large_n));
+    json_object_set_new(json_object_get(doc, "params"), "large_payload_bytes", json_integer(opt.large_payload));
     json_object_set_new(doc, "ceiling_msgs_per_s", isnan(ceiling) ? json_null() : json_real(round(ceiling)));
     json_object_set_new(doc, "seconds", json_real(round(total_s)));
+    double load1[3] = {0};
+    getloadavg(load1, 3); /* the machine is shared: a run's figures mean little without it */
+    json_object_set_new(doc, "load_average", json_pack("{s:f,s:f}", "before", round(load0[0] * 100) / 100, "after",
+                                                       round(load1[0] * 100) / 100));
     json_t *arr = json_array();
     for (int i = 0; i < nrows; i++)
         json_array_append_new(arr, rows[i].j);
     json_object_set_new(doc, "rows", arr);
+    json_object_set_new(doc, "capacity", cap_json);
     if (opt.out) {
         if (json_dump_file(doc, opt.out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0)
             jb_die("cannot write %s", opt.out);
@@ -1383,13 +1681,17 @@ int main(int argc, char **argv)
     /* A run that could not finish is an error (a missed target is not). */
     int rc = 0;
     const e2e *all[] = {&native[0], &native[1], &native[2], &native[3], &native[4], &native[5], &native[6],
-                        &native[7], &nohist, &lua, &lua_nohist, &cmp_hist, &cmp_nohist};
+                        &native[7], &nohist, &lua, &lua_nohist, &cmp_hist, &cmp_nohist, &large.js};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         if (all[i]->ran && !all[i]->ok && !all[i]->unavailable) {
             jb_log("a jetsched run failed: %s", all[i]->why);
             rc = 3;
         }
 
+    if (large.ran && isnan(large.raw)) {
+        jb_log("the raw large-payload run failed: %s", large.why);
+        rc = 3;
+    }
     if (cron.ran && !cron.ok) {
         jb_log("the cron fire lag run failed: %s", cron.why);
         rc = 3;

@@ -107,6 +107,9 @@ bool jb_agent_alive(jb_agent *ag);
 /* ---- PostgreSQL ---- */
 PGconn *jb_pg_connect(const char *dsn);
 void jb_pg_exec(PGconn *pg, const char *sql);
+/* The same, retried (up to 10 times) when PostgreSQL reports a deadlock or a serialization
+ * failure: statements that race with schedulerd's own transactions on the same rows. */
+void jb_pg_exec_retry(PGconn *pg, const char *sql);
 long jb_pg_long(PGconn *pg, const char *sql);
 /* First column of the first row ("" when none); caller frees. */
 char *jb_pg_text(PGconn *pg, const char *sql);

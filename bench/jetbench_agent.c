@@ -173,6 +173,24 @@ static PGresult *query(PGconn *pg, const char *sql)
 
 void jb_pg_exec(PGconn *pg, const char *sql) { PQclear(query(pg, sql)); }
 
+void jb_pg_exec_retry(PGconn *pg, const char *sql)
+{
+    for (int attempt = 1;; attempt++) {
+        PGresult *r = PQexec(pg, sql);
+        ExecStatusType st = PQresultStatus(r);
+        const char *f = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        char state[8];
+        snprintf(state, sizeof state, "%s", f ? f : "");
+        PQclear(r);
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+            return;
+        if ((strcmp(state, "40P01") && strcmp(state, "40001")) || attempt == 10)
+            jb_die("query failed: %s: %s", sql, PQerrorMessage(pg));
+        jb_log("%s: SQLSTATE %s (deadlock or serialization failure), retrying", sql, state);
+        jb_sleep_ms(50 * attempt);
+    }
+}
+
 long jb_pg_long(PGconn *pg, const char *sql)
 {
     PGresult *r = query(pg, sql);

@@ -346,7 +346,7 @@ jb_api_result jb_api_run(const jb_api_spec *sp, PGconn *pg, natsConnection *nc, 
     r.cron = arrivals(due);
     natsSubscription_Unsubscribe(sub);
     natsSubscription_Destroy(sub);
-    jb_pg_exec(pg, "UPDATE schedules SET paused = true WHERE id LIKE 'apic-%'");
+    jb_pg_exec_retry(pg, "UPDATE schedules SET paused = true WHERE id LIKE 'apic-%'");
     jb_log("api: %ld schedules due at once: last fire %.1f ms after its time (p99 %.1f, %ld missing)", ns,
            r.cron.max, r.cron.p99, r.cron.missing);
     purge(js);

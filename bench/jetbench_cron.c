@@ -241,7 +241,7 @@ jb_cron_result jb_cron_run(const jb_cron_spec *sp, PGconn *pg, natsConnection *n
         if ((rows = jb_pg_long(pg, sql)) >= r.fires_expected)
             break;
     r.catchup_ms = (double)(wall_ns() / 1000000 - end_ms);
-    jb_pg_exec(pg, "UPDATE schedules SET paused = true WHERE id LIKE 'cb-%'");
+    jb_pg_exec_retry(pg, "UPDATE schedules SET paused = true WHERE id LIKE 'cb-%'");
     r.fires_missed = r.fires_expected - rows;
     jb_sleep_ms(1500);
     natsSubscription_Unsubscribe(sub);
