@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #define API_HEADER_ROOM 16384 /* agentd's TASK_MAX_HEADER_BYTES */
 #define API_HEADER_ROOM_TEXT "16384"
@@ -370,9 +371,50 @@ static void pg_drop(api_ctx *c)
 {
     PQfinish(c->pg);
     c->pg = NULL;
+    c->prepared = 0;
+    c->session = 0; /* its advisory lock ended with the connection: the leader sweeps its rows */
 }
 
-void api_pg_close(api_ctx *c) { pg_drop(c); }
+void api_pg_close(api_ctx *c)
+{
+    if (c->pg && c->session && PQstatus(c->pg) == CONNECTION_OK) {
+        /* A clean stop: every committed row of the session was published
+         * (or reset for the reconciler) already. */
+        char key[24];
+        snprintf(key, sizeof key, "%lld", (long long)c->session);
+        const char *p[] = {key};
+        PQclear(PQexecParams(c->pg, "DELETE FROM api_sessions WHERE key = $1::int8", 1, NULL, p, NULL, NULL, 0));
+    }
+    pg_drop(c);
+}
+
+/* A pool connection's publish session (sql/0016): a random key held as a
+ * session advisory lock for the connection's life and a row of
+ * api_sessions. Rows its task.submit commits carry the key, so that the
+ * leader republishes them at once if the connection ends between a commit
+ * and the publish (schedulerd killed). Without it (e.g. the row cannot be
+ * written) c->session stays 0 and submits record dispatched_at after their
+ * publish instead. */
+static void pg_open_session(api_ctx *c)
+{
+    uint64_t rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return;
+    int64_t key = (int64_t)(rnd >> 2) | 1; /* positive, never 0 */
+    char k[24];
+    snprintf(k, sizeof k, "%lld", (long long)key);
+    const char *p[] = {k, c->s->id};
+    PGresult *r = PQexecParams(c->pg,
+                               "WITH l AS MATERIALIZED (SELECT pg_advisory_lock($1::int8))"
+                               " INSERT INTO api_sessions (key, scheduler) SELECT $1::int8, $2 FROM l",
+                               2, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_COMMAND_OK && atoi(PQcmdTuples(r)) == 1)
+        c->session = key;
+    else
+        jet_warn("api: no publish session on this PostgreSQL connection (%s); its submits record dispatched_at after "
+                 "the publish", PQresultErrorMessage(r));
+    PQclear(r);
+}
 
 static bool pg_ensure(api_ctx *c, api_err *e)
 {
@@ -392,16 +434,37 @@ static bool pg_ensure(api_ctx *c, api_err *e)
     }
     PGresult *r = PQexec(c->pg, "SET TIME ZONE 'UTC'");
     PQclear(r);
+    if (c->pub)
+        pg_open_session(c);
     return true;
 }
 
-PGresult *api_pg(api_ctx *c, const char *what, const char *sql, int n, const char *const *vals, const int *lens,
-                 const int *fmts, api_err *e)
+/* One statement on c->pg: prepared once per connection under slot (bit of
+ * c->prepared) when slot >= 0, else PQexecParams. */
+static PGresult *pg_exec(api_ctx *c, int slot, const char *sql, int n, const char *const *vals, const int *lens,
+                         const int *fmts)
+{
+    if (slot < 0)
+        return PQexecParams(c->pg, sql, n, NULL, vals, lens, fmts, 0);
+    char name[32];
+    snprintf(name, sizeof name, "jetsched_api_%d", slot);
+    if (!(c->prepared & (1u << slot))) {
+        PGresult *r = PQprepare(c->pg, name, sql, n, NULL);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            return r;
+        PQclear(r);
+        c->prepared |= 1u << slot;
+    }
+    return PQexecPrepared(c->pg, name, n, vals, lens, fmts, 0);
+}
+
+static PGresult *pg_run(api_ctx *c, int slot, const char *what, const char *sql, int n, const char *const *vals,
+                        const int *lens, const int *fmts, api_err *e)
 {
     if (!pg_ensure(c, e))
         return NULL;
     bool in_tx = PQtransactionStatus(c->pg) != PQTRANS_IDLE;
-    PGresult *r = PQexecParams(c->pg, sql, n, NULL, vals, lens, fmts, 0);
+    PGresult *r = pg_exec(c, slot, sql, n, vals, lens, fmts);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
         return r;
@@ -413,7 +476,7 @@ PGresult *api_pg(api_ctx *c, const char *what, const char *sql, int n, const cha
         pg_drop(c);
         if (!pg_ensure(c, e))
             return NULL;
-        r = PQexecParams(c->pg, sql, n, NULL, vals, lens, fmts, 0);
+        r = pg_exec(c, slot, sql, n, vals, lens, fmts);
         st = PQresultStatus(r);
         if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
             return r;
@@ -437,6 +500,20 @@ PGresult *api_pg(api_ctx *c, const char *what, const char *sql, int n, const cha
                  state ? " " : "", state ? state : "");
     }
     return NULL;
+}
+
+PGresult *api_pg(api_ctx *c, const char *what, const char *sql, int n, const char *const *vals, const int *lens,
+                 const int *fmts, api_err *e)
+{
+    return pg_run(c, -1, what, sql, n, vals, lens, fmts, e);
+}
+
+int64_t api_pg_session(api_ctx *c, api_err *e) { return pg_ensure(c, e) ? c->session : -1; }
+
+PGresult *api_pg_prepared(api_ctx *c, int slot, const char *what, const char *sql, int n, const char *const *vals,
+                          api_err *e)
+{
+    return pg_run(c, slot, what, sql, n, vals, NULL, NULL, e);
 }
 
 bool api_pg_exec(api_ctx *c, const char *what, const char *sql, api_err *e)

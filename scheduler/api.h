@@ -44,6 +44,8 @@ typedef struct api_ctx {
     kvStore *cancel_kv, *agents_kv, *leader_kv, *control_kv;
     const char *verb;
     bool offline;                 /* true: no PostgreSQL (the fuzz target's validation-only runs) */
+    int64_t session;              /* api_sessions.key of pg (sql/0016), 0: none (a context without pub) */
+    unsigned prepared;            /* statements prepared on pg (bits of api_pg_prepared's slot) */
 } api_ctx;
 
 typedef json_t *(*api_verb_fn)(api_ctx *c, json_t *req, api_err *e);
@@ -154,8 +156,18 @@ json_t *api_keyset_next(PGresult *r, int row, int us_col, int id_col);
 PGresult *api_pg(api_ctx *c, const char *what, const char *sql, int n, const char *const *vals, const int *lens,
                  const int *fmts, api_err *e);
 bool api_pg_exec(api_ctx *c, const char *what, const char *sql, api_err *e);
+/* The same for a hot statement, prepared once per connection under slot
+ * (0-31, one per statement text; API_STMT_* of the callers). */
+PGresult *api_pg_prepared(api_ctx *c, int slot, const char *what, const char *sql, int n, const char *const *vals,
+                          api_err *e);
+/* Connects c when needed; its publish session key (0: none), -1 with *e
+ * when PostgreSQL is unavailable. */
+int64_t api_pg_session(api_ctx *c, api_err *e);
+#define API_STMT_INSERT_TASKS 0
+#define API_STMT_TASK_STATES 1
+#define API_STMT_UNPUBLISHED 2
 void api_pg_rollback(api_ctx *c);
-/* Closes c's connection (shutdown). */
+/* Closes c's connection (shutdown; ends its publish session, sql/0016). */
 void api_pg_close(api_ctx *c);
 /* Publishes the committed queued task of row 0 of r (PUB_COLS) and records
  * dispatched_at; a failed publish is logged and left to the reconciler. */

@@ -191,6 +191,7 @@ static int submit_prepare(api_ctx *c, json_t *req, submit_row *row, api_err *e)
  * status) and the states of the ids that existed already. */
 typedef struct stored {
     PGresult *ins, *st;
+    int64_t session; /* the publish session the rows were written with (0: none) */
     jet_strmap *created, *existing; /* id -> status (borrowed from ins, st) */
 } stored;
 
@@ -203,33 +204,96 @@ static void stored_free(stored *sd)
     memset(sd, 0, sizeof *sd);
 }
 
-/* The n rows in one statement (one transaction): INSERT ... SELECT FROM
- * jsonb_to_recordset ON CONFLICT (id) DO NOTHING; then the states of the ids
- * that existed. false with *e (nothing stored, or unavailable: unknown). */
+/* The INSERT's columns as PostgreSQL array literals, one per column (cheaper
+ * to build and to parse than a JSON document of objects). */
+enum { C_ID, C_QUEUE, C_HANDLER, C_PRIO, C_STATUS, C_MAX, C_PAYLOAD, C_HEADERS, C_DUE, C_TRACE, NCOLS };
+
+static void encode_rows(submit_row *const *rows, size_t n, char **col)
+{
+    size_t cap[NCOLS] = {0};
+    for (size_t i = 0; i < n; i++) {
+        const submit_row *w = rows[i];
+        cap[C_ID] += 2 * strlen(w->id) + 3;
+        cap[C_QUEUE] += 2 * strlen(w->queue) + 3;
+        cap[C_HANDLER] += 2 * strlen(w->handler) + 3;
+        cap[C_PRIO] += 2 * strlen(w->prio) + 3;
+        cap[C_STATUS] += 2 * strlen("scheduled") + 3;
+        cap[C_MAX] += 22;
+        cap[C_PAYLOAD] += 2 * w->plen + 7;
+        cap[C_HEADERS] += 2 * (w->hjson ? strlen(w->hjson) : 2) + 3;
+        cap[C_DUE] += 22;
+        cap[C_TRACE] += 2 * strlen(w->trace) + 5;
+    }
+    char *o[NCOLS];
+    for (int k = 0; k < NCOLS; k++) {
+        col[k] = malloc(cap[k] + 3);
+        o[k] = col[k];
+        *o[k]++ = '{';
+    }
+    for (size_t i = 0; i < n; i++) {
+        const submit_row *w = rows[i];
+        if (i)
+            for (int k = 0; k < NCOLS; k++)
+                *o[k]++ = ',';
+        const char *status = w->delayed ? "scheduled" : "queued", *h = w->hjson ? w->hjson : "{}";
+        o[C_ID] = jet_pgarr_put_text(o[C_ID], w->id, strlen(w->id));
+        o[C_QUEUE] = jet_pgarr_put_text(o[C_QUEUE], w->queue, strlen(w->queue));
+        o[C_HANDLER] = jet_pgarr_put_text(o[C_HANDLER], w->handler, strlen(w->handler));
+        o[C_PRIO] = jet_pgarr_put_text(o[C_PRIO], w->prio, strlen(w->prio));
+        o[C_STATUS] = jet_pgarr_put_text(o[C_STATUS], status, strlen(status));
+        o[C_MAX] = jet_pgarr_put_int(o[C_MAX], w->max_attempts, true);
+        o[C_PAYLOAD] = jet_pgarr_put_bytea(o[C_PAYLOAD], w->payload ? w->payload : (const unsigned char *)"", w->plen);
+        o[C_HEADERS] = jet_pgarr_put_text(o[C_HEADERS], h, strlen(h));
+        o[C_DUE] = w->delayed ? jet_pgarr_put_int(o[C_DUE], w->due_ms, false) : jet_pgarr_put_text(o[C_DUE], NULL, 0);
+        o[C_TRACE] = jet_pgarr_put_text(o[C_TRACE], w->trace[0] ? w->trace : NULL, strlen(w->trace));
+    }
+    for (int k = 0; k < NCOLS; k++) {
+        *o[k]++ = '}';
+        *o[k] = '\0';
+    }
+}
+
+/* The n rows in one statement (one transaction, prepared once per
+ * connection): INSERT ... SELECT FROM unnest(<column arrays>) ON CONFLICT
+ * (id) DO NOTHING; then the states of the ids that existed. A queued row
+ * is written once: dispatched_at = now() and api_session = the connection's
+ * publish session (sql/0016) go in with it, since its publish follows the
+ * commit at once (publish_created resets a failed one; the leader resets
+ * those of a session that ended, reconcile.c). false with *e (nothing
+ * stored, or unavailable: unknown). */
 static bool store_rows(api_ctx *c, submit_row *const *rows, size_t n, stored *sd, api_err *e)
 {
     memset(sd, 0, sizeof *sd);
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, api_task_row_json(rows[i]));
-    char *doc = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    const char *vals[] = {doc};
-    sd->ins = api_pg(c, "insert tasks",
-                     "INSERT INTO tasks AS t (id, queue, handler, priority, status, max_attempts, payload, headers,"
-                     " scheduled_for, trace_id) SELECT u.id, u.queue, u.handler, u.priority, u.status,"
-                     " u.max_attempts, decode(u.payload, 'base64'), u.headers,"
-                     " to_timestamp(u.due::double precision / 1000), u.trace"
-                     " FROM jsonb_to_recordset($1::jsonb) AS u(id text, queue text, handler text, priority text,"
-                     " status text, max_attempts integer, payload text, headers jsonb, due bigint, trace text)"
-                     " ON CONFLICT (id) DO NOTHING RETURNING " PUB_COLS ", t.status",
-                     1, vals, NULL, NULL, e);
-    if (sd->ins && (size_t)PQntuples(sd->ins) < n) /* some existed already: their states */
-        sd->st = api_pg(c, "read tasks",
-                        "SELECT t.id, t.status FROM tasks t JOIN jsonb_to_recordset($1::jsonb) AS u(id text)"
-                        " ON t.id = u.id",
-                        1, vals, NULL, NULL, e);
-    free(doc);
+    sd->session = api_pg_session(c, e); /* connected first: the key goes into the rows */
+    if (sd->session < 0)
+        return false;
+    char *col[NCOLS];
+    encode_rows(rows, n, col);
+    char session[24];
+    snprintf(session, sizeof session, "%lld", (long long)sd->session);
+    const char *vals[NCOLS + 1];
+    for (int k = 0; k < NCOLS; k++)
+        vals[k] = col[k];
+    vals[NCOLS] = sd->session ? session : NULL;
+    sd->ins = api_pg_prepared(
+        c, API_STMT_INSERT_TASKS, "insert tasks",
+        "INSERT INTO tasks AS t (id, queue, handler, priority, status, max_attempts, payload, headers,"
+        " scheduled_for, trace_id, dispatched_at, api_session) SELECT u.id, u.queue, u.handler, u.priority,"
+        " u.status, u.max_attempts, u.payload, u.headers::jsonb, to_timestamp(u.due::float8 / 1000), u.trace,"
+        " CASE WHEN u.status = 'queued' AND $11::int8 IS NOT NULL THEN now() END,"
+        " CASE WHEN u.status = 'queued' THEN $11::int8 END"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bytea[],"
+        " $8::text[], $9::int8[], $10::text[]) AS u(id, queue, handler, priority, status, max_attempts, payload,"
+        " headers, due, trace)"
+        " ON CONFLICT (id) DO NOTHING RETURNING " PUB_COLS ", t.status",
+        NCOLS + 1, vals, e);
+    if (sd->ins && (size_t)PQntuples(sd->ins) < n) { /* some existed already: their states */
+        const char *ids[] = {col[C_ID]};
+        sd->st = api_pg_prepared(c, API_STMT_TASK_STATES, "read tasks",
+                                 "SELECT id, status FROM tasks WHERE id = ANY($1::text[])", 1, ids, e);
+    }
+    for (int k = 0; k < NCOLS; k++)
+        free(col[k]);
     if (!sd->ins || ((size_t)PQntuples(sd->ins) < n && !sd->st)) {
         stored_free(sd);
         return false;
@@ -245,10 +309,11 @@ static bool store_rows(api_ctx *c, submit_row *const *rows, size_t n, stored *sd
     return true;
 }
 
-/* dispatched_at of the published rows, one statement. Its commit does not
- * wait for the WAL flush (synchronous_commit off for this transaction
- * alone): losing it in a crash only makes the reconciler publish those rows
- * again under the same id (dropped by the stream's duplicate window). */
+/* Without a publish session (stored.session 0): dispatched_at of the published
+ * rows, one statement. Its commit does not wait for the WAL flush
+ * (synchronous_commit off for this transaction alone): losing it in a crash
+ * only makes the reconciler publish those rows again under the same id
+ * (dropped by the stream's duplicate window). */
 static void record_dispatched(api_ctx *c, jet_pgarr *ok)
 {
     if (ok->n) {
@@ -262,11 +327,33 @@ static void record_dispatched(api_ctx *c, jet_pgarr *ok)
     jet_pgarr_free(ok);
 }
 
+/* With a publish session: the committed rows whose publish failed get
+ * dispatched_at NULL again, so that the reconciler publishes them within
+ * seconds (if this statement fails too they wait for
+ * reconcile.redispatch_after, or for the sweep of this session when its
+ * connection is gone). */
+static void reset_unpublished(api_ctx *c, int64_t key, jet_pgarr *failed)
+{
+    char session[24];
+    snprintf(session, sizeof session, "%lld", (long long)key);
+    const char *p[] = {jet_pgarr_lit(failed), session};
+    api_err e = {0};
+    PGresult *r = api_pg_prepared(c, API_STMT_UNPUBLISHED, "reset dispatched_at of unpublished tasks",
+                                  "UPDATE tasks SET dispatched_at = NULL WHERE id = ANY($1::text[])"
+                                  " AND status = 'queued' AND api_session = $2::int8",
+                                  2, p, &e);
+    if (!r)
+        jet_warn("api %s: %s; the reconciler publishes those tasks after reconcile.redispatch_after", c->verb,
+                 e.msg);
+    PQclear(r);
+}
+
 /* Publishes the created `queued` rows of sd (after their commit): on the
  * context's own asynchronous publisher when it has one (all pub-acks
- * awaited together; the stored ones are added to *ok for
- * record_dispatched), else one synchronous publish each (which records its
- * own dispatched_at). A failed publish is logged and left to the
+ * awaited together), else one synchronous publish each (which records its
+ * own dispatched_at). With a publish session only the failed ones are
+ * written again (reset_unpublished); without one the stored ones are added
+ * to *ok for record_dispatched. A failed publish is logged and left to the
  * reconciler. */
 static void publish_created(api_ctx *c, const stored *sd, jet_pgarr *ok)
 {
@@ -284,33 +371,63 @@ static void publish_created(api_ctx *c, const stored *sd, jet_pgarr *ok)
             sched_pubset_add(&ps, ins, i, false);
     if (ps.n) {
         sched_pubset_finish(&ps);
-        size_t stored_n = 0;
-        for (size_t i = 0; i < ps.n; i++)
-            if (ps.items[i].result != 0) { /* stored, or in the stream already (duplicate) */
+        jet_pgarr failed = {0};
+        for (size_t i = 0; i < ps.n; i++) {
+            if (ps.items[i].result == 0)
+                jet_pgarr_add(&failed, ps.items[i].id);
+            else if (!sd->session) /* stored, or in the stream already (duplicate) */
                 jet_pgarr_add(ok, ps.items[i].id);
-                stored_n++;
-            }
-        if (stored_n < ps.n)
+        }
+        if (failed.n) {
             jet_warn("api %s: %zu of %zu committed task(s) not published; the reconciler publishes them", c->verb,
-                     ps.n - stored_n, ps.n);
+                     failed.n, ps.n);
+            if (sd->session)
+                reset_unpublished(c, sd->session, &failed);
+        }
+        jet_pgarr_free(&failed);
     }
     sched_pubset_free(&ps);
 }
 
 /* The reply for row w after store_rows: created (claimed once: an id
  * repeated in one statement is created once) or its existing state. */
-static json_t *row_result(const submit_row *w, stored *sd, bool *created)
+static json_t *row_result(const submit_row *w, stored *sd)
 {
     const char *stc = jet_strmap_get(sd->created, w->id);
     if (stc) {
         json_t *out = json_pack("{s:s,s:s,s:b}", "id", w->id, "status", stc, "created", 1);
         jet_strmap_remove(sd->created, w->id);
-        *created = true;
         return out;
     }
     const char *ste = jet_strmap_get(sd->existing, w->id);
-    *created = false;
     return json_pack("{s:s,s:s,s:b}", "id", w->id, "status", ste ? ste : "unknown", "created", 0);
+}
+
+/* Stores rows[0..n) with one INSERT, publishes the created queued ones and
+ * fills res[i] with each one's reply. When PostgreSQL refuses the statement
+ * (internal: nothing of it is stored) the two halves go again, down to
+ * single rows, so that one bad submission fails alone (errs[i]) and the
+ * others are stored; unavailable: errs[i] of every row (the outcome
+ * unknown: submit again with the same id). */
+static void store_publish(api_ctx *c, submit_row *const *rows, size_t n, json_t **res, api_err *errs, jet_pgarr *ok)
+{
+    stored sd;
+    api_err e = {0};
+    if (store_rows(c, rows, n, &sd, &e)) {
+        publish_created(c, &sd, ok);
+        for (size_t i = 0; i < n; i++)
+            res[i] = row_result(rows[i], &sd);
+        stored_free(&sd);
+        return;
+    }
+    if (n > 1 && e.code && !strcmp(e.code, API_INTERNAL)) {
+        jet_warn("api %s: %zu submissions were refused together (%s); storing them in halves", c->verb, n, e.msg);
+        store_publish(c, rows, n / 2, res, errs, ok);
+        store_publish(c, rows + n / 2, n - n / 2, res + n / 2, errs + n / 2, ok);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        errs[i] = e;
 }
 
 int api_task_prepare(api_ctx *c, json_t *req, api_task_row *row, api_err *e) { return submit_prepare(c, req, row, e); }
@@ -335,32 +452,8 @@ int api_submit_prepare(api_ctx *c, json_t *req, api_submit **out, json_t **res, 
 void api_submit_group(api_ctx *c, api_submit **subs, size_t n, json_t **res, api_err *errs,
                       void (*answer)(void *arg), void *arg)
 {
-    stored sd;
-    api_err e = {0};
-    bool created;
     jet_pgarr ok = {0};
-    if (store_rows(c, subs, n, &sd, &e)) {
-        publish_created(c, &sd, &ok);
-        for (size_t i = 0; i < n; i++)
-            res[i] = row_result(subs[i], &sd, &created);
-        stored_free(&sd);
-    } else if (n > 1 && e.code && !strcmp(e.code, API_INTERNAL)) {
-        /* PostgreSQL refused the group's statement (nothing of it is
-         * stored): one bad submission must not fail the others, so each
-         * goes alone and only the bad one gets the error. */
-        jet_warn("api %s: a group of %zu submissions was refused (%s); storing them one by one", c->verb, n,
-                 e.msg);
-        for (size_t i = 0; i < n; i++) {
-            if (!store_rows(c, &subs[i], 1, &sd, &errs[i]))
-                continue;
-            publish_created(c, &sd, &ok);
-            res[i] = row_result(subs[i], &sd, &created);
-            stored_free(&sd);
-        }
-    } else {
-        for (size_t i = 0; i < n; i++)
-            errs[i] = e; /* unavailable: the outcome unknown, submit again with the same id */
-    }
+    store_publish(c, subs, n, res, errs, &ok);
     for (size_t i = 0; i < n; i++) {
         submit_row_free(subs[i]);
         free(subs[i]);
@@ -431,33 +524,52 @@ json_t *api_task_submit_many(api_ctx *c, json_t *req, api_err *e)
             goto done;
         }
     }
-    stored sd = {0};
+    json_t **res = calloc(n, sizeof *res);
+    api_err *serrs = calloc(n, sizeof *serrs);
     if (ngood) {
-        if (!store_rows(c, good_rows, ngood, &sd, e))
-            goto done; /* *e: unavailable (the outcome of each task unknown: submit again, same ids) */
         jet_pgarr ok = {0};
-        publish_created(c, &sd, &ok); /* publish after commit (one statement: already committed) */
+        if (partial) {
+            /* each good task gets its own outcome: one PostgreSQL refuses
+             * fails alone */
+            store_publish(c, good_rows, ngood, res, serrs, &ok);
+        } else {
+            stored sd;
+            if (!store_rows(c, good_rows, ngood, &sd, e)) {
+                free(res);
+                free(serrs);
+                goto done; /* *e: refused (nothing stored) or unavailable (the outcome unknown: same ids again) */
+            }
+            publish_created(c, &sd, &ok); /* publish after commit (one statement: already committed) */
+            for (size_t i = 0; i < ngood; i++)
+                res[i] = row_result(good_rows[i], &sd);
+            stored_free(&sd);
+        }
         record_dispatched(c, &ok);
     }
     json_t *results = json_array();
     long n_created = 0, n_existing = 0, n_failed = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!good[i]) {
+    for (size_t i = 0, g = 0; i < n; i++) {
+        const api_err *err_i = NULL;
+        if (!good[i])
+            err_i = &errs[i];
+        else if (!res[g])
+            err_i = &serrs[g++];
+        if (err_i) {
             n_failed++;
-            json_t *err = json_pack("{s:s,s:s}", "code", errs[i].code, "message", errs[i].msg);
-            if (errs[i].field[0])
-                json_object_set_new(err, "field", json_string(errs[i].field));
+            json_t *err = json_pack("{s:s,s:s}", "code", err_i->code, "message", err_i->msg);
+            if (err_i->field[0])
+                json_object_set_new(err, "field", json_string(err_i->field));
             json_array_append_new(results, json_pack("{s:o}", "error", err));
             continue;
         }
-        bool created;
-        json_array_append_new(results, row_result(&rows[i], &sd, &created));
-        if (created)
+        if (json_is_true(json_object_get(res[g], "created")))
             n_created++;
         else
             n_existing++;
+        json_array_append_new(results, res[g++]);
     }
-    stored_free(&sd);
+    free(res);
+    free(serrs);
     out = json_pack("{s:i,s:i,s:i,s:o}", "submitted", (int)n_created, "existing", (int)n_existing, "failed",
                     (int)n_failed, "results", results);
 done:

@@ -1,8 +1,10 @@
 /* The reconciler (leader only, DESIGN §5): republishes tasks that are
  * `queued` but were never published or not started after
  * reconcile.redispatch_after (claimed in a fenced transaction so that two
- * leaders never republish the same rows), and prunes finished history older
- * than history.retention in bounded batches. */
+ * leaders never republish the same rows), ends the API publish sessions
+ * whose connection is gone (their recent rows are republished at once), and
+ * prunes finished history older than history.retention in bounded
+ * batches. */
 #include "leader.h"
 
 #include <jetsched/log.h>
@@ -32,8 +34,57 @@ static int publish_row(sched *s, PGresult *r, int i)
 }
 
 
+/* API publish sessions (sql/0016, scheduler/api.c): task.submit commits a
+ * queued row with dispatched_at = now() and api_session = the key of its
+ * pool connection, which holds pg_advisory_lock(key) while it lives, and
+ * writes the row again only if the publish fails. A session whose lock is
+ * gone ended (schedulerd killed, connection lost): a row it committed may
+ * never have been published. Its queued rows from a minute before the
+ * leader last saw it alive get dispatched_at NULL, which the republish loop
+ * below takes at once (one already in the stream is dropped as a duplicate:
+ * Nats-Msg-Id = id, inside the duplicate window); the session row goes. The
+ * live ones get seen_at = now(). Two statements: the second one's snapshot
+ * is taken after the lock was seen gone, so it sees every commit of the
+ * session (a backend commits before its session locks are released). */
+static void sweep_api_sessions(sched *s, uint64_t epoch)
+{
+    if (!leader_begin_fenced(s, epoch))
+        return;
+    PGresult *r = leader_q(s, "find ended API sessions",
+                           "WITH a AS (SELECT key, NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'"
+                           " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                           " AND l.classid = (s.key >> 32)::oid AND l.objid = (s.key & 4294967295)::oid"
+                           " AND l.objsubid = 1 AND l.granted) AS ended FROM api_sessions s),"
+                           " live AS (UPDATE api_sessions x SET seen_at = now() FROM a"
+                           " WHERE x.key = a.key AND NOT a.ended)"
+                           " SELECT key FROM a WHERE ended",
+                           0, NULL);
+    bool ok = r != NULL;
+    for (int i = 0; ok && i < PQntuples(r); i++) {
+        const char *p[] = {PQgetvalue(r, i, 0)};
+        PGresult *u = leader_q(s, "reset the rows of an ended API session",
+                               "WITH gone AS (DELETE FROM api_sessions WHERE key = $1::int8 RETURNING seen_at)"
+                               " UPDATE tasks t SET dispatched_at = NULL FROM gone WHERE t.status = 'queued'"
+                               " AND t.dispatched_at >= gone.seen_at - interval '1 minute'"
+                               " AND t.api_session = $1::int8",
+                               1, p);
+        if (u && atoi(PQcmdTuples(u)) > 0)
+            jet_info("reconciler: API session %s ended (schedulerd stopped or lost PostgreSQL): %s of its recent "
+                     "queued task(s) to republish", p[0], PQcmdTuples(u));
+        ok = u != NULL;
+        PQclear(u);
+    }
+    PQclear(r);
+    if (!ok) {
+        leader_rollback(s);
+        return;
+    }
+    leader_commit_fenced(s);
+}
+
 void reconcile(sched *s, uint64_t epoch)
 {
+    sweep_api_sessions(s, epoch);
     char after[32], lim[16];
     snprintf(after, sizeof after, "%lld", (long long)atomic_load(&s->redispatch_ms));
     snprintf(lim, sizeof lim, "%d", REDISPATCH_BATCH);

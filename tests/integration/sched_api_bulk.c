@@ -1,6 +1,8 @@
 /* task.submit_many (docs/API.md, issue 15): bad tasks among good ones
  * (atomic: nothing stored, the error names tasks[i].field; partial: the good
- * ones stored, each bad one with its error); resubmission is idempotent;
+ * ones stored, each bad one with its error; also when PostgreSQL itself
+ * refuses one task: atomic fails whole, partial stores the others);
+ * resubmission is idempotent;
  * bulk submits across a PostgreSQL restart: each task is reported accepted,
  * rejected, or unavailable (outcome unknown); every task not reported
  * accepted is submitted again under the same id, and each runs exactly
@@ -77,6 +79,48 @@ int main(void)
     CHECK(ts_wait_long(2, 15000, "SELECT count(*) FROM tasks WHERE id IN ('ok-1', 'ok-3') AND status = 'succeeded'")
               == 2,
           "the good ones ran");
+
+    /* PostgreSQL refuses one task (a constraint the API's checks cannot
+     * know): atomic stores none, partial stores the others and reports the
+     * refused one alone */
+    ts_pg_long("ALTER TABLE tasks ADD CONSTRAINT bulk_test_refuse CHECK (id NOT LIKE 'pgbad%%') NOT VALID");
+    for (int partial = 0; partial < 2; partial++) {
+        json_t *tasks = json_array();
+        for (int i = 0; i < 11; i++) {
+            char id[32];
+            snprintf(id, sizeof id, i == 5 ? "pgbad-%d-%d" : "pgok-%d-%d", partial, i);
+            json_array_append_new(tasks, json_pack("{s:s,s:s,s:s}", "id", id, "handler", "log", "payload", id));
+        }
+        json_t *body = json_pack("{s:o,s:b}", "tasks", tasks, "partial", partial);
+        char *text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        r = sa_req("task.submit_many", text);
+        free(text);
+        if (!partial) {
+            CHECK(!strcmp(sa_code(r), "internal"), "refused row, atomic: the request fails (%s: %s)", sa_code(r),
+                  sa_message(r));
+            CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id LIKE 'pgok-0-%%'") == 0,
+                  "refused row, atomic: nothing stored");
+        } else {
+            CHECK(!*sa_code(r), "refused row, partial: a reply, not an error (%s: %s)", sa_code(r), sa_message(r));
+            CHECK(sa_int(r, "submitted") == 10 && sa_int(r, "failed") == 1 && sa_int(r, "existing") == 0,
+                  "refused row, partial: 10 submitted, 1 failed (%lld, %lld)", sa_int(r, "submitted"),
+                  sa_int(r, "failed"));
+            json_t *rs = json_object_get(r, "results");
+            int created = 0;
+            for (size_t k = 0; k < json_array_size(rs); k++)
+                created += json_is_true(json_object_get(json_array_get(rs, k), "created"));
+            json_t *e5 = json_object_get(json_array_get(rs, 5), "error");
+            CHECK(created == 10 && e5 && !strcmp(json_string_value(json_object_get(e5, "code")), "internal"),
+                  "refused row, partial: the 10 good ones created, the refused one's error (%d created)", created);
+        }
+        json_decref(r);
+    }
+    ts_pg_long("ALTER TABLE tasks DROP CONSTRAINT bulk_test_refuse");
+    CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id LIKE 'pgbad-%%'") == 0, "the refused ones not stored");
+    CHECK(ts_wait_long(10, 15000, "SELECT count(*) FROM tasks WHERE id LIKE 'pgok-1-%%' AND status = 'succeeded'")
+              == 10,
+          "refused row, partial: the good ones ran");
 
     /* across a PostgreSQL restart */
     int accepted[NBATCH * BATCH] = {0};

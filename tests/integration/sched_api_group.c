@@ -165,9 +165,9 @@ int main(void)
               sa_code(replies[NC / 2]));
         free_all(bodies, replies, NC);
         ts_sleep_ms(200);
-        fell_back = ts_log_contains(&s1, "storing them one by one");
+        fell_back = ts_log_contains(&s1, "storing them in halves");
     }
-    CHECK(fell_back, "the refused submission was in a group (schedulerd stored that group one by one)");
+    CHECK(fell_back, "the refused submission was in a group (schedulerd stored that group in halves)");
     CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id LIKE 'grp-bad%%'") == 0, "nothing of the refused ones");
     ts_pg_long("ALTER TABLE tasks DROP CONSTRAINT grp_test_refuse");
 

@@ -3,7 +3,13 @@
  * is republished with Jetsched-Redispatch after reconcile.redispatch_after
  * and runs exactly once. The stream's duplicate window is short here (5s):
  * a republish with the same Nats-Msg-Id inside the window would be dropped
- * by JetStream (the reconciler then retries after it). */
+ * by JetStream (the reconciler then retries after it).
+ * API publish sessions (sql/0016): a row committed by a task.submit whose
+ * connection then ended without publishing it (schedulerd killed between
+ * commit and publish; here a connection of the test that holds a session's
+ * advisory lock, writes the row as the API does and closes) is republished
+ * within seconds, long before redispatch_after, and runs once; the same
+ * row of a session whose connection lives is left alone. */
 #include "sched_support.h"
 #include "harness.h"
 
@@ -64,6 +70,39 @@ int main(void)
     double before = ss_metric(&s1, "jetsched_scheduler_reconciled_total");
     ts_sleep_ms(2500);
     CHECK(ss_metric(&s1, "jetsched_scheduler_reconciled_total") == before, "nothing else republished");
+
+    /* API publish sessions: "dead" ends, "live" stays connected */
+    PGconn *conns[2];
+    const char *names[2] = {"dead", "live"};
+    for (int k = 0; k < 2; k++) {
+        conns[k] = PQconnectdb(getenv("JETSCHED_TEST_PG_DSN"));
+        CHECK(PQstatus(conns[k]) == CONNECTION_OK, "session connection %s", names[k]);
+        char sql[600];
+        snprintf(sql, sizeof sql,
+                 "SELECT pg_advisory_lock(%d000000007); INSERT INTO api_sessions (key, scheduler) VALUES (%d000000007, 'test');"
+                 " INSERT INTO tasks (id, queue, handler, status, dispatched_at, api_session)"
+                 " VALUES ('sess-%s', 'default', 'log', 'queued', now(), %d000000007)",
+                 k + 1, k + 1, names[k], k + 1);
+        PGresult *r = PQexec(conns[k], sql);
+        CHECK(PQresultStatus(r) == PGRES_COMMAND_OK, "session %s: row committed (%s)", names[k],
+              PQresultErrorMessage(r));
+        PQclear(r);
+    }
+    t0 = ts_now_ms();
+    PQfinish(conns[0]); /* its lock goes: schedulerd died between the commit and the publish */
+    ok = ts_wait_long(1, 9000, "SELECT count(*) FROM tasks WHERE id = 'sess-dead' AND status = 'succeeded'");
+    CHECK(ok == 1, "the ended session's row was republished and ran before redispatch_after (10 s)");
+    printf("ended API session: its row ran after %lld ms\n", (long long)(ts_now_ms() - t0));
+    CHECK(ts_log_contains(&s1, "API session 1000000007 ended"), "the reconciler logs the ended session");
+    CHECK(ts_pg_long("SELECT count(*) FROM api_sessions WHERE key = 1000000007") == 0, "its session row is gone");
+    CHECK(ts_pg_long("SELECT count(*) FROM api_sessions WHERE key = 2000000007 AND seen_at > started_at") == 1,
+          "the live session was seen alive");
+    CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id = 'sess-live' AND status = 'queued'") == 1 &&
+              !ts_log_contains(&s1, "republished task sess-live"),
+          "the live session's row is left alone (it is being published)");
+    ts_sleep_ms(2000);
+    CHECK(ss_count_lines(logf, "sess-dead") == 1, "it ran exactly once (%d)", ss_count_lines(logf, "sess-dead"));
+    PQfinish(conns[1]);
 
     CHECK(ts_agent_stop(&s1, SIGTERM, 10000) == 0, "schedulerd exits 0");
     ts_agent_stop(&ag, SIGTERM, 15000);

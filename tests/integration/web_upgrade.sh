@@ -37,6 +37,7 @@ grep -q 0007_held_states "$TMP/out" || fail "0007 applied"
 grep -q 0009_history_write_path "$TMP/out" || fail "0009 applied"
 { grep -q 0011_workflows "$TMP/out" && grep -q 0013_workflow_hot_counters "$TMP/out"; } || fail "0011 and 0013 applied"
 grep -q 0015_handed_back "$TMP/out" || fail "0015 applied"
+grep -q '_api_sessions' "$TMP/out" || fail "api_sessions migration applied"
 echo "upgrade of 1,000,000 tasks: $ms ms"
 [[ $(q "SELECT rolled_to < now() - interval '59 minutes' FROM task_minutes_state") == t ]] || fail "rollup starts an hour back"
 [[ $(q "SELECT count(*) FROM pg_indexes WHERE indexname IN ('tasks_handler_created_idx', 'tasks_queue_only_created_idx')") == 2 ]] ||
@@ -112,4 +113,10 @@ hb 9
 [[ $(q "SELECT handed_back || ' ' || handed_back_seq FROM tasks WHERE id = 'hb-q'") == "1 9" &&
    $(q "SELECT count(*) FROM tasks WHERE id = 'u1' AND handed_back IS NULL") == 1 ]] ||
   fail "a new message restarts the count; a terminal row is left alone"
+# api_sessions (task.submit writes each row once): the tag column is empty
+# after the upgrade and not indexed; the sessions table starts empty.
+[[ $(q "SELECT count(*) FROM tasks WHERE api_session IS NOT NULL") == 0 &&
+   $(q "SELECT count(*) FROM api_sessions") == 0 ]] || fail "api_sessions columns"
+[[ $(q "SELECT count(*) FROM pg_indexes WHERE tablename = 'tasks' AND indexdef LIKE '%api_session%'") == 0 ]] ||
+  fail "an index of tasks mentions api_session"
 echo "web_upgrade: ok"
