@@ -11,8 +11,8 @@
 # A schema A/B: the same build as --a and --b, with --a-sql/--b-sql run on
 # the emptied tables before each round of that side (e.g. one side's index
 # set: DROP INDEX / CREATE INDEX on empty tables is instant).
-# Prints per round and the median per side: PostgreSQL CPU µs/record and
-# records/s.
+# Prints per round and the median per side: PostgreSQL CPU µs/record, WAL
+# bytes/record (pg_current_wal_insert_lsn before and after) and records/s.
 # Usage: bench/history_ab.sh --a DIR --b DIR [--a-sql SQL] [--b-sql SQL] [--records N] [--batch N] [--rounds R]
 #   (DIR: a build directory holding bench/history_bench; --a also provides cli/jetsched)
 set -euo pipefail
@@ -56,24 +56,26 @@ pg_cpu() {
   done
   echo $((total * 1000 / hz))
 }
-declare -A cpu rate
+declare -A cpu rate walb
 for ((r = 1; r <= ROUNDS; r++)); do
   for v in a b; do
     if [[ $v == a ]]; then d=$A sql=$ASQL; else d=$B sql=$BSQL; fi
     q -c "TRUNCATE tasks, task_attempts"
     [[ -z $sql ]] || q -c "$sql"
     q -c "CHECKPOINT"
+    w0=$(q -c "SELECT pg_current_wal_insert_lsn()")
     c0=$(pg_cpu)
     out=$("$d/bench/history_bench" --records "$N" --batch "$BATCH" --producers 2)
     sleep 0.5 # the backend exits and is reaped (its CPU moves to the postmaster's cutime)
     c1=$(pg_cpu)
+    wal=$(q -c "SELECT round(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$w0') / $N)")
     rps=$(sed -n 's/^RESULT writer_rows_per_s=//p' <<<"$out")
     us=$(awk -v c="$((c1 - c0))" -v n="$N" 'BEGIN { printf "%.1f", c * 1000 / n }')
-    cpu[$v]+="$us " rate[$v]+="$rps "
-    echo "round $r: $v ($d): PostgreSQL $us us/record, $rps records/s"
+    cpu[$v]+="$us " rate[$v]+="$rps " walb[$v]+="$wal "
+    echo "round $r: $v ($d): PostgreSQL $us us/record, WAL $wal bytes/record, $rps records/s"
   done
 done
 med() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-echo "== median of $ROUNDS rounds, $N records, batch $BATCH: PostgreSQL CPU per record, records/s"
-echo "a $A: $(med "${cpu[a]}") us, $(med "${rate[a]}")/s"
-echo "b $B: $(med "${cpu[b]}") us, $(med "${rate[b]}")/s"
+echo "== median of $ROUNDS rounds, $N records, batch $BATCH: PostgreSQL CPU per record, WAL per record, records/s"
+echo "a $A: $(med "${cpu[a]}") us, $(med "${walb[a]}") bytes, $(med "${rate[a]}")/s"
+echo "b $B: $(med "${cpu[b]}") us, $(med "${walb[b]}") bytes, $(med "${rate[b]}")/s"

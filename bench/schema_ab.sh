@@ -42,7 +42,7 @@ q -c "CREATE SCHEMA before;
       CREATE TABLE before.task_attempts (LIKE public.task_attempts INCLUDING ALL);
       ALTER TABLE before.task_attempts ADD FOREIGN KEY (task_id) REFERENCES before.tasks (id) ON DELETE CASCADE;"
 # 0008's tasks_queue_created_idx: not partial.
-idx=$(q -c "SELECT indexname FROM pg_indexes WHERE schemaname = 'before' AND indexdef LIKE '%(queue, status, created_at DESC%'")
+idx=$(q -c "SELECT indexname FROM pg_indexes WHERE schemaname = 'before' AND indexdef LIKE '%(queue, status, created_at%'")
 q -c "DROP INDEX before.$idx" -c "CREATE INDEX ON before.tasks (queue, status, created_at DESC, id DESC)"
 q -c "SELECT s || ': ' || count(*) || ' indexes on tasks and task_attempts, '
              || (SELECT count(*) FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace

@@ -3,7 +3,8 @@
 # (sql/0003_task_minutes.sql, sql/0004_task_list_indexes.sql,
 # sql/0006_task_list_order.sql, and every later one: 0007_held_states.sql
 # replaces two CHECK constraints, 0009_history_write_path.sql leaves succeeded
-# rows out of tasks_queue_created_idx and drops task_attempts' foreign key) applied as an
+# rows out of tasks_queue_created_idx and drops task_attempts' foreign key,
+# 0017_list_indexes_ascending.sql rebuilds the listing indexes ascending) applied as an
 # upgrade of the previous schema holding 1,000,000 tasks (DESIGN §12): they
 # apply, the rollup starts one hour back, the task list's new indexes exist
 # and serve a handler filter (EXPLAIN shows an index scan on them), and a
@@ -37,6 +38,7 @@ grep -q 0007_held_states "$TMP/out" || fail "0007 applied"
 grep -q 0009_history_write_path "$TMP/out" || fail "0009 applied"
 { grep -q 0011_workflows "$TMP/out" && grep -q 0013_workflow_hot_counters "$TMP/out"; } || fail "0011 and 0013 applied"
 grep -q 0015_handed_back "$TMP/out" || fail "0015 applied"
+grep -q 0017_list_indexes_ascending "$TMP/out" || fail "0017 applied"
 grep -q '_api_sessions' "$TMP/out" || fail "api_sessions migration applied"
 echo "upgrade of 1,000,000 tasks: $ms ms"
 [[ $(q "SELECT rolled_to < now() - interval '59 minutes' FROM task_minutes_state") == t ]] || fail "rollup starts an hour back"
@@ -59,6 +61,19 @@ plan=$(q "EXPLAIN SELECT id FROM tasks WHERE status = 'dead' ORDER BY created_at
 # is the primary key; succeeded rows are out of the partial index.
 plan=$(q "EXPLAIN SELECT id FROM tasks WHERE queue = 'q3' AND status = 'succeeded' ORDER BY created_at DESC, id DESC LIMIT 51")
 { grep -q tasks_queue_only_created_idx <<<"$plan" && ! grep -q Sort <<<"$plan"; } || fail "queue and succeeded: $plan"
+# 0017: the listing indexes are ascending and read backward: still no sort,
+# the unfiltered listing included (before 0017 an incremental sort on id),
+# and a cursor page is an index condition of the same scan.
+[[ $(q "SELECT count(*) FROM pg_indexes WHERE tablename = 'tasks' AND indexname IN ('tasks_created_idx',
+        'tasks_status_created_idx', 'tasks_queue_only_created_idx', 'tasks_queue_created_idx',
+        'tasks_handler_created_idx') AND indexdef LIKE '%created_at, id)%' AND indexdef NOT LIKE '%DESC%'") == 5 ]] ||
+  fail "the five listing indexes are ascending"
+plan=$(q "EXPLAIN SELECT id FROM tasks ORDER BY created_at DESC, id DESC LIMIT 51")
+{ grep -q 'Scan Backward using tasks_created_idx' <<<"$plan" && ! grep -q Sort <<<"$plan"; } || fail "no filter: $plan"
+plan=$(q "EXPLAIN SELECT id FROM tasks WHERE status = 'dead' AND (created_at, id) < (now() - interval '1 hour', 'u5')
+          ORDER BY created_at DESC, id DESC LIMIT 51")
+{ grep -q 'Scan Backward using tasks_status_created_idx' <<<"$plan" && ! grep -q Sort <<<"$plan"; } ||
+  fail "status with a cursor: $plan"
 plan=$(q "EXPLAIN SELECT id, payload, result FROM tasks WHERE id = 'u500000'")
 grep -q tasks_pkey <<<"$plan" || fail "task.get: $plan"
 [[ $(q "SELECT pg_get_indexdef('tasks_queue_created_idx'::regclass) LIKE '%WHERE (status <> ''succeeded''::text)'") == t ]] ||
