@@ -82,6 +82,7 @@ struct queue_rt {
     int admitting;                 /* taken from arriving for the lookup, not yet ready */
     int busy;                      /* workers running a handler */
     int idle;                      /* workers waiting on work_cv */
+    int waking;                    /* workers signalled, not yet back from the wait (dispatch.c) */
     int outstanding;               /* messages the pull requests may still deliver */
 
     /* worker.c: the pool. */

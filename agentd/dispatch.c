@@ -57,19 +57,22 @@ static void ready_push(queue_rt *q, inflight *f)
     q->ready[(q->ready_head + q->ready_len++) % q->ready_cap] = f;
 }
 
-int dispatch_admitted(queue_rt *q, inflight **fs, size_t n)
+void dispatch_admitted(queue_rt *q, inflight **fs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         ready_push(q, fs[i]);
     q->admitting -= (int)n;
-    return (int)n < q->idle ? (int)n : q->idle;
 }
 
-void dispatch_wake(queue_rt *q, int n)
+bool dispatch_wake_next(queue_rt *q)
 {
-    for (int i = 0; i < n; i++)
-        pthread_cond_signal(&q->work_cv);
+    if (q->ready_len == 0 || q->waking > 0 || q->idle == 0)
+        return false;
+    q->waking++;
+    return true;
 }
+
+void dispatch_wake(queue_rt *q) { pthread_cond_signal(&q->work_cv); }
 
 void dispatch_wake_all(queue_rt *q) { pthread_cond_broadcast(&q->work_cv); }
 
@@ -96,6 +99,11 @@ void dispatch_wait(queue_rt *q)
     q->idle++;
     pthread_cond_wait(&q->work_cv, &q->mu);
     q->idle--;
+    /* Woken by dispatch_wake (or by a broadcast, or spuriously: then the
+     * signal in flight finds another waiter or none, and the count is
+     * right again either way). */
+    if (q->waking > 0)
+        q->waking--;
 }
 
 void dispatch_done(queue_rt *q) { q->busy--; }

@@ -38,12 +38,20 @@ void dispatch_arrived(queue_rt *q, natsMsg *m, jet_priority lane);
  * the caller), NULL when none. */
 inflight **dispatch_take_arriving(queue_rt *q, size_t *n);
 /* Tasks taken by dispatch_take_arriving, looked up: queued for the
- * workers. Does not wake a worker: returns how many idle ones to wake, and
- * the caller calls dispatch_wake() after unlocking (so the woken workers do
- * not block on q->mu). */
-int dispatch_admitted(queue_rt *q, inflight **fs, size_t n);
-/* Wakes n idle workers (without q->mu). */
-void dispatch_wake(queue_rt *q, int n);
+ * workers. Does not wake a worker (dispatch_wake_next). */
+void dispatch_admitted(queue_rt *q, inflight **fs, size_t n);
+/* Workers are woken one at a time, in a chain: a ready task wakes an idle
+ * worker only when no other is already being woken, and each worker that
+ * takes a task with more left ready wakes the next. Running workers take
+ * the ready tasks in a loop meanwhile, so short tasks are run by the few
+ * workers already awake (one wake-up and context switch for several tasks,
+ * not one per task) and long ones still get a worker each, one wake-up
+ * latency after the other. True when the caller must call dispatch_wake()
+ * after unlocking q->mu (so that the woken worker does not block on it);
+ * counted in q->waking until that worker is back from dispatch_wait. */
+bool dispatch_wake_next(queue_rt *q);
+/* Wakes one idle worker (without q->mu). */
+void dispatch_wake(queue_rt *q);
 /* Wakes every worker waiting on the queue (with q->mu). */
 void dispatch_wake_all(queue_rt *q);
 

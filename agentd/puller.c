@@ -62,25 +62,28 @@ static void expire_requests(queue_rt *q, int64_t now);
 #define ADMIT_BATCH_MAX 256 /* deliveries looked up together at most (admission.c: one query) */
 
 /* The deliveries collected so far go to their admission lookup (one
- * PostgreSQL query, admission.h), then to the workers. Called with q->mu
- * held; returns with it RELEASED (the workers are woken without it, so
- * that they do not block on it). */
+ * PostgreSQL query, admission.h), then to the workers (the first woken
+ * wakes the next: dispatch_wake_next). Called with q->mu held; returns with
+ * it RELEASED (the worker is woken without it, so that it does not block
+ * on it). */
 static void admit_arrivals(queue_rt *q)
 {
     size_t n;
     inflight **fs = dispatch_take_arriving(q, &n);
-    int wake = 0;
+    bool wake = false;
     if (fs) {
         pthread_mutex_unlock(&q->mu);
         admission_lookup(q->a, fs, n);
         pthread_mutex_lock(&q->mu);
-        wake = dispatch_admitted(q, fs, n);
+        dispatch_admitted(q, fs, n);
+        wake = dispatch_wake_next(q);
         free(fs);
         if (atomic_load(&q->a->draining))
             pthread_cond_broadcast(&q->cv); /* puller_join waits for admitting == 0 */
     }
     pthread_mutex_unlock(&q->mu);
-    dispatch_wake(q, wake);
+    if (wake)
+        dispatch_wake(q);
 }
 
 /* During the drain: the deliveries collected so far are queued for the

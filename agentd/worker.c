@@ -54,7 +54,10 @@ static void *worker_main(void *arg)
             dispatch_wait(q);
         if (!f)
             break;
+        bool wake = dispatch_wake_next(q); /* more ready: the next worker of the chain */
         pthread_mutex_unlock(&q->mu);
+        if (wake)
+            dispatch_wake(q);
         inflight_retain(f);
         run_task(a, f);
         bool abandoned = atomic_load(&f->abandoned);
