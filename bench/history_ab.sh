@@ -42,20 +42,8 @@ fi
 export JETSCHED_PG_DSN=$JETSCHED_TEST_PG_DSN
 q() { psql -X -qAt -v ON_ERROR_STOP=1 "$JETSCHED_TEST_PG_DSN" "$@"; }
 "$A/cli/jetsched" migrate --sql-dir "$ROOT/sql" >/dev/null
-PM=$(head -n 1 "$(q -c 'SHOW data_directory')/postmaster.pid")
-hz=$(getconf CLK_TCK)
-# CPU ms of the PostgreSQL tree: live processes plus the postmaster's reaped children.
-pg_cpu() {
-  local total=0 p
-  read -r -a s <"/proc/$PM/stat"
-  total=$((s[13] + s[14] + s[15] + s[16]))
-  for p in $(pgrep -P "$PM"); do
-    [[ -r /proc/$p/stat ]] || continue
-    read -r -a s <"/proc/$p/stat" || continue
-    total=$((total + s[13] + s[14]))
-  done
-  echo $((total * 1000 / hz))
-}
+. "$ROOT/bench/pg_cpu.sh"
+pg_cpu_init
 declare -A cpu rate walb
 for ((r = 1; r <= ROUNDS; r++)); do
   for v in a b; do
