@@ -168,6 +168,10 @@ int th_spawn_daemon(const char *bin, const char *argv0, const char *conf, const 
             dup2(fd, 1);
             dup2(fd, 2);
         }
+        /* Nothing else of the caller's: a daemon that outlives it (killed
+         * test, bench/run stopped) must not keep its pipes or bench/run's
+         * lock (fd 9) open. */
+        closefrom(3);
         execl(bin, argv0, "-c", conf, (char *)NULL);
         _exit(127);
     }
