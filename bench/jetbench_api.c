@@ -207,7 +207,8 @@ static void sched_start(jb_agent *s, const jb_api_spec *sp)
     FILE *f = fopen(s->conf, "w");
     if (!f)
         jb_die("cannot write %s", s->conf);
-    fprintf(f, "# written by jetbench (API rows)\nlog = { level = \"warn\"; };\n");
+    const char *lvl = getenv("JETBENCH_SCHEDULERD_LOG_LEVEL"); /* e.g. debug: the leader's burst timings */
+    fprintf(f, "# written by jetbench (API rows)\nlog = { level = \"%s\"; };\n", lvl && *lvl ? lvl : "warn");
     fprintf(f, "scheduler = { id = \"api-bench\"; };\n");
     const char *conns = getenv("JETBENCH_API_PG_CONNECTIONS");
     if (conns && *conns)
@@ -279,6 +280,13 @@ jb_api_result jb_api_run(const jb_api_spec *sp, PGconn *pg, natsConnection *nc, 
     double cpu_s0 = jb_cpu_ms(s.pid), cpu_pg0 = sp->pg_pid ? jb_cpu_ms_tree(sp->pg_pid) : 0,
            cpu_nats0 = sp->nats_pid ? jb_cpu_ms(sp->nats_pid) : 0, cpu_me0 = jb_cpu_ms(getpid());
 
+    /* JETBENCH_API_BURSTS_ONLY=1: only the two burst rows (a schedulerd
+     * change to the fire path, measured in half the time) */
+    const char *bo = getenv("JETBENCH_API_BURSTS_ONLY");
+    if (bo && *bo && strcmp(bo, "0") != 0) {
+        r.submit_rate = r.many_rate = r.submit_cpu_us = r.mean_group = NAN;
+        goto bursts;
+    }
     /* task.submit, 64 in flight */
     char **b = bodies_submit("apis-", sp->n, sp->payload);
     pipe_run p = {.nc = nc, .verb = "task.submit", .bodies = b, .n = sp->n, .in_flight = 64};
@@ -330,6 +338,7 @@ jb_api_result jb_api_run(const jb_api_spec *sp, PGconn *pg, natsConnection *nc, 
     jb_log("api: single submits at %.0f/s: p50 %.1f ms, p99 %.1f ms", r.paced_rate, r.paced.p50, r.paced.p99);
     purge(js);
 
+bursts:;
     /* 10,000 schedules due in the same second */
     long ns = sp->schedules;
     natsSubscription *sub = watch(nc2, "jetsched.task.apib.>", "apic-", ns);

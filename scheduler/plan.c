@@ -235,9 +235,8 @@ int plan_publish_due(sched *s, uint64_t epoch, sched_pubset *ps, int64_t now_ms)
             return -1;
         plan_item *it = heap_pop();
         unlink_item(it);
-        sched_pubset_add_msg(ps, it->msg, it->id, it->due_ms, false);
-        it->msg = NULL;
-        item_free(it);
+        sched_pubset_add_msg_own(ps, it->msg, it->id, it->due_ms, false);
+        free(it); /* its message and id now belong to ps */
         n++;
     }
     return n;

@@ -218,6 +218,7 @@ void sched_pubset_init_on(sched_pubset *ps, sched *s, sched_publisher *pub)
     memset(ps, 0, sizeof *ps);
     ps->s = s;
     ps->pub = pub;
+    ps->timeout_ms = publish_timeout_ms(s);
     pthread_mutex_lock(&pub->mu);
     pub->active = ps;
     pthread_mutex_unlock(&pub->mu);
@@ -238,6 +239,11 @@ void sched_pubset_add(sched_pubset *ps, PGresult *r, int i, bool redispatch)
 
 void sched_pubset_add_msg(sched_pubset *ps, natsMsg *m, const char *id, int64_t fire_ms, bool redispatch)
 {
+    sched_pubset_add_msg_own(ps, m, strdup(id), fire_ms, redispatch);
+}
+
+void sched_pubset_add_msg_own(sched_pubset *ps, natsMsg *m, char *id, int64_t fire_ms, bool redispatch)
+{
     sched_publisher *pub = ps->pub;
     pthread_mutex_lock(&pub->mu);
     if (ps->n == ps->cap) {
@@ -245,7 +251,7 @@ void sched_pubset_add_msg(sched_pubset *ps, natsMsg *m, const char *id, int64_t 
         ps->items = realloc(ps->items, ps->cap * sizeof *ps->items);
     }
     sched_pub_item *it = &ps->items[ps->n++];
-    *it = (sched_pub_item){.id = strdup(id), .fire_ms = fire_ms, .redispatch = redispatch};
+    *it = (sched_pub_item){.id = id, .fire_ms = fire_ms, .redispatch = redispatch};
     size_t idx = ps->n - 1;
     bool send = m && pub->js && natsConnection_Status(ps->s->nc) == NATS_CONN_STATUS_CONNECTED;
     if (send) {
@@ -259,7 +265,7 @@ void sched_pubset_add_msg(sched_pubset *ps, natsMsg *m, const char *id, int64_t 
         return;
     jsPubOptions po;
     jsPubOptions_Init(&po);
-    po.MaxWait = publish_timeout_ms(ps->s);
+    po.MaxWait = ps->timeout_ms;
     natsStatus st = js_PublishMsgAsync(pub->js, &m, &po);
     if (st != NATS_OK) { /* m is still ours */
         pthread_mutex_lock(&pub->mu);
@@ -277,7 +283,7 @@ void sched_pubset_finish(sched_pubset *ps)
     if (pub->js && ps->n) {
         jsPubOptions po;
         jsPubOptions_Init(&po);
-        po.MaxWait = publish_timeout_ms(ps->s) + 1000;
+        po.MaxWait = ps->timeout_ms + 1000;
         if (js_PublishAsyncComplete(pub->js, &po) == NATS_TIMEOUT) {
             /* no pub-ack and no timeout callback: give them up */
             natsMsgList l = {0};

@@ -37,7 +37,7 @@ int sched_publish_row(sched *s, PGresult *r, int i, bool redispatch, int64_t *fi
  * again) and leaves the outcome in items[]. Nothing is published while NATS
  * is not connected: those rows are failed, left to the reconciler. One set
  * is open at a time on a publisher. */
-#define SCHED_PUB_WINDOW 2048
+#define SCHED_PUB_WINDOW 4096
 
 typedef struct sched_pub_item {
     char *id;
@@ -58,6 +58,7 @@ typedef struct sched_pubset {
     sched_publisher *pub;
     sched_pub_item *items;
     size_t n, cap, hint;
+    int64_t timeout_ms; /* nats.publish_timeout, read once per set (not per message) */
     char first_err[400];
 } sched_pubset;
 
@@ -73,6 +74,8 @@ void sched_pubset_add(sched_pubset *ps, PGresult *r, int i, bool redispatch);
 /* Publishes m (built by sched_task_msg; taken over, NULL counts as failed)
  * asynchronously. */
 void sched_pubset_add_msg(sched_pubset *ps, natsMsg *m, const char *id, int64_t fire_ms, bool redispatch);
+/* The same, taking over id (malloc'ed) as well. */
+void sched_pubset_add_msg_own(sched_pubset *ps, natsMsg *m, char *id, int64_t fire_ms, bool redispatch);
 /* Waits for the outcome of everything added (see above). */
 void sched_pubset_finish(sched_pubset *ps);
 void sched_pubset_free(sched_pubset *ps);
