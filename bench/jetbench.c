@@ -45,6 +45,7 @@ static struct {
     bool quick;
     bool native_only;         /* only the native noop, history on (and the compare build's): an A/B of agentd */
     bool api_only;            /* only (f): schedulerd's API and bursts against raw async publish */
+    bool large_only;          /* only (g): large payloads, raw and jetsched at the first --concurrency */
     bool cron_only;           /* only (d): cron fire lag (steady state, leader kill) against raw async publish */
     json_t *meta;
 } opt = {.n = 100000, .payload = 128, .window = 4096, .batch = 256, .lat_seconds = 8, .large_n = -1,
@@ -56,7 +57,7 @@ static void usage(void)
             "usage: jetbench --build DIR --src DIR [--out FILE] [--n N] [--payload BYTES] [--window N]\n"
             "                [--batch N] [--concurrency 8,32] [--lat-seconds S] [--quick] [--meta KEY=VALUE]...\n"
             "                [--compare-build DIR] [--history-batch N] [--native-only] [--api-only]\n"
-            "                [--cron-only] [--large-n N] [--large-payload BYTES]\n"
+            "                [--cron-only] [--large-only] [--large-n N] [--large-payload BYTES]\n"
             "Runs inside tests/harness/with-servers --nats --pg (use bench/run).\n");
     exit(2);
 }
@@ -123,6 +124,8 @@ static void parse_args(int argc, char **argv)
             opt.native_only = true;
         else if (!strcmp(a, "--api-only"))
             opt.api_only = true;
+        else if (!strcmp(a, "--large-only"))
+            opt.large_only = true;
         else if (!strcmp(a, "--cron-only"))
             opt.cron_only = true;
         else
@@ -1036,7 +1039,7 @@ static struct {
     bool ran;
     int pub_window, batch, window; /* bounded in bytes: 16 MiB published, 12 MiB requested unacked */
     double raw_runs[2], raw;       /* msg/s before and after the jetsched run; raw = mean of those that ran */
-    double raw_cpu_nats_us;        /* per message, mean */
+    double raw_cpu_nats_us, raw_cpu_client_us; /* per message, mean */
     char why[200];                 /* why a raw measurement failed */
     e2e js;                        /* native noop, history on */
 } large;
@@ -1053,7 +1056,7 @@ static double run_raw_large(jsCtx *pjs, int k, long n)
     else
         jb_log("(g) warm-up: %ld messages of %d B through the raw consumer", n, opt.large_payload);
     jb_cons_spec ce = raw_spec(n, large.batch, large.window);
-    double c_nats = jb_cpu_ms(nats_pid);
+    double c_nats = jb_cpu_ms(nats_pid), c_self = jb_cpu_ms(getpid());
     jb_consumer *c = jb_consumer_start(&ce);
     jb_pub_spec pe = {RAW_SUBJECT, "noop", prefix, large_payload, opt.large_payload, n, 0, NULL};
     jb_pub_result pr;
@@ -1068,9 +1071,11 @@ static double run_raw_large(jsCtx *pjs, int k, long n)
         return NAN;
     }
     double cpu = (jb_cpu_ms(nats_pid) - c_nats) * 1000.0 / (double)n;
+    double self = (jb_cpu_ms(getpid()) - c_self) * 1000.0 / (double)n; /* publisher and consumer */
     if (k < 0)
         return 0;
     large.raw_cpu_nats_us = large.raw_cpu_nats_us > 0 ? (large.raw_cpu_nats_us + cpu) / 2 : cpu;
+    large.raw_cpu_client_us = large.raw_cpu_client_us > 0 ? (large.raw_cpu_client_us + self) / 2 : self;
     double rate = (double)n / secs(pr.start_ns, empty);
     jb_log("    %.0f msg/s, %.0f MB/s", rate, rate * opt.large_payload / 1e6);
     return rate;
@@ -1086,6 +1091,9 @@ static void run_large(int bc)
     large.window = (12 << 20) / len;
     large.window = large.window > raw.window_used ? raw.window_used : large.window < 3 ? 3 : large.window;
     large.batch = large.window / 3 > opt.batch ? opt.batch : large.window / 3;
+    const char *pull = getenv("JETBENCH_LARGE_PULL"); /* "batch,window": the raw consumer's, for experiments */
+    if (pull && sscanf(pull, "%d,%d", &large.batch, &large.window) != 2)
+        jb_die("JETBENCH_LARGE_PULL: want batch,window");
     jsCtx *pjs = jb_js_context(pub_nc, large.pub_window);
     /* The first large messages of a run cost more (the file store's new blocks, the page cache): not measured. */
     if (isnan(run_raw_large(pjs, -1, opt.large_n / 10 < 100 ? 100 : opt.large_n / 10))) {
@@ -1142,11 +1150,12 @@ static void large_rows(int bc)
                                                             json_real(round(large.raw_runs[0])),
                                                             isnan(large.raw_runs[1]) ? json_null() :
                                                             json_real(round(large.raw_runs[1]))));
-        json_object_set_new(r->j, "cpu_us_per_msg", json_pack("{s:f}", "nats_server",
-                                                               round(large.raw_cpu_nats_us * 10) / 10));
+        json_object_set_new(r->j, "cpu_us_per_msg", json_pack("{s:f,s:f}", "nats_server",
+                                                               round(large.raw_cpu_nats_us * 10) / 10, "client",
+                                                               round(large.raw_cpu_client_us * 10) / 10));
         row_note(r, "mean of 2 (%.0f, %.0f; before and after jetsched); N %ld; batch %d, <= %d requested, publish "
-                 "window %d; nats CPU %.0f us/msg", large.raw_runs[0], large.raw_runs[1], opt.large_n, large.batch,
-                 large.window, large.pub_window, large.raw_cpu_nats_us);
+                 "window %d; CPU us/msg: nats %.0f, client %.0f", large.raw_runs[0], large.raw_runs[1], opt.large_n,
+                 large.batch, large.window, large.pub_window, large.raw_cpu_nats_us, large.raw_cpu_client_us);
     }
     snprintf(label, sizeof label, "jetsched, %s: native noop, history on, concurrency %d", sz, bc);
     e2e_row("jetsched_native_history_large", label, &large.js, false);
@@ -1250,6 +1259,39 @@ static cap_line cap_of(const e2e *r, const char *id, const char *what)
         c.pg_us = r->cpu_pg_ms * 1000.0 / (double)r->n;
     }
     return c;
+}
+
+/* --large-only: (g) alone at the first --concurrency, one line each, no JSON. */
+static int large_only_report(void)
+{
+    double l0[3] = {0}, l1[3] = {0};
+    getloadavg(l0, 3);
+    raw.window_used = opt.batch * 3 > 1000 ? 1000 : opt.batch * 3;
+    if (opt.large_n <= 0)
+        jb_die("--large-only needs --large-n > 0");
+    run_large(opt.conc[0]);
+    getloadavg(l1, 3);
+    jb_sampler_stop();
+    const e2e *j = &large.js;
+    printf("\nlarge payloads (g): %ld messages of %d B, load average %.1f -> %.1f (1 min)\n", opt.large_n,
+           opt.large_payload, l0[0], l1[0]);
+    printf("  raw JetStream, publish + pull-and-ack at once: %.0f msg/s, %.0f MB/s (%.0f, %.0f; batch %d, <= %d "
+           "requested, publish window %d; CPU us/msg: nats-server %.0f, this client %.0f)\n", large.raw,
+           large.raw * opt.large_payload / 1e6, large.raw_runs[0], large.raw_runs[1], large.batch, large.window,
+           large.pub_window, large.raw_cpu_nats_us, large.raw_cpu_client_us);
+    if (j->ok)
+        printf("  jetsched, native noop, history on, concurrency %d: %.0f msg/s, %.0f MB/s, %.0f%% of raw (CPU us/task: "
+               "agentd %.0f, nats-server %.0f, PostgreSQL %.0f)\n", j->conc, j->rate, j->rate * opt.large_payload / 1e6,
+               100 * j->rate / large.raw, j->cpu_agent_ms * 1000 / (double)j->n, j->cpu_nats_ms * 1000 / (double)j->n,
+               j->cpu_pg_ms * 1000 / (double)j->n);
+    else
+        printf("  jetsched, native noop, history on: FAILED: %s\n", j->why);
+    jb_js_context_destroy(js);
+    natsConnection_Destroy(pub_nc);
+    natsConnection_Destroy(cons_nc);
+    PQfinish(pg);
+    nats_Close();
+    return j->ok && !isnan(large.raw) ? 0 : 3;
 }
 
 /* --native-only: the native noop with history at each concurrency and, with
@@ -1386,6 +1428,8 @@ int main(int argc, char **argv)
     jb_mem nats_idle = jb_proc_mem(nats_pid);
     if (opt.api_only)
         return api_only_report();
+    if (opt.large_only)
+        return large_only_report();
     if (opt.cron_only)
         return cron_only_report();
 
