@@ -46,6 +46,9 @@ static struct {
 /* The context of api_init_offline and of calls before api_start or after
  * api_stop (one at a time). */
 static api_ctx base;
+/* base without PostgreSQL nor publisher, read-only once api_start has set
+ * it: validation of a task.submit where it arrives (submit_on_arrival). */
+static api_ctx vbase;
 static pthread_mutex_t base_mu = PTHREAD_MUTEX_INITIALIZER;
 /* dlq.replay and dlq.purge walk and change the dead-letter stream: one at a
  * time, as when the API served one request at a time. */
@@ -163,7 +166,8 @@ static size_t take_group(job ***out)
     return n;
 }
 
-/* A worker: validates queued submits first (cheap, and the group grows),
+/* A worker: validates queued submits first (those submit_on_arrival left to
+ * a worker; cheap, and the group grows),
  * then commits the pending ones when fewer than max_committers are
  * committing, else serves the next request. */
 static void *worker(void *arg)
@@ -215,6 +219,55 @@ static void run_inline(job *j)
     finish(j);
 }
 
+/* An id whose check reads PostgreSQL (reserved_callback_id of
+ * api_task.c: <workflow>-on_success, <workflow>-on_complete). */
+static bool id_needs_pg(const json_t *req)
+{
+    const char *id = json_string_value(json_object_get(req, "id"));
+    size_t n = id ? strlen(id) : 0;
+    return (n >= 11 && !strcmp(id + n - 11, "-on_success")) || (n >= 12 && !strcmp(id + n - 12, "-on_complete"));
+}
+
+/* A task.submit is validated where it arrives (the NATS delivery thread, an
+ * HTTP thread) and joins the pending list at once: no worker is woken to
+ * validate it, and none at all while the committers are all busy (the next
+ * one to finish takes the pending ones as its group). false: not taken (an
+ * id checked in PostgreSQL, or the pool stopped): queue it as any request. */
+static bool submit_on_arrival(job *j)
+{
+    if (!is_submit(j->v) || id_needs_pg(j->req))
+        return false;
+    pthread_mutex_lock(&P.mu);
+    bool running = P.started && !P.stop;
+    pthread_mutex_unlock(&P.mu);
+    if (!running)
+        return false;
+    api_ctx c = vbase;
+    c.verb = j->v->verb;
+    if (api_submit_prepare(&c, j->req, &j->sub, &j->res, &j->e) <= 0) {
+        finish(j);
+        return true;
+    }
+    pthread_mutex_lock(&P.mu);
+    running = P.started && !P.stop;
+    if (running) {
+        if (P.npending == P.cap) {
+            P.cap = P.cap ? P.cap * 2 : 256;
+            P.pending = realloc(P.pending, P.cap * sizeof *P.pending);
+        }
+        P.pending[P.npending++] = j;
+        if (P.committers < P.max_committers)
+            pthread_cond_signal(&P.cv);
+    }
+    pthread_mutex_unlock(&P.mu);
+    if (!running) { /* stopped meanwhile: served like one that came after the stop */
+        api_task_row_free(j->sub);
+        free(j->sub);
+        j->sub = NULL;
+    }
+    return running;
+}
+
 void api_call_async(const char *verb, json_t *req, api_done_fn done, void *closure)
 {
     job *j = calloc(1, sizeof *j);
@@ -235,6 +288,8 @@ void api_call_async(const char *verb, json_t *req, api_done_fn done, void *closu
         free(j);
         return;
     }
+    if (submit_on_arrival(j))
+        return;
     pthread_mutex_lock(&P.mu);
     bool queued = P.started && !P.stop;
     if (queued) {
@@ -377,6 +432,9 @@ jet_status api_start(sched *s, jet_err *err)
     int n = (int)jet_cfg_int(s->cfg, "api.pg_connections");
     if (n < 1)
         n = 1;
+    vbase = base;
+    vbase.pg = NULL;
+    vbase.pub = NULL;
     P.ctxs = calloc((size_t)n, sizeof *P.ctxs);
     P.threads = calloc((size_t)n, sizeof *P.threads);
     P.max_committers = n / 2 > 0 ? n / 2 : 1;
