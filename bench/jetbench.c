@@ -1038,7 +1038,7 @@ static void cron_rows(const jb_cron_result *c)
 static struct {
     bool ran;
     int pub_window, batch, window; /* bounded in bytes: 16 MiB published, 12 MiB requested unacked */
-    double raw_runs[2], raw;       /* msg/s before and after the jetsched run; raw = mean of those that ran */
+    double raw_runs[2], raw;       /* msg/s before and after the jetsched run; raw = the better of the two */
     double raw_cpu_nats_us, raw_cpu_client_us; /* per message, mean */
     char why[200];                 /* why a raw measurement failed */
     e2e js;                        /* native noop, history on */
@@ -1095,7 +1095,9 @@ static void run_large(int bc)
     if (pull && sscanf(pull, "%d,%d", &large.batch, &large.window) != 2)
         jb_die("JETBENCH_LARGE_PULL: want batch,window");
     jsCtx *pjs = jb_js_context(pub_nc, large.pub_window);
-    /* The first large messages of a run cost more (the file store's new blocks, the page cache): not measured. */
+    /* The first large messages of a run cost more (the file store's new blocks, the page cache): not measured;
+     * and the servers settle first after the 100,000-task runs (nats-server and PostgreSQL clean up behind them). */
+    jb_sleep_ms(2000);
     if (isnan(run_raw_large(pjs, -1, opt.large_n / 10 < 100 ? 100 : opt.large_n / 10))) {
         large.raw_runs[0] = large.raw_runs[1] = large.raw = NAN;
         large.js = (e2e){.ran = true, .n = opt.large_n, .payload_len = len};
@@ -1107,12 +1109,12 @@ static void run_large(int bc)
     load L = {opt.large_n, large_payload, len, pjs, "-64k"};
     large.js = run_e2e_load(bc, 1, false, NULL, &L);
     large.raw_runs[1] = run_raw_large(pjs, 1, opt.large_n);
-    double sum = 0;
-    int m = 0;
+    /* The better of the two, as the ceiling is the median of three: one measurement disturbed by the shared
+     * machine (or by what the earlier runs left to clean up) does not set the reference. */
+    large.raw = NAN;
     for (int i = 0; i < 2; i++)
-        if (!isnan(large.raw_runs[i]))
-            sum += large.raw_runs[i], m++;
-    large.raw = m ? sum / m : NAN;
+        if (!isnan(large.raw_runs[i]) && (isnan(large.raw) || large.raw_runs[i] > large.raw))
+            large.raw = large.raw_runs[i];
     jb_js_context_destroy(pjs);
 }
 
@@ -1153,7 +1155,7 @@ static void large_rows(int bc)
         json_object_set_new(r->j, "cpu_us_per_msg", json_pack("{s:f,s:f}", "nats_server",
                                                                round(large.raw_cpu_nats_us * 10) / 10, "client",
                                                                round(large.raw_cpu_client_us * 10) / 10));
-        row_note(r, "mean of 2 (%.0f, %.0f; before and after jetsched); N %ld; batch %d, <= %d requested, publish "
+        row_note(r, "better of 2 (%.0f, %.0f; before and after jetsched); N %ld; batch %d, <= %d requested, publish "
                  "window %d; CPU us/msg: nats %.0f, client %.0f", large.raw_runs[0], large.raw_runs[1], opt.large_n,
                  large.batch, large.window, large.pub_window, large.raw_cpu_nats_us, large.raw_cpu_client_us);
     }
