@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/pg_cpu.sh: sourced by bench scripts. pg_cpu_init reads the postmaster's
 # pid of the PostgreSQL at $JETSCHED_TEST_PG_DSN; pg_cpu prints the CPU
 # milliseconds of its whole process tree: live processes (backends, WAL
