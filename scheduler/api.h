@@ -61,8 +61,8 @@ typedef struct api_verb_def {
 /* ---- serving (api_pool.c) ----
  * api.pg_connections worker threads, each with its own api_ctx (PostgreSQL
  * connection, asynchronous publisher), take requests from one queue; a
- * task.submit is validated by a worker and then waits in the pending list
- * until a worker commits it with the others pending (group commit, at most
+ * task.submit is validated where it arrives (by a worker when its id needs
+ * PostgreSQL) and then waits in the pending list until a worker commits it with the others pending (group commit, at most
  * half the workers committing at once). */
 
 /* Prepares the verbs (KV handles, metrics), starts the workers and serves
