@@ -3,8 +3,8 @@
 every rule of deploy/prometheus/rules/, evaluated by a real Prometheus
 (Debian's `prometheus`) that scrapes a running stack (issue 19).
 
-Run under tests/harness/with-servers --nats --pg. Starts schedulerd s1 (the
-leader, stats.interval 1s, stats.count_cap 10), a follower s2 and agentd a1,
+Run under tests/harness/with-servers --nats --pg. Starts schedulerd s1 and
+s2 (stats.interval 1s, stats.count_cap 10; one leads, usually s1) and agentd a1,
 puts a little load on them (echo tasks, failing exec tasks that retry and
 die, a delayed task, an @every 1s schedule), runs prometheus on a free
 loopback port with a temp dir (scrape and rule interval 1 s), then asserts:
@@ -92,11 +92,14 @@ def submit_load(st, n_echo, n_fail):
             finish()
 
 
+STATS_EXTRA = "stats = { interval = \"1s\"; count_cap = 10; };\n"
+
+
 def main():
     with Stack("ops_dashboard") as st:
         st.migrate_init(queues=("default",))
-        if not (st.start("schedulerd", "s1", extra="stats = { interval = \"1s\"; count_cap = 10; };\n")
-                and st.start("agentd", "a1", extra=AGENT_EXTRA) and st.start("schedulerd", "s2")):
+        if not (st.start("schedulerd", "s1", extra=STATS_EXTRA)
+                and st.start("agentd", "a1", extra=AGENT_EXTRA) and st.start("schedulerd", "s2", extra=STATS_EXTRA)):
             sys.exit("FATAL: the stack did not start")
         rc, out, err = st.jetsched("schedule", "add", "every1s", "@every 1s", "echo", "{}")
         check(rc == 0, "schedule add: %s%s" % (out, err))
@@ -141,16 +144,22 @@ def main():
             prom.terminate()
             prom.wait(10)
 
-        # Leader only: s1 leads (started first), s2 exports none of the sampled gauges.
+        # Leader only: the leader (s1 usually, started first; either may win
+        # the election on a loaded machine, both have the same stats
+        # settings) exports the sampled gauges, the follower none of them.
         m1, m2 = metrics(st.port("s1")), metrics(st.port("s2"))
+        leaders = [n for n, m in (("s1", m1), ("s2", m2)) if m.get("jetsched_scheduler_is_leader") == 1]
+        check(len(leaders) == 1, "exactly one leader among s1, s2: %r" % leaders)
+        lead, follow = (m1, m2) if leaders == ["s1"] else (m2, m1)
+        fname = "s2" if leaders == ["s1"] else "s1"
+        print("leader: %s" % (leaders[0] if leaders else "none"), flush=True)
         leader_only = ("jetsched_queue_depth{", "jetsched_queue_pending{", "jetsched_tasks{", "jetsched_dlq_messages{")
-        check(m1.get("jetsched_scheduler_is_leader") == 1, "s1 is not the leader")
         for prefix in leader_only:
-            check(any(k.startswith(prefix) for k in m1), "leader: no %s series" % prefix)
-            check(not any(k.startswith(prefix) for k in m2), "follower s2 exports %s series" % prefix)
-        check(m1.get('jetsched_tasks{status="succeeded"}') == 10,
-              "tasks by status not capped at stats.count_cap 10: %r" % m1.get('jetsched_tasks{status="succeeded"}'))
-        check(m1.get('jetsched_dlq_messages{queue="default"}', 0) >= 1, "no dead letter counted in jetsched_dlq_messages")
+            check(any(k.startswith(prefix) for k in lead), "leader: no %s series" % prefix)
+            check(not any(k.startswith(prefix) for k in follow), "follower %s exports %s series" % (fname, prefix))
+        check(lead.get('jetsched_tasks{status="succeeded"}') == 10,
+              "tasks by status not capped at stats.count_cap 10: %r" % lead.get('jetsched_tasks{status="succeeded"}'))
+        check(lead.get('jetsched_dlq_messages{queue="default"}', 0) >= 1, "no dead letter counted in jetsched_dlq_messages")
     finish("dashboard and rules OK against a real Prometheus")
 
 
