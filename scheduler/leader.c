@@ -290,17 +290,10 @@ static int64_t next_due_us(sched *s)
     return best;
 }
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Where a round's time went (debug log: a planned publish that went out
  * late names the previous round's phases). */
 typedef struct round_times {
-    int64_t start, publish, fires, delayed, finish, load, reconcile, end; /* mono_us at the end of each */
+    int64_t start, publish, fires, delayed, finish, load, reconcile, end; /* jet_mono_us() at the end of each */
 } round_times;
 
 static void *leader_main(void *arg)
@@ -316,7 +309,7 @@ static void *leader_main(void *arg)
     while (!atomic_load(&s->stop)) {
         prev = rt;
         nap_us(s, sleep_us, refused_rev);
-        rt = (round_times){.start = mono_us()};
+        rt = (round_times){.start = jet_mono_us()};
         int64_t tick_us = atomic_load(&s->tick_ms) * 1000;
         sleep_us = tick_us;
         uint64_t rev = 0;
@@ -353,7 +346,7 @@ static void *leader_main(void *arg)
                       (long long)(prev.load - prev.finish), (long long)(prev.reconcile - prev.load),
                       (long long)(prev.end - prev.reconcile));
         int planned = plan_publish_due(s, rev, &ps, jet_now_ms());
-        int64_t handed_us = mono_us();
+        int64_t handed_us = jet_mono_us();
         if (planned < 0) {
             fire_publish_finish(s, &ps);
             step_down(s, "the lease is no longer ours at a planned publish (nothing published after it)");
@@ -361,7 +354,7 @@ static void *leader_main(void *arg)
         }
         if (planned > 0)
             fire_publish_finish(s, &ps); /* pub-acks, then scheduled -> queued: out of the at-due path's way */
-        rt.publish = mono_us();
+        rt.publish = jet_mono_us();
         if (planned > 0)
             jet_debug("plan: %d task(s) due at %lld published from %lld ms after it: handed over in %lld us, "
                       "pub-acks and record %lld us", planned, (long long)first_due, (long long)(woke_ms - first_due),
@@ -396,7 +389,7 @@ static void *leader_main(void *arg)
                 break;
         }
         bool behind = more && n >= 0;
-        rt.fires = mono_us();
+        rt.fires = jet_mono_us();
         if (atomic_load(&s->epoch) != rev) {
             fire_publish_finish(s, &ps);
             if (atomic_load(&s->abdicate))
@@ -412,9 +405,9 @@ static void *leader_main(void *arg)
                 break;
         }
         behind = behind || n == DELAYED_BATCH;
-        rt.delayed = mono_us();
+        rt.delayed = jet_mono_us();
         fire_publish_finish(s, &ps);
-        rt.finish = mono_us();
+        rt.finish = jet_mono_us();
         if (atomic_load(&s->epoch) != rev) {
             if (atomic_load(&s->abdicate))
                 refused_rev = rev;
@@ -427,13 +420,13 @@ static void *leader_main(void *arg)
             plan_rewind(earliest);
         if (plan_load(s) < 0)
             continue;
-        rt.load = rt.reconcile = rt.end = mono_us();
+        rt.load = rt.reconcile = rt.end = jet_mono_us();
         if (jet_mono_ms() >= next_reconcile_mono) {
             reconcile(s, rev);
             if (atomic_load(&s->abdicate))
                 refused_rev = rev;
             next_reconcile_mono = jet_mono_ms() + atomic_load(&s->reconcile_ms);
-            rt.reconcile = rt.end = mono_us();
+            rt.reconcile = rt.end = jet_mono_us();
         }
         /* Wake at the next due time, at most one tick from now. */
         if (behind) {
@@ -458,7 +451,7 @@ static void *leader_main(void *arg)
                 due = pu < 0 ? 0 : pu; /* the plan's own due time: not held back by the back-off */
         }
         sleep_us = due < 0 ? 0 : due < tick_us ? due : tick_us;
-        rt.end = mono_us();
+        rt.end = jet_mono_us();
         if (log_round)
             jet_debug("round after a planned publish: publish %lld, fires %lld, delayed %lld, finish %lld, load %lld, "
                       "reconcile %lld, rest %lld us", (long long)(rt.publish - rt.start),
