@@ -309,7 +309,11 @@ static void complete(jet_history *h, hrec **recs, size_t lo, size_t hi, jet_stat
  * meaning "the task's latest attempt") and into task_attempts (aw: per
  * (task, attempt), the furthest state), so that each row is touched once
  * and the server needs no sort. An existing task row only moves forward and
- * a terminal one never changes, so a replayed batch changes nothing; an
+ * a terminal one never changes, so a replayed batch changes nothing (one
+ * exception: a planned fire `skipped` as "withdrawn before it was due" takes
+ * the record of a run, which the task had when its pause, update or delete
+ * committed after the fire was published and admitted: docs/SCHEDULER.md,
+ * "Withdrawn fires do not run"; a refusal, `duplicate`, leaves it); an
  * attempt row is inserted once and a 'running' (or 'lost') one completed once
  * by the attempt's outcome; 'lost' goes into tasks as 'retrying'. */
 #define NCOLS 18
@@ -338,7 +342,8 @@ static const char UPSERT_SQL[] =
     "  finished_at = excluded.finished_at, updated_at = excluded.updated_at,"
     "  schedule_id = coalesce(excluded.schedule_id, t.schedule_id),"
     "  trace_id = coalesce(excluded.trace_id, t.trace_id)"
-    " WHERE NOT jetsched_status_terminal(t.status)"
+    " WHERE (NOT jetsched_status_terminal(t.status)"
+    "   OR (t.status = 'skipped' AND t.error LIKE 'withdrawn before it was due%' AND excluded.status <> 'duplicate'))"
     "  AND (CASE WHEN excluded.attempts = 0 THEN t.attempts ELSE excluded.attempts END,"
     "       jetsched_status_rank(excluded.status)) > (t.attempts, jetsched_status_rank(t.status)))"
     " INSERT INTO task_attempts AS a (task_id, attempt, agent, status, started_at, finished_at, error)"

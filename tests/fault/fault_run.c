@@ -14,7 +14,8 @@
  * PostgreSQL. Its verdict is the exit status.
  *
  * Scenarios: agent_kill, leader_kill, leader_stop, nats_restart, pg_outage,
- * cluster_node_kill (--nats-cluster: R3 streams; DESIGN issue 8 item 5).
+ * cluster_node_kill (--nats-cluster: R3 streams; DESIGN issue 8 item 5), pause_window
+ * (no fault; the final pause straddles a fire: pause_schedules).
  * agentd runs with its defaults (idempotency.check = redelivered: the tasks
  * schedulerd publishes carry Jetsched-Idempotency-Check: always);
  * JETSCHED_FAULT_IDEMPOTENCY=redelivered|always sets the agents' key.
@@ -392,6 +393,13 @@ static void fault_cluster_node_kill(int round)
          leader[0] ? leader : "?", now_leader[0] ? now_leader : "?", (long long)(ts_now_ms() - t), round + 1);
 }
 
+/* pause_window: no fault under the load; its test is the final pause
+ * (pause_schedules). */
+static void fault_none(int round)
+{
+    (void)round;
+}
+
 typedef struct scen {
     const char *name;
     void (*fault)(int round);
@@ -405,6 +413,7 @@ static const scen scens[] = {
     {"nats_restart", fault_nats_restart, 15000},
     {"pg_outage", fault_pg_outage, 0},
     {"cluster_node_kill", fault_cluster_node_kill, 20000},
+    {"pause_window", fault_none, 0},
 };
 
 /* ---------------- the run ---------------- */
@@ -419,6 +428,94 @@ static int64_t insert_schedule(const char *id, const char *kind, const char *spe
     CHECK(first > 0, "schedule %s created", id);
     fc_schedule(id, first, 1000);
     return first;
+}
+
+/* True when both schedules' fires due at fire_ms have a side-effect line. */
+static bool fires_ran(int64_t fire_ms)
+{
+    int found = 0;
+    char want[2][64];
+    snprintf(want[0], sizeof want[0], "fc-every-%lld ", (long long)fire_ms);
+    snprintf(want[1], sizeof want[1], "fc-cron-%lld ", (long long)fire_ms);
+    bool seen[2] = {false, false};
+    for (int i = 0; i < NAGENTS; i++) {
+        char fx[700], line[512];
+        fc_fx_path(agent_ids[i], fx, sizeof fx);
+        FILE *f = fopen(fx, "r");
+        while (f && fgets(line, sizeof line, f))
+            for (int k = 0; k < 2; k++)
+                if (!seen[k] && !strncmp(line, want[k], strlen(want[k]))) {
+                    seen[k] = true;
+                    found++;
+                }
+        if (f)
+            fclose(f);
+    }
+    return found == 2;
+}
+
+/* Pauses both schedules (the trigger of sql/0005 withdraws their planned
+ * fires not yet due) and records each one's stop for the checker: the
+ * instant the pause was acknowledged, i.e. its COMMIT returned. Not the
+ * transaction's now(), which is when it began: a fire due between the two
+ * may have been published, admitted and run before the pause committed
+ * (docs/SCHEDULER.md, "Withdrawn fires do not run"); the CI run that
+ * reported "UNEXPECTED FIRE: ... 1 ms later" had both fires published and
+ * run while its pause's UPDATE was under way.
+ *
+ * straddle (scenario pause_window): the pause's transaction forces that
+ * window: its UPDATE withdraws the fires due at the next whole second, which
+ * the leader already holds in its plan; the COMMIT waits until both have run
+ * (published from memory, admitted by agentd on the row PostgreSQL still
+ * shows `scheduled`). The checker then wants them `succeeded` (their runs
+ * recorded over the withdrawal: history tells what happened) and nothing
+ * due after the acknowledgement run. */
+static void pause_schedules(bool straddle)
+{
+    PGconn *pg = ts_pg();
+    int64_t fire = 0;
+    for (int tries = 0;; tries++) {
+        if (straddle) {
+            /* 150 ms before a whole second at least 600 ms away: planned (plan_ahead 2 s), not yet due */
+            fire = (wall_ms() / 1000 + 2) * 1000;
+            while (wall_ms() < fire - 150)
+                ts_sleep_ms(5);
+        }
+        PQclear(PQexec(pg, "BEGIN"));
+        PGresult *r = PQexec(pg, "UPDATE schedules SET paused = true WHERE id LIKE 'fc-%' RETURNING id");
+        bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 2;
+        PQclear(r);
+        if (ok && straddle) {
+            long began = ts_pg_long("SELECT floor(extract(epoch from now()) * 1000)::bigint");
+            long withdrawn = ts_pg_long("SELECT count(*) FROM tasks WHERE id IN ('fc-every-%lld', 'fc-cron-%lld')"
+                                        " AND status = 'skipped' AND error LIKE 'withdrawn before it was due%%'",
+                                        (long long)fire, (long long)fire);
+            if (began >= fire || withdrawn != 2) {
+                PQclear(PQexec(pg, "ROLLBACK"));
+                CHECK(tries < 5, "pause_window: the pause withdrew the fires due at %lld (began %ld ms before,"
+                                 " %ld withdrawn)", (long long)fire, (long)(fire - began), withdrawn);
+                if (tries < 5)
+                    continue;
+                return;
+            }
+            int64_t give_up = ts_now_ms() + 10000;
+            while (!fires_ran(fire) && ts_now_ms() < give_up)
+                ts_sleep_ms(20);
+            CHECK(fires_ran(fire), "pause_window: the window was forced: both fires due at %lld ran while the "
+                                   "pause that withdrew them was not committed", (long long)fire);
+        }
+        r = PQexec(pg, ok ? "COMMIT" : "ROLLBACK");
+        ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        int64_t acked = wall_ms();
+        CHECK(ok, "schedules paused");
+        fc_schedule_stop("fc-every", acked);
+        fc_schedule_stop("fc-cron", acked);
+        if (straddle)
+            note("pause_window: the pause began before the fires due at %lld and was acknowledged %lld ms after "
+                 "them", (long long)fire, (long long)(acked - fire));
+        return;
+    }
 }
 
 /* Waits until `want` of our tasks have succeeded and none of any kind is
@@ -471,6 +568,8 @@ int main(int argc, char **argv)
         delayed_rate = 30;
         api_rate = 30;
     }
+    if (!strcmp(scenario, "pause_window"))
+        load_ms = 6000;
     if (!strcmp(scenario, "pg_outage"))
         load_ms = fault_at_ms + (long_run ? 30000 : 10000) + 5000;
     int64_t t_begin = ts_now_ms();
@@ -553,12 +652,7 @@ int main(int argc, char **argv)
     }
     /* Stop the schedules; fires in flight finish. */
     ts_sleep_ms(1500);
-    PGresult *r = PQexec(ts_pg(), "UPDATE schedules SET paused = true WHERE id LIKE 'fc-%'"
-                                  " RETURNING id, floor(extract(epoch from now()) * 1000)::bigint");
-    CHECK(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 2, "schedules paused");
-    for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
-        fc_schedule_stop(PQgetvalue(r, i, 0), strtoll(PQgetvalue(r, i, 1), NULL, 10));
-    PQclear(r);
+    pause_schedules(!strcmp(scenario, "pause_window"));
     ts_sleep_ms(1000);
     CHECK(drain(want, 30000) >= 0, "the last fires finished");
     /* Nothing is waiting to be delivered or acknowledged. */
