@@ -313,7 +313,12 @@ static void complete(jet_history *h, hrec **recs, size_t lo, size_t hi, jet_stat
  * exception: a planned fire `skipped` as "withdrawn before it was due" takes
  * the record of a run, which the task had when its pause, update or delete
  * committed after the fire was published and admitted: docs/SCHEDULER.md,
- * "Withdrawn fires do not run"; a refusal, `duplicate`, leaves it); an
+ * "Withdrawn fires do not run"; a refusal, `duplicate`, leaves it). A
+ * `throttled` row ranks above the records of its own attempt: agentd parks
+ * a rate_limited attempt N with its own statement (keylimits.c, attempts =
+ * N), and that attempt's `running` record, queued earlier in this writer,
+ * may commit after it; the park is the later state, and only a later
+ * attempt moves the row on (test agentd_park); an
  * attempt row is inserted once and a 'running' (or 'lost') one completed once
  * by the attempt's outcome; 'lost' goes into tasks as 'retrying'. */
 #define NCOLS 18
@@ -345,7 +350,8 @@ static const char UPSERT_SQL[] =
     " WHERE (NOT jetsched_status_terminal(t.status)"
     "   OR (t.status = 'skipped' AND t.error LIKE 'withdrawn before it was due%' AND excluded.status <> 'duplicate'))"
     "  AND (CASE WHEN excluded.attempts = 0 THEN t.attempts ELSE excluded.attempts END,"
-    "       jetsched_status_rank(excluded.status)) > (t.attempts, jetsched_status_rank(t.status)))"
+    "       jetsched_status_rank(excluded.status))"
+    "      > (t.attempts, CASE WHEN t.status = 'throttled' THEN 4 ELSE jetsched_status_rank(t.status) END))"
     " INSERT INTO task_attempts AS a (task_id, attempt, agent, status, started_at, finished_at, error)"
     " SELECT s.task_id, s.attempt, s.agent, s.status, to_timestamp(s.started_ms::float8 / 1000),"
     "  coalesce(to_timestamp(s.finished_ms::float8 / 1000),"
