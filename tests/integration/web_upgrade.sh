@@ -4,7 +4,8 @@
 # sql/0006_task_list_order.sql, and every later one: 0007_held_states.sql
 # replaces two CHECK constraints, 0009_history_write_path.sql leaves succeeded
 # rows out of tasks_queue_created_idx and drops task_attempts' foreign key,
-# 0017_list_indexes_ascending.sql rebuilds the listing indexes ascending) applied as an
+# 0017_list_indexes_ascending.sql rebuilds the listing indexes ascending, 0018_limit_release_probe.sql
+# keeps the releaser off the queued tasks) applied as an
 # upgrade of the previous schema holding 1,000,000 tasks (DESIGN §12): they
 # apply, the rollup starts one hour back, the task list's new indexes exist
 # and serve a handler filter (EXPLAIN shows an index scan on them), and a
@@ -134,4 +135,26 @@ hb 9
    $(q "SELECT count(*) FROM api_sessions") == 0 ]] || fail "api_sessions columns"
 [[ $(q "SELECT count(*) FROM pg_indexes WHERE tablename = 'tasks' AND indexdef LIKE '%api_session%'") == 0 ]] ||
   fail "an index of tasks mentions api_session"
+# 0018: the leader's releaser (jetsched_limit_release, every 100 ms) with
+# 100,000 tasks queued and nothing parked reads no queued task: its
+# statements look parked tasks up by key (the join read every entry of
+# tasks_queued_idx on each round); a parked copy whose task ended is still
+# deleted and one whose task runs is kept.
+q "INSERT INTO tasks (id, queue, handler, status, dispatched_at)
+   SELECT 'lq' || g, 'q1', 'h1', 'queued', now() FROM generate_series(1, 100000) g"
+plans=$(psql -X -qAt -v ON_ERROR_STOP=1 "$JETSCHED_PG_DSN" 2>&1 <<'SQL'
+LOAD 'auto_explain';
+SET auto_explain.log_min_duration = 0;
+SET auto_explain.log_nested_statements = on;
+SET auto_explain.log_analyze = on;
+SET client_min_messages = log;
+SELECT count(*) FROM jetsched_limit_release(256);
+SQL
+)
+grep -q 'Update on limit_waiting' <<<"$plans" || fail "auto_explain shows the release step's statements: $plans"
+! grep -Eq 'tasks_queued_idx|Seq Scan on tasks' <<<"$plans" || fail "the release step reads queued tasks: $plans"
+q "INSERT INTO limit_waiting (task_id, key, kind, queue, subject, headers, payload, released_at)
+   VALUES ('u1', 'k', 'concurrency', 'q1', 's', '[]', '', now()), ('lq1', 'k', 'concurrency', 'q1', 's', '[]', '', now())"
+q "SELECT count(*) FROM jetsched_limit_release(256)" >/dev/null
+[[ $(q "SELECT string_agg(task_id, ',') FROM limit_waiting") == lq1 ]] || fail "the release step deletes only ended tasks' rows"
 echo "web_upgrade: ok"
