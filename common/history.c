@@ -1,7 +1,8 @@
 /* The history writer (contract in history.h): a bounded queue filled by
  * submitting threads, and one writer thread that turns it into batches, each
  * one transaction made of one prepared statement (the batch as column
- * arrays, unnested into an idempotent INSERT ... ON CONFLICT into tasks and
+ * arrays, unnested into plain INSERTs for tasks that have no row yet and an
+ * idempotent INSERT ... ON CONFLICT for the others, into tasks and
  * task_attempts), then the records' callbacks. Failures: a broken connection is
  * reconnected and the batch replayed; a data error splits the batch until
  * the bad record is alone and rejected; anything else is retried with
@@ -322,48 +323,80 @@ static void complete(jet_history *h, hrec **recs, size_t lo, size_t hi, jet_stat
  * attempt row is inserted once and a 'running' (or 'lost') one completed once
  * by the attempt's outcome; 'lost' goes into tasks as 'retrying'. */
 #define NCOLS 18
-static const char UPSERT_SQL[] =
-    "WITH s AS MATERIALIZED (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
-    "  $6::int[], $7::int[], $8::text[], $9::text[], $10::text[], $11::int8[], $12::int8[], $13::int8[],"
-    "  $14::text[], $15::text[], $16::bytea[], $17::bool[], $18::bool[])"
-    "  AS u(task_id, queue, handler, priority, status, attempt, max_attempts, agent, error, result, created_ms,"
-    "       started_ms, finished_ms, schedule_id, trace_id, payload, tw, aw)),"
-    " t AS (INSERT INTO tasks AS t (id, queue, handler, priority, status, attempts, max_attempts, payload,"
-    "  result, error, agent, created_at, started_at, finished_at, updated_at, schedule_id, trace_id)"
-    " SELECT s.task_id, s.queue, s.handler, s.priority,"
-    "  CASE WHEN s.status = 'lost' THEN 'retrying' ELSE s.status END, s.attempt, s.max_attempts, s.payload,"
-    "  s.result, s.error, s.agent, coalesce(to_timestamp(s.created_ms::float8 / 1000), now()),"
-    "  to_timestamp(s.started_ms::float8 / 1000),"
-    "  coalesce(to_timestamp(s.finished_ms::float8 / 1000),"
-    "           CASE WHEN jetsched_status_terminal(s.status) THEN now() END),"
-    "  now(), s.schedule_id, s.trace_id"
+#define BATCH_CTE                                                                                               \
+    "WITH s AS MATERIALIZED (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"  \
+    "  $6::int[], $7::int[], $8::text[], $9::text[], $10::text[], $11::int8[], $12::int8[], $13::int8[],"       \
+    "  $14::text[], $15::text[], $16::bytea[], $17::bool[], $18::bool[])"                                       \
+    "  AS u(task_id, queue, handler, priority, status, attempt, max_attempts, agent, error, result, created_ms," \
+    "       started_ms, finished_ms, schedule_id, trace_id, payload, tw, aw)"
+#define TASK_INSERT                                                                                            \
+    "INSERT INTO tasks AS t (id, queue, handler, priority, status, attempts, max_attempts, payload,"             \
+    "  result, error, agent, created_at, started_at, finished_at, updated_at, schedule_id, trace_id)"           \
+    " SELECT s.task_id, s.queue, s.handler, s.priority,"                                                       \
+    "  CASE WHEN s.status = 'lost' THEN 'retrying' ELSE s.status END, s.attempt, s.max_attempts, s.payload,"    \
+    "  s.result, s.error, s.agent, coalesce(to_timestamp(s.created_ms::float8 / 1000), now()),"                \
+    "  to_timestamp(s.started_ms::float8 / 1000),"                                                              \
+    "  coalesce(to_timestamp(s.finished_ms::float8 / 1000),"                                                    \
+    "           CASE WHEN jetsched_status_terminal(s.status) THEN now() END),"                                  \
+    "  now(), s.schedule_id, s.trace_id"                                                                        \
     " FROM s WHERE s.tw"
-    " ON CONFLICT (id) DO UPDATE SET"
-    "  handler = coalesce(excluded.handler, t.handler), status = excluded.status,"
-    "  attempts = greatest(excluded.attempts, t.attempts),"
-    "  max_attempts = coalesce(excluded.max_attempts, t.max_attempts),"
-    "  payload = coalesce(excluded.payload, t.payload), result = excluded.result, error = excluded.error,"
-    "  agent = coalesce(excluded.agent, t.agent), started_at = coalesce(excluded.started_at, t.started_at),"
-    "  finished_at = excluded.finished_at, updated_at = excluded.updated_at,"
-    "  schedule_id = coalesce(excluded.schedule_id, t.schedule_id),"
-    "  trace_id = coalesce(excluded.trace_id, t.trace_id)"
-    " WHERE (NOT jetsched_status_terminal(t.status)"
-    "   OR (t.status = 'skipped' AND t.error LIKE 'withdrawn before it was due%' AND excluded.status <> 'duplicate'))"
-    "  AND (CASE WHEN excluded.attempts = 0 THEN t.attempts ELSE excluded.attempts END,"
-    "       jetsched_status_rank(excluded.status))"
-    "      > (t.attempts, CASE WHEN t.status = 'throttled' THEN 4 ELSE jetsched_status_rank(t.status) END))"
-    " INSERT INTO task_attempts AS a (task_id, attempt, agent, status, started_at, finished_at, error)"
-    " SELECT s.task_id, s.attempt, s.agent, s.status, to_timestamp(s.started_ms::float8 / 1000),"
-    "  coalesce(to_timestamp(s.finished_ms::float8 / 1000),"
-    "           CASE WHEN s.status NOT IN ('running', 'lost') THEN now() END),"
-    "  s.error"
+#define TASK_CONFLICT                                                                                          \
+    " ON CONFLICT (id) DO UPDATE SET"                                                                           \
+    "  handler = coalesce(excluded.handler, t.handler), status = excluded.status,"                              \
+    "  attempts = greatest(excluded.attempts, t.attempts),"                                                     \
+    "  max_attempts = coalesce(excluded.max_attempts, t.max_attempts),"                                         \
+    "  payload = coalesce(excluded.payload, t.payload), result = excluded.result, error = excluded.error,"     \
+    "  agent = coalesce(excluded.agent, t.agent), started_at = coalesce(excluded.started_at, t.started_at),"   \
+    "  finished_at = excluded.finished_at, updated_at = excluded.updated_at,"                                   \
+    "  schedule_id = coalesce(excluded.schedule_id, t.schedule_id),"                                            \
+    "  trace_id = coalesce(excluded.trace_id, t.trace_id)"                                                      \
+    " WHERE (NOT jetsched_status_terminal(t.status)"                                                            \
+    "   OR (t.status = 'skipped' AND t.error LIKE 'withdrawn before it was due%' AND excluded.status <> 'duplicate'))" \
+    "  AND (CASE WHEN excluded.attempts = 0 THEN t.attempts ELSE excluded.attempts END,"                        \
+    "       jetsched_status_rank(excluded.status))"                                                             \
+    "      > (t.attempts, CASE WHEN t.status = 'throttled' THEN 4 ELSE jetsched_status_rank(t.status) END)"
+#define ATTEMPT_INSERT                                                                                         \
+    "INSERT INTO task_attempts AS a (task_id, attempt, agent, status, started_at, finished_at, error)"          \
+    " SELECT s.task_id, s.attempt, s.agent, s.status, to_timestamp(s.started_ms::float8 / 1000),"               \
+    "  coalesce(to_timestamp(s.finished_ms::float8 / 1000),"                                                    \
+    "           CASE WHEN s.status NOT IN ('running', 'lost') THEN now() END),"                                 \
+    "  s.error"                                                                                                 \
     " FROM s WHERE s.aw"
-    " ON CONFLICT (task_id, attempt) DO UPDATE SET"
-    "  status = excluded.status, agent = coalesce(excluded.agent, a.agent),"
-    "  started_at = coalesce(excluded.started_at, a.started_at), finished_at = excluded.finished_at,"
-    "  error = excluded.error"
-    " WHERE a.status IN ('running', 'lost') AND excluded.status NOT IN ('running', 'lost')";
+#define ATTEMPT_CONFLICT                                                                                       \
+    " ON CONFLICT (task_id, attempt) DO UPDATE SET"                                                             \
+    "  status = excluded.status, agent = coalesce(excluded.agent, a.agent),"                                    \
+    "  started_at = coalesce(excluded.started_at, a.started_at), finished_at = excluded.finished_at,"          \
+    "  error = excluded.error"                                                                                  \
+    " WHERE a.status IN ('running', 'lost') AND excluded.status NOT IN ('running', 'lost')"
+
+static const char UPSERT_SQL[] =
+    BATCH_CTE "), t AS (" TASK_INSERT TASK_CONFLICT ") " ATTEMPT_INSERT ATTEMPT_CONFLICT;
 #define UPSERT_NAME "jetsched_history_upsert"
+
+/* The same batch with the tasks that have no row yet taken apart (the
+ * common case: a task published straight to NATS, recorded once when its
+ * attempt ends): s.found is one tasks_pkey probe per record (LATERAL ...
+ * LIMIT 1: a parameterised index scan whatever the table's size in the
+ * generic plan), and a fresh task's row and attempt rows are plain INSERTs.
+ * An INSERT ... ON CONFLICT costs each row an arbiter probe of the unique
+ * index before the insert, a speculative-insertion lock and a second WAL
+ * record to confirm the tuple, in tasks and again in task_attempts (about a
+ * sixth of the backend's CPU per record, docs/PERFORMANCE.md); the plain
+ * INSERT checks uniqueness during its own index insert. The other rows go
+ * through the upsert above, unchanged. A fresh task's attempt rows are new
+ * too: the writer inserts a task row and its attempt rows in one statement,
+ * and retention deletes them together. Should a row appear between the
+ * snapshot and the insert (another agent recording the same task at the same
+ * moment), or an attempt row exist without its task row, the plain INSERT
+ * fails with unique_violation, nothing of the batch is kept, and the batch is
+ * written again with UPSERT_SQL (write_once). */
+static const char FRESH_SQL[] =
+    BATCH_CTE " LEFT JOIN LATERAL (SELECT true AS found FROM tasks x WHERE x.id = u.task_id LIMIT 1) e ON true),"
+    " tf AS (" TASK_INSERT " AND s.found IS NULL),"
+    " t AS (" TASK_INSERT " AND s.found" TASK_CONFLICT "),"
+    " af AS (" ATTEMPT_INSERT " AND s.found IS NULL) "
+    ATTEMPT_INSERT " AND s.found" ATTEMPT_CONFLICT;
+#define FRESH_NAME "jetsched_history_fresh"
 
 /* ------------------------------------------------------------ which records of a batch win */
 
@@ -520,20 +553,27 @@ static wresult classify(PGconn *c, const PGresult *res, const char *what, jet_er
 
 /* Reads the results of the current query up to the end (ReadyForQuery: the
  * implicit transaction has committed or failed by then); the first failure
- * (a status other than want) is classified into *out. */
-static void drain(PGconn *c, ExecStatusType want, const char *what, wresult *out, jet_err *err)
+ * (a status other than want) is classified into *out, and its SQLSTATE
+ * copied into state (empty when none). */
+static void drain(PGconn *c, ExecStatusType want, const char *what, wresult *out, char state[6], jet_err *err)
 {
     PGresult *r;
+    state[0] = '\0';
     while ((r = PQgetResult(c)) != NULL) {
-        if (PQresultStatus(r) != want && *out == W_OK)
+        if (PQresultStatus(r) != want && *out == W_OK) {
             *out = classify(c, r, what, err);
+            const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            snprintf(state, 6, "%s", s ? s : "");
+        }
         PQclear(r);
     }
     if (PQstatus(c) != CONNECTION_OK && *out == W_OK)
         *out = classify(c, NULL, what, err);
 }
 
-/* One batch, one statement, one transaction. */
+/* One batch, one transaction: FRESH_SQL, or UPSERT_SQL again when FRESH_SQL
+ * met a row that was not there at its snapshot (unique_violation: nothing of
+ * it was kept). */
 static wresult write_once(jet_history *h, hrec **recs, size_t n, jet_err *err)
 {
     const char *params[NCOLS];
@@ -546,10 +586,21 @@ static wresult write_once(jet_history *h, hrec **recs, size_t n, jet_err *err)
         jet_err_set(err, JET_ERR_INVALID, "history: a batch of %zu records is too large to send", n);
         return W_DATA; /* split it */
     }
+    wresult w = W_OK;
+    char state[6];
+    if (!PQsendQueryPrepared(h->conn, FRESH_NAME, NCOLS, params, NULL, NULL, 0))
+        return classify(h->conn, NULL, "history: send batch", err);
+    drain(h->conn, PGRES_COMMAND_OK, "history: insert", &w, state, err);
+    if (w != W_DATA || strcmp(state, "23505") != 0)
+        return w;
+    jet_debug("history: a batch of %zu records met existing rows, written again as an upsert: %s", n, err->msg);
+    pthread_mutex_lock(&h->mu);
+    h->st.upserts_again++;
+    pthread_mutex_unlock(&h->mu);
+    w = W_OK;
     if (!PQsendQueryPrepared(h->conn, UPSERT_NAME, NCOLS, params, NULL, NULL, 0))
         return classify(h->conn, NULL, "history: send batch", err);
-    wresult w = W_OK;
-    drain(h->conn, PGRES_COMMAND_OK, "history: upsert", &w, err);
+    drain(h->conn, PGRES_COMMAND_OK, "history: upsert", &w, state, err);
     return w;
 }
 
@@ -578,11 +629,16 @@ static jet_status session_setup(PGconn *c, jet_err *err)
     PQsetNoticeProcessor(c, notice_to_log, NULL);
     if (PQsetClientEncoding(c, "UTF8") != 0)
         return jet_pg_err(err, c, NULL, "history: set client_encoding UTF8");
-    PGresult *r = PQprepare(c, UPSERT_NAME, UPSERT_SQL, NCOLS, NULL);
-    jet_status st = PQresultStatus(r) == PGRES_COMMAND_OK ? JET_OK
-                    : jet_pg_err(err, c, r, "history: prepare the upsert (is the schema migrated?)");
-    PQclear(r);
-    return st;
+    static const char *const stmt[][2] = {{UPSERT_NAME, UPSERT_SQL}, {FRESH_NAME, FRESH_SQL}};
+    for (size_t i = 0; i < sizeof stmt / sizeof *stmt; i++) {
+        PGresult *r = PQprepare(c, stmt[i][0], stmt[i][1], NCOLS, NULL);
+        jet_status st = PQresultStatus(r) == PGRES_COMMAND_OK ? JET_OK
+                        : jet_pg_err(err, c, r, "history: prepare the batch statements (is the schema migrated?)");
+        PQclear(r);
+        if (st != JET_OK)
+            return st;
+    }
+    return JET_OK;
 }
 
 static void drop_conn(jet_history *h)

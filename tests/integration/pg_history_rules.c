@@ -3,7 +3,9 @@
  * state rank) and a terminal row never changes; a 'running' attempt row is
  * completed once; columns the record does not know (payload, max_attempts,
  * schedule_id, created_at of a row the scheduler created) are kept; records
- * of one task in one batch resolve to the furthest state. */
+ * of one task in one batch resolve to the furthest state; tasks without a
+ * row take the plain-INSERT path, and a batch it cannot write goes again as
+ * an upsert. */
 #include "harness.h"
 #include "pg_util.h"
 
@@ -125,6 +127,33 @@ int main(void)
     settle();
     expect(c, "SELECT concat_ws(' ', status, handler IS NULL, encode(payload, 'hex'), finished_at IS NOT NULL)"
               " FROM tasks WHERE id = 'r-6'", "dead t 0001 t");
+
+    /* r-7..r-11: tasks without a row are plain INSERTs, the others upserts, in one batch (r-8 has a row);
+     * an attempt row without its task row (r-7: nothing writes one, but should one exist) makes the plain
+     * INSERT fail and the batch is written again as an upsert, once; a batch of fresh tasks is written once */
+    pgt_exec(c, "INSERT INTO tasks (id, queue, status) VALUES ('r-8', 'default', 'queued')");
+    pgt_exec(c, "INSERT INTO task_attempts (task_id, attempt, status) VALUES ('r-7', 1, 'running')");
+    jet_history_stats st0, st1;
+    jet_history_stats_get(h, &st0);
+    submit(h, "r-7", "succeeded", 1);
+    submit(h, "r-8", "succeeded", 1);
+    submit(h, "r-9", "dead", 1);
+    settle();
+    jet_history_stats_get(h, &st1);
+    CHECK(st1.upserts_again == st0.upserts_again + 1, "upserts again: %llu -> %llu",
+          (unsigned long long)st0.upserts_again, (unsigned long long)st1.upserts_again);
+    expect(c, "SELECT string_agg(id || ':' || status || ':' || attempts, ',' ORDER BY id) FROM tasks"
+              " WHERE id IN ('r-7', 'r-8', 'r-9')", "r-7:succeeded:1,r-8:succeeded:1,r-9:dead:1");
+    expect(c, "SELECT string_agg(task_id || ':' || status || ':' || (finished_at IS NOT NULL), ',' ORDER BY task_id)"
+              " FROM task_attempts WHERE task_id IN ('r-7', 'r-8', 'r-9')",
+           "r-7:succeeded:true,r-8:succeeded:true,r-9:dead:true");
+    submit(h, "r-10", "succeeded", 1);
+    submit(h, "r-11", "running", 1);
+    settle();
+    jet_history_stats_get(h, &st0);
+    CHECK(st0.upserts_again == st1.upserts_again, "a batch of fresh tasks was written twice");
+    expect(c, "SELECT string_agg(id || ':' || status, ',' ORDER BY id) FROM tasks WHERE id IN ('r-10', 'r-11')",
+           "r-10:succeeded,r-11:running");
 
     CHECK(jet_history_close(h, 10000) == JET_OK, "close");
     PQfinish(c);

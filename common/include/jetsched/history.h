@@ -105,6 +105,7 @@ typedef struct jet_history_stats {
     uint64_t sanitized;         /* records whose text was repaired or capped */
     uint64_t batches;           /* committed transactions */
     uint64_t retries;           /* batch writes retried after a failure */
+    uint64_t upserts_again;     /* batches written again as an upsert: a row appeared after the fresh-row check */
     uint64_t reconnects;        /* connections made after the first */
     size_t pending, pending_bytes;
     bool connected;             /* the writer holds a working session (false before the first batch) */
