@@ -20,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool is_status(const char *s) { return jet_task_state_parse(s, NULL); }
-
 static int task_id_field(const json_t *req, bool required, const char **id, api_err *e)
 {
     int rc = api_str(req, "id", required, id, e);
@@ -671,18 +669,21 @@ json_t *api_task_list(api_ctx *c, json_t *req, api_err *e)
         api_str(req, "cursor", false, &cursor, e) < 0)
         return NULL;
     char statuses[256] = "";
+    bool listed[JET_TASK_STATE_COUNT] = {false};
     json_t *st = json_object_get(req, "status");
     if (st && !json_is_null(st)) {
         json_t *arr = json_is_array(st) ? json_incref(st) : json_pack("[O]", st);
         size_t i;
         json_t *v;
         json_array_foreach(arr, i, v) {
-            if (!json_is_string(v) || !is_status(json_string_value(v))) {
+            jet_task_state ts;
+            if (!json_is_string(v) || !jet_task_state_parse(json_string_value(v), &ts)) {
                 json_decref(arr);
                 return api_fail(e, API_INVALID, "status",
                                 "status must be a task state or a list of them (scheduled, queued, running, "
                                 "succeeded, retrying, dead, expired, cancelled, duplicate, skipped)");
             }
+            listed[ts] = true;
             if (strlen(statuses) < 200)
                 snprintf(statuses + strlen(statuses), sizeof statuses - strlen(statuses), "%s%s", i ? "," : "{",
                          json_string_value(v));
@@ -695,27 +696,35 @@ json_t *api_task_list(api_ctx *c, json_t *req, api_err *e)
     char *cur = NULL, *cur_id = NULL;
     if (cursor && !(cur = api_keyset_decode(cursor, "task.list", jet_task_id_valid, &cur_id, e)))
         return NULL;
-    char sql[2048], sn[32], un[32], lim[32];
+    char conds[1024] = "", sql[8192], sn[32], un[32], lim[32];
     const char *vals[10];
     int n = 0;
-    snprintf(sql, sizeof sql, "SELECT " TASK_COLS("NULL::bytea", "NULL::text") " FROM tasks WHERE true");
 #define COND(fmt, v)                                                                                            \
     do {                                                                                                       \
         vals[n++] = (v);                                                                                       \
-        snprintf(sql + strlen(sql), sizeof sql - strlen(sql), fmt, n);                                         \
+        snprintf(conds + strlen(conds), sizeof conds - strlen(conds), fmt, n);                                 \
     } while (0)
     if (queue)
         COND(" AND queue = $%d", queue);
     /* One state: "status = $n", so that tasks_status_created_idx and
      * tasks_queue_created_idx give the rows in the listing's order (an
      * "= ANY" on a second index column is not an ordered scan in PostgreSQL
-     * 15, and with LIMIT the planner then walks the whole queue). */
+     * 15, and with LIMIT the planner then walks the whole queue). No state
+     * or several, without a handler or schedule: one branch per state (each
+     * that range of tasks_status_created_idx, or of tasks_queue_created_idx
+     * in a queue, LIMIT n) merged in the listing's order (Merge Append): there
+     * is no index of all rows by (created_at, id) since sql/0019, so that a
+     * recorded task costs one index entry less (docs/ARCHITECTURE.md, "The
+     * history schema: the index set"). */
     char one_status[32] = "";
     if (statuses[0] && !strchr(statuses, ',') && strlen(statuses) < sizeof one_status + 2)
         snprintf(one_status, sizeof one_status, "%.*s", (int)strlen(statuses) - 2, statuses + 1);
+    int branches = 0;
+    for (int i = 0; i < JET_TASK_STATE_COUNT && !handler && !schedule && !one_status[0]; i++)
+        branches += jet_task_state_of_task((jet_task_state)i) && (!statuses[0] || listed[i]);
     if (one_status[0])
         COND(" AND status = $%d", one_status);
-    else if (statuses[0])
+    else if (statuses[0] && !branches)
         COND(" AND status = ANY($%d::text[])", statuses);
     if (handler)
         COND(" AND handler = $%d", handler);
@@ -730,12 +739,25 @@ json_t *api_task_list(api_ctx *c, json_t *req, api_err *e)
     if (cur) {
         vals[n++] = cur;
         vals[n++] = cur_id;
-        snprintf(sql + strlen(sql), sizeof sql - strlen(sql), " AND (created_at, id) < (timestamptz 'epoch' + $%d::bigint * interval '1 microsecond', $%d)", n - 1,
+        snprintf(conds + strlen(conds), sizeof conds - strlen(conds),
+                 " AND (created_at, id) < (timestamptz 'epoch' + $%d::bigint * interval '1 microsecond', $%d)", n - 1,
                  n);
     }
-    snprintf(lim, sizeof lim, "%lld", (long long)limit + 1);
-    COND(" ORDER BY created_at DESC, id DESC LIMIT $%d", lim);
 #undef COND
+    snprintf(lim, sizeof lim, "%lld", (long long)limit + 1);
+    vals[n++] = lim;
+    if (branches) {
+        snprintf(sql, sizeof sql, "SELECT " TASK_COLS("NULL::bytea", "NULL::text") " FROM (");
+        for (int i = 0, b = 0; i < JET_TASK_STATE_COUNT; i++)
+            if (jet_task_state_of_task((jet_task_state)i) && (!statuses[0] || listed[i]))
+                snprintf(sql + strlen(sql), sizeof sql - strlen(sql),
+                         "%s(SELECT * FROM tasks WHERE status = '%s'%s ORDER BY created_at DESC, id DESC LIMIT $%d)",
+                         b++ ? " UNION ALL " : "", jet_task_state_name((jet_task_state)i), conds, n);
+        snprintf(sql + strlen(sql), sizeof sql - strlen(sql), ") tasks ORDER BY created_at DESC, id DESC LIMIT $%d", n);
+    } else {
+        snprintf(sql, sizeof sql, "SELECT " TASK_COLS("NULL::bytea", "NULL::text") " FROM tasks WHERE true%s"
+                 " ORDER BY created_at DESC, id DESC LIMIT $%d", conds, n);
+    }
     PGresult *r = api_pg(c, "list tasks", sql, n, vals, NULL, NULL, e);
     free(cur);
     if (!r)

@@ -65,6 +65,35 @@ static void bad_input(void)
     sa_expect_error(sa_req("task.list", "{\"cursor\":\"@@@\"}"), "invalid_argument", "cursor", "bad cursor");
 }
 
+/* Every page of task.list for req (a JSON object of filters with "limit"),
+ * following next_cursor: the ids must be want_sql's (a string_agg of ids in
+ * listing order). */
+static void list_all(const char *req, const char *want_sql)
+{
+    char got[4096] = "", cursor[512] = "", body[1024];
+    for (int pages = 0; pages < 100; pages++) {
+        if (cursor[0])
+            snprintf(body, sizeof body, "%.*s,\"cursor\":\"%s\"}", (int)strlen(req) - 1, req, cursor);
+        else
+            snprintf(body, sizeof body, "%s", req);
+        json_t *r = sa_req("task.list", body), *tasks = json_object_get(r, "tasks");
+        CHECK(json_is_array(tasks), "%s: a tasks array", body);
+        for (size_t i = 0; i < json_array_size(tasks); i++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", got[0] ? "," : "",
+                     json_string_value(json_object_get(json_array_get(tasks, i), "id")));
+        json_t *next = json_object_get(r, "next_cursor");
+        cursor[0] = '\0';
+        if (json_is_string(next))
+            snprintf(cursor, sizeof cursor, "%s", json_string_value(next));
+        json_decref(r);
+        if (!cursor[0])
+            break;
+    }
+    char *want = ts_pg_text("%s", want_sql);
+    CHECK(!strcmp(got, want), "task.list %s:\n got  %s\n want %s", req, got, want);
+    free(want);
+}
+
 int main(void)
 {
     ss_env();
@@ -207,6 +236,25 @@ int main(void)
     r = sa_req("task.list", "{\"since\":\"2000-01-01T00:00:00Z\",\"until\":\"2001-01-01T00:00:00Z\"}");
     CHECK(json_array_size(json_object_get(r, "tasks")) == 0, "time window filter");
     json_decref(r);
+    /* No state, or several, without a handler or schedule: one branch per
+     * state merged in (created_at, id) order (sql/0019 dropped the index of
+     * all rows by created_at): every row, in order, ties on created_at
+     * included, across pages. */
+    CHECK(ts_pg_long("WITH i AS (INSERT INTO tasks (id, queue, status, created_at) SELECT 'mix-' || g, 'mixq',"
+                     " (ARRAY['succeeded', 'dead', 'queued', 'running', 'retrying', 'expired'])[g %% 6 + 1],"
+                     " timestamptz '2030-01-01' + (g / 3) * interval '1 second' FROM generate_series(1, 20) g"
+                     " RETURNING 1) SELECT count(*) FROM i") == 20,
+          "20 rows of mixed states");
+    list_all("{\"limit\":4}", "SELECT string_agg(id, ',' ORDER BY created_at DESC, id DESC) FROM tasks");
+    list_all("{\"status\":[\"dead\",\"succeeded\",\"running\"],\"limit\":3}",
+             "SELECT string_agg(id, ',' ORDER BY created_at DESC, id DESC) FROM tasks"
+             " WHERE status IN ('dead', 'succeeded', 'running')");
+    list_all("{\"queue\":\"mixq\",\"status\":[\"dead\",\"succeeded\"],\"limit\":2}",
+             "SELECT string_agg(id, ',' ORDER BY created_at DESC, id DESC) FROM tasks"
+             " WHERE queue = 'mixq' AND status IN ('dead', 'succeeded')");
+    list_all("{\"until\":\"2030-01-01T00:00:03Z\",\"limit\":2}",
+             "SELECT string_agg(id, ',' ORDER BY created_at DESC, id DESC) FROM tasks"
+             " WHERE created_at < '2030-01-01T00:00:03Z'");
 
     /* api.max_payload is reloadable: 4KiB after SIGHUP. */
     char cmd[700];

@@ -5,7 +5,8 @@
 # replaces two CHECK constraints, 0009_history_write_path.sql leaves succeeded
 # rows out of tasks_queue_created_idx and drops task_attempts' foreign key,
 # 0017_list_indexes_ascending.sql rebuilds the listing indexes ascending, 0018_limit_release_probe.sql
-# keeps the releaser off the queued tasks) applied as an
+# keeps the releaser off the queued tasks, 0019_history_index_set.sql drops
+# tasks_created_idx) applied as an
 # upgrade of the previous schema holding 1,000,000 tasks (DESIGN §12): they
 # apply, the rollup starts one hour back, the task list's new indexes exist
 # and serve a handler filter (EXPLAIN shows an index scan on them), and a
@@ -65,12 +66,22 @@ plan=$(q "EXPLAIN SELECT id FROM tasks WHERE queue = 'q3' AND status = 'succeede
 # 0017: the listing indexes are ascending and read backward: still no sort,
 # the unfiltered listing included (before 0017 an incremental sort on id),
 # and a cursor page is an index condition of the same scan.
-[[ $(q "SELECT count(*) FROM pg_indexes WHERE tablename = 'tasks' AND indexname IN ('tasks_created_idx',
+[[ $(q "SELECT count(*) FROM pg_indexes WHERE tablename = 'tasks' AND indexname IN (
         'tasks_status_created_idx', 'tasks_queue_only_created_idx', 'tasks_queue_created_idx',
-        'tasks_handler_created_idx') AND indexdef LIKE '%created_at, id)%' AND indexdef NOT LIKE '%DESC%'") == 5 ]] ||
-  fail "the five listing indexes are ascending"
-plan=$(q "EXPLAIN SELECT id FROM tasks ORDER BY created_at DESC, id DESC LIMIT 51")
-{ grep -q 'Scan Backward using tasks_created_idx' <<<"$plan" && ! grep -q Sort <<<"$plan"; } || fail "no filter: $plan"
+        'tasks_handler_created_idx') AND indexdef LIKE '%created_at, id)%' AND indexdef NOT LIKE '%DESC%'") == 4 ]] ||
+  fail "the four listing indexes are ascending"
+# 0019: no index of every row by (created_at, id); the unfiltered listing as
+# task.list sends it (one branch per state, merged) reads each state's range
+# of tasks_status_created_idx backward, with a cursor too, and sorts nothing.
+[[ $(q "SELECT count(*) FROM pg_indexes WHERE indexname = 'tasks_created_idx'") == 0 ]] || fail "tasks_created_idx dropped"
+branches=
+for st in scheduled queued running succeeded retrying dead expired cancelled duplicate skipped waiting throttled; do
+  branches+="${branches:+ UNION ALL }(SELECT * FROM tasks WHERE status = '$st' AND (created_at, id) < (now(), 'u5')
+             ORDER BY created_at DESC, id DESC LIMIT 51)"
+done
+plan=$(q "EXPLAIN SELECT id FROM ($branches) tasks ORDER BY created_at DESC, id DESC LIMIT 51")
+{ grep -q 'Merge Append' <<<"$plan" && [[ $(grep -c 'Scan Backward using tasks_status_created_idx' <<<"$plan") == 12 ]] &&
+  ! grep -Eq '(^|->) *(Incremental )?Sort  ' <<<"$plan"; } || fail "no filter: $plan"
 plan=$(q "EXPLAIN SELECT id FROM tasks WHERE status = 'dead' AND (created_at, id) < (now() - interval '1 hour', 'u5')
           ORDER BY created_at DESC, id DESC LIMIT 51")
 { grep -q 'Scan Backward using tasks_status_created_idx' <<<"$plan" && ! grep -q Sort <<<"$plan"; } ||

@@ -1,0 +1,17 @@
+-- 0019_history_index_set.sql: tasks_created_idx (created_at, id) dropped, so
+-- that every row written to tasks (a task recorded by the history writer, a
+-- submit, each status change, which is never a HOT update) costs one index
+-- entry less: a succeeded task published straight to NATS now enters 5
+-- indexes of tasks (was 6) and task_attempts' primary key.
+-- Its one query, task.list without a state, a handler or a schedule (the
+-- console's default page; also a list of several states), is now one branch
+-- per state, each the exact range of tasks_status_created_idx (status,
+-- created_at, id) read backward with LIMIT n, merged in (created_at, id)
+-- order by a Merge Append: at most n rows read per state, no sort
+-- (scheduler/api_task.c; plans on 10,000,000 rows in docs/PERFORMANCE.md,
+-- the index set with the query each index serves in docs/ARCHITECTURE.md).
+-- An older schedulerd still lists without a filter through a sort of the
+-- table until it is upgraded (docs/UPGRADING.md).
+--
+-- 1,000,000-row upgrade: a DROP INDEX, instant.
+DROP INDEX tasks_created_idx;
