@@ -34,8 +34,8 @@ static int task_id_field(const json_t *req, bool required, const char **id, api_
 /* ---------------- task.submit ---------------- */
 
 /* <workflow>-on_success / -on_complete of a workflow with that callback:
- * the releaser creates it when the workflow ends (ON CONFLICT DO NOTHING),
- * so a task holding the id would stand in for the callback. */
+ * its row is reserved by workflow.submit (sql/0020), so this is the clear
+ * error; a submit racing a workflow.submit finds the id taken instead. */
 static bool reserved_callback_id(api_ctx *c, const char *id, api_err *e)
 {
     static const char *const kinds[] = {"on_success", "on_complete"};

@@ -555,33 +555,55 @@ json_t *api_workflow_submit(api_ctx *c, json_t *req, api_err *e)
                          " VALUES ($1, $2::boolean, $3::integer, $4::jsonb, $5::jsonb)"
                          " ON CONFLICT (id) DO NOTHING RETURNING id",
                          5, wv, NULL, NULL, e);
-    free(s0);
-    free(s1);
-    if (!r)
+    if (!r) {
+        free(s0);
+        free(s1);
         goto done;
+    }
     bool created = PQntuples(r) == 1;
     PQclear(r);
     if (!created) {
+        free(s0);
+        free(s1);
         api_pg_rollback(c);
         out = existing_reply(c, wf, e);
         goto done;
     }
-    /* A callback is created (ON CONFLICT DO NOTHING) when the workflow
-     * ends: a task that holds its id already would stand in for it. */
+    /* The callbacks' rows are reserved now, `waiting` (deps_pending NULL:
+     * not a node), so that the primary key decides between this workflow
+     * and a task.submit of the same id that read `workflows` before this
+     * commits (sql/0020); the releaser moves them on when the workflow ends. */
     if (cbs[0] || cbs[1]) {
-        const char *cv[] = {cbs[0] ? cbrow[0].id : NULL, cbs[1] ? cbrow[1].id : NULL};
-        r = api_pg(c, "read callback ids", "SELECT id FROM tasks WHERE id IN ($1, $2) LIMIT 1", 2, cv, NULL, NULL, e);
-        if (!r || PQntuples(r)) {
+        const char *cv[] = {wf, s0, s1};
+        r = api_pg(c, "reserve callbacks",
+                   "INSERT INTO tasks (id, queue, handler, priority, status, max_attempts, payload, headers, trace_id,"
+                   " workflow_id, deps_pending)"
+                   " SELECT $1 || '-' || k.kind, coalesce(k.cb->>'queue', 'default'), k.cb->>'handler',"
+                   " coalesce(k.cb->>'priority', 'normal'), 'waiting', (k.cb->>'max_attempts')::integer,"
+                   " decode(coalesce(k.cb->>'payload', ''), 'base64'), coalesce(k.cb->'headers', '{}'::jsonb),"
+                   " k.cb->>'trace', $1, NULL"
+                   " FROM (VALUES ('on_success', $2::jsonb), ('on_complete', $3::jsonb)) AS k(kind, cb)"
+                   " WHERE k.cb IS NOT NULL ON CONFLICT (id) DO NOTHING RETURNING id",
+                   3, cv, NULL, NULL, e);
+        bool taken[2] = {cbs[0] != NULL, cbs[1] != NULL};
+        for (int i = 0; r && i < PQntuples(r); i++)
+            for (int k = 0; k < 2; k++)
+                if (cbs[k] && !strcmp(PQgetvalue(r, i, 0), cbrow[k].id))
+                    taken[k] = false;
+        PQclear(r);
+        if (!r || taken[0] || taken[1]) {
             if (r)
-                api_fail(e, API_EXISTS, cbs[0] && !strcmp(PQgetvalue(r, 0, 0), cbrow[0].id) ? "on_success" : "on_complete",
+                api_fail(e, API_EXISTS, taken[0] ? "on_success" : "on_complete",
                          "task %s already exists: the workflow's callback would not run (nothing was stored)",
-                         PQgetvalue(r, 0, 0));
-            PQclear(r);
+                         cbrow[taken[0] ? 0 : 1].id);
+            free(s0);
+            free(s1);
             api_pg_rollback(c);
             goto done;
         }
-        PQclear(r);
     }
+    free(s0);
+    free(s1);
     bool existing_all = false;
     if (insert_nodes(c, &q, &ins, &existing_all, e) <= 0 || !api_pg_exec(c, "commit", "COMMIT", e)) {
         api_pg_rollback(c);

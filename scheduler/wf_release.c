@@ -217,6 +217,7 @@ static long round_once(sched *s, bool sweep)
     if (sweep) {
         r2 = PQexec(pg, "UPDATE tasks t SET status = 'queued', updated_at = now()"
                         " FROM (SELECT id FROM tasks WHERE status = 'waiting' AND coalesce(deps_pending, 0) = 0"
+                        "       AND deps_pending IS NOT NULL" /* a reserved callback waits for its workflow's end */
                         "       ORDER BY id LIMIT " WF_ROUND_ROWS " FOR UPDATE SKIP LOCKED) w"
                         " WHERE t.id = w.id AND t.status = 'waiting' RETURNING " PUB_COLS);
         if (failed(r2, "sweep")) {

@@ -31,6 +31,8 @@ target_sources(sched_workflow PRIVATE agentd_lua_util.c)
 set_tests_properties(integration.sched_workflow PROPERTIES TIMEOUT 300)
 # issue 18: a 1,000-node workflow through agent and leader kill -9
 jetsched_api_test(sched_workflow_fault)
+# a workflow's callback id against a concurrent task.submit of it (sql/0018)
+jetsched_api_test(sched_wf_callback_race)
 jetsched_api_test(agentd_rate_limited)
 target_sources(agentd_rate_limited PRIVATE agentd_lua_util.c)
 # a park against agentd's own history records; a park PostgreSQL refuses (handed back)

@@ -42,6 +42,7 @@ grep -q 0009_history_write_path "$TMP/out" || fail "0009 applied"
 grep -q 0015_handed_back "$TMP/out" || fail "0015 applied"
 grep -q 0017_list_indexes_ascending "$TMP/out" || fail "0017 applied"
 grep -q '_api_sessions' "$TMP/out" || fail "api_sessions migration applied"
+grep -q '_workflow_callback_reserved' "$TMP/out" || fail "workflow_callback_reserved migration applied"
 echo "upgrade of 1,000,000 tasks: $ms ms"
 [[ $(q "SELECT rolled_to < now() - interval '59 minutes' FROM task_minutes_state") == t ]] || fail "rollup starts an hour back"
 [[ $(q "SELECT count(*) FROM pg_indexes WHERE indexname IN ('tasks_handler_created_idx', 'tasks_queue_only_created_idx')") == 2 ]] ||
@@ -168,4 +169,19 @@ q "INSERT INTO limit_waiting (task_id, key, kind, queue, subject, headers, paylo
    VALUES ('u1', 'k', 'concurrency', 'q1', 's', '[]', '', now()), ('lq1', 'k', 'concurrency', 'q1', 's', '[]', '', now())"
 q "SELECT count(*) FROM jetsched_limit_release(256)" >/dev/null
 [[ $(q "SELECT string_agg(task_id, ',') FROM limit_waiting") == lq1 ]] || fail "the release step deletes only ended tasks' rows"
+# workflow_callback_reserved: a reserved callback (waiting, deps_pending
+# NULL) is no node (the workflow ends without it), stays waiting while its
+# workflow runs (the trigger refuses the move), and is released when it
+# ends; a reserved on_success of a workflow that failed ends skipped.
+q "INSERT INTO workflows (id, nodes, on_success, on_complete) VALUES ('wr', 1, '{\"handler\":\"h\"}', '{\"handler\":\"h\"}')"
+q "INSERT INTO tasks (id, queue, status, workflow_id, deps_pending) VALUES ('wr-a', 'q1', 'queued', 'wr', 0),
+   ('wr-on_success', 'q1', 'waiting', 'wr', NULL), ('wr-on_complete', 'q1', 'waiting', 'wr', NULL)"
+q "UPDATE tasks SET status = 'queued' WHERE id = 'wr-on_complete'"
+[[ $(q "SELECT status FROM tasks WHERE id = 'wr-on_complete'") == waiting ]] || fail "a reserved callback is queued early"
+q "UPDATE tasks SET status = 'dead' WHERE id = 'wr-a'"
+q "SELECT drained FROM jetsched_wf_step(100)"
+[[ $(q "SELECT status FROM workflows WHERE id = 'wr'") == failed &&
+   $(q "SELECT status FROM tasks WHERE id = 'wr-on_complete'") == queued &&
+   $(q "SELECT status || ' ' || error FROM tasks WHERE id = 'wr-on_success'") == "skipped workflow failed: on_success not run" ]] ||
+  fail "the end releases on_complete and skips on_success"
 echo "web_upgrade: ok"
