@@ -295,3 +295,23 @@ uint64_t ts_stream_msgs(const char *stream)
     jsStreamInfo_Destroy(si);
     return n;
 }
+
+void ts_drain_round(ts_agent *a, const char *name, const char *conf, const char *queue, const char *handler,
+                    const char *prefix, int round)
+{
+    static const char *lanes[] = {"high", "normal", "low"};
+    for (int l = 0; l < 3; l++)
+        CHECK(ts_pg_long("INSERT INTO tasks (id, queue, handler, priority, status, dispatched_at) VALUES "
+                         "('%s-%d-%d', '%s', '%s', '%s', 'queued', now()) RETURNING 1",
+                         prefix, round, l, queue, handler, lanes[l]) == 1, "task row written");
+    ts_agent_start(a, name, conf);
+    ts_sleep_ms(300); /* idle: one long-poll out per lane */
+    kill(a->pid, SIGTERM);
+    for (int64_t until = ts_now_ms() + 5000; ts_now_ms() < until && !ts_log_contains(a, "draining"); ts_sleep_ms(2))
+        ;
+    for (int l = 0; l < 3; l++) {
+        char id[64];
+        snprintf(id, sizeof id, "%s-%d-%d", prefix, round, l);
+        ts_publish(queue, lanes[l], handler, id, "", 0, NULL);
+    }
+}

@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *lanes[] = {"high", "normal", "low"};
-
 int main(void)
 {
     setenv("JETSCHED_JETSTREAM_ACK_WAIT", "3s", 1); /* what the killed agent held comes back soon */
@@ -27,21 +25,8 @@ int main(void)
     enum { ROUNDS = 4 };
     int killed_after_handback = 0;
     for (int round = 0; round < ROUNDS; round++) {
-        for (int l = 0; l < 3; l++)
-            CHECK(ts_pg_long("INSERT INTO tasks (id, queue, handler, priority, status, dispatched_at) VALUES "
-                             "('dk-%d-%d', 'dk', 'quick', '%s', 'queued', now()) RETURNING 1",
-                             round, l, lanes[l]) == 1, "task row written");
         ts_agent a;
-        ts_agent_start(&a, "drainer", conf);
-        ts_sleep_ms(300); /* idle: one long-poll out per lane */
-        kill(a.pid, SIGTERM);
-        for (int64_t until = ts_now_ms() + 5000; ts_now_ms() < until && !ts_log_contains(&a, "draining"); ts_sleep_ms(2))
-            ;
-        for (int l = 0; l < 3; l++) {
-            char id[32];
-            snprintf(id, sizeof id, "dk-%d-%d", round, l);
-            ts_publish("dk", lanes[l], "quick", id, "", 0, NULL);
-        }
+        ts_drain_round(&a, "drainer", conf, "dk", "quick", "dk", round);
         long back = 0;
         for (int64_t until = ts_now_ms() + 1500; ts_now_ms() < until; ts_sleep_ms(1)) {
             back = ts_pg_long("SELECT count(*) FROM tasks WHERE id LIKE 'dk-%d-%%' AND handed_back >= 1", round);

@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *lanes[] = {"high", "normal", "low"};
-
 int main(void)
 {
     ts_setup("handback");
@@ -21,22 +19,8 @@ int main(void)
      * until at least one was (the counter is the fix's own evidence). */
     int rounds = 0;
     for (; rounds < 6 && ts_pg_long("SELECT count(*) FROM tasks WHERE handed_back >= 1") == 0; rounds++) {
-        /* The rows schedulerd writes before it publishes. */
-        for (int l = 0; l < 3; l++)
-            CHECK(ts_pg_long("INSERT INTO tasks (id, queue, handler, priority, status, dispatched_at) VALUES "
-                             "('hb-%d-%d', 'handback', 'quick', '%s', 'queued', now()) RETURNING 1",
-                             rounds, l, lanes[l]) == 1, "task row not written");
         ts_agent a;
-        ts_agent_start(&a, "drainer", conf);
-        ts_sleep_ms(300); /* idle: one long-poll out per lane */
-        kill(a.pid, SIGTERM);
-        for (int64_t until = ts_now_ms() + 5000; ts_now_ms() < until && !ts_log_contains(&a, "draining"); ts_sleep_ms(5))
-            ;
-        for (int l = 0; l < 3; l++) {
-            char id[32];
-            snprintf(id, sizeof id, "hb-%d-%d", rounds, l);
-            ts_publish("handback", lanes[l], "quick", id, "", 0, NULL);
-        }
+        ts_drain_round(&a, "drainer", conf, "handback", "quick", "hb", rounds);
         CHECK(ts_agent_stop(&a, SIGTERM, 20000) == 0, "drainer did not exit 0");
         CHECK(ts_pg_long("SELECT count(*) FROM task_attempts WHERE task_id LIKE 'hb-%d-%%'", rounds) == 0,
               "the draining agent ran a task published after the drain began");
