@@ -96,6 +96,7 @@ struct queue_rt {
         int64_t empty_until_mono;  /* a no_wait pull found nothing: skip until then */
         uint64_t pulled;           /* messages received (metrics, tests) */
         uint64_t late;             /* deliveries no request of ours was waiting for */
+        int64_t active_mono;       /* the last delivery on the lane (an idle wait asks it for more) */
         int max_batch;             /* the consumer's MaxRequestBatch once a 409 told it (0: none) */
         /* The lane's one outstanding pull request (req_id 0: none). */
         uint64_t req_id;

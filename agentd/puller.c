@@ -20,6 +20,8 @@
 #define LONGPOLL_MS 1000         /* server-side expiry of an idle wait; also bounds how long a
                                   * paused lane (control.c) can still deliver: keep it <= 1 s */
 #define GIVEUP_BACKOFF_MS 1000  /* a lane whose request was given up is not asked again this long */
+#define ACTIVE_MS 2000           /* a lane that delivered this recently waits for more than one task */
+#define SHARE_WAIT_MS 250        /* ... with a shorter expiry: the slots it holds come back sooner */
 #define ANSWER_GRACE_MS 2000     /* a request unanswered this long after its expiry is given up (a
                                   * missing consumer never answers: agentd_pull_protocol) */
 
@@ -216,8 +218,9 @@ static void reset_on_reconnect(queue_rt *q)
 }
 
 /* Publishes the lane's pull request for n messages; called with q->mu held. */
-static void send_pull(queue_rt *q, int lane, int n, bool longpoll)
+static void send_pull(queue_rt *q, int lane, int n, int64_t expires_ms)
 {
+    bool longpoll = expires_ms > 0;
     struct lane *l = &q->lanes[lane];
     if (l->max_batch > 0 && n > l->max_batch)
         n = l->max_batch;
@@ -225,7 +228,7 @@ static void send_pull(queue_rt *q, int lane, int n, bool longpoll)
     uint64_t id = ++q->next_req;
     snprintf(reply, sizeof reply, "%s.%d.%llu", q->inbox, lane, (unsigned long long)id);
     if (longpoll)
-        snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%lld}", n, (long long)LONGPOLL_MS * 1000000LL);
+        snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%lld}", n, (long long)expires_ms * 1000000LL);
     else
         snprintf(body, sizeof body, "{\"batch\":%d,\"no_wait\":true}", n);
     natsStatus s = natsConnection_PublishRequestString(q->a->nc, q->pull_subject[lane], reply, body);
@@ -238,7 +241,7 @@ static void send_pull(queue_rt *q, int lane, int n, bool longpoll)
     l->req_id = id;
     l->req_left = n;
     l->req_longpoll = longpoll;
-    l->req_giveup_mono = jet_mono_ms() + (longpoll ? LONGPOLL_MS : 0) + ANSWER_GRACE_MS;
+    l->req_giveup_mono = jet_mono_ms() + expires_ms + ANSWER_GRACE_MS;
     dispatch_request_sent(q, n);
 }
 
@@ -348,6 +351,7 @@ static bool count_delivery(queue_rt *q, int lane)
 {
     struct lane *l = &q->lanes[lane];
     l->empty_until_mono = 0;
+    l->active_mono = jet_mono_ms();
     l->pulled++;
     if (l->req_id == 0 || l->req_left <= 0) {
         const char *labels[] = {q->name};
@@ -387,6 +391,40 @@ static void handle_arrival(queue_rt *q, natsMsg *m)
     dispatch_arrived(q, m, (jet_priority)lane);
 }
 
+/* The idle waits when every lane can have one (free >= the lanes): a lane
+ * that delivered within ACTIVE_MS waits for its weighted share of the free
+ * slots left after one for each other lane (the server then pushes each
+ * task as it is stored, without a pull round trip per task: start latency
+ * at low load), for SHARE_WAIT_MS (slots a quiet lane holds come back
+ * soon to a busy one); the others for 1, LONGPOLL_MS. q->mu held. */
+static void longpoll_shares(queue_rt *q, int64_t now, int free)
+{
+    bool wait[JET_PRIO_COUNT], active[JET_PRIO_COUNT];
+    int share[JET_PRIO_COUNT] = {0}, nactive = 0, nwait = 0;
+    for (int p = 0; p < JET_PRIO_COUNT; p++) {
+        wait[p] = !q->lanes[p].req_id && !atomic_load(&q->lanes[p].paused);
+        active[p] = wait[p] && q->lanes[p].pulled > 0 && now - q->lanes[p].active_mono <= ACTIVE_MS;
+        nwait += wait[p];
+        nactive += active[p];
+        share[p] = wait[p];
+    }
+    int spare = free - nwait;
+    if (q->strict) { /* strictly by priority: the first active lane takes the spare slots */
+        for (int p = 0; p < JET_PRIO_COUNT && spare > 0; p++)
+            if (active[p]) {
+                share[p] += spare;
+                spare = 0;
+            }
+    }
+    for (int i = 0; i < spare && nactive > 0; i++) {
+        int p = pick_lane(q, active);
+        share[p]++;
+    }
+    for (int p = 0; p < JET_PRIO_COUNT; p++)
+        if (share[p] > 0)
+            send_pull(q, p, share[p], share[p] > 1 ? SHARE_WAIT_MS : LONGPOLL_MS);
+}
+
 /* Asks for what can start: the free slots (dispatch.h) are split across the
  * lanes that may have work by their weights (one request per lane, batch =
  * its share), so the lanes together never ask for more than can start. A
@@ -424,16 +462,20 @@ static void issue_requests(queue_rt *q, int64_t now)
         }
         for (int p = 0; p < JET_PRIO_COUNT; p++)
             if (share[p] > 0)
-                send_pull(q, p, share[p], false);
+                send_pull(q, p, share[p], 0);
         return;
     }
     /* Every lane is empty (or being waited on): wait on the server instead of
      * polling, in priority order, never more requests than free slots. */
+    if (free >= JET_PRIO_COUNT) {
+        longpoll_shares(q, now, free);
+        return;
+    }
     for (int i = 0; i < JET_PRIO_COUNT && free > 0; i++) {
-        int p = free >= JET_PRIO_COUNT ? i : (q->longpoll_rotate + i) % JET_PRIO_COUNT;
+        int p = (q->longpoll_rotate + i) % JET_PRIO_COUNT;
         if (q->lanes[p].req_id || atomic_load(&q->lanes[p].paused))
             continue;
-        send_pull(q, p, 1, true);
+        send_pull(q, p, 1, LONGPOLL_MS);
         free--;
     }
     q->longpoll_rotate++;

@@ -184,6 +184,18 @@ static void limit_key(agent_task *t, const char *header, char out[JET_LIMIT_KEY_
         mark_dead(t, JET_REASON_INVALID_HEADER, "%s: \"%.64s\" is not 1-128 characters of [A-Za-z0-9_.:-]", header, v);
 }
 
+/* The id rule of task_workflow (task.h). */
+static const char *workflow_of(const agent_task *t)
+{
+    const char *wf = task_header(t, JET_HDR_WORKFLOW_ID);
+    size_t n = wf ? strlen(wf) : 0;
+    if (!n || n > 64 || strncmp(t->id, wf, n) != 0 || t->id[n] != '-' || !t->id[n + 1] || !jet_task_id_valid(wf))
+        return NULL;
+    return wf;
+}
+
+const char *task_workflow(const agent_task *t) { return t->workflow; }
+
 static void parse_headers(agent_task *t, const task_defaults *def)
 {
     const char *v;
@@ -262,6 +274,7 @@ static void parse_headers(agent_task *t, const task_defaults *def)
     limit_key(t, JET_HDR_RATE_KEY, t->rkey);
     if ((v = task_header(t, JET_HDR_TRACEPARENT)) != NULL && strlen(v) < 128)
         t->traceparent = jet_xstrdup(v);
+    t->workflow = workflow_of(t);
 }
 
 agent_task *task_from_msg(natsMsg *msg, const char *queue, jet_priority prio, const task_defaults *def)

@@ -49,6 +49,7 @@ typedef struct agent_task {
     char *hdr_store;              /* owned copies of the headers parsed from the raw block (or NULL) */
     int skipped_header_lines;     /* malformed header lines left out (a line without ':', a bad name) */
     char *traceparent;
+    const char *workflow;         /* Jetsched-Workflow-Id when the id rule holds (task_workflow), else NULL */
     char ckey[JET_LIMIT_KEY_MAX + 1]; /* Jetsched-Concurrency-Key, or "" */
     char rkey[JET_LIMIT_KEY_MAX + 1]; /* Jetsched-Rate-Key, or "" */
     /* Set when the message cannot run: a DESIGN reason (missing_handler,
@@ -73,6 +74,12 @@ bool task_parse_ack_subject(const char *reply, uint64_t *delivered, uint64_t *st
 /* The attempt number of this delivery: earlier recorded attempts (for a
  * redispatched task) plus the JetStream delivery count. */
 int task_attempt(const agent_task *t);
+
+/* The workflow a task belongs to (docs/WORKFLOWS.md): its Jetsched-Workflow-Id
+ * header, honoured only when the task id is "<workflow id>-<node>" (a
+ * client cannot put a foreign task into a workflow), else NULL. Worked out
+ * once by task_from_msg (events name it on every state change). */
+const char *task_workflow(const agent_task *t);
 
 /* Returns the value of a header of the task (case-sensitive), or NULL. */
 const char *task_header(const agent_task *t, const char *name);

@@ -46,14 +46,7 @@ static struct wf_run *run_of(inflight *f)
     return f->wf;
 }
 
-const char *wf_task_workflow(const agent_task *t)
-{
-    const char *wf = task_header(t, JET_HDR_WORKFLOW_ID);
-    size_t n = wf ? strlen(wf) : 0;
-    if (!n || n > 64 || strncmp(t->id, wf, n) != 0 || t->id[n] != '-' || !t->id[n + 1] || !jet_task_id_valid(wf))
-        return NULL;
-    return wf;
-}
+const char *wf_task_workflow(const agent_task *t) { return task_workflow(t); }
 
 static bool node_name_valid(const char *s)
 {

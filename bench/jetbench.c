@@ -1326,6 +1326,128 @@ static int native_only_report(const e2e *native, int bc)
     return rc;
 }
 
+/* JETBENCH_AGENT_AB=K with --native-only --compare-build D: an A/B of an
+ * agentd change in K alternating rounds against one ceiling: each round
+ * runs both agentds (the order swapped every round) with history on and off
+ * at the first --concurrency (not with JETBENCH_AGENT_AB_LATENCY_ONLY=1),
+ * then each at 10 % of the ceiling for start
+ * latency, with agentd's own split of the start from its /metrics
+ * histograms over that latency run (stored -> started, pulled -> started,
+ * finished -> recorded -> acked: the share of tasks within each bucket). */
+static const double ab_le[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05};
+#define AB_NLE (sizeof ab_le / sizeof ab_le[0])
+
+/* The cumulative counts of histogram `name` at each bound of ab_le, and its
+ * total count (summed over label sets). */
+static void ab_hist(const char *page, const char *name, double cum[AB_NLE], double *count)
+{
+    char key[160];
+    for (size_t b = 0; b < AB_NLE; b++) {
+        cum[b] = 0;
+        snprintf(key, sizeof key, "%s_bucket", name);
+        size_t kl = strlen(key);
+        char want[32];
+        snprintf(want, sizeof want, "le=\"%g\"", ab_le[b]);
+        for (const char *l = page; *l;) {
+            const char *end = strchr(l, '\n');
+            size_t len = end ? (size_t)(end - l) : strlen(l);
+            if (len > kl && !strncmp(l, key, kl) && l[kl] == '{') {
+                const char *le = strstr(l, want);
+                if (le && le < l + len) {
+                    const char *v = l + len;
+                    while (v > l && v[-1] != ' ')
+                        v--;
+                    cum[b] += atof(v);
+                }
+            }
+            l += len + (end ? 1 : 0);
+        }
+    }
+    snprintf(key, sizeof key, "%s_count", name);
+    *count = metric_sum(page, key);
+}
+
+static void ab_split(const char *before, const char *after)
+{
+    static const char *const names[][2] = {
+        {"jetsched_agent_task_start_latency_seconds", "stored->started"},
+        {"jetsched_agent_start_delay_seconds", "pulled->started"},
+        {"jetsched_agent_record_seconds", "finished->recorded"},
+        {"jetsched_agent_ack_seconds", "recorded->acked"}};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        double c0[AB_NLE], c1[AB_NLE], n0, n1;
+        ab_hist(before, names[k][0], c0, &n0);
+        ab_hist(after, names[k][0], c1, &n1);
+        double n = n1 - n0;
+        printf("      %-19s n=%-6.0f", names[k][1], n);
+        for (size_t b = 0; b < AB_NLE && n > 0; b++)
+            printf(" <=%gms %.2f%%", ab_le[b] * 1000, 100 * (c1[b] - c0[b]) / n);
+        printf("\n");
+    }
+}
+
+static int agent_ab_report(int rounds)
+{
+    static char before[1 << 18], after[1 << 18];
+    int conc = opt.conc[0];
+    raw.window_used = opt.batch * 3 > 1000 ? 1000 : opt.batch * 3; /* as run_raw */
+    run_ceiling();
+    double rate = ceiling * 0.10;
+    printf("agent A/B: ceiling %.0f msg/s, concurrency %d, %d rounds, latency at %.0f/s for %.0f s\n", ceiling, conc,
+           rounds, rate, opt.lat_seconds);
+    latrun raw10 = run_latency_raw(rate, "abraw-");
+    printf("  raw JetStream at 10 %%: p50 %.2f p99 %.2f p99.9 %.2f ms\n", raw10.lat.p50, raw10.lat.p99,
+           raw10.lat.p999);
+    natsSubscription *evsub = NULL;
+    if (natsConnection_Subscribe(&evsub, cons_nc, "jetsched.event.bench.>", on_event, NULL) != NATS_OK)
+        jb_die("cannot subscribe to live events");
+    natsSubscription_SetPendingLimits(evsub, -1, -1);
+    natsConnection_Flush(cons_nc);
+    for (int r = 0; r < rounds; r++) {
+        for (int side = 0; side < 2; side++) {
+            bool cmp = (side + r) % 2 == 1;
+            const char *build = cmp ? opt.compare : NULL, *tag = cmp ? "COMPARE" : "this";
+            const char *lat_only = getenv("JETBENCH_AGENT_AB_LATENCY_ONLY");
+            for (int h = 1; h >= 0 && !(lat_only && *lat_only == '1'); h--) {
+                e2e e = run_e2e(conc, h, false, build);
+                double n = e.n > 0 ? (double)e.n : 1;
+                printf("  round %d %-7s history %-3s %6.0f tasks/s %3.0f %% of ceiling  agentd %.1f us/task  %.2f cs/task  "
+                       "nats %.1f  PostgreSQL %.1f  per pull %.1f  per query %.1f%s\n", r + 1, tag, h ? "on" : "off",
+                       e.rate, 100 * e.rate / ceiling, e.cpu_agent_ms * 1000 / n, e.agent_cs_per_task,
+                       e.cpu_nats_ms * 1000 / n, e.cpu_pg_ms * 1000 / n, e.per_pull, e.per_query,
+                       e.ok ? "" : "  FAILED");
+            }
+            truncate_history();
+            char lname[64], prefix[32];
+            snprintf(lname, sizeof lname, "bench-ab-lat-%d-%s", r + 1, tag);
+            snprintf(prefix, sizeof prefix, "ab%d%c-", r + 1, cmp ? 'c' : 't');
+            jb_agent lag;
+            jb_agent_spec las = agent_spec(lname, conc, 1, false, build);
+            jb_agent_start(&lag, &las);
+            warm_up(cmp ? "abwc-" : "abwt-");
+            if (th_http_get(lag.http_port, "/metrics", before, sizeof before) != 200)
+                before[0] = '\0';
+            latrun lr = run_latency_agent(rate, 0, prefix, lag.pid);
+            if (th_http_get(lag.http_port, "/metrics", after, sizeof after) != 200)
+                after[0] = '\0';
+            jb_agent_stop(&lag, 60000);
+            printf("  round %d %-7s start latency at 10 %%: p50 %.2f p99 %.2f p99.9 %.2f max %.1f ms (%ld missing)  "
+                   "agentd %.1f us/task\n", r + 1, tag, lr.lat.p50, lr.lat.p99, lr.lat.p999, lr.lat.max, lr.lat.missing,
+                   lr.cpu_agent_us);
+            ab_split(before, after);
+        }
+    }
+    natsSubscription_Unsubscribe(evsub);
+    natsSubscription_Destroy(evsub);
+    jb_sampler_stop();
+    jb_js_context_destroy(js);
+    natsConnection_Destroy(pub_nc);
+    natsConnection_Destroy(cons_nc);
+    PQfinish(pg);
+    nats_Close();
+    return 0;
+}
+
 /* --api-only: (f) alone, one line each, with the load average (the machine
  * is shared: the figures mean little without it). */
 static int api_only_report(void)
@@ -1434,6 +1556,10 @@ int main(int argc, char **argv)
         return large_only_report();
     if (opt.cron_only)
         return cron_only_report();
+
+    const char *ab = getenv("JETBENCH_AGENT_AB");
+    if (opt.native_only && opt.compare && ab && atoi(ab) > 0)
+        return agent_ab_report(atoi(ab));
 
     /* (a) */
     if (!opt.native_only)
