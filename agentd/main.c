@@ -178,6 +178,27 @@ static void hand_back_unfinished(inflight *f, void *a)
         acker_nak_now(a, f->task);
 }
 
+typedef struct unstarted {
+    agent_task **ts; /* copies: id and stream message only */
+    size_t n;
+} unstarted;
+
+/* A task a worker took and had not started when the drain gave up (its
+ * admission still waiting for PostgreSQL, for a slot): handed back without
+ * running, so recorded as handed back before its Nak like the others
+ * (DESIGN §12; test agentd_drain_kill). */
+static void collect_unstarted(inflight *f, void *arg)
+{
+    unstarted *u = arg;
+    if (atomic_load(&f->state) != RUN_WAITING)
+        return;
+    agent_task *c = jet_xcalloc(1, sizeof *c);
+    memcpy(c->id, f->task->id, sizeof c->id);
+    c->stream_seq = f->task->stream_seq;
+    u->ts = jet_xrealloc(u->ts, (u->n + 1) * sizeof *u->ts);
+    u->ts[u->n++] = c;
+}
+
 static void drain(agent *a, int64_t grace_ms)
 {
     jet_info("draining: no new tasks; running tasks may finish for %lld ms", (long long)grace_ms);
@@ -204,6 +225,12 @@ static void drain(agent *a, int64_t grace_ms)
             break;
         jet_sleep_ms(20);
     }
+    unstarted u = {0};
+    inflight_foreach(a, collect_unstarted, &u);
+    recorder_handed_back(a, u.ts, u.n);
+    for (size_t i = 0; i < u.n; i++)
+        free(u.ts[i]);
+    free(u.ts);
     inflight_foreach(a, hand_back_unfinished, a);
 }
 

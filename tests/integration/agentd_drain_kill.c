@@ -9,17 +9,66 @@
  * and the next agent numbers the attempt past it (a `lost` row). A second
  * agent then runs every task: exactly one attempt row each, attempt 1
  * succeeded. */
-#include "agent_support.h"
+#include "agentd_lua_util.h"
+#include "harness.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* A task a worker took but could not start before the drain gave up on it
+ * (here: blocked in its concurrency-slot request, the test holding
+ * limit_leases locked, past shutdown.grace) is handed back at the end of
+ * the drain: recorded as handed back like the others, so the next agent
+ * runs it as attempt 1 (it got a `lost` row and ran as attempt 2). */
+static void stuck_before_start(void)
+{
+    const char *conf = "queues = ( { name = \"ds\"; concurrency = 2; } );\n"
+                       "shutdown = { grace = \"1s\"; };\n"
+                       "exec = { commands = ( { name = \"quick\"; argv = [\"/bin/sh\", \"-c\", \"echo ok\"]; } ); };\n";
+    ts_pg_long("INSERT INTO limits (scope, name, concurrency) VALUES ('key', 'ds', 5) RETURNING 1");
+    CHECK(ts_pg_long("INSERT INTO tasks (id, queue, handler, status, dispatched_at) VALUES ('ds-1', 'ds', 'quick',"
+                     " 'queued', now()) RETURNING 1") == 1,
+          "ds-1's row");
+    ts_agent a;
+    ts_agent_start(&a, "stuck", conf);
+    ts_sleep_ms(1500); /* the agent reads the limits every second */
+    PGconn *hold = PQconnectdb(th_require_env("JETSCHED_TEST_PG_DSN"));
+    PQclear(PQexec(hold, "BEGIN"));
+    PGresult *r = PQexec(hold, "LOCK TABLE limit_leases IN ACCESS EXCLUSIVE MODE");
+    CHECK(PQresultStatus(r) == PGRES_COMMAND_OK, "limit_leases locked: %s", PQerrorMessage(hold));
+    PQclear(r);
+    const char *h[] = {"Jetsched-Concurrency-Key: ds", NULL};
+    ts_publish("ds", "normal", "quick", "ds-1", "", 0, h);
+    CHECK(ts_wait_long(1, 5000, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                " AND query LIKE '%%jetsched_limit_acquire%%'") == 1,
+          "the worker waits for its slot");
+    kill(a.pid, SIGTERM);
+    CHECK(lt_wait_log(&a, "drained; exiting", 10000), "the agent's drain ends (grace 1 s, then the hand-back)");
+    ts_sleep_ms(300);
+    kill(a.pid, SIGKILL); /* its worker is still blocked: nothing of it may run after the lock goes */
+    ts_agent_stop(&a, SIGKILL, 5000);
+    PQclear(PQexec(hold, "ROLLBACK"));
+    PQfinish(hold);
+    CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id = 'ds-1' AND handed_back = 1") == 1,
+          "the drain recorded ds-1 as handed back (handed_back %ld)",
+          ts_pg_long("SELECT coalesce(handed_back, 0) FROM tasks WHERE id = 'ds-1'"));
+    ts_agent b;
+    ts_agent_start(&b, "stuck-runner", conf);
+    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM tasks WHERE id = 'ds-1' AND status = 'succeeded'") == 1,
+          "ds-1 succeeded");
+    char *rows = ts_pg_text("SELECT string_agg(attempt || ':' || status, ',' ORDER BY attempt) FROM task_attempts"
+                            " WHERE task_id = 'ds-1'");
+    CHECK(!strcmp(rows, "1:succeeded"), "ds-1: one attempt, attempt 1 succeeded (%s)", rows);
+    free(rows);
+    CHECK(ts_agent_stop(&b, SIGTERM, 20000) == 0, "stuck-runner exits 0");
+}
+
 int main(void)
 {
     setenv("JETSCHED_JETSTREAM_ACK_WAIT", "3s", 1); /* what the killed agent held comes back soon */
-    ts_setup("dk");
+    ts_setup("dk,ds");
     const char *conf = "queues = ( { name = \"dk\"; concurrency = 4; } );\n"
                        "exec = { commands = ( { name = \"quick\"; argv = [\"/bin/sh\", \"-c\", \"echo ok\"]; } ); };\n";
     enum { ROUNDS = 4 };
@@ -62,5 +111,6 @@ int main(void)
                      " ORDER BY t.id, a.attempt) FROM task_attempts a JOIN tasks t ON t.id = a.task_id"
                      " WHERE t.id LIKE 'dk-%%'"));
     CHECK(ts_agent_stop(&b, SIGTERM, 20000) == 0, "runner exits 0");
+    stuck_before_start();
     return ts_finish();
 }
