@@ -11,7 +11,7 @@
 # EXPLAIN (ANALYZE) of each query as task.list sends it, and the index set.
 # --succeeded 1: 1 % succeeded, 89 % dead, 5 % cancelled (and the qfail
 # rows), the other end of a 'succeeded' listing.
-# Since sql/0019 a listing without a state (or with several), without a
+# Since sql/0019 a listing without a state and a queue (or with several states), without a
 # handler or schedule, is one branch per state merged (scheduler/api_task.c).
 #
 # Usage: bench/plans.sh [--build DIR] [--tasks N] [--succeeded 90|1]
@@ -59,7 +59,7 @@ plan() {
   echo "   $2"
   q "EXPLAIN (ANALYZE, COSTS OFF) $2" | grep -Ev '^\s*(Planning Time|Rows Removed by Index Recheck)' | sed 's/^/   /'
 }
-# task.list without a state (or with several), without a handler or schedule,
+# task.list without a state and a queue (or with several states), without a handler or schedule,
 # as scheduler/api_task.c sends it since sql/0019: one branch per state.
 STATES="scheduled queued running succeeded retrying dead expired cancelled duplicate skipped waiting throttled"
 merged() { # $1: the states, $2: the other conditions

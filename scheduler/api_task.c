@@ -709,18 +709,20 @@ json_t *api_task_list(api_ctx *c, json_t *req, api_err *e)
     /* One state: "status = $n", so that tasks_status_created_idx and
      * tasks_queue_created_idx give the rows in the listing's order (an
      * "= ANY" on a second index column is not an ordered scan in PostgreSQL
-     * 15, and with LIMIT the planner then walks the whole queue). No state
-     * or several, without a handler or schedule: one branch per state (each
-     * that range of tasks_status_created_idx, or of tasks_queue_created_idx
-     * in a queue, LIMIT n) merged in the listing's order (Merge Append): there
-     * is no index of all rows by (created_at, id) since sql/0019, so that a
-     * recorded task costs one index entry less (docs/ARCHITECTURE.md, "The
-     * history schema: the index set"). */
+     * 15, and with LIMIT the planner then walks the whole queue). Several
+     * states, or none and no queue, without a handler or schedule: one
+     * branch per state (each that range of tasks_status_created_idx, or of
+     * tasks_queue_created_idx in a queue, LIMIT n) merged in the listing's
+     * order (Merge Append): there is no index of all rows by (created_at, id)
+     * since sql/0019, so that a recorded task costs one index entry less
+     * (docs/ARCHITECTURE.md, "The history schema: the index set"). A queue
+     * without a state stays one range of tasks_queue_only_created_idx. */
     char one_status[32] = "";
     if (statuses[0] && !strchr(statuses, ',') && strlen(statuses) < sizeof one_status + 2)
         snprintf(one_status, sizeof one_status, "%.*s", (int)strlen(statuses) - 2, statuses + 1);
+    bool merge = !handler && !schedule && !one_status[0] && (!queue || statuses[0]);
     int branches = 0;
-    for (int i = 0; i < JET_TASK_STATE_COUNT && !handler && !schedule && !one_status[0]; i++)
+    for (int i = 0; merge && i < JET_TASK_STATE_COUNT; i++)
         branches += jet_task_state_of_task((jet_task_state)i) && (!statuses[0] || listed[i]);
     if (one_status[0])
         COND(" AND status = $%d", one_status);

@@ -236,8 +236,8 @@ int main(void)
     r = sa_req("task.list", "{\"since\":\"2000-01-01T00:00:00Z\",\"until\":\"2001-01-01T00:00:00Z\"}");
     CHECK(json_array_size(json_object_get(r, "tasks")) == 0, "time window filter");
     json_decref(r);
-    /* No state, or several, without a handler or schedule: one branch per
-     * state merged in (created_at, id) order (sql/0019 dropped the index of
+    /* No state and no queue, or several states, without a handler or
+     * schedule: one branch per state merged in (created_at, id) order (sql/0019 dropped the index of
      * all rows by created_at): every row, in order, ties on created_at
      * included, across pages. */
     CHECK(ts_pg_long("WITH i AS (INSERT INTO tasks (id, queue, status, created_at) SELECT 'mix-' || g, 'mixq',"
@@ -252,6 +252,8 @@ int main(void)
     list_all("{\"queue\":\"mixq\",\"status\":[\"dead\",\"succeeded\"],\"limit\":2}",
              "SELECT string_agg(id, ',' ORDER BY created_at DESC, id DESC) FROM tasks"
              " WHERE queue = 'mixq' AND status IN ('dead', 'succeeded')");
+    list_all("{\"queue\":\"mixq\",\"limit\":3}",
+             "SELECT string_agg(id, ',' ORDER BY created_at DESC, id DESC) FROM tasks WHERE queue = 'mixq'");
     list_all("{\"until\":\"2030-01-01T00:00:03Z\",\"limit\":2}",
              "SELECT string_agg(id, ',' ORDER BY created_at DESC, id DESC) FROM tasks"
              " WHERE created_at < '2030-01-01T00:00:03Z'");
