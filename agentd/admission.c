@@ -178,8 +178,18 @@ static bool row_terminal(agent *a, inflight *f, recorder_row *row, bool *asked)
         *row = me.row;
         *asked = me.asked;
     }
-    if (!row->found)
+    if (!row->found) {
+        /* A redelivery of a task without a row (published straight to
+         * NATS): the deliveries handed back are in task_handbacks. */
+        if (*asked && t->delivered > 1) {
+            int back = recorder_handbacks(a, t);
+            if (back > (int)t->delivered - 1)
+                back = (int)t->delivered - 1;
+            t->attempt_base = -back;
+            t->pub.attempt = task_attempt(t);
+        }
         return false;
+    }
     if (jet_task_state_terminal(row->status))
         return true;
     continue_attempts(t, row);

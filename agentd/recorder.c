@@ -380,6 +380,22 @@ void recorder_free(agent *a)
     a->recorder = NULL;
 }
 
+/* The hand-back statements (query_mu held): a new stream message (a
+ * republish) starts its count again. The tasks that have a row are counted
+ * there; those without one (published straight to NATS) in task_handbacks
+ * (sql/0021), read by the admission step for a redelivery that finds no
+ * row; that statement runs only when some task had no row. */
+static const char *const HANDBACK_SQL[2] = {
+    "UPDATE tasks t SET handed_back = CASE WHEN t.handed_back_seq = u.seq THEN coalesce(t.handed_back, 0) + 1"
+    " ELSE 1 END, handed_back_seq = u.seq FROM unnest($1::text[], $2::bigint[]) u(id, seq) WHERE t.id = u.id"
+    " AND NOT jetsched_status_terminal(t.status) RETURNING t.id",
+    "WITH old AS (DELETE FROM task_handbacks WHERE at < now() - interval '7 days')"
+    " INSERT INTO task_handbacks AS h (task_id, seq, n)"
+    " SELECT DISTINCT ON (u.id) u.id, u.seq, 1 FROM unnest($1::text[], $2::bigint[]) u(id, seq)"
+    " WHERE NOT EXISTS (SELECT 1 FROM tasks x WHERE x.id = u.id)"
+    " ON CONFLICT (task_id) DO UPDATE SET n = CASE WHEN h.seq = excluded.seq THEN h.n + 1 ELSE 1 END,"
+    " seq = excluded.seq, at = now()"};
+
 bool recorder_handed_back(agent *a, agent_task *const *ts, size_t n)
 {
     struct recorder *rec = a->recorder;
@@ -394,24 +410,46 @@ bool recorder_handed_back(agent *a, agent_task *const *ts, size_t n)
     }
     bool ok = false;
     pthread_mutex_lock(&rec->query_mu);
-    if (rec->history) { /* not after recorder_flush */
-        if (query_conn(a, rec, "hand-back record", n)) {
-            const char *params[] = {jet_pgarr_lit(&ids), jet_pgarr_lit(&seqs)};
-            /* A new stream message (a republish) starts its count again. */
-            PGresult *res = PQexecParams(rec->query_pg,
-                                         "UPDATE tasks t SET handed_back = CASE WHEN t.handed_back_seq = u.seq THEN "
-                                         "coalesce(t.handed_back, 0) + 1 ELSE 1 END, handed_back_seq = u.seq FROM "
-                                         "unnest($1::text[], $2::bigint[]) u(id, seq) WHERE t.id = u.id AND NOT "
-                                         "jetsched_status_terminal(t.status)",
-                                         2, NULL, params, NULL, NULL, 0);
-            ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    /* not after recorder_flush */
+    if (rec->history && query_conn(a, rec, "hand-back record", n)) {
+        const char *params[] = {jet_pgarr_lit(&ids), jet_pgarr_lit(&seqs)};
+        size_t counted = 0;
+        for (int k = 0; k < 2 && (k == 0 || counted < n); k++) {
+            PGresult *res = PQexecParams(rec->query_pg, HANDBACK_SQL[k], 2, NULL, params, NULL, NULL, 0);
+            ok = PQresultStatus(res) == (k ? PGRES_COMMAND_OK : PGRES_TUPLES_OK);
             if (!ok)
                 jet_warn("hand-back record of %zu task(s) not stored: %s", n, PQresultErrorMessage(res));
+            counted = ok && k == 0 ? (size_t)PQntuples(res) : counted;
             PQclear(res);
+            if (!ok)
+                break;
         }
     }
     pthread_mutex_unlock(&rec->query_mu);
     jet_pgarr_free(&ids);
     jet_pgarr_free(&seqs);
     return ok;
+}
+
+int recorder_handbacks(agent *a, const agent_task *t)
+{
+    struct recorder *rec = a->recorder;
+    if (!rec || !rec->enabled)
+        return 0;
+    char seq[24];
+    snprintf(seq, sizeof seq, "%llu", (unsigned long long)t->stream_seq);
+    const char *params[] = {t->id, seq};
+    int n = 0;
+    pthread_mutex_lock(&rec->query_mu);
+    if (rec->history && query_conn(a, rec, "hand-back lookup", 1)) {
+        PGresult *res = PQexecParams(rec->query_pg, "SELECT n FROM task_handbacks WHERE task_id = $1 AND seq = $2::bigint",
+                                     2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+            n = atoi(PQgetvalue(res, 0, 0));
+        else if (PQresultStatus(res) != PGRES_TUPLES_OK)
+            jet_warn("hand-back lookup of task %s: %s", t->id, PQresultErrorMessage(res));
+        PQclear(res);
+    }
+    pthread_mutex_unlock(&rec->query_mu);
+    return n;
 }

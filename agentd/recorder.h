@@ -39,10 +39,14 @@ typedef struct recorder_row {
 bool recorder_rows(agent *a, const char *const *ids, size_t n, recorder_row *rows);
 /* Counts one handed-back delivery (a Nak without running the handler) for
  * each of the n tasks, in ONE statement, so that their next delivery spends
- * no attempt (DESIGN §12). Only tasks with a non-terminal row are counted
- * (a direct publish never seen by PostgreSQL has no row to count on). False
- * when PostgreSQL could not be reached: the caller naks all the same. */
+ * no attempt (DESIGN §12): in the task's row when it has a non-terminal
+ * one, else (a direct publish never seen by PostgreSQL) in task_handbacks,
+ * a second statement only then. False when PostgreSQL could not be reached:
+ * the caller naks all the same. */
 bool recorder_handed_back(agent *a, agent_task *const *ts, size_t n);
+/* The hand-backs counted in task_handbacks for t's stream message (a task
+ * without a row); 0 when none or PostgreSQL could not answer. */
+int recorder_handbacks(agent *a, const agent_task *t);
 /* Whether the writer can reach PostgreSQL; why receives the reason when not. */
 bool recorder_healthy(agent *a, char *why, size_t len);
 /* No new work should be taken: history.max_pending outcomes wait for their

@@ -297,10 +297,10 @@ uint64_t ts_stream_msgs(const char *stream)
 }
 
 void ts_drain_round(ts_agent *a, const char *name, const char *conf, const char *queue, const char *handler,
-                    const char *prefix, int round)
+                    const char *prefix, int round, bool rows, const char *const *headers)
 {
     static const char *lanes[] = {"high", "normal", "low"};
-    for (int l = 0; l < 3; l++)
+    for (int l = 0; rows && l < 3; l++)
         CHECK(ts_pg_long("INSERT INTO tasks (id, queue, handler, priority, status, dispatched_at) VALUES "
                          "('%s-%d-%d', '%s', '%s', '%s', 'queued', now()) RETURNING 1",
                          prefix, round, l, queue, handler, lanes[l]) == 1, "task row written");
@@ -312,6 +312,6 @@ void ts_drain_round(ts_agent *a, const char *name, const char *conf, const char 
     for (int l = 0; l < 3; l++) {
         char id[64];
         snprintf(id, sizeof id, "%s-%d-%d", prefix, round, l);
-        ts_publish(queue, lanes[l], handler, id, "", 0, NULL);
+        ts_publish(queue, lanes[l], handler, id, "", 0, headers);
     }
 }

@@ -60,11 +60,13 @@ int ts_agent_http(const ts_agent *ag, const char *path, char *buf, size_t len);
 bool ts_log_contains(const ts_agent *ag, const char *text);
 /* The drain tests (agentd_handback, agentd_drain_kill): writes the rows of
  * tasks <prefix>-<round>-0..2 of queue (one per lane: high, normal, low;
- * handler, queued: as schedulerd writes them before it publishes), starts
- * an idle agent, SIGTERMs it once its long-polls are out, and once it logs
- * "draining" publishes the three tasks into its open pull requests. */
+ * handler, queued: as schedulerd writes them before it publishes; none when
+ * rows is false: tasks published straight to NATS), starts an idle agent,
+ * SIGTERMs it once its long-polls are out, and once it logs "draining"
+ * publishes the three tasks (with headers, NULL-terminated, or NULL) into
+ * its open pull requests. */
 void ts_drain_round(ts_agent *a, const char *name, const char *conf, const char *queue, const char *handler,
-                    const char *prefix, int round);
+                    const char *prefix, int round, bool rows, const char *const *headers);
 
 /* Publishes a task through JetStream. headers: "Name: value" strings, NULL-
  * terminated (may be NULL). handler/id NULL: header left out. */

@@ -65,17 +65,46 @@ static void stuck_before_start(void)
     CHECK(ts_agent_stop(&b, SIGTERM, 20000) == 0, "stuck-runner exits 0");
 }
 
+/* Tasks published straight to NATS (no row) with Jetsched-Max-Attempts: 1
+ * handed back by a draining agent: counted in task_handbacks (sql/0021), so
+ * the next agent runs each as attempt 1; before, the hand-back spent the
+ * only attempt and each was dead-lettered `poison` without running. */
+static void direct_tasks_handed_back(void)
+{
+    const char *conf = "queues = ( { name = \"dd\"; concurrency = 4; } );\n"
+                       "exec = { commands = ( { name = \"quick\"; argv = [\"/bin/sh\", \"-c\", \"echo ok\"]; } ); };\n";
+    const char *h[] = {"Jetsched-Max-Attempts: 1", NULL};
+    int rounds = 0;
+    for (; rounds < 6 && ts_pg_long("SELECT count(*) FROM task_handbacks WHERE task_id LIKE 'dd-%%'") == 0; rounds++) {
+        ts_agent a;
+        ts_drain_round(&a, "drainer-dd", conf, "dd", "quick", "dd", rounds, false, h);
+        CHECK(ts_agent_stop(&a, SIGTERM, 20000) == 0, "drainer-dd exits 0");
+    }
+    long handed = ts_pg_long("SELECT count(*) FROM task_handbacks WHERE task_id LIKE 'dd-%%'");
+    CHECK(handed >= 1, "no direct task was handed back in %d rounds: the test proved nothing", rounds);
+    ts_agent b;
+    ts_agent_start(&b, "runner-dd", conf);
+    long all = 3L * rounds;
+    CHECK(ts_wait_long(all, 30000, "SELECT count(*) FROM tasks WHERE id LIKE 'dd-%%' AND status = 'succeeded'") == all,
+          "all %ld direct tasks succeeded (%ld handed back): %s", all, handed,
+          ts_pg_text("SELECT string_agg(id || ':' || status || ':' || coalesce(error, ''), ' | ') FROM tasks"
+                     " WHERE id LIKE 'dd-%%' AND status <> 'succeeded'"));
+    CHECK(ts_pg_long("SELECT count(*) FROM task_attempts WHERE task_id LIKE 'dd-%%' AND status = 'lost'") == 0,
+          "handed-back direct tasks got lost attempts");
+    CHECK(ts_agent_stop(&b, SIGTERM, 20000) == 0, "runner-dd exits 0");
+}
+
 int main(void)
 {
     setenv("JETSCHED_JETSTREAM_ACK_WAIT", "3s", 1); /* what the killed agent held comes back soon */
-    ts_setup("dk,ds");
+    ts_setup("dk,ds,dd");
     const char *conf = "queues = ( { name = \"dk\"; concurrency = 4; } );\n"
                        "exec = { commands = ( { name = \"quick\"; argv = [\"/bin/sh\", \"-c\", \"echo ok\"]; } ); };\n";
     enum { ROUNDS = 4 };
     int killed_after_handback = 0;
     for (int round = 0; round < ROUNDS; round++) {
         ts_agent a;
-        ts_drain_round(&a, "drainer", conf, "dk", "quick", "dk", round);
+        ts_drain_round(&a, "drainer", conf, "dk", "quick", "dk", round, true, NULL);
         long back = 0;
         for (int64_t until = ts_now_ms() + 1500; ts_now_ms() < until; ts_sleep_ms(1)) {
             back = ts_pg_long("SELECT count(*) FROM tasks WHERE id LIKE 'dk-%d-%%' AND handed_back >= 1", round);
@@ -112,5 +141,6 @@ int main(void)
                      " WHERE t.id LIKE 'dk-%%'"));
     CHECK(ts_agent_stop(&b, SIGTERM, 20000) == 0, "runner exits 0");
     stuck_before_start();
+    direct_tasks_handed_back();
     return ts_finish();
 }

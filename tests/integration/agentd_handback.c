@@ -20,7 +20,7 @@ int main(void)
     int rounds = 0;
     for (; rounds < 6 && ts_pg_long("SELECT count(*) FROM tasks WHERE handed_back >= 1") == 0; rounds++) {
         ts_agent a;
-        ts_drain_round(&a, "drainer", conf, "handback", "quick", "hb", rounds);
+        ts_drain_round(&a, "drainer", conf, "handback", "quick", "hb", rounds, true, NULL);
         CHECK(ts_agent_stop(&a, SIGTERM, 20000) == 0, "drainer did not exit 0");
         CHECK(ts_pg_long("SELECT count(*) FROM task_attempts WHERE task_id LIKE 'hb-%d-%%'", rounds) == 0,
               "the draining agent ran a task published after the drain began");

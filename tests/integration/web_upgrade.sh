@@ -43,6 +43,8 @@ grep -q 0015_handed_back "$TMP/out" || fail "0015 applied"
 grep -q 0017_list_indexes_ascending "$TMP/out" || fail "0017 applied"
 grep -q '_api_sessions' "$TMP/out" || fail "api_sessions migration applied"
 grep -q '_workflow_callback_reserved' "$TMP/out" || fail "workflow_callback_reserved migration applied"
+grep -q '_task_handbacks' "$TMP/out" || fail "task_handbacks migration applied"
+[[ $(q "SELECT count(*) FROM task_handbacks") == 0 ]] || fail "task_handbacks starts empty"
 echo "upgrade of 1,000,000 tasks: $ms ms"
 [[ $(q "SELECT rolled_to < now() - interval '59 minutes' FROM task_minutes_state") == t ]] || fail "rollup starts an hour back"
 [[ $(q "SELECT count(*) FROM pg_indexes WHERE indexname IN ('tasks_handler_created_idx', 'tasks_queue_only_created_idx')") == 2 ]] ||
