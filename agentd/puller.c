@@ -125,6 +125,8 @@ static void on_inbox(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
     handle_arrival(q, msg);
     if (!paused(a))
         issue_requests(q, jet_mono_ms());
+    /* Collected even with history off (no lookup): handing each task over
+     * at once cost more CPU and throughput in A/B runs (docs/PERFORMANCE.md). */
     int more = 0;
     if (q->arriving_len > 0 && q->arriving_len < ADMIT_BATCH_MAX &&
         natsSubscription_GetPending(sub, &more, NULL) == NATS_OK && more > 0) {

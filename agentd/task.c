@@ -71,6 +71,16 @@ static _Atomic int64_t stream_created_s;
 
 void task_set_stream_created(int64_t unix_s) { atomic_store(&stream_created_s, unix_s); }
 
+/* snprintf(dst, cap, "%s", src) without printf (every task copies a few). */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static void mark_dead(agent_task *t, const char *reason, const char *fmt, const char *a, const char *b)
 {
     if (t->dead_reason)
@@ -173,9 +183,8 @@ static void copy_headers(agent_task *t)
 }
 
 /* A limit key header (DESIGN §12): 1-128 of [A-Za-z0-9_.:-], else dead-lettered. */
-static void limit_key(agent_task *t, const char *header, char out[JET_LIMIT_KEY_MAX + 1])
+static void limit_key(agent_task *t, const char *header, const char *v, char out[JET_LIMIT_KEY_MAX + 1])
 {
-    const char *v = task_header(t, header);
     if (!v)
         return;
     if (jet_limit_key_valid(v))
@@ -184,10 +193,46 @@ static void limit_key(agent_task *t, const char *header, char out[JET_LIMIT_KEY_
         mark_dead(t, JET_REASON_INVALID_HEADER, "%s: \"%.64s\" is not 1-128 characters of [A-Za-z0-9_.:-]", header, v);
 }
 
-/* The id rule of task_workflow (task.h). */
-static const char *workflow_of(const agent_task *t)
+/* The headers parse_headers reads, found in one pass over the task's
+ * headers (the first of each name wins, as with task_header). */
+enum {
+    H_TASK_ID, H_MSG_ID, H_HANDLER, H_MAX_ATTEMPTS, H_TIMEOUT, H_DEADLINE, H_BACKOFF, H_REDISPATCH,
+    H_IDEMPOTENCY, H_SCHEDULE_ID, H_FIRE_TIME, H_CKEY, H_RKEY, H_TRACEPARENT, H_WORKFLOW, H_COUNT
+};
+#define KNOWN(name) {name, sizeof name - 1}
+static const struct {
+    const char *name;
+    size_t len;
+} known[H_COUNT] = {
+    KNOWN(JET_HDR_TASK_ID), KNOWN(JET_HDR_MSG_ID), KNOWN(JET_HDR_HANDLER), KNOWN(JET_HDR_MAX_ATTEMPTS),
+    KNOWN(JET_HDR_TIMEOUT), KNOWN(JET_HDR_DEADLINE), KNOWN(JET_HDR_BACKOFF), KNOWN(JET_HDR_REDISPATCH),
+    KNOWN(JET_HDR_IDEMPOTENCY), KNOWN(JET_HDR_SCHEDULE_ID), KNOWN(JET_HDR_FIRE_TIME), KNOWN(JET_HDR_CONCURRENCY_KEY),
+    KNOWN(JET_HDR_RATE_KEY), KNOWN(JET_HDR_TRACEPARENT), KNOWN(JET_HDR_WORKFLOW_ID)};
+#undef KNOWN
+
+/* One pass: hv[k] = the value of the first header named known[k] (or
+ * NULL); returns the bytes the headers take (names + values + 4 each). */
+static size_t find_known(const agent_task *t, const char *hv[H_COUNT])
 {
-    const char *wf = task_header(t, JET_HDR_WORKFLOW_ID);
+    size_t bytes = 0;
+    for (int k = 0; k < H_COUNT; k++)
+        hv[k] = NULL;
+    for (size_t i = 0; i < t->n_headers; i++) {
+        const char *name = t->headers[i].name;
+        size_t nl = strlen(name);
+        bytes += nl + strlen(t->headers[i].value) + 4;
+        for (int k = 0; k < H_COUNT; k++)
+            if (known[k].len == nl && !hv[k] && memcmp(name, known[k].name, nl) == 0) {
+                hv[k] = t->headers[i].value;
+                break;
+            }
+    }
+    return bytes;
+}
+
+/* The id rule of task_workflow (task.h); wf is its header's value. */
+static const char *workflow_of(const agent_task *t, const char *wf)
+{
     size_t n = wf ? strlen(wf) : 0;
     if (!n || n > 64 || strncmp(t->id, wf, n) != 0 || t->id[n] != '-' || !t->id[n + 1] || !jet_task_id_valid(wf))
         return NULL;
@@ -198,18 +243,19 @@ const char *task_workflow(const agent_task *t) { return t->workflow; }
 
 static void parse_headers(agent_task *t, const task_defaults *def)
 {
-    const char *v;
+    const char *v, *hv[H_COUNT];
     jet_err err;
-    if ((v = task_header(t, JET_HDR_TASK_ID)) != NULL) {
+    size_t header_bytes = find_known(t, hv);
+    if ((v = hv[H_TASK_ID]) != NULL) {
         /* Names the task; Nats-Msg-Id is then only the stream's dedupe key
          * (dlq.replay publishes a dead task again under a fresh one). */
         if (!jet_task_id_valid(v))
             mark_dead(t, JET_REASON_INVALID_ID, JET_HDR_TASK_ID " \"%.120s\" is not 1-128 characters of [A-Za-z0-9_-]%s", v, "");
-        snprintf(t->id, sizeof t->id, "%s", jet_task_id_valid(v) ? v : "");
-    } else if ((v = task_header(t, JET_HDR_MSG_ID)) != NULL) {
+        copy_str(t->id, sizeof t->id, jet_task_id_valid(v) ? v : "");
+    } else if ((v = hv[H_MSG_ID]) != NULL) {
         if (!jet_task_id_valid(v))
             mark_dead(t, JET_REASON_INVALID_ID, "Nats-Msg-Id \"%.120s\" is not 1-128 characters of [A-Za-z0-9_-]%s", v, "");
-        snprintf(t->id, sizeof t->id, "%s", jet_task_id_valid(v) ? v : "");
+        copy_str(t->id, sizeof t->id, jet_task_id_valid(v) ? v : "");
     }
     if (!t->id[0]) {
         int64_t inc = atomic_load(&stream_created_s);
@@ -219,9 +265,6 @@ static void parse_headers(agent_task *t, const task_defaults *def)
             snprintf(t->id, sizeof t->id, "seq-%llu", (unsigned long long)t->stream_seq);
     }
 
-    size_t header_bytes = 0;
-    for (size_t i = 0; i < t->n_headers; i++)
-        header_bytes += strlen(t->headers[i].name) + strlen(t->headers[i].value) + 4;
     if (header_bytes > TASK_MAX_HEADER_BYTES) {
         char n[32];
         snprintf(n, sizeof n, "%zu", header_bytes);
@@ -229,16 +272,16 @@ static void parse_headers(agent_task *t, const task_defaults *def)
                   JET_STRINGIFY(TASK_MAX_HEADER_BYTES));
     }
 
-    v = task_header(t, JET_HDR_HANDLER);
+    v = hv[H_HANDLER];
     if (!v || !*v)
         mark_dead(t, JET_REASON_MISSING_HANDLER, "the %s header is missing%s", JET_HDR_HANDLER, "");
     else if (!jet_name_valid(v))
         mark_dead(t, "unknown_handler", "handler \"%.64s\" is not a valid name%s", v, "");
     else
-        snprintf(t->handler, sizeof t->handler, "%s", v);
+        copy_str(t->handler, sizeof t->handler, v);
 
     t->max_attempts = def->max_attempts;
-    if ((v = task_header(t, JET_HDR_MAX_ATTEMPTS)) != NULL) {
+    if ((v = hv[H_MAX_ATTEMPTS]) != NULL) {
         char *end;
         errno = 0;
         long n = strtol(v, &end, 10);
@@ -248,33 +291,33 @@ static void parse_headers(agent_task *t, const task_defaults *def)
             t->max_attempts = (int)n;
     }
     t->timeout_ms = def->timeout_ms;
-    if ((v = task_header(t, JET_HDR_TIMEOUT)) != NULL && jet_duration_parse(v, &t->timeout_ms, &err) != JET_OK)
+    if ((v = hv[H_TIMEOUT]) != NULL && jet_duration_parse(v, &t->timeout_ms, &err) != JET_OK)
         mark_dead(t, JET_REASON_INVALID_HEADER, JET_HDR_TIMEOUT ": %.200s%s", err.msg, "");
     else if (v && t->timeout_ms <= 0)
         mark_dead(t, JET_REASON_INVALID_HEADER, JET_HDR_TIMEOUT ": \"%.64s\" must be more than 0s%s", v, "");
     else if (t->timeout_ms <= 0)
         t->timeout_ms = def->timeout_ms;
-    if ((v = task_header(t, JET_HDR_DEADLINE)) != NULL && jet_rfc3339_parse(v, &t->deadline_ms, &err) != JET_OK)
+    if ((v = hv[H_DEADLINE]) != NULL && jet_rfc3339_parse(v, &t->deadline_ms, &err) != JET_OK)
         mark_dead(t, JET_REASON_INVALID_HEADER, JET_HDR_DEADLINE ": %.200s%s", err.msg, "");
     t->backoff = def->backoff;
-    if ((v = task_header(t, JET_HDR_BACKOFF)) != NULL && jet_backoff_parse(v, &t->backoff, &err) != JET_OK)
+    if ((v = hv[H_BACKOFF]) != NULL && jet_backoff_parse(v, &t->backoff, &err) != JET_OK)
         mark_dead(t, JET_REASON_INVALID_HEADER, JET_HDR_BACKOFF ": %.200s%s", err.msg, "");
-    t->redispatch = task_header(t, JET_HDR_REDISPATCH) != NULL;
-    if ((v = task_header(t, JET_HDR_IDEMPOTENCY)) != NULL) {
+    t->redispatch = hv[H_REDISPATCH] != NULL;
+    if ((v = hv[H_IDEMPOTENCY]) != NULL) {
         if (!strcmp(v, JET_IDEMPOTENCY_ALWAYS))
             t->check_always = true;
         else if (strcmp(v, JET_IDEMPOTENCY_REDELIVERED) != 0)
             mark_dead(t, JET_REASON_INVALID_HEADER, JET_HDR_IDEMPOTENCY ": \"%.100s\"%s: \"always\" or \"redelivered\"", v, "");
     }
-    if ((v = task_header(t, JET_HDR_SCHEDULE_ID)) != NULL)
-        snprintf(t->schedule_id, sizeof t->schedule_id, "%s", v);
-    if ((v = task_header(t, JET_HDR_FIRE_TIME)) != NULL)
+    if ((v = hv[H_SCHEDULE_ID]) != NULL)
+        copy_str(t->schedule_id, sizeof t->schedule_id, v);
+    if ((v = hv[H_FIRE_TIME]) != NULL)
         jet_rfc3339_parse(v, &t->fire_time_ms, NULL);
-    limit_key(t, JET_HDR_CONCURRENCY_KEY, t->ckey);
-    limit_key(t, JET_HDR_RATE_KEY, t->rkey);
-    if ((v = task_header(t, JET_HDR_TRACEPARENT)) != NULL && strlen(v) < 128)
+    limit_key(t, JET_HDR_CONCURRENCY_KEY, hv[H_CKEY], t->ckey);
+    limit_key(t, JET_HDR_RATE_KEY, hv[H_RKEY], t->rkey);
+    if ((v = hv[H_TRACEPARENT]) != NULL && strlen(v) < 128)
         t->traceparent = jet_xstrdup(v);
-    t->workflow = workflow_of(t);
+    t->workflow = workflow_of(t, hv[H_WORKFLOW]);
 }
 
 agent_task *task_from_msg(natsMsg *msg, const char *queue, jet_priority prio, const task_defaults *def)
@@ -282,8 +325,8 @@ agent_task *task_from_msg(natsMsg *msg, const char *queue, jet_priority prio, co
     agent_task *t = jet_xcalloc(1, sizeof *t);
     t->msg = msg;
     t->prio = prio;
-    snprintf(t->queue, sizeof t->queue, "%s", queue);
-    snprintf(t->reply, sizeof t->reply, "%s", natsMsg_GetReply(msg) ? natsMsg_GetReply(msg) : "");
+    copy_str(t->queue, sizeof t->queue, queue);
+    copy_str(t->reply, sizeof t->reply, natsMsg_GetReply(msg) ? natsMsg_GetReply(msg) : "");
     if (!task_parse_ack_subject(t->reply, &t->delivered, &t->stream_seq, &t->published_ms))
         t->delivered = 1;
     copy_headers(t);
