@@ -479,7 +479,18 @@ enum MHD_Result web_session(web_req *r)
 
 void web_audit(web_req *r, const char *what, int status, const char *code)
 {
-    jet_info("audit: %s %s (%s) by %s [%s, %s] from %s: %d %s", r->method, r->url, what,
+    /* The URL is decoded: a %0A in it must not start a forged log line. */
+    char url[1024];
+    size_t n = 0;
+    for (const char *p = r->url; *p && n + 4 < sizeof url; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch < 0x20 || ch == 0x7f || ch == '%')
+            n += (size_t)snprintf(url + n, sizeof url - n, "%%%02X", ch);
+        else
+            url[n++] = (char)ch;
+    }
+    url[n] = '\0';
+    jet_info("audit: %s %s (%s) by %s [%s, %s] from %s: %d %s", r->method, url, what,
              r->who.name[0] ? r->who.name : "-", role_name(r->who.role), r->who.cookie ? "session" : "bearer",
              r->peer, status, code ? code : "ok");
 }

@@ -192,6 +192,10 @@ static bool utf8_ok(const web_arg *a, const char *value, api_err *e)
 static bool set_arg(json_t *req, const web_arg *a, const char *value, api_err *e)
 {
     const char *field = a->field ? a->field : a->name;
+    if (a->type != WEB_ARG_LIST && json_object_get(req, field)) { /* ?limit=5&limit=6 */
+        api_fail(e, API_INVALID, field, "parameter %s is given twice", a->name);
+        return false;
+    }
     switch (a->type) {
     case WEB_ARG_INT: {
         char *end;
@@ -230,10 +234,6 @@ static bool set_arg(json_t *req, const web_arg *a, const char *value, api_err *e
     }
     if (!utf8_ok(a, value, e))
         return false;
-    if (json_object_get(req, field)) {
-        api_fail(e, API_INVALID, field, "parameter %s is given twice", a->name);
-        return false;
-    }
     json_object_set_new(req, field, json_string(value));
     return true;
 }
@@ -275,39 +275,43 @@ static enum MHD_Result on_query(void *cls, enum MHD_ValueKind kind, const char *
 
 /* ---------------- replies ---------------- */
 
-/* Link: <url with cursor=next>; rel="next" */
+/* Appends s to buf[*len] (bounded: returns false once buf is full),
+ * percent-escaping every byte outside keep when escape is set. */
+static bool put(char *buf, size_t cap, size_t *len, const char *s, bool escape, const char *keep)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        bool plain = !escape || isalnum(ch) || strchr(keep, ch);
+        if (*len + (plain ? 1 : 3) >= cap)
+            return false;
+        if (plain)
+            buf[(*len)++] = (char)ch;
+        else
+            *len += (size_t)snprintf(buf + *len, cap - *len, "%%%02X", ch);
+    }
+    buf[*len] = '\0';
+    return true;
+}
+
+/* Link: <url with cursor=next>; rel="next". The query values are the
+ * client's (up to the connection's memory): a link that does not fit is
+ * left out rather than cut. */
 static void link_next(web_req *r, const char *next)
 {
-    char *next_esc = NULL;
-    size_t n = strlen(next);
-    next_esc = malloc(3 * n + 1);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)next[i];
-        if (isalnum(ch) || strchr("-_.~", ch))
-            next_esc[k++] = (char)ch;
-        else
-            k += (size_t)sprintf(next_esc + k, "%%%02X", ch);
-    }
-    next_esc[k] = '\0';
-    char link[2048];
-    int len = snprintf(link, sizeof link, "<%s?", r->url);
+    char link[4096];
+    size_t len = 0;
+    bool ok = put(link, sizeof link, &len, "<", false, "") && put(link, sizeof link, &len, r->url, false, "") &&
+              put(link, sizeof link, &len, "?", false, "");
     const char *keys[] = {"status", "queue", "handler", "schedule", "since", "until", "limit"};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    for (size_t i = 0; ok && i < sizeof keys / sizeof keys[0]; i++) {
         const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, keys[i]);
-        if (v && *v && len < (int)sizeof link) {
-            len += snprintf(link + len, sizeof link - (size_t)len, "%s=", keys[i]);
-            for (const char *p = v; *p && len < (int)sizeof link - 4; p++)
-                len += isalnum((unsigned char)*p) || strchr("-_.~,", *p)
-                           ? snprintf(link + len, sizeof link - (size_t)len, "%c", *p)
-                           : snprintf(link + len, sizeof link - (size_t)len, "%%%02X", (unsigned char)*p);
-            len += snprintf(link + len, sizeof link - (size_t)len, "&");
-        }
+        if (v && *v)
+            ok = put(link, sizeof link, &len, keys[i], false, "") && put(link, sizeof link, &len, "=", false, "") &&
+                 put(link, sizeof link, &len, v, true, "-_.~,") && put(link, sizeof link, &len, "&", false, "");
     }
-    if (len < (int)sizeof link)
-        snprintf(link + len, sizeof link - (size_t)len, "cursor=%s>; rel=\"next\"", next_esc);
-    free(next_esc);
-    if (len < (int)sizeof link - 40)
+    ok = ok && put(link, sizeof link, &len, "cursor=", false, "") && put(link, sizeof link, &len, next, true, "-_.~") &&
+         put(link, sizeof link, &len, ">; rel=\"next\"", false, "");
+    if (ok)
         web_header(r, "Link", link);
 }
 

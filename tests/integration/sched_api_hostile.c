@@ -24,16 +24,6 @@ static void expect(json_t *r, const char *code, const char *field, const char *w
     sa_expect_error(r, code, field, what);
 }
 
-static char *repeat(const char *unit, int n)
-{
-    size_t u = strlen(unit);
-    char *s = malloc(u * (size_t)n + 1);
-    for (int i = 0; i < n; i++)
-        memcpy(s + u * (size_t)i, unit, u);
-    s[u * (size_t)n] = '\0';
-    return s;
-}
-
 static void non_ascii(void)
 {
     /* Item 6: '%c' of one byte of "é" used to make the reply unencodable (no reply at all). */
@@ -42,7 +32,7 @@ static void non_ascii(void)
     expect(sa_req("schedule.preview", "{\"spec\":\"\xc3\xa9 * * * *\"}"), "invalid_argument", "spec",
            "preview of a non-ASCII spec");
     /* "%.Ns" cuts at a byte: long non-ASCII input quoted in messages. */
-    char *e200 = repeat("\xc3\xa9", 201), *body = malloc(2000);
+    char *e200 = sa_repeat("\xc3\xa9", 201), *body = malloc(2000);
     snprintf(body, 2000, "{\"id\":\"u2\",\"handler\":\"echo\",\"spec\":\"%s\"}", e200);
     expect(sa_req("schedule.create", body), "invalid_argument", "spec", "long non-ASCII cron spec");
     snprintf(body, 2000, "{\"handler\":\"echo\",\"id\":\"%s\"}", e200);
@@ -146,7 +136,7 @@ static void postgres_input(void)
 static void json_depth(void)
 {
     /* A request body nested 10,000 deep is refused, naming the limit. */
-    char *open = repeat("[", 10000), *close = repeat("]", 10000), *body = malloc(30000);
+    char *open = sa_repeat("[", 10000), *close = sa_repeat("]", 10000), *body = malloc(30000);
     snprintf(body, 30000, "{\"handler\":\"echo\",\"headers\":%s%s}", open, close);
     json_t *r = sa_req("task.submit", body);
     CHECK(strstr(sa_message(r), "deep") != NULL, "depth named: %s", sa_message(r));

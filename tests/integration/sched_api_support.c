@@ -82,3 +82,13 @@ void sa_expect_ok(json_t *reply, const char *what)
     free(text);
     json_decref(reply);
 }
+
+char *sa_repeat(const char *unit, int n)
+{
+    size_t u = strlen(unit);
+    char *s = malloc(u * (size_t)n + 1);
+    for (int i = 0; i < n; i++)
+        memcpy(s + u * (size_t)i, unit, u);
+    s[u * (size_t)n] = '\0';
+    return s;
+}

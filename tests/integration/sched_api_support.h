@@ -26,4 +26,7 @@ void sa_expect_error(json_t *reply, const char *code, const char *field, const c
 /* Frees a reply, checking it is not an error. Returns nothing. */
 void sa_expect_ok(json_t *reply, const char *what);
 
+/* unit n times (malloc'd). */
+char *sa_repeat(const char *unit, int n);
+
 #endif

@@ -12,5 +12,6 @@ endfunction()
 jetsched_web_test(web_api)
 jetsched_web_test(web_sse)
 jetsched_web_test(web_tls)
+jetsched_web_test(web_hostile)
 # The console's migrations as an upgrade of a schema holding 1,000,000 tasks.
 jetsched_integration_test(web_upgrade "--pg" ${CMAKE_CURRENT_SOURCE_DIR}/web_upgrade.sh)

@@ -76,7 +76,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *cls)
 wt_resp *wt_req(wt_server *w, const char *method, const char *path, const char *body, const char *auth,
                 const char *const *headers)
 {
-    char url[2048];
+    char url[16384];
     snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", w->scheme, w->port, path);
     wt_record(method, path);
     wt_resp *r = calloc(1, sizeof *r);
