@@ -97,6 +97,9 @@ struct queue_rt {
         uint64_t pulled;           /* messages received (metrics, tests) */
         uint64_t late;             /* deliveries no request of ours was waiting for */
         int64_t active_mono;       /* the last delivery on the lane (an idle wait asks it for more) */
+        int64_t busy_until_mono;   /* a share filled fast (a high rate): idle waits are batch 1 until then */
+        int64_t req_sent_mono;     /* when the outstanding request was sent */
+        int req_batch;             /* and its batch */
         int max_batch;             /* the consumer's MaxRequestBatch once a 409 told it (0: none) */
         /* The lane's one outstanding pull request (req_id 0: none). */
         uint64_t req_id;

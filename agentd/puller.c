@@ -22,6 +22,7 @@
 #define GIVEUP_BACKOFF_MS 1000  /* a lane whose request was given up is not asked again this long */
 #define ACTIVE_MS 2000           /* a lane that delivered this recently waits for more than one task */
 #define SHARE_WAIT_MS 250        /* ... with a shorter expiry: the slots it holds come back sooner */
+#define SHARE_MAX_RATE 10000LL   /* ... unless its last share filled faster than this many tasks/s */
 #define ANSWER_GRACE_MS 2000     /* a request unanswered this long after its expiry is given up (a
                                   * missing consumer never answers: agentd_pull_protocol) */
 
@@ -243,7 +244,9 @@ static void send_pull(queue_rt *q, int lane, int n, int64_t expires_ms)
     l->req_id = id;
     l->req_left = n;
     l->req_longpoll = longpoll;
-    l->req_giveup_mono = jet_mono_ms() + expires_ms + ANSWER_GRACE_MS;
+    l->req_sent_mono = jet_mono_ms();
+    l->req_batch = n;
+    l->req_giveup_mono = l->req_sent_mono + expires_ms + ANSWER_GRACE_MS;
     dispatch_request_sent(q, n);
 }
 
@@ -363,8 +366,16 @@ static bool count_delivery(queue_rt *q, int lane)
     }
     l->req_left--;
     dispatch_request_done(q, 1);
-    if (l->req_left == 0)
+    if (l->req_left == 0) {
         l->req_id = 0; /* a full batch: the server sends no status */
+        /* A share wait filled faster than SHARE_MAX_RATE tasks/s: the rate
+         * is high enough for no_wait rounds to bring batches (pushing each
+         * task as it is stored costs nats-server more per task); back to
+         * them for ACTIVE_MS. */
+        if (l->req_longpoll && l->req_batch > 1 &&
+            (int64_t)l->req_batch * 1000 > SHARE_MAX_RATE * (l->active_mono - l->req_sent_mono))
+            l->busy_until_mono = l->active_mono + ACTIVE_MS;
+    }
     return true;
 }
 
@@ -394,7 +405,8 @@ static void handle_arrival(queue_rt *q, natsMsg *m)
 }
 
 /* The idle waits when every lane can have one (free >= the lanes): a lane
- * that delivered within ACTIVE_MS waits for its weighted share of the free
+ * that delivered within ACTIVE_MS (and whose last share did not fill at
+ * more than SHARE_MAX_RATE tasks/s) waits for its weighted share of the free
  * slots left after one for each other lane (the server then pushes each
  * task as it is stored, without a pull round trip per task: start latency
  * at low load), for SHARE_WAIT_MS (slots a quiet lane holds come back
@@ -405,7 +417,8 @@ static void longpoll_shares(queue_rt *q, int64_t now, int free)
     int share[JET_PRIO_COUNT] = {0}, nactive = 0, nwait = 0;
     for (int p = 0; p < JET_PRIO_COUNT; p++) {
         wait[p] = !q->lanes[p].req_id && !atomic_load(&q->lanes[p].paused);
-        active[p] = wait[p] && q->lanes[p].pulled > 0 && now - q->lanes[p].active_mono <= ACTIVE_MS;
+        active[p] = wait[p] && q->lanes[p].pulled > 0 && now - q->lanes[p].active_mono <= ACTIVE_MS &&
+                    q->lanes[p].busy_until_mono <= now;
         nwait += wait[p];
         nactive += active[p];
         share[p] = wait[p];

@@ -12,7 +12,9 @@
  * answer is in); when all are empty each waits with batch 1 and expires 1 s
  * (a paused lane stops delivering within a second), except that a lane that
  * delivered in the last 2 s waits for its share of the free slots (expires
- * 250 ms): tasks are pushed as they are stored, no round trip each. A status reply (404,
+ * 250 ms): tasks are pushed as they are stored, no round trip each (not
+ * at high rates: a share that filled faster than 10,000/s goes back to
+ * batch 1 for 2 s). A status reply (404,
  * 408 with the unfilled count, 409) ends its request; a full batch ends
  * silently. Requests unanswered 2 s past their expiry are given up, and all
  * are forgotten on a NATS disconnect/reconnect: what they still deliver is
