@@ -131,6 +131,8 @@ bool cli_read_payload(cli_ctx *ctx, const char *arg, char **out, size_t *len);
 int cli_read_line(FILE *f, char **buf, size_t *cap, size_t max, size_t *len);
 /* Sets "payload" (valid UTF-8 without NUL) or "payload_base64" in obj. */
 void cli_set_payload(json_t *obj, const char *buf, size_t len);
+/* json_string(s), or s with U+FFFD for bytes that are not UTF-8 (never NULL for a string). */
+json_t *cli_jstr(const char *s);
 /* Adds a "-H Name:Value" header to the object *headers (created on first use). */
 bool cli_add_header(cli_ctx *ctx, const char *usage, json_t **headers, const char *arg);
 /* A time argument: RFC 3339, or a duration meaning that long ago (ago=true)

@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <jetsched/base64.h>
+#include <jetsched/utf8.h>
 #include <jetsched/timeutil.h>
 
 #include <errno.h>
@@ -235,11 +236,34 @@ void cli_set_payload(json_t *obj, const char *buf, size_t len)
     free(b);
 }
 
+json_t *cli_jstr(const char *s)
+{
+    json_t *v = json_string(s);
+    if (v)
+        return v;
+    /* Not UTF-8: sent with U+FFFD for the bad bytes, so that schedulerd
+     * refuses it naming the field (json_string's NULL dropped the field
+     * silently: --tz with a bad byte made a UTC schedule). */
+    size_t len = strlen(s), cap = 3 * len + 32;
+    char *buf = malloc(cap);
+    size_t n = buf ? jet_utf8_sanitize(s, len, buf, cap - 1, NULL) : 0;
+    if (buf)
+        buf[n] = '\0';
+    v = json_string(buf ? buf : "");
+    free(buf);
+    return v;
+}
+
 bool cli_add_header(cli_ctx *ctx, const char *usage, json_t **headers, const char *arg)
 {
     const char *colon = strchr(arg, ':');
     if (!colon || colon == arg) {
         cli_usage_error(ctx, usage, "-H \"%s\": a header is Name:Value", arg);
+        return false;
+    }
+    if (colon - arg > 255 || !jet_utf8_valid(arg, strlen(arg))) {
+        cli_usage_error(ctx, usage, "-H \"%.80s\": the name must be at most 255 bytes and the header valid UTF-8",
+                        arg);
         return false;
     }
     const char *v = colon + 1;
@@ -283,11 +307,11 @@ bool cli_list_opt(cli_ctx *ctx, const char *usage, int c, json_t *req, json_t *s
     char when[40];
     int64_t limit;
     switch (c) {
-    case 'C': json_object_set_new(req, "cursor", json_string(optarg)); return true;
+    case 'C': json_object_set_new(req, "cursor", cli_jstr(optarg)); return true;
     case 'a': *all = true; return true;
     case 's':
         for (char *save = NULL, *tok = strtok_r(optarg, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-            json_array_append_new(status, json_string(tok));
+            json_array_append_new(status, cli_jstr(tok));
         return true;
     case 'F':
     case 'U':

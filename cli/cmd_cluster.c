@@ -166,13 +166,13 @@ static int queue_control(cli_ctx *ctx, int argc, char **argv)
     optind = 0;
     while ((c = cli_getopt(ctx, argc, argv, "p:r:h", opts)) != -1) {
         switch (c) {
-        case 'p': json_object_set_new(req, "priority", json_string(optarg)); break;
+        case 'p': json_object_set_new(req, "priority", cli_jstr(optarg)); break;
         case 'r':
             if (!pause) {
                 json_decref(req);
                 return cli_usage_error(ctx, queues_usage, "--reason is for pause only");
             }
-            json_object_set_new(req, "reason", json_string(optarg));
+            json_object_set_new(req, "reason", cli_jstr(optarg));
             break;
         case 'h': json_decref(req); return cli_help(queues_usage);
         default: json_decref(req); fputs(queues_usage, stderr); return CLI_USAGE;
@@ -182,10 +182,10 @@ static int queue_control(cli_ctx *ctx, int argc, char **argv)
         json_decref(req);
         return cli_usage_error(ctx, queues_usage, "%s needs exactly one QUEUE", argv[0]);
     }
-    json_object_set_new(req, "queue", json_string(argv[optind]));
+    json_object_set_new(req, "queue", cli_jstr(argv[optind]));
     const char *user = getenv("USER");
     if (pause && user && *user)
-        json_object_set_new(req, "by", json_string(user));
+        json_object_set_new(req, "by", cli_jstr(user));
     json_t *reply = NULL;
     int rc = cli_request(ctx, pause ? "queue.pause" : "queue.resume", req, &reply); /* steals req */
     if (rc != CLI_OK)

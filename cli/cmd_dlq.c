@@ -77,11 +77,11 @@ static int fetch(cli_ctx *ctx, const dlq_opts *o, bool all, json_t **out, char *
 {
     json_t *req = json_object();
     if (o->queue)
-        json_object_set_new(req, "queue", json_string(o->queue));
+        json_object_set_new(req, "queue", cli_jstr(o->queue));
     if (o->limit || all)
         json_object_set_new(req, "limit", json_integer(o->limit ? o->limit : 1000));
     if (o->cursor)
-        json_object_set_new(req, "cursor", json_string(o->cursor));
+        json_object_set_new(req, "cursor", cli_jstr(o->cursor));
     int rc = cli_request_pages(ctx, "dlq.list", req, "messages", all, out, next);
     json_decref(req);
     return rc;
@@ -237,7 +237,7 @@ static int dlq_replay_purge(cli_ctx *ctx, const char *sub, int argc, char **argv
     if (o.all && !replay) { /* purge --all: one request */
         json_t *req = json_pack("{s:b}", "all", 1), *reply = NULL;
         if (o.queue)
-            json_object_set_new(req, "queue", json_string(o.queue));
+            json_object_set_new(req, "queue", cli_jstr(o.queue));
         rc = cli_request(ctx, "dlq.purge", req, &reply);
         if (rc == CLI_OK)
             count = json_integer_value(json_object_get(reply, "purged"));

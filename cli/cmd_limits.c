@@ -115,7 +115,7 @@ static int limits_verb(cli_ctx *ctx, int argc, char **argv)
             if (!jet_name_valid(optarg))
                 rc = cli_usage_error(ctx, usage, "--queue \"%s\": 1-64 characters of a-z 0-9 _ -", optarg);
             else
-                json_object_set_new(req, "queue", json_string(optarg));
+                json_object_set_new(req, "queue", cli_jstr(optarg));
             break;
         case 'n':
         case 'b':
@@ -157,7 +157,7 @@ static int limits_verb(cli_ctx *ctx, int argc, char **argv)
             json_decref(req);
             return cli_usage_error(ctx, usage, "KEY \"%s\": 1-128 characters of A-Z a-z 0-9 _ . : -", argv[optind]);
         }
-        json_object_set_new(req, "key", json_string(argv[optind]));
+        json_object_set_new(req, "key", cli_jstr(argv[optind]));
     }
     char verb[32];
     snprintf(verb, sizeof verb, "limit.%s", sub);

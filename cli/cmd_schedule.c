@@ -95,20 +95,20 @@ static int sched_add(cli_ctx *ctx, const char *sub, int argc, char **argv)
     optind = 0;
     while (rc == CLI_OK && (c = cli_getopt(ctx, argc, argv, "q:p:H:h", opts)) != -1) {
         switch (c) {
-        case 'q': json_object_set_new(req, "queue", json_string(optarg)); break;
+        case 'q': json_object_set_new(req, "queue", cli_jstr(optarg)); break;
         case 'p':
             if (!jet_priority_parse(optarg, &prio))
                 rc = cli_usage_error(ctx, usage, "--priority \"%s\": one of high, normal, low", optarg);
-            json_object_set_new(req, "priority", json_string(optarg));
+            json_object_set_new(req, "priority", cli_jstr(optarg));
             break;
-        case 'z': json_object_set_new(req, "tz", json_string(optarg)); break;
-        case 'k': json_object_set_new(req, "kind", json_string(optarg)); break;
-        case 'M': json_object_set_new(req, "misfire", json_string(optarg)); break;
-        case 'O': json_object_set_new(req, "overlap", json_string(optarg)); break;
+        case 'z': json_object_set_new(req, "tz", cli_jstr(optarg)); break;
+        case 'k': json_object_set_new(req, "kind", cli_jstr(optarg)); break;
+        case 'M': json_object_set_new(req, "misfire", cli_jstr(optarg)); break;
+        case 'O': json_object_set_new(req, "overlap", cli_jstr(optarg)); break;
         case 'C':
             if (jet_duration_parse(optarg, &v, NULL) != JET_OK)
                 rc = cli_usage_error(ctx, usage, "--catchup-window \"%s\": a duration like 1h", optarg);
-            json_object_set_new(req, "catchup_window", json_string(optarg));
+            json_object_set_new(req, "catchup_window", cli_jstr(optarg));
             break;
         case 'P': json_object_set_new(req, "paused", json_true()); break;
         case 'S':
@@ -120,7 +120,7 @@ static int sched_add(cli_ctx *ctx, const char *sub, int argc, char **argv)
             else if (c == 'Y')
                 payload_arg = optarg;
             else
-                json_object_set_new(req, c == 'S' ? "spec" : "handler", json_string(optarg));
+                json_object_set_new(req, c == 'S' ? "spec" : "handler", cli_jstr(optarg));
             break;
         case 'H':
             if (!cli_add_header(ctx, usage, &headers, optarg))
@@ -146,10 +146,10 @@ static int sched_add(cli_ctx *ctx, const char *sub, int argc, char **argv)
         rc = cli_usage_error(ctx, usage, "unexpected argument \"%s\" (quote the spec)", argv[optind + 4]);
     if (rc != CLI_OK)
         goto out;
-    json_object_set_new(req, "id", json_string(argv[optind]));
+    json_object_set_new(req, "id", cli_jstr(argv[optind]));
     if (!update) {
-        json_object_set_new(req, "spec", json_string(argv[optind + 1]));
-        json_object_set_new(req, "handler", json_string(argv[optind + 2]));
+        json_object_set_new(req, "spec", cli_jstr(argv[optind + 1]));
+        json_object_set_new(req, "handler", cli_jstr(argv[optind + 2]));
         if (npos == 4)
             payload_arg = argv[optind + 3];
     }
@@ -198,8 +198,8 @@ static int sched_list(cli_ctx *ctx, const char *sub, int argc, char **argv)
     optind = 0;
     while (rc == CLI_OK && (c = cli_getopt(ctx, argc, argv, "q:n:ah", opts)) != -1) {
         switch (c) {
-        case 'q': json_object_set_new(req, "queue", json_string(optarg)); break;
-        case 'C': json_object_set_new(req, "cursor", json_string(optarg)); break;
+        case 'q': json_object_set_new(req, "queue", cli_jstr(optarg)); break;
+        case 'C': json_object_set_new(req, "cursor", cli_jstr(optarg)); break;
         case 'a': all = true; break;
         case 'n':
             if (!cli_int_arg(optarg, 1, 1000, &v))
@@ -266,9 +266,9 @@ static int sched_preview(cli_ctx *ctx, const char *sub, int argc, char **argv)
     optind = 0;
     while (rc == CLI_OK && (c = cli_getopt(ctx, argc, argv, "n:h", opts)) != -1) {
         switch (c) {
-        case 'z': json_object_set_new(req, "tz", json_string(optarg)); break;
-        case 'k': json_object_set_new(req, "kind", json_string(optarg)); break;
-        case 'i': json_object_set_new(req, "id", json_string(optarg)); break;
+        case 'z': json_object_set_new(req, "tz", cli_jstr(optarg)); break;
+        case 'k': json_object_set_new(req, "kind", cli_jstr(optarg)); break;
+        case 'i': json_object_set_new(req, "id", cli_jstr(optarg)); break;
         case 'n':
             if (!cli_int_arg(optarg, 1, 100, &v))
                 rc = cli_usage_error(ctx, usage, "--count \"%s\": a number from 1 to 100", optarg);
@@ -295,7 +295,7 @@ static int sched_preview(cli_ctx *ctx, const char *sub, int argc, char **argv)
         return rc;
     }
     if (!by_id)
-        json_object_set_new(req, "spec", json_string(argv[optind]));
+        json_object_set_new(req, "spec", cli_jstr(argv[optind]));
     json_t *reply = NULL;
     rc = cli_request(ctx, "schedule.preview", req, &reply);
     if (rc == CLI_OK && ctx->json) {
@@ -340,11 +340,11 @@ static int sched_by_id(cli_ctx *ctx, const char *sub, int argc, char **argv)
     json_t *all = json_array();
     for (int i = optind; i < argc; i++) {
         json_t *reply = NULL;
-        int r = cli_request_quiet(ctx, verb, json_pack("{s:s}", "id", argv[i]), &reply);
+        int r = cli_request_quiet(ctx, verb, json_pack("{s:o}", "id", cli_jstr(argv[i])), &reply);
         if (r != CLI_OK) {
             if (reply) {
                 cli_print_api_error(ctx, reply, argv[i]);
-                json_array_append_new(all, json_pack("{s:s,s:O}", "id", argv[i], "error", reply));
+                json_array_append_new(all, json_pack("{s:o,s:O}", "id", cli_jstr(argv[i]), "error", reply));
             }
             json_decref(reply);
             if (rc != CLI_UNAVAILABLE)

@@ -70,7 +70,7 @@ static void apply_defaults(json_t *req, const submit_opts *o, const char *handle
 #define DEF(field, value)                                                                                     \
     do {                                                                                                     \
         if ((value) && !json_object_get(req, field))                                                         \
-            json_object_set_new(req, field, json_string(value));                                             \
+            json_object_set_new(req, field, cli_jstr(value));                                             \
     } while (0)
     DEF("queue", o->queue);
     DEF("priority", o->priority);

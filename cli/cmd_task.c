@@ -92,7 +92,7 @@ int cmd_get(cli_ctx *ctx, int argc, char **argv)
     if (!cli_want_args(ctx, get_usage, argc, argv, 1, "TASK_ID", &rc))
         return rc;
     json_t *reply = NULL;
-    rc = cli_request(ctx, "task.get", json_pack("{s:s}", "id", argv[optind]), &reply);
+    rc = cli_request(ctx, "task.get", json_pack("{s:o}", "id", cli_jstr(argv[optind])), &reply);
     if (rc == CLI_OK) {
         if (ctx->json)
             cli_print_json(reply);
@@ -160,9 +160,9 @@ int cmd_list(cli_ctx *ctx, int argc, char **argv)
         if (cli_list_opt(ctx, list_usage, c, req, status, &all, &rc))
             continue;
         switch (c) {
-        case 'q': json_object_set_new(req, "queue", json_string(optarg)); break;
-        case 'H': json_object_set_new(req, "handler", json_string(optarg)); break;
-        case 'S': json_object_set_new(req, "schedule_id", json_string(optarg)); break;
+        case 'q': json_object_set_new(req, "queue", cli_jstr(optarg)); break;
+        case 'H': json_object_set_new(req, "handler", cli_jstr(optarg)); break;
+        case 'S': json_object_set_new(req, "schedule_id", cli_jstr(optarg)); break;
         case 'h': rc = cli_help(list_usage); goto out;
         default: fputs(list_usage, stderr); rc = CLI_USAGE; break;
         }
@@ -226,15 +226,15 @@ int cmd_cancel(cli_ctx *ctx, int argc, char **argv)
     json_t *results = json_array();
     for (int i = optind; i < argc; i++) {
         json_t *reply = NULL;
-        int r = cli_request_quiet(ctx, "task.cancel", json_pack("{s:s}", "id", argv[i]), &reply);
+        int r = cli_request_quiet(ctx, "task.cancel", json_pack("{s:o}", "id", cli_jstr(argv[i])), &reply);
         if (r == CLI_OK) {
             if (!ctx->json)
                 printf("%s %s\n", argv[i], cli_str(reply, "status") ? cli_str(reply, "status") : "?");
-            json_array_append_new(results, json_pack("{s:s,s:O?}", "id", argv[i], "status",
+            json_array_append_new(results, json_pack("{s:o,s:O?}", "id", cli_jstr(argv[i]), "status",
                                                      json_object_get(reply, "status")));
         } else if (reply) {
             cli_print_api_error(ctx, reply, argv[i]);
-            json_array_append_new(results, json_pack("{s:s,s:O}", "id", argv[i], "error", reply));
+            json_array_append_new(results, json_pack("{s:o,s:O}", "id", cli_jstr(argv[i]), "error", reply));
         }
         json_decref(reply);
         if (r != CLI_OK && rc != CLI_UNAVAILABLE)

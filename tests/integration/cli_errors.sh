@@ -142,6 +142,24 @@ has err "jetsched: invalid_argument: .*backoff"
 run 1 "$JS" list --status bogus
 has err "jetsched: invalid_argument: "
 
+echo "== arguments that are not UTF-8: refused naming the field, never dropped"
+bad=$(printf 'a\xffb')
+# --tz with a bad byte was dropped from the request: a UTC schedule was created.
+run 1 "$JS" schedule add nonutf '0 3 * * *' echo --tz "Europe/$bad"
+has err 'jetsched: invalid_argument: time zone .*(field "tz")'
+run 1 "$JS" schedule get nonutf
+has err "jetsched: not_found: "
+# --cursor with a bad byte was dropped: the first page was listed.
+run 1 "$JS" list --cursor "$bad"
+has err "jetsched: invalid_argument: cursor"
+# An id with a bad byte was answered 'field "id" is required'.
+run 1 "$JS" get "$bad"
+has err 'jetsched: invalid_argument: id .* is not a valid task id'
+run 1 "$JS" schedule pause "$bad"
+has err 'jetsched: invalid_argument: id .* is not a valid name'
+run 2 "$JS" submit echo -H "X-A: $bad"
+has err 'valid UTF-8'
+
 echo "== PostgreSQL down behind schedulerd: exit 3"
 "$JETSCHED_TEST_HARNESS/ctl" pg stop
 wait_for 20 bash -c "'$JS' get x; [ \$? = 3 ]" || { "$JS" get x; fail "get with PostgreSQL down did not exit 3"; }
