@@ -508,6 +508,64 @@ static void apply_env(jet_config *cfg, errs *e)
     }
 }
 
+/* libconfig stores an integer literal without the L suffix in 32 bits and
+ * wraps a larger one without a word (4294967300 is read as 4): such a
+ * literal is refused naming its line. Strings and comments are skipped. */
+static bool in_name(char c) { return isalnum((unsigned char)c) || c == '_' || c == '.' || c == '-' || c == '*'; }
+
+static jet_status check_int_literals(const char *text, const char *file, jet_err *err)
+{
+    int line = 1;
+    for (const char *p = text; *p;) {
+        if (*p == '\n') {
+            line++;
+            p++;
+        } else if (*p == '"') {
+            for (p++; *p && *p != '"'; p++) {
+                if (*p == '\\' && p[1])
+                    p++;
+                if (*p == '\n')
+                    line++;
+            }
+            if (*p)
+                p++;
+        } else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
+            while (*p && *p != '\n')
+                p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            for (p += 2; *p && !(p[0] == '*' && p[1] == '/'); p++)
+                line += *p == '\n';
+            if (*p)
+                p += 2;
+        } else if (isdigit((unsigned char)*p) &&
+                   !(p > text && (p[-1] == '-' ? p > text + 1 && in_name(p[-2]) : in_name(p[-1])))) {
+            const char *start = p;
+            bool neg = p > text && p[-1] == '-';
+            bool hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
+            if (hex)
+                p += 2;
+            while (hex ? isxdigit((unsigned char)*p) : isdigit((unsigned char)*p))
+                p++;
+            bool real = !hex && (*p == '.' || *p == 'e' || *p == 'E');
+            if (real || *p == 'L') {
+                while (isalnum((unsigned char)*p) || *p == '.' || ((*p == '+' || *p == '-') && (p[-1] == 'e' || p[-1] == 'E')))
+                    p++;
+                continue;
+            }
+            errno = 0;
+            unsigned long long v = strtoull(start, NULL, hex ? 16 : 10);
+            if (errno == ERANGE || v > (hex ? 0xffffffffULL : neg ? 0x80000000ULL : 0x7fffffffULL))
+                return jet_err_set(err, JET_ERR_INVALID,
+                                   "%s:%d: integer %.*s does not fit in 32 bits (it would be read as another "
+                                   "number): write %.*sL for a 64-bit integer",
+                                   file, line, (int)(p - start + neg), start - neg, (int)(p - start + neg), start - neg);
+        } else {
+            p++;
+        }
+    }
+    return JET_OK;
+}
+
 /* The most a configuration file may hold. */
 #define CONFIG_MAX_BYTES (1 << 20)
 
@@ -559,6 +617,10 @@ static jet_status read_config_text(const char *file, char **out, jet_err *err)
                                    file, line);
             }
         }
+    }
+    if (check_int_literals(text, file, err) != JET_OK) {
+        free(text);
+        return JET_ERR_INVALID;
     }
     *out = text;
     return JET_OK;

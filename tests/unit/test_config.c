@@ -159,6 +159,18 @@ static void out_of_range_is_rejected(void **state)
     assert_error(load_fails("a = { count = 0; };"), 1, "a.count", "out of range");
     assert_error(load_fails("a = { wait = \"2h\"; };"), 1, "a.wait", "2h is out of range [1s, 1h]");
     assert_error(load_fails("a = { size = 10; };"), 1, "a.size", "out of range");
+    /* libconfig wraps a literal past 32 bits: 4294967297 was read as 1, in range. */
+    assert_non_null(strstr(load_fails("a = { flag = true;\n count = 4294967297; };"),
+                           ":2: integer 4294967297 does not fit in 32 bits"));
+    assert_non_null(strstr(load_fails("items = ( { name = \"x\"; concurrency = -4294967295; } );"),
+                           ":1: integer -4294967295 does not fit"));
+    assert_non_null(strstr(load_fails("a = { size = 0x100000001; };"), ":1: integer 0x100000001 does not fit"));
+    assert_non_null(strstr(load_fails("a = { count = 99999999999999999999999; };"), "does not fit in 32 bits"));
+    jet_config *cfg = load_ok("# 4294967297 in a comment\n/* 99999999999 */ a = { size = 4294967296L; count = 2; "
+                              "dsn = \"4294967297\"; };\ntop = \"x\\\" 9999999999\"; // 9999999999\n");
+    assert_int_equal(jet_cfg_int(cfg, "a.size"), INT64_C(4294967296));
+    assert_int_equal(jet_cfg_int(cfg, "a.count"), 2);
+    jet_config_free(cfg);
 }
 
 static void bad_values_are_rejected(void **state)
