@@ -12,7 +12,7 @@
 
 /* One element of `queues`. */
 static const jet_cfg_key queue_keys[] = {
-    {"name", JET_CFG_STRING, NULL, NOBOUND, NULL, JET_CFG_REQUIRED, NULL, NULL, "queue name ([a-z0-9_-], 1-64)"},
+    {"name", JET_CFG_STRING, NULL, NOBOUND, "name", JET_CFG_REQUIRED, NULL, NULL, "queue name ([a-z0-9_-], 1-64)"},
     {"concurrency", JET_CFG_INT, "4", 1, 4096, NULL, 0, NULL, NULL, "worker threads running this queue's tasks"},
     {"max_attempts", JET_CFG_INT, "5", 1, 1000, NULL, JET_CFG_RELOADABLE, NULL, NULL,
      "attempts when a task has no Jetsched-Max-Attempts header"},
@@ -25,7 +25,7 @@ static const jet_cfg_key queue_keys[] = {
 
 /* One element of `exec.commands`: an allow-listed command, served as a handler. */
 static const jet_cfg_key exec_keys[] = {
-    {"name", JET_CFG_STRING, NULL, NOBOUND, NULL, JET_CFG_REQUIRED, NULL, NULL, "handler name of the command"},
+    {"name", JET_CFG_STRING, NULL, NOBOUND, "name", JET_CFG_REQUIRED, NULL, NULL, "handler name of the command"},
     {"argv", JET_CFG_STRLIST, NULL, NOBOUND, NULL, JET_CFG_REQUIRED, NULL, NULL,
      "program and arguments (no shell); the payload is its stdin, its stdout the result"},
     {"timeout", JET_CFG_DURATION, "5m", SEC, 7 * 24 * HOUR, NULL, 0, NULL, NULL,
@@ -40,7 +40,7 @@ static const jet_cfg_key exec_keys[] = {
 
 /* One element of `webhooks`: an endpoint of the http plugin, served as a handler. */
 static const jet_cfg_key webhook_keys[] = {
-    {"name", JET_CFG_STRING, NULL, NOBOUND, NULL, JET_CFG_REQUIRED, NULL, NULL, "handler name of the endpoint"},
+    {"name", JET_CFG_STRING, NULL, NOBOUND, "name", JET_CFG_REQUIRED, NULL, NULL, "handler name of the endpoint"},
     {"url", JET_CFG_STRING, NULL, NOBOUND, NULL, JET_CFG_REQUIRED, NULL, NULL, "URL the payload is POSTed to"},
     {"timeout", JET_CFG_DURATION, "30s", 100, HOUR, NULL, 0, NULL, NULL, "request timeout (a timeout is retried)"},
     {"headers", JET_CFG_STRLIST, NULL, NOBOUND, NULL, 0, NULL, NULL, "extra request headers: [\"Name: value\"]"},

@@ -216,6 +216,8 @@ static jet_status parse_text(cfg_val *v, const char *text, jet_err *err)
         }
         /* fall through */
     case JET_CFG_STRING:
+        if ((st = check_list_item(k, text, err))) /* choices "name": a queue or handler name */
+            return st;
         free(v->s);
         v->s = strdup(text);
         return JET_OK;

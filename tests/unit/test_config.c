@@ -17,7 +17,7 @@
 
 #define NOBOUND 1, 0
 static const jet_cfg_key elem_keys[] = {
-    {"name", JET_CFG_STRING, NULL, NOBOUND, NULL, JET_CFG_REQUIRED, NULL, NULL, "name"},
+    {"name", JET_CFG_STRING, NULL, NOBOUND, "name", JET_CFG_REQUIRED, NULL, NULL, "name"},
     {"concurrency", JET_CFG_INT, "4", 1, 64, NULL, 0, NULL, NULL, "threads"},
     {NULL},
 };
@@ -180,6 +180,8 @@ static void bad_values_are_rejected(void **state)
     assert_error(load_fails("a = { mode = \"turbo\"; };"), 1, "a.mode", "\"turbo\" is not one of: fast, safe");
     assert_error(load_fails("a = { size = \"12 furlongs\"; };"), 1, "a.size", "invalid size unit");
     assert_error(load_fails("a = { names = [\"ok\", \"Not Valid\"]; };"), 1, "a.names", "not a valid name");
+    /* A string key checked as a name (agentd's queue and handler names were refused only at start, without a line). */
+    assert_non_null(strstr(load_fails("items = (\n { name = \"BAD NAME\"; } );"), ":2: items[0].name: \"BAD NAME\" is not a valid name"));
 }
 
 static void group_list_errors_name_the_element(void **state)
