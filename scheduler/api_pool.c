@@ -82,6 +82,44 @@ static void finish(job *j)
     free(j);
 }
 
+/* The replies (a group's, or one other request's) are written by the pusher thread
+ * (sched_nats_push: at once instead of after libnats' flusher wait of 1
+ * ms), so that the committer does not wait for the PONG. Signals coalesce. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool wanted, stop, started;
+    pthread_t thread;
+} R = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void *pusher(void *arg)
+{
+    sched *s = arg;
+    pthread_mutex_lock(&R.mu);
+    for (;;) {
+        while (!R.wanted && !R.stop)
+            pthread_cond_wait(&R.cv, &R.mu);
+        if (R.stop)
+            break;
+        R.wanted = false;
+        pthread_mutex_unlock(&R.mu);
+        sched_nats_push(s);
+        pthread_mutex_lock(&R.mu);
+    }
+    pthread_mutex_unlock(&R.mu);
+    return NULL;
+}
+
+static void push_replies(void)
+{
+    pthread_mutex_lock(&R.mu);
+    if (R.started && !R.wanted) {
+        R.wanted = true;
+        pthread_cond_signal(&R.cv);
+    }
+    pthread_mutex_unlock(&R.mu);
+}
+
 /* Runs j's verb on c (a task.submit is only validated: it joins the
  * pending list). */
 static void run_job(api_ctx *c, job *j)
@@ -109,6 +147,7 @@ static void run_job(api_ctx *c, job *j)
     if (serial)
         pthread_mutex_unlock(&dlq_mu);
     finish(j);
+    push_replies();
 }
 
 typedef struct group {
@@ -128,6 +167,7 @@ static void answer_group(void *arg)
         gr->g[i]->e = gr->errs[i];
         finish(gr->g[i]);
     }
+    push_replies();
 }
 
 /* Stores, publishes and answers a group of validated task.submit requests. */
@@ -452,6 +492,8 @@ jet_status api_start(sched *s, jet_err *err)
     }
     if (!P.nworkers)
         return jet_err_set(err, JET_ERR_INTERNAL, "api: cannot start its worker threads");
+    R.stop = R.wanted = false;
+    R.started = pthread_create(&R.thread, NULL, pusher, s) == 0; /* without it libnats' flusher writes them */
     pthread_mutex_lock(&P.mu);
     P.started = true;
     pthread_mutex_unlock(&P.mu);
@@ -482,6 +524,14 @@ void api_stop(void)
     pthread_mutex_unlock(&P.mu);
     for (int i = 0; i < P.nworkers; i++)
         pthread_join(P.threads[i], NULL);
+    pthread_mutex_lock(&R.mu);
+    bool pushing = R.started;
+    R.started = false;
+    R.stop = true;
+    pthread_cond_signal(&R.cv);
+    pthread_mutex_unlock(&R.mu);
+    if (pushing)
+        pthread_join(R.thread, NULL);
     pthread_mutex_lock(&P.mu);
     P.started = false;
     pthread_mutex_unlock(&P.mu);

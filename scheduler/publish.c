@@ -111,6 +111,12 @@ int sched_publish_row(sched *s, PGresult *r, int i, bool redispatch, int64_t *fi
     return rc;
 }
 
+void sched_nats_push(sched *s)
+{
+    if (natsConnection_Status(s->nc) == NATS_CONN_STATUS_CONNECTED)
+        natsConnection_FlushTimeout(s->nc, SCHED_PUSH_WAIT_MS); /* a timeout: written all the same */
+}
+
 /* ---------------- asynchronous batches ---------------- */
 
 /* An asynchronous JetStream context with its open set: the leader's (the
@@ -280,6 +286,8 @@ void sched_pubset_add_msg_own(sched_pubset *ps, natsMsg *m, char *id, int64_t fi
 void sched_pubset_finish(sched_pubset *ps)
 {
     sched_publisher *pub = ps->pub;
+    if (pub->js && ps->n)
+        sched_nats_push(ps->s);
     if (pub->js && ps->n) {
         jsPubOptions po;
         jsPubOptions_Init(&po);

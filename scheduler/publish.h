@@ -28,6 +28,16 @@ int sched_publish_msg(sched *s, natsMsg *m, const char *id);
 /* sched_task_msg + sched_publish_msg. */
 int sched_publish_row(sched *s, PGresult *r, int i, bool redispatch, int64_t *fire_ms);
 
+/* Writes what the connection holds in its buffer now. libnats writes a
+ * publish that does not fill its 32 KiB buffer from its flusher thread,
+ * which waits 1 ms after being woken for more to come: every pub-ack a
+ * publisher waits for, and every API reply, came 1 ms (more on a busy
+ * machine) later than needed. natsConnection_FlushTimeout writes the buffer
+ * at once, then waits up to SCHED_PUSH_WAIT_MS for the server's PONG (a
+ * round trip; nothing is lost when it times out). Only while connected. */
+#define SCHED_PUSH_WAIT_MS 100
+void sched_nats_push(sched *s);
+
 /* ---- asynchronous batches (the leader thread; each API worker on its own publisher) ----
  * sched_pubset_add() publishes with js_PublishMsgAsync on a JetStream
  * context of its own (at most SCHED_PUB_WINDOW pub-acks in flight, each
