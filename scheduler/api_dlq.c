@@ -20,6 +20,7 @@
 #include <jetsched/names.h>
 #include <jetsched/task.h>
 #include <jetsched/timeutil.h>
+#include <jetsched/utf8.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,9 @@
 typedef struct dead {
     uint64_t seq;
     char subject[256];
-    json_t *headers;       /* name -> value (the last one of repeated headers) */
+    json_t *headers;       /* name -> value (the last one of repeated headers), as valid UTF-8 */
+    unsigned char *hb;     /* the header block as stored (replayed byte for byte) */
+    size_t hl;
     unsigned char *data;
     size_t len;
     int64_t time_ms;
@@ -40,6 +43,7 @@ typedef struct dead {
 static void dead_free(dead *d)
 {
     json_decref(d->headers);
+    free(d->hb);
     free(d->data);
     memset(d, 0, sizeof *d);
 }
@@ -51,9 +55,11 @@ static const char *hdr(const dead *d, const char *name)
 }
 
 /* "NATS/1.0\r\nName: value\r\n...\r\n\r\n" into an object. */
-static json_t *parse_header_block(const unsigned char *b, size_t n)
+/* Calls fn(arg, name, value) for each "Name: value" line of a NATS header
+ * block (after the NATS/1.0 line), name and value NUL-terminated copies of
+ * the bytes as stored (not necessarily UTF-8). */
+static void each_header(const unsigned char *b, size_t n, void (*fn)(void *, const char *, const char *), void *arg)
 {
-    json_t *o = json_object();
     const char *p = (const char *)b, *end = p + n;
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     for (p = eol ? eol + 1 : end; p < end;) {
@@ -69,10 +75,35 @@ static json_t *parse_header_block(const unsigned char *b, size_t n)
                 ve--;
             char name[256];
             snprintf(name, sizeof name, "%.*s", (int)(colon - p), p);
-            json_object_set_new(o, name, json_stringn(v, (size_t)(ve - v)));
+            char *value = strndup(v, (size_t)(ve - v));
+            if (value)
+                fn(arg, name, value);
+            free(value);
         }
         p = eol ? eol + 1 : end;
     }
+}
+
+/* A header for the JSON of dlq.list/get: bytes that are not UTF-8 shown as
+ * U+FFFD (json_string refuses them: the header, e.g. a Jetsched-Last-Error
+ * quoting a bad Nats-Msg-Id, was left out and last_error was null). */
+static void header_to_json(void *arg, const char *name, const char *value)
+{
+    char nbuf[256 * 3 + 16];
+    size_t vl = strlen(value), cap = 3 * vl + 32;
+    char *vbuf = malloc(cap);
+    if (!vbuf)
+        return;
+    nbuf[jet_utf8_sanitize(name, strlen(name), nbuf, sizeof nbuf - 1, NULL)] = '\0';
+    vbuf[jet_utf8_sanitize(value, vl, vbuf, cap - 1, NULL)] = '\0';
+    json_object_set_new(arg, nbuf, json_string(vbuf));
+    free(vbuf);
+}
+
+static json_t *parse_header_block(const unsigned char *b, size_t n)
+{
+    json_t *o = json_object();
+    each_header(b, n, header_to_json, o);
     return o;
 }
 
@@ -131,13 +162,13 @@ static int dlq_get(api_ctx *c, uint64_t seq, const char *filter, dead *d, api_er
     d->seq = (uint64_t)json_integer_value(json_object_get(m, "seq"));
     snprintf(d->subject, sizeof d->subject, "%s", json_string_value(json_object_get(m, "subject")));
     const char *h = json_string_value(json_object_get(m, "hdrs")), *data = json_string_value(json_object_get(m, "data"));
-    unsigned char *hb = NULL;
-    size_t hl = 0;
-    if (h && jet_base64_decode(h, strlen(h), &hb, &hl))
-        d->headers = parse_header_block(hb, hl);
-    else
+    if (h && jet_base64_decode(h, strlen(h), &d->hb, &d->hl)) {
+        d->headers = parse_header_block(d->hb, d->hl);
+    } else {
         d->headers = json_object();
-    free(hb);
+        d->hb = NULL;
+        d->hl = 0;
+    }
     if (!data || !jet_base64_decode(data, strlen(data), &d->data, &d->len)) {
         d->data = calloc(1, 1);
         d->len = 0;
@@ -341,6 +372,12 @@ static bool replay_drops(const char *name)
     return false;
 }
 
+static void replay_header(void *arg, const char *name, const char *value)
+{
+    if (!replay_drops(name))
+        natsMsgHeader_Set(arg, name, value);
+}
+
 /* Returns 1 replayed, 0 refused (*why), -1 error (in *e). */
 static int replay_one(api_ctx *c, const dead *d, char *why, size_t wlen, api_err *e)
 {
@@ -401,12 +438,7 @@ static int replay_one(api_ctx *c, const dead *d, char *why, size_t wlen, api_err
         api_fail(e, API_INTERNAL, NULL, "out of memory");
         return -1;
     }
-    const char *k;
-    json_t *v;
-    json_object_foreach(d->headers, k, v) {
-        if (!replay_drops(k))
-            natsMsgHeader_Set(m, k, json_string_value(v));
-    }
+    each_header(d->hb, d->hl, replay_header, m);
     snprintf(msgid, sizeof msgid, "%s-replay-%llu", id, (unsigned long long)d->seq);
     natsMsgHeader_Set(m, JET_HDR_MSG_ID, msgid);
     natsMsgHeader_Set(m, JET_HDR_TASK_ID, id);

@@ -77,6 +77,48 @@ static void drop_dead(const char *verb, const char *task_id)
     json_decref(r);
 }
 
+/* A dead letter whose headers are not UTF-8 (published straight to NATS:
+ * agentd quotes a bad Nats-Msg-Id in Jetsched-Last-Error): dlq.list shows
+ * them repaired (they were left out, last_error null) and dlq.replay
+ * carries them byte for byte (they were dropped from the replayed task). */
+static void binary_headers(void)
+{
+    natsMsg *m = NULL;
+    natsMsg_Create(&m, "jetsched.dlq.bin", NULL, "payload", 7);
+    natsMsgHeader_Set(m, "Jetsched-Task-Id", "dl-bin");
+    natsMsgHeader_Set(m, "Jetsched-Handler", "echo");
+    natsMsgHeader_Set(m, "Jetsched-Queue", "bin");
+    natsMsgHeader_Set(m, "Jetsched-Dead-Reason", "invalid_id");
+    natsMsgHeader_Set(m, "Jetsched-Last-Error", "Nats-Msg-Id \"\xff\xfe\" is not valid");
+    natsMsgHeader_Set(m, "X-Sig", "\xff\xfe-sig");
+    jsPubAck *pa = NULL;
+    CHECK(js_PublishMsg(&pa, ts_js(), m, NULL, NULL) == NATS_OK, "dead letter with binary headers published");
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+    json_t *r = sa_req("dlq.list", "{\"queue\":\"bin\"}");
+    json_t *dl = json_array_get(json_object_get(r, "messages"), 0);
+    const char *le = json_string_value(json_object_get(dl, "last_error"));
+    const char *sig = json_string_value(json_object_get(json_object_get(dl, "headers"), "X-Sig"));
+    CHECK(le && strstr(le, "is not valid"), "last_error shown with the bad bytes repaired: %s", le ? le : "(null)");
+    CHECK(sig && !strcmp(sig, "\xef\xbf\xbd\xef\xbf\xbd-sig"), "X-Sig listed as U+FFFD U+FFFD -sig: %s",
+          sig ? sig : "(absent)");
+    long long seq = json_integer_value(json_object_get(dl, "seq"));
+    json_decref(r);
+    natsSubscription *sub = NULL;
+    CHECK(natsConnection_SubscribeSync(&sub, ts_nats(), "jetsched.task.bin.>") == NATS_OK, "subscribe");
+    natsConnection_Flush(ts_nats());
+    r = sa_reqf("dlq.replay", "{\"seq\":%lld}", seq);
+    CHECK(sa_int(r, "replayed") == 1, "binary-header dead letter replayed: %s", json_dumps(r, 0));
+    json_decref(r);
+    natsMsg *got = NULL;
+    CHECK(natsSubscription_NextMsg(&got, sub, 5000) == NATS_OK, "the replayed task is published");
+    const char *v = NULL;
+    CHECK(got && natsMsgHeader_Get(got, "X-Sig", &v) == NATS_OK && v && !strcmp(v, "\xff\xfe-sig"),
+          "the replayed task carries X-Sig byte for byte (%s)", v ? v : "(absent)");
+    natsMsg_Destroy(got);
+    natsSubscription_Destroy(sub);
+}
+
 int main(void)
 {
     ss_env();
@@ -270,6 +312,7 @@ int main(void)
     json_decref(r);
 
     CHECK(ss_metric(&s1, "jetsched_api_requests_total{verb=\"dlq.replay\",code=\"ok\"}") == 4, "replays counted");
+    binary_headers();
     CHECK(ts_agent_stop(&s1, SIGTERM, 10000) == 0, "schedulerd exits 0");
     ts_agent_stop(&ag, SIGTERM, 15000);
     return ts_finish();
