@@ -323,10 +323,40 @@ static bool session_check(const char *value, web_who *who)
     return true;
 }
 
+struct named {
+    const char *name;
+    int n;
+};
+
+static enum MHD_Result count_named(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    (void)value;
+    struct named *c = cls;
+    c->n += key && !strcasecmp(key, c->name);
+    return MHD_YES;
+}
+
+/* How many times the request carries a header (kind MHD_HEADER_KIND) or cookie. */
+static int occurrences(web_req *r, enum MHD_ValueKind kind, const char *name)
+{
+    struct named c = {name, 0};
+    MHD_get_connection_values(r->conn, kind, count_named, &c);
+    return c.n;
+}
+
 bool web_authenticate(web_req *r, api_err *e)
 {
     const char *auth = web_get_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
     const char *cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, SESSION_COOKIE);
+    /* Two credentials of one kind: a proxy may pass on the last one while
+     * libmicrohttpd answers the first (a viewer's and an operator's token). */
+    if ((auth && occurrences(r, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) > 1) ||
+        (!auth && cookie && occurrences(r, MHD_COOKIE_KIND, SESSION_COOKIE) > 1)) {
+        api_fail(e, API_UNAUTHENTICATED, NULL, "%s is given more than once: send exactly one",
+                 auth ? "the Authorization header" : "the session cookie");
+        return false;
+    }
     if (auth) {
         if (throttled(r, e))
             return false;
@@ -423,7 +453,7 @@ enum MHD_Result web_login(web_req *r)
         return web_error(r, &e);
     }
     const char *type = web_get_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (!type || strncasecmp(type, "application/json", 16) != 0)
+    if (!type || strncasecmp(type, "application/json", 16) != 0 || (type[16] && type[16] != ';' && type[16] != ' '))
         return web_fail(r, API_INVALID, NULL, "POST /api/v1/login takes a JSON body {\"token\":\"...\"} with "
                                               "Content-Type: application/json");
     json_t *req = api_parse_body(r->body ? r->body : "", r->len, &e);
