@@ -73,7 +73,7 @@ cat >"$W/s.conf" <<CONF
 scheduler = { id = "bench-web"; };
 http = { listen = "127.0.0.1:$HPORT"; };
 rollup = { interval = "1s"; };
-web = { listen = "127.0.0.1:$PORT"; sse_max_clients = $((SSE + 10)); max_connections = $((SSE + 64));
+web = { listen = "127.0.0.1:$PORT"; sse_max_clients = $((SSE + 10)); max_connections = $((SSE + 64)); max_connections_per_ip = 0;
   tokens = ( { name = "bench"; role = "operator"; file = "$W/token"; } ); };
 CONF
 JETSCHED_SQL_DIR=$ROOT/sql "$BUILD/scheduler/schedulerd" -c "$W/s.conf" >"$W/s.log" 2>&1 &

@@ -82,6 +82,10 @@ static const jet_cfg_key schedulerd_keys[] = {
      "window of web.login_max_failures, and how long an address is then refused"},
     {"web.max_connections", JET_CFG_INT, "512", 4, 100000, NULL, 0, NULL, NULL,
      "open connections at most (one thread each; event streams included)"},
+    {"web.max_connections_per_ip", JET_CFG_INT, "64", 0, 100000, NULL, 0, NULL, NULL,
+     "open connections at most from one client address, so that one client holding connections open "
+     "(slowloris) cannot take all of web.max_connections; 0: no limit; not applied with web.trust_proxy "
+     "(every connection then comes from the proxy)"},
     {"web.idle_timeout", JET_CFG_DURATION, "30s", SEC, HOUR, NULL, 0, NULL, NULL,
      "a connection that makes no progress for this long is closed (keep it above web.sse_heartbeat)"},
     {"web.sse_max_clients", JET_CFG_INT, "256", 1, 100000, NULL, 0, NULL, NULL,

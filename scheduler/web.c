@@ -344,6 +344,7 @@ jet_status web_start(sched *s, jet_err *err)
         flags |= MHD_USE_TLS;
     unsigned max_conn = (unsigned)jet_cfg_int(s->cfg, "web.max_connections");
     unsigned timeout = (unsigned)(jet_cfg_int(s->cfg, "web.idle_timeout") / 1000);
+    unsigned per_ip = web_trust_proxy ? 0 : (unsigned)jet_cfg_int(s->cfg, "web.max_connections_per_ip");
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_SOCK_ADDR, 0, &ss},
         {MHD_OPTION_CONNECTION_LIMIT, max_conn, NULL},
@@ -351,6 +352,7 @@ jet_status web_start(sched *s, jet_err *err)
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 128, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, NULL},
         {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, NULL},
         {web_tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, tls_cert_pem},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, tls_key_pem},
         {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},

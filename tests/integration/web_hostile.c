@@ -30,12 +30,21 @@ static void still_serving(const char *what)
 
 /* Sends raw bytes on a new connection and reads the answer until the peer
  * closes or wait_ms pass; returns the bytes read (malloc'd, NUL-terminated). */
-static char *raw(const char *req, size_t len, int wait_ms)
+static int connect_from(const char *source)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    inet_pton(AF_INET, source, &src.sin_addr);
+    CHECK(bind(fd, (struct sockaddr *)&src, sizeof src) == 0, "bind to %s", source);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)w.port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect to the web listener");
+    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect to the web listener from %s", source);
+    return fd;
+}
+
+static char *raw_from(const char *source, const char *req, size_t len, int wait_ms)
+{
+    int fd = connect_from(source);
     size_t off = 0;
     while (off < len) {
         ssize_t n = send(fd, req + off, len - off, MSG_NOSIGNAL);
@@ -58,6 +67,8 @@ static char *raw(const char *req, size_t len, int wait_ms)
     close(fd);
     return out;
 }
+
+static char *raw(const char *req, size_t len, int wait_ms) { return raw_from("127.0.0.1", req, len, wait_ms); }
 
 static int raw_status(const char *resp)
 {
@@ -222,18 +233,54 @@ static void auth_abuse(void)
     }
 }
 
+/* Slowloris: one client holds connections open, trickling a header. With
+ * web.max_connections_per_ip = 8 (web.max_connections 16 here) it cannot take
+ * them all with 20: its ninth and later connections are closed at once, a client from another
+ * address is served (before, the listener's slots were all taken and every
+ * client waited until the attacker stopped). */
+static void slowloris(void)
+{
+    int fds[20], n = 0;
+    for (; n < 20; n++) {
+        fds[n] = connect_from("127.0.0.1");
+        const char *part = "GET /api/v1/leader HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+        CHECK(send(fds[n], part, strlen(part), MSG_NOSIGNAL) > 0, "slow client %d sends a partial header", n);
+    }
+    ts_sleep_ms(500);
+    int closed = 0;
+    for (int i = 0; i < n; i++) {
+        struct pollfd p = {fds[i], POLLIN, 0};
+        char b[16];
+        closed += poll(&p, 1, 200) > 0 && recv(fds[i], b, sizeof b, MSG_DONTWAIT) <= 0;
+    }
+    CHECK(closed == 12, "connections past 8 from one address are closed at once (%d of 20 closed)", closed);
+    char req[300];
+    int len = snprintf(req, sizeof req, "GET /api/v1/leader HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                                        "Connection: close\r\n\r\n", w.viewer);
+    for (int i = 0; i < 6; i++) { /* more clients than the slots the attacker left */
+        char *resp = raw_from("127.0.0.2", req, (size_t)len, 5000);
+        CHECK(raw_status(resp) == 200, "a client of another address is served during the attack (%d)",
+              raw_status(resp));
+        free(resp);
+    }
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     signal(SIGPIPE, SIG_IGN);
     ss_env();
     ts_setup("default");
-    wt_start(&w, "web-hostile", NULL, NULL, NULL);
+    wt_start(&w, "web-hostile", NULL, "max_connections = 16; max_connections_per_ip = 8;", NULL);
 
     link_header();
     audit_injection();
     raw_http();
     auth_abuse();
+    slowloris();
+    still_serving("after the slow clients left");
 
     CHECK(ts_agent_stop(&w.s, SIGTERM, 15000) == 0, "schedulerd exits 0");
     curl_global_cleanup();
