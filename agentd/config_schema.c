@@ -97,7 +97,7 @@ static const jet_cfg_key agentd_keys[] = {
      JET_CFG_RELOADABLE | JET_CFG_DEPRECATED, NULL, NULL,
      "kept for old configurations, no effect: every delivery is looked up in PostgreSQL (the admission step) "
      "and a task whose row is terminal is not run"},
-    {"http.listen", JET_CFG_STRING, "127.0.0.1:9464", NOBOUND, NULL, 0, NULL, NULL,
+    {"http.listen", JET_CFG_STRING, "127.0.0.1:9464", NOBOUND, "listen", 0, NULL, NULL,
      "address of /healthz, /readyz and /metrics (empty disables)"},
     {"shutdown.grace", JET_CFG_DURATION, "30s", 0, HOUR, NULL, JET_CFG_RELOADABLE, NULL, NULL,
      "on SIGTERM, how long running tasks may finish before the rest are handed back"},

@@ -1,5 +1,6 @@
 /* The configuration loader: libconfig file + schema table + environment. */
 #include <jetsched/config.h>
+#include <jetsched/httpd.h>
 #include <jetsched/redact.h>
 #include <jetsched/names.h>
 #include <jetsched/timeutil.h>
@@ -169,6 +170,13 @@ static jet_status check_list_item(const jet_cfg_key *k, const char *item, jet_er
 {
     if (k->choices && strcmp(k->choices, "name") == 0 && !jet_name_valid(item))
         return jet_err_set(err, JET_ERR_INVALID, "\"%s\" is not a valid name (1-64 characters of a-z 0-9 _ -)", item);
+    if (k->choices && strcmp(k->choices, "listen") == 0 && *item) { /* "" turns the listener off */
+        struct sockaddr_storage ss;
+        socklen_t sl;
+        jet_err e2;
+        if (jet_listen_parse("address", item, &ss, &sl, &e2) != JET_OK)
+            return jet_err_set(err, JET_ERR_INVALID, "%s", e2.msg);
+    }
     return JET_OK;
 }
 

@@ -31,6 +31,7 @@ static const jet_cfg_key test_keys[] = {
     {"a.dsn", JET_CFG_STRING, "x", NOBOUND, NULL, 0, "JETSCHED_TEST_ALIAS", NULL, "a dsn"},
     {"a.names", JET_CFG_STRLIST, "one,two", NOBOUND, "name", 0, NULL, NULL, "names"},
     {"top", JET_CFG_STRING, "t", NOBOUND, NULL, 0, NULL, NULL, "top level"},
+    {"a.listen", JET_CFG_STRING, "127.0.0.1:1", NOBOUND, "listen", 0, NULL, NULL, "a listen address"},
     {"items", JET_CFG_GROUPLIST, NULL, NOBOUND, NULL, 0, NULL, elem_keys, "items"},
     {NULL},
 };
@@ -182,6 +183,12 @@ static void bad_values_are_rejected(void **state)
     assert_error(load_fails("a = { names = [\"ok\", \"Not Valid\"]; };"), 1, "a.names", "not a valid name");
     /* A string key checked as a name (agentd's queue and handler names were refused only at start, without a line). */
     assert_non_null(strstr(load_fails("items = (\n { name = \"BAD NAME\"; } );"), ":2: items[0].name: \"BAD NAME\" is not a valid name"));
+    /* A listen address (web.listen \"127.0.0.1:99999\" passed --check-config and failed at start without a line). */
+    assert_error(load_fails("a = { listen = \"127.0.0.1:99999\"; };"), 1, "a.listen", "invalid port");
+    assert_error(load_fails("a = { listen = \"nohost\"; };"), 1, "a.listen", "expected host:port");
+    assert_error(load_fails("a = { listen = \"[::1:80\"; };"), 1, "a.listen", "bad IPv6 address");
+    jet_config_free(load_ok("a = { listen = \"\"; };"));
+    jet_config_free(load_ok("a = { listen = \"[::1]:0\"; };"));
 }
 
 static void group_list_errors_name_the_element(void **state)
