@@ -153,6 +153,7 @@ int main(int argc, char **argv)
     if ((st = connect_nats(s, &err)) || (st = connect_pg_and_migrate(s, &err)))
         goto fail;
     leader_metrics_init(s);
+    stats_metrics_init();
     jet_metric_gauge_fn("jetsched_scheduler_is_leader", "1 while this instance acts as the fenced leader.",
                         gauge_leader, s);
     jet_metric_gauge_fn("jetsched_scheduler_epoch", "The epoch this instance acts under (0: not leader).",

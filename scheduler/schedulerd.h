@@ -61,6 +61,7 @@ void leader_metrics_init(sched *s);
 
 /* The leader's sampled gauges for /metrics (stats.c): started after the
  * leader thread, stopped after leader_stop (which sets s->stop). */
+void stats_metrics_init(void);
 jet_status stats_start(sched *s, jet_err *err);
 /* The leader's per-minute rollup of finished tasks (rollup.c). */
 jet_status rollup_start(sched *s, jet_err *err);

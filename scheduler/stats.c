@@ -38,8 +38,7 @@ static PGconn *pg;
 
 void stats_leader_won(void)
 {
-    if (m_leader_won)
-        jet_metric_add(m_leader_won, NULL, 1);
+    jet_metric_add(m_leader_won, NULL, 1);
 }
 
 static void sample_error(const char *source, const char *fmt, const char *detail)
@@ -241,7 +240,10 @@ static void *stats_main(void *arg)
     return NULL;
 }
 
-jet_status stats_start(sched *s, jet_err *err)
+/* The metrics are registered before the election thread starts (main.c):
+ * stats_leader_won() runs on that thread and may count a win before the stats
+ * thread exists. */
+void stats_metrics_init(void)
 {
     m_depth = jet_metric_gauge("jetsched_queue_depth",
                                "Task messages stored per lane (queued and in flight); leader only.", "queue,priority");
@@ -270,6 +272,10 @@ jet_status stats_start(sched *s, jet_err *err)
                                          "source");
     m_leader_won = jet_metric_counter("jetsched_scheduler_leader_elections_won_total",
                                       "Times this instance won the leader election.", NULL);
+}
+
+jet_status stats_start(sched *s, jet_err *err)
+{
     clear_all();
     if (pthread_create(&stats_thread, NULL, stats_main, s) != 0)
         return jet_err_set(err, JET_ERR_INTERNAL, "cannot start the stats thread");
