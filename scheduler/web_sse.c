@@ -280,26 +280,41 @@ static bool filter_arg(web_req *r, const char *name, bool (*valid)(const char *)
     return true;
 }
 
+struct sse_args {
+    const char *bad, *twice;
+    int seen[3]; /* queue, task, workflow */
+};
+
 static enum MHD_Result check_args(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     (void)kind;
     (void)value;
-    const char **bad = cls;
-    if (strcmp(key, "queue") && strcmp(key, "task") && strcmp(key, "workflow")) {
-        *bad = key;
-        return MHD_NO;
-    }
-    return MHD_YES;
+    static const char *const names[] = {"queue", "task", "workflow"};
+    struct sse_args *a = cls;
+    if (!*key) /* "?a=1&&b=2", as on the other routes */
+        return MHD_YES;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(key, names[i])) {
+            if (++a->seen[i] > 1) { /* the first one was used: ?queue=a&queue=b streamed queue a */
+                a->twice = names[i];
+                return MHD_NO;
+            }
+            return MHD_YES;
+        }
+    a->bad = key;
+    return MHD_NO;
 }
 
 enum MHD_Result web_events(web_req *r)
 {
     char queue[JET_NAME_MAX + 1], task[JET_TASK_ID_MAX + 1], workflow[JET_TASK_ID_MAX + 1];
-    const char *bad = NULL;
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_args, &bad);
-    if (bad)
-        return web_fail(r, API_INVALID, bad, "unknown query parameter \"%.60s\" (accepted: queue, task, workflow)",
-                        bad);
+    struct sse_args args = {0};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_args, &args);
+    if (args.bad)
+        return web_fail(r, API_INVALID, args.bad,
+                        "unknown query parameter \"%.60s\" (accepted: queue, task, workflow)", args.bad);
+    if (args.twice)
+        return web_fail(r, API_INVALID, args.twice, "parameter %s is given twice", args.twice);
     if (!filter_arg(r, "queue", jet_name_valid, queue, sizeof queue))
         return web_fail(r, API_INVALID, "queue", "queue is not a valid name: 1-64 characters of [a-z0-9_-]");
     if (!filter_arg(r, "task", jet_task_id_valid, task, sizeof task))
