@@ -54,9 +54,15 @@ static int value_of(unsigned char c)
 
 bool jet_base64_decode(const char *s, size_t len, unsigned char **out, size_t *out_len)
 {
-    while (len && s[len - 1] == '=')
+    /* Canonical input only: padding, if any, completes the last group of
+     * four ("YQ==", not "YQ=" or "YWI=="), and the bits below the last
+     * byte are zero ("YR==" is refused: it would decode as "YQ==" does). */
+    size_t pad = 0;
+    while (len && s[len - 1] == '=' && pad < 3) {
         len--;
-    if (len % 4 == 1)
+        pad++;
+    }
+    if (len % 4 == 1 || (pad && (len + pad) % 4 != 0))
         return false;
     unsigned char *buf = malloc(len / 4 * 3 + 4), *o = buf;
     if (!buf)
@@ -75,6 +81,10 @@ bool jet_base64_decode(const char *s, size_t len, unsigned char **out, size_t *o
             bits -= 8;
             *o++ = (unsigned char)(acc >> bits & 0xff);
         }
+    }
+    if (bits && (acc & ((1u << bits) - 1))) {
+        free(buf);
+        return false;
     }
     *o = '\0';
     *out = buf;

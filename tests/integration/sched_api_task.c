@@ -45,6 +45,12 @@ static void bad_input(void)
                     "invalid_argument", "payload_base64", "both payloads");
     sa_expect_error(sa_req("task.submit", "{\"handler\":\"echo\",\"payload_base64\":\"!!!\"}"), "invalid_argument",
                     "payload_base64", "bad base64");
+    /* Only canonical base64: "YQ=" (padding that does not complete the
+     * group) and "YR==" (non-zero unused bits) were accepted as "a". */
+    sa_expect_error(sa_req("task.submit", "{\"handler\":\"echo\",\"payload_base64\":\"YQ=\"}"), "invalid_argument",
+                    "payload_base64", "bad base64 padding");
+    sa_expect_error(sa_req("task.submit", "{\"handler\":\"echo\",\"payload_base64\":\"YR==\"}"), "invalid_argument",
+                    "payload_base64", "bad base64 unused bits");
     /* api.max_payload is 1KiB in this test. */
     char big[3000];
     memset(big, 'x', 2000);

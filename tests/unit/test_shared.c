@@ -1,13 +1,15 @@
 /* Unit tests of small shared helpers: PostgreSQL array literals
  * (jetsched/pgarray.h), the string hash table (jetsched/strmap.h), the
  * calendar helpers (jetsched/timeutil.h), jet_xgrow (jetsched/alloc.h) and
- * typed settings (jet_cfg_bind, jetsched/config.h). */
+ * typed settings (jet_cfg_bind, jetsched/config.h) and the canonical base64
+ * decoder (jetsched/base64.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
 #include <jetsched/alloc.h>
+#include <jetsched/base64.h>
 #include <jetsched/config.h>
 #include <jetsched/pgarray.h>
 #include <jetsched/strmap.h>
@@ -203,6 +205,40 @@ static void config_binding(void **state)
     jet_config_free(cfg);
 }
 
+static bool b64_ok(const char *in, const char *want)
+{
+    unsigned char *out = NULL;
+    size_t len = 0;
+    if (!jet_base64_decode(in, strlen(in), &out, &len))
+        return false;
+    bool same = len == strlen(want) && !memcmp(out, want, len);
+    free(out);
+    return same;
+}
+
+static void base64_canonical(void **state)
+{
+    (void)state;
+    assert_true(b64_ok("YQ==", "a"));
+    assert_true(b64_ok("YQ", "a")); /* unpadded (URL-safe tokens) */
+    assert_true(b64_ok("YWI=", "ab"));
+    assert_true(b64_ok("YWI", "ab"));
+    assert_true(b64_ok("YWJj", "abc"));
+    assert_true(b64_ok("", ""));
+    assert_true(b64_ok("-_8", "\xfb\xff"));
+    assert_false(b64_ok("YQ=", "a"));   /* padding does not complete the group */
+    assert_false(b64_ok("YQ===", "a")); /* too much padding */
+    assert_false(b64_ok("YWI==", "ab"));
+    assert_false(b64_ok("YWJj=", "abc"));
+    assert_false(b64_ok("YWJj====", "abc"));
+    assert_false(b64_ok("=", ""));
+    assert_false(b64_ok("YR==", "a")); /* non-zero unused bits */
+    assert_false(b64_ok("YWJ=", "ab"));
+    assert_false(b64_ok("Y", ""));
+    assert_false(b64_ok("Y=Q=", "a"));
+    assert_false(b64_ok("!!!!", ""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +247,7 @@ int main(void)
         cmocka_unit_test(calendar),
         cmocka_unit_test(grow),
         cmocka_unit_test(config_binding),
+        cmocka_unit_test(base64_canonical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,9 @@
 /* A new NUL-terminated string (free()); url: the URL-safe alphabet, no padding. */
 char *jet_base64_encode(const void *data, size_t len, bool url);
 /* Decodes either alphabet (padding optional; no whitespace). Returns false on
- * a character outside the alphabet or a bad length. *out is malloc'd (NUL-
+ * a character outside the alphabet, a bad length, padding that does not
+ * complete the last group of four, or non-zero unused bits in the last
+ * character: only canonical base64 is accepted. *out is malloc'd (NUL-
  * terminated for convenience; *out_len excludes the NUL). */
 bool jet_base64_decode(const char *s, size_t len, unsigned char **out, size_t *out_len);
 
