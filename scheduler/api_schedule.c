@@ -92,6 +92,13 @@ static jet_sched *parse_spec(const json_t *req, const char *id, const char **kin
     }
     if (!kind)
         kind = derive_kind(spec);
+    else if (!strcmp(kind, "cron") && !strcmp(derive_kind(spec), "every")) {
+        /* The engine reads "@every" under kind cron too, but the schedule
+         * would be labelled cron while firing at fixed intervals. */
+        api_fail(e, API_INVALID, "spec", "spec \"%.60s\": @every is kind every, not cron (omit kind or give every)",
+                 spec);
+        return NULL;
+    }
     jet_sched *js = NULL;
     jet_err err = {0};
     if (jet_sched_parse(kind, spec, tz, id ? id : "preview", &js, &err) != JET_OK) {
@@ -221,6 +228,16 @@ json_t *api_schedule_update(api_ctx *c, json_t *req, api_err *e)
     const char *id;
     if (!api_check_fields(req, sched_fields, e) || api_name(req, "id", true, &id, e) < 0)
         return NULL;
+    const char *k;
+    json_t *v;
+    json_object_foreach(req, k, v)
+    {
+        /* null clears only the fields that can be absent; elsewhere it would
+         * read as "not given" after the merge and answer "is required". */
+        if (json_is_null(v) && strcmp(k, "max_attempts") && strcmp(k, "catchup_window"))
+            return api_fail(e, API_INVALID, k,
+                            "field \"%s\" must not be null (only max_attempts and catchup_window can be cleared)", k);
+    }
     if (!api_pg_exec(c, "begin", "BEGIN", e))
         return NULL;
     const char *p[] = {id};

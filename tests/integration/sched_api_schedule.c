@@ -28,6 +28,12 @@ static void bad_input(void)
     sa_expect_error(sa_req("schedule.create", "{\"id\":\"bad\",\"spec\":\"0 3 * * *\",\"kind\":\"weekly\","
                                               "\"handler\":\"echo\"}"),
                     "invalid_argument", "kind", "unknown kind");
+    /* @every under an explicit kind cron was stored labelled cron. */
+    r = sa_req("schedule.create", "{\"id\":\"bad\",\"spec\":\"@every 5s\",\"kind\":\"cron\",\"handler\":\"echo\"}");
+    CHECK(strstr(sa_message(r), "@every is kind every") != NULL, "kind cron with @every: %s", sa_message(r));
+    sa_expect_error(r, "invalid_argument", "spec", "kind cron with @every");
+    sa_expect_error(sa_req("schedule.preview", "{\"spec\":\"@every 5s\",\"kind\":\"cron\"}"), "invalid_argument",
+                    "spec", "preview of kind cron with @every");
     sa_expect_error(sa_req("schedule.create", "{\"id\":\"bad\",\"spec\":\"0 3 * * *\"}"), "invalid_argument",
                     "handler", "missing handler");
     sa_expect_error(sa_req("schedule.create", "{\"id\":\"bad\",\"handler\":\"echo\"}"), "invalid_argument", "spec",
@@ -145,6 +151,17 @@ int main(void)
                     "invalid_argument", "spec", "update to a spec that never fires");
     sa_expect_error(sa_req("schedule.update", "{\"id\":\"nightly-report\",\"priority\":\"max\"}"), "invalid_argument",
                     "priority", "update with a bad priority");
+    /* null clears only max_attempts and catchup_window; elsewhere it is
+     * refused naming the field ("field spec is required" before). */
+    static const char *const nulls[] = {"spec", "handler", "queue", "kind", "tz", "paused", "payload", NULL};
+    for (int i = 0; nulls[i]; i++) {
+        json_t *nr = sa_reqf("schedule.update", "{\"id\":\"nightly-report\",\"%s\":null}", nulls[i]);
+        CHECK(strstr(sa_message(nr), "must not be null") != NULL, "update %s null: %s", nulls[i], sa_message(nr));
+        sa_expect_error(nr, "invalid_argument", nulls[i], "update with a null field");
+    }
+    r = sa_req("schedule.update", "{\"id\":\"nightly-report\",\"max_attempts\":null,\"catchup_window\":null}");
+    CHECK(r && !json_object_get(r, "error"), "update clearing max_attempts and catchup_window: %s", sa_message(r));
+    json_decref(r);
 
     /* Trigger: one run now, next fire unchanged. */
     r = sa_req("schedule.trigger", "{\"id\":\"nightly-report\"}");

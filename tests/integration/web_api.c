@@ -213,6 +213,10 @@ static void schedules(void)
     wt_free(r);
     wt_expect(wt_req(&w, "PATCH", "/api/v1/schedules/s1", "{\"id\":\"other\"}", "operator", NULL), 400,
               "invalid_argument", "id", "update: the body's id differs from the path's");
+    r = wt_req(&w, "PATCH", "/api/v1/schedules/s1", "{\"spec\":null}", "operator", NULL);
+    CHECK(r->status == 400 && strstr(r->body, "must not be null") && !strcmp(sa_str(r->json, "error.field"), "spec"),
+          "update: a null spec names the field (not \"is required\"): %s", r->body);
+    wt_free(r);
     r = wt_req(&w, "POST", "/api/v1/schedules/s1/pause", NULL, "operator", NULL);
     CHECK(r->status == 200 && json_is_true(json_object_get(json_object_get(r->json, "schedule"), "paused")),
           "pause: %s", r->body);
