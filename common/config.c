@@ -362,6 +362,32 @@ static void walk_group(load_ctx *lc, jet_config *cfg, config_setting_t *group, c
 
 static int setting_line(const config_setting_t *s) { return (int)config_setting_source_line(s); }
 
+static const cfg_val *name_of(const jet_config *g)
+{
+    for (size_t j = 0; j < g->n; j++)
+        if (!strcmp(g->vals[j].key->path, "name") && g->vals[j].src == SRC_FILE && g->vals[j].s)
+            return &g->vals[j];
+    return NULL;
+}
+
+/* The elements of a list of groups with a `name` (queues, exec.commands,
+ * webhooks, web.tokens) name different things: a name given twice is an
+ * error at load (--check-config), with both lines. */
+static void check_unique_name(load_ctx *lc, const cfg_val *list, const jet_config *child, const char *shown)
+{
+    const cfg_val *nv = name_of(child);
+    if (!nv)
+        return;
+    for (size_t i = 0; i < list->ngroups; i++) {
+        const cfg_val *ov = name_of(list->groups[i]);
+        if (ov && !strcmp(ov->s, nv->s)) {
+            add_error(lc->e, "%s:%d: %s.name: \"%.64s\" is given twice (also at line %d)", lc->file, nv->line, shown,
+                      nv->s, ov->line);
+            return;
+        }
+    }
+}
+
 static void set_from_setting(load_ctx *lc, cfg_val *v, config_setting_t *s, const char *shown)
 {
     const jet_cfg_key *k = v->key;
@@ -444,6 +470,7 @@ static void set_from_setting(load_ctx *lc, cfg_val *v, config_setting_t *s, cons
                 if ((child->vals[j].key->flags & JET_CFG_REQUIRED) && child->vals[j].src == SRC_UNSET)
                     add_error(lc->e, "%s:%d: %s.%s: required key is missing", lc->file, setting_line(el),
                               elem_shown, child->vals[j].key->path);
+            check_unique_name(lc, v, child, elem_shown);
             v->groups = realloc(v->groups, (v->ngroups + 1) * sizeof *v->groups);
             v->groups[v->ngroups++] = child;
         }

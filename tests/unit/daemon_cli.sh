@@ -51,6 +51,12 @@ done
 # commented out and loads without a warning; set in a file, --check-config
 # warns (exit 0) and agentd logs one warning at start.
 a=${BIN[agentd]}
+# A queue name given twice was refused only at start, without a line.
+printf 'nats = { url = "nats://127.0.0.1:1"; };\nqueues = (\n  { name = "q"; },\n  { name = "q"; }\n);\n' >"$tmp/dupq.conf"
+"$a" --check-config -c "$tmp/dupq.conf" >/dev/null 2>"$tmp/dupq.err"
+check "agentd --check-config of a queue listed twice exits 2" test $? -eq 2
+check "agentd --check-config names the repeated queue with file:line" \
+  grep -q "$tmp/dupq.conf:4: queues\\[1\\].name: \"q\" is given twice (also at line 3)" "$tmp/dupq.err"
 "$a" --check-config -c "$SRC/conf/agentd.conf" >/dev/null 2>"$tmp/dep0.err"
 check "agentd conf/agentd.conf: no deprecation warning" bash -c "! grep -q deprecated '$tmp/dep0.err'"
 printf 'nats = { url = "nats://127.0.0.1:1"; };\nidempotency = { check = "always"; };\n' >"$tmp/dep.conf"

@@ -199,6 +199,9 @@ static void group_list_errors_name_the_element(void **state)
     assert_non_null(strstr(msg, "items[1].name: required key is missing"));
     msg = load_fails("items = ( { name = \"a\"; color = \"red\"; } );");
     assert_error(msg, 1, "items[0].color", "unknown key");
+    /* A name given twice (agentd's queues: caught only at start, without a line). */
+    msg = load_fails("items = (\n  { name = \"a\"; },\n  { name = \"b\"; },\n  { name = \"a\"; }\n);\n");
+    assert_error(msg, 4, "items[2].name", "\"a\" is given twice (also at line 2)");
 }
 
 static void all_errors_are_reported(void **state)
