@@ -4,6 +4,7 @@
 #include <jetsched/alloc.h>
 #include <jetsched/natshdr.h>
 #include <jetsched/timeutil.h>
+#include <jetsched/utf8.h>
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -87,6 +88,9 @@ static void mark_dead(agent_task *t, const char *reason, const char *fmt, const 
         return; /* the first problem wins */
     t->dead_reason = reason;
     snprintf(t->dead_detail, sizeof t->dead_detail, fmt, a, b);
+    /* It quotes header values (peer input) and is logged and recorded:
+     * invalid UTF-8, or a character cut by a %.Ns, becomes U+FFFD. */
+    jet_utf8_repair(t->dead_detail, sizeof t->dead_detail);
 }
 
 /* The raw header block of a delivered message, as libnats 3.4 stores it:

@@ -103,6 +103,16 @@ int main(void)
     char *err = ts_pg_text("SELECT error FROM tasks WHERE id = 'hdr-timeout0'");
     CHECK(strstr(err, "invalid_header") && strstr(err, "more than 0s"), "its error: %s", err);
     free(err);
+    /* A handler name with an invalid UTF-8 byte: dead, and agentd's log
+     * quotes it repaired (the raw byte was written into the log). */
+    raw_hpub("jetsched.task.default.normal",
+             "NATS/1.0\r\nJetsched-Handler: ec\xffho\r\nNats-Msg-Id: hdr-badutf8\r\n\r\n", "x");
+    CHECK(ts_wait_long(1, 20000, "SELECT count(*) FROM tasks WHERE id = 'hdr-badutf8' AND status = 'dead'") == 1,
+          "a handler name with an invalid UTF-8 byte is dead");
+    for (int i = 0; i < 50 && !ts_log_contains(&ag, "hdr-badutf8"); i++)
+        ts_sleep_ms(100);
+    CHECK(ts_log_contains(&ag, "ec\xef\xbf\xbdho"), "the log quotes the handler repaired (U+FFFD)");
+    CHECK(!ts_log_contains(&ag, "ec\xff"), "no raw invalid byte in the log");
     CHECK(ts_pg_long("SELECT count(*) FROM tasks WHERE id LIKE 'seq-%%'") == 0, "no task lost its id");
 
     /* Item 2 (ids): a task without Nats-Msg-Id is seq-<stream created>-<seq>,
