@@ -1,6 +1,7 @@
 /* Logging: one line per record on stderr, text or JSON, written with a
  * single write(2) so lines from different threads never interleave. */
 #include <jetsched/log.h>
+#include <jetsched/utf8.h>
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -87,6 +88,10 @@ void jet_log(jet_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* Messages quote peer input (header values, subjects, plugin and Lua
+     * log text): invalid UTF-8, or a character cut at the buffer's end,
+     * becomes U+FFFD, so every log line is valid UTF-8. */
+    jet_utf8_repair(msg, sizeof msg);
 
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -1,8 +1,8 @@
 /* Unit tests of small shared helpers: PostgreSQL array literals
  * (jetsched/pgarray.h), the string hash table (jetsched/strmap.h), the
  * calendar helpers (jetsched/timeutil.h), jet_xgrow (jetsched/alloc.h) and
- * typed settings (jet_cfg_bind, jetsched/config.h) and the canonical base64
- * decoder (jetsched/base64.h). */
+ * typed settings (jet_cfg_bind, jetsched/config.h), the canonical base64
+ * decoder (jetsched/base64.h) and log lines being valid UTF-8 (jetsched/log.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +11,7 @@
 #include <jetsched/alloc.h>
 #include <jetsched/base64.h>
 #include <jetsched/config.h>
+#include <jetsched/log.h>
 #include <jetsched/pgarray.h>
 #include <jetsched/strmap.h>
 #include <jetsched/timeutil.h>
@@ -239,6 +240,46 @@ static void base64_canonical(void **state)
     assert_false(b64_ok("!!!!", ""));
 }
 
+/* The line jet_log writes to stderr for fmt/arg, captured through a file. */
+static char *log_line(bool json, const char *fmt, const char *arg)
+{
+    char path[] = "/tmp/jetsched-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    jet_log_init("test", JET_LOG_INFO, json);
+    jet_log(JET_LOG_WARN, fmt, arg);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    static char buf[8192];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void log_lines_are_utf8(void **state)
+{
+    (void)state;
+    for (int json = 0; json < 2; json++) {
+        const char *l = log_line(json, "handler \"%s\" is not a valid name", "ec\xffho");
+        assert_null(strstr(l, "\xff"));
+        assert_non_null(strstr(l, "ec\xef\xbf\xbdho"));
+        /* a character cut at the end of the 2 KiB message buffer */
+        char big[2100];
+        memset(big, 'a', sizeof big);
+        for (size_t i = 2030; i + 1 < sizeof big; i += 2)
+            big[i] = '\xc3', big[i + 1] = '\xa9';
+        big[sizeof big - 1] = '\0';
+        l = log_line(json, "%s", big);
+        assert_null(strstr(l, "\xc3\n"));
+        assert_null(strstr(l, "\xc3\""));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +289,7 @@ int main(void)
         cmocka_unit_test(grow),
         cmocka_unit_test(config_binding),
         cmocka_unit_test(base64_canonical),
+        cmocka_unit_test(log_lines_are_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
