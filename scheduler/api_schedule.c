@@ -71,8 +71,9 @@ static const char *derive_kind(const char *spec)
 }
 
 /* Parses kind/spec/tz of req (kind derived when absent); errors name spec,
- * kind or tz. */
-static jet_sched *parse_spec(const json_t *req, const char *id, const char **kind_out, api_err *e)
+ * kind or tz. given: the request gives the spec or kind (not the pair stored
+ * before kind cron with @every was refused, which still parses). */
+static jet_sched *parse_spec(const json_t *req, const char *id, bool given, const char **kind_out, api_err *e)
 {
     const char *spec = NULL, *kind = NULL, *tz = "UTC";
     if (api_str(req, "spec", true, &spec, e) < 0 || api_str(req, "kind", false, &kind, e) < 0 ||
@@ -92,7 +93,7 @@ static jet_sched *parse_spec(const json_t *req, const char *id, const char **kin
     }
     if (!kind)
         kind = derive_kind(spec);
-    else if (!strcmp(kind, "cron") && !strcmp(derive_kind(spec), "every")) {
+    else if (given && !strcmp(kind, "cron") && !strcmp(derive_kind(spec), "every")) {
         /* The engine reads "@every" under kind cron too, but the schedule
          * would be labelled cron while firing at fixed intervals. */
         api_fail(e, API_INVALID, "spec", "spec \"%.60s\": @every is kind every, not cron (omit kind or give every)",
@@ -144,7 +145,7 @@ static int enum_field(const json_t *req, const char *f, const char *a, const cha
 
 /* Validates a complete schedule (create, or an update merged over the stored
  * one). recompute: compute next_ms from now. */
-static bool sched_validate(api_ctx *c, const json_t *req, bool recompute, sched_in *in, api_err *e)
+static bool sched_validate(api_ctx *c, const json_t *req, bool recompute, bool spec_given, sched_in *in, api_err *e)
 {
     memset(in, 0, sizeof *in);
     in->queue = "default";
@@ -156,7 +157,7 @@ static bool sched_validate(api_ctx *c, const json_t *req, bool recompute, sched_
     json_t *h = NULL;
     if (!api_check_fields(req, sched_fields, e) || api_name(req, "id", true, &in->id, e) < 0)
         return false;
-    jet_sched *js = parse_spec(req, in->id, &in->kind, e);
+    jet_sched *js = parse_spec(req, in->id, spec_given, &in->kind, e);
     if (!js)
         return false;
     api_str(req, "spec", true, &in->spec, e);
@@ -202,7 +203,7 @@ static PGresult *sched_write(api_ctx *c, const char *what, const char *sql, cons
 json_t *api_schedule_create(api_ctx *c, json_t *req, api_err *e)
 {
     sched_in in;
-    if (!sched_validate(c, req, true, &in, e)) {
+    if (!sched_validate(c, req, true, true, &in, e)) {
         sched_in_free(&in);
         return NULL;
     }
@@ -266,7 +267,8 @@ json_t *api_schedule_update(api_ctx *c, json_t *req, api_err *e)
     bool recompute = json_object_get(req, "spec") || json_object_get(req, "kind") || json_object_get(req, "tz") ||
                      (was_paused && !paused_now);
     sched_in in;
-    bool ok = sched_validate(c, merged, recompute, &in, e);
+    bool ok = sched_validate(c, merged, recompute, json_object_get(req, "spec") || json_object_get(req, "kind"), &in,
+                             e);
     if (ok) {
         r = sched_write(c, "update schedule",
                         "UPDATE schedules SET kind = $2, spec = $3, tz = $4, queue = $5, priority = $6, handler = $7,"
@@ -476,7 +478,7 @@ json_t *api_schedule_preview(api_ctx *c, json_t *req, api_err *e)
         PQclear(r);
     }
     const char *kind;
-    jet_sched *js = parse_spec(spec_req, id, &kind, e); /* kind may point into spec_req */
+    jet_sched *js = parse_spec(spec_req, id, !id, &kind, e); /* kind may point into spec_req */
     if (!js) {
         json_decref(spec_req);
         return NULL;

@@ -104,6 +104,17 @@ int main(void)
     r = sa_req("schedule.create", "{\"id\":\"ticker\",\"spec\":\"@every 1s\",\"handler\":\"echo\",\"payload\":\"tick\"}");
     CHECK(!strcmp(sa_str(r, "schedule.kind"), "every"), "kind derived: every");
     json_decref(r);
+    sa_expect_error(sa_req("schedule.update", "{\"id\":\"ticker\",\"kind\":\"cron\"}"), "invalid_argument", "spec",
+                    "update of an @every spec to kind cron");
+    /* A row stored kind cron with @every before the API refused it can
+     * still be updated and previewed without giving spec or kind. */
+    PQclear(PQexec(ts_pg(), "UPDATE schedules SET kind = 'cron' WHERE id = 'ticker'"));
+    sa_expect_ok(sa_req("schedule.update", "{\"id\":\"ticker\",\"payload\":\"tick\"}"),
+                 "update of a stored cron @every");
+    sa_expect_ok(sa_req("schedule.preview", "{\"id\":\"ticker\",\"count\":1}"), "preview of a stored cron @every");
+    PQclear(PQexec(ts_pg(), "UPDATE schedules SET kind = 'every' WHERE id = 'ticker'"));
+    CHECK(ts_pg_long("SELECT count(*) FROM schedules WHERE id = 'ticker' AND kind = 'every'") == 1,
+          "ticker is every again");
     r = sa_req("schedule.create", "{\"id\":\"once\",\"spec\":\"2099-01-01T00:00:00Z\",\"handler\":\"echo\"}");
     CHECK(!strcmp(sa_str(r, "schedule.kind"), "at"), "kind derived: at");
     CHECK(!strcmp(sa_str(r, "schedule.next_fire_at"), "2099-01-01T00:00:00.000Z"), "at: next fire");
