@@ -8,4 +8,4 @@ add_executable(jetbench
   ${CMAKE_CURRENT_SOURCE_DIR}/jetbench_api.c
   ${CMAKE_SOURCE_DIR}/tests/harness/harness.c)
 target_include_directories(jetbench PRIVATE ${CMAKE_SOURCE_DIR}/tests/harness)
-target_link_libraries(jetbench PRIVATE PkgConfig::NATS PkgConfig::PQ PkgConfig::JANSSON Threads::Threads m)
+target_link_libraries(jetbench PRIVATE jetsched PkgConfig::NATS PkgConfig::PQ PkgConfig::JANSSON Threads::Threads m)

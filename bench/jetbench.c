@@ -14,6 +14,7 @@
  * and at the end the capacity table: tasks/s per fully used core of agentd,
  * nats-server and PostgreSQL, from the CPU per task of the runs above. */
 #include "jetbench.h"
+#include <jetsched/natsconn.h>
 
 #include <jansson.h>
 #include <math.h>
@@ -1544,6 +1545,9 @@ int main(int argc, char **argv)
 {
     parse_args(argc, argv);
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* the raw JetStream clients use libnats with the lock spinning jetsched's
+     * daemons use (none unless JETSCHED_NATS_LOCK_SPIN) */
+    jet_nats_lib_open();
     setup();
     jb_sampler_start();
     int64_t t_start = jb_now_ns();

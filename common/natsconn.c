@@ -5,6 +5,7 @@
 #include <jetsched/log.h>
 #include <jetsched/timeutil.h>
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,9 +99,28 @@ static jet_status secret(const jet_config *cfg, const char *key, const char *fil
     return JET_OK;
 }
 
+/* libnats spins up to 2,000 trylocks (its default) before it sleeps on a
+ * contended mutex. On a few cores with more threads than cores (agentd's
+ * workers, reader, delivery, acker and flusher share one connection) that
+ * spinning burns the CPU the lock holder needs: the library is opened with
+ * no spinning (docs/PERFORMANCE.md, "libnats lock spinning").
+ * JETSCHED_NATS_LOCK_SPIN=N restores a spin count, for A/B runs. */
+static void open_lib_no_spin(void)
+{
+    const char *e = getenv("JETSCHED_NATS_LOCK_SPIN");
+    (void)nats_Open(e ? strtoll(e, NULL, 10) : 0);
+}
+
+void jet_nats_lib_open(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, open_lib_no_spin);
+}
+
 jet_status jet_nats_connect(const jet_config *cfg, const char *client_name, bool retry_on_failed_connect,
                             natsConnection **out, jet_err *err)
 {
+    jet_nats_lib_open();
     natsOptions *o = NULL;
     natsStatus s;
     jet_status st = JET_OK;

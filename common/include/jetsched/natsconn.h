@@ -12,6 +12,11 @@
 /* Connects with the `nats.*` keys of cfg. client_name is shown by the server
  * (e.g. "agentd@host"). With retry_on_failed_connect the call succeeds even
  * when no server is up yet and the library keeps trying in the background. */
+/* Opens libnats once, with no spinning on contended locks unless
+ * JETSCHED_NATS_LOCK_SPIN=N (natsconn.c says why); jet_nats_connect calls
+ * it, and so does anything else that connects with libnats directly. */
+void jet_nats_lib_open(void);
+
 jet_status jet_nats_connect(const jet_config *cfg, const char *client_name,
                             bool retry_on_failed_connect, natsConnection **out, jet_err *err);
 
